@@ -1,0 +1,116 @@
+//! The configuration as written: a TOML file plus `VSCOUT_…` environment overrides, read
+//! with the `config` crate into structs that reject unknown keys. These structs are the
+//! user documentation of every key; `agent/examples/agent.toml` shows them in use.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{ConfigError, ENV_PREFIX};
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Settings of the agent itself.
+    #[serde(default)]
+    pub agent: RawAgent,
+    /// The vCenters (or standalone ESXi hosts) to discover; at least one, at most 10.
+    #[serde(default)]
+    pub vcenter: Vec<RawVcenter>,
+}
+
+/// `[agent]`: settings of the agent process.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgent {
+    /// Directory for the agent's state (identity, buffer). Default `/var/lib/vscout`.
+    pub state_dir: Option<PathBuf>,
+    /// How often `vscout run` takes a full inventory, in seconds (1 to 86400). Default 3600.
+    pub inventory_interval_secs: Option<u64>,
+    /// How often an idle vCenter session is kept alive with `CurrentTime`, in seconds
+    /// (10 to 1500, safely inside vCenter's 30-minute idle timeout). Default 600.
+    pub keepalive_interval_secs: Option<u64>,
+    /// Bound on the whole shutdown (logout, flush), in seconds (1 to 300). Default 20.
+    pub shutdown_timeout_secs: Option<u64>,
+}
+
+/// `[[vcenter]]`: one vCenter Server (or standalone ESXi host).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVcenter {
+    /// A short label used in logs and output; defaults to the URL's host.
+    pub name: Option<String>,
+    /// The SDK endpoint, e.g. `https://vcenter.example.com/sdk` (`/sdk` is added when the
+    /// URL has no path). Only `https` is accepted.
+    pub url: Option<String>,
+    /// Login user, e.g. `svc-vscout@vsphere.local`. A read-only role is enough.
+    pub username: Option<String>,
+    /// File holding the password (a trailing newline is ignored). Mode 0600 is advised.
+    pub password_file: Option<PathBuf>,
+    /// Name of a systemd credential (`LoadCredential=NAME:…`) holding the password, read
+    /// from `$CREDENTIALS_DIRECTORY/NAME`. Use this or `password_file`, not both.
+    pub password_credential: Option<String>,
+    /// How to trust the vCenter's TLS certificate.
+    #[serde(default)]
+    pub tls: RawTls,
+    /// Deadline for one SOAP request, in seconds (1 to 3600). Default 120.
+    pub request_timeout_secs: Option<u64>,
+    /// Largest SOAP response accepted, in mebibytes (1 to 4096). Default 512. Bigger
+    /// answers are refused rather than read, so a broken server cannot exhaust memory.
+    pub max_response_mib: Option<u64>,
+    /// Objects asked for per RetrievePropertiesEx page (`maxObjects`, 1 to 10000).
+    /// Default 500.
+    pub page_size: Option<u32>,
+}
+
+/// `[vcenter.tls]`: certificate trust for one vCenter. By default the certificate must
+/// chain to the system roots or to `ca_file`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// Extra PEM file of CA certificates to trust (e.g. the VMCA root of vCenter).
+    pub ca_file: Option<PathBuf>,
+    /// Pin the server certificate by its SHA-256 thumbprint (hex, colons optional) instead
+    /// of verifying a chain: the usual choice for vCenter's self-signed certificates.
+    pub thumbprint_sha256: Option<String>,
+    /// Accept any certificate. For labs only: the agent warns at every start.
+    pub insecure: Option<bool>,
+}
+
+/// Reads the file and the environment overrides into the raw structs.
+pub fn read(
+    path: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<RawConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let overrides: config::Map<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}_")))
+        .collect();
+    build(&text, Some(overrides))
+}
+
+/// Parses TOML text alone.
+pub fn parse_str(text: &str) -> Result<RawConfig, ConfigError> {
+    build(text, None)
+}
+
+fn build(text: &str, env: Option<config::Map<String, String>>) -> Result<RawConfig, ConfigError> {
+    let mut builder =
+        config::Config::builder().add_source(config::File::from_str(text, config::FileFormat::Toml));
+    if let Some(env) = env {
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+    }
+    let cfg = builder.build().map_err(|e| ConfigError::Parse(e.to_string()))?;
+    cfg.try_deserialize().map_err(|e| ConfigError::Parse(e.to_string()))
+}

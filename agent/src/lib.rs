@@ -1,0 +1,21 @@
+//! vscout: an on-premises discovery agent for VMware estates.
+//!
+//! # Layout
+//! - [`config`]: the configuration file, read and validated once at start-up.
+//! - [`vsphere`]: the only code that speaks SOAP to vCenter (sessions, views, paging).
+//! - [`inventory`]: what the estate holds (VMs, hosts, clusters, datastores, networks),
+//!   collected through `vsphere` and written as JSON or CSV.
+//! - [`check`]: `vscout check`, connectivity and prerequisite checks.
+//! - [`daemon`]: `vscout run`, the long-running loop and its shutdown.
+//! - [`telemetry`]: logging set-up.
+#![forbid(unsafe_code)]
+
+pub mod check;
+pub mod config;
+pub mod daemon;
+pub mod inventory;
+pub mod telemetry;
+pub mod vsphere;
+
+/// The agent's version, as `vscout --version` prints it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

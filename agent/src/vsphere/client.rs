@@ -1,0 +1,492 @@
+//! One long-lived session with one vCenter: connect (service versions, service content,
+//! login), re-login once on `NotAuthenticated`, keepalive, logout; container views that are
+//! always destroyed; and paged, streamed `RetrievePropertiesEx`.
+
+use std::future::Future;
+use std::io::BufReader;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info, warn};
+
+use super::envelope::{self, Objects, PropertySpec};
+use super::error::VsphereError;
+use super::objects::{MoRef, ObjectContent};
+use super::transport::{self, Transport};
+use super::xml::{self, Node};
+use crate::config::{Secret, TlsPolicy, VcenterConfig};
+
+/// The SOAPAction used when `vimServiceVersions.xml` cannot be read, until the service
+/// content tells the real API version. 6.0 has every call vscout makes.
+const FALLBACK_VERSION: &str = "6.0";
+
+/// `ServiceContent.about`: what the endpoint is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct About {
+    pub name: String,
+    pub full_name: String,
+    pub vendor: String,
+    pub version: String,
+    pub build: String,
+    pub os_type: String,
+    pub product_line_id: String,
+    /// `VirtualCenter` or `HostAgent` (a standalone ESXi host).
+    pub api_type: String,
+    pub api_version: String,
+    /// vCenter's instance UUID (empty on ESXi).
+    pub instance_uuid: String,
+}
+
+/// The managed objects vscout uses, from `RetrieveServiceContent`.
+#[derive(Debug, Clone)]
+pub struct ServiceContent {
+    pub about: About,
+    pub root_folder: MoRef,
+    pub property_collector: MoRef,
+    pub view_manager: MoRef,
+    pub session_manager: MoRef,
+    pub perf_manager: Option<MoRef>,
+    pub custom_fields_manager: Option<MoRef>,
+    pub setting: Option<MoRef>,
+}
+
+/// Counts from one paged retrieval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetrieveStats {
+    pub objects: u64,
+    pub pages: u64,
+}
+
+/// A session with one vCenter.
+#[derive(Debug)]
+pub struct Client {
+    name: String,
+    username: String,
+    password: Secret,
+    page_size: u32,
+    transport: Transport,
+    soap_action: String,
+    content: ServiceContent,
+    cookie: RwLock<Option<String>>,
+    /// Bumped at every login, so concurrent callers that all saw the same expired session
+    /// log in once, not once each.
+    generation: AtomicU64,
+    login_lock: tokio::sync::Mutex<()>,
+}
+
+impl Client {
+    /// Connects and logs in.
+    pub async fn connect(cfg: &VcenterConfig) -> Result<Self, VsphereError> {
+        if cfg.tls == TlsPolicy::Insecure {
+            warn!(vcenter = %cfg.name, url = %cfg.url, "tls.insecure = true: the vCenter certificate is NOT verified; pin its thumbprint instead");
+        }
+        let transport = Transport::new(cfg)?;
+        let discovered = match transport.get_sibling("vimServiceVersions.xml").await {
+            Ok(body) => parse_service_versions(&body),
+            Err(e @ (VsphereError::Connect { .. } | VsphereError::TlsUntrusted { .. } | VsphereError::Timeout { .. })) => {
+                return Err(e)
+            }
+            Err(e) => {
+                debug!(vcenter = %cfg.name, error = %e, "no vimServiceVersions.xml; using the service content's API version");
+                None
+            }
+        };
+        let action = |v: &str| format!("urn:vim25/{v}");
+        let first_action = action(discovered.as_deref().unwrap_or(FALLBACK_VERSION));
+        let content = retrieve_service_content(&transport, &first_action).await?;
+        let soap_action = match discovered {
+            Some(_) => first_action,
+            None if !content.about.api_version.is_empty() => action(&content.about.api_version),
+            None => first_action,
+        };
+        let client = Self {
+            name: cfg.name.clone(),
+            username: cfg.username.clone(),
+            password: cfg.password.clone(),
+            page_size: cfg.page_size,
+            transport,
+            soap_action,
+            content,
+            cookie: RwLock::new(None),
+            generation: AtomicU64::new(0),
+            login_lock: tokio::sync::Mutex::new(()),
+        };
+        client.login().await?;
+        info!(
+            vcenter = %client.name,
+            product = %client.content.about.full_name,
+            api = %client.soap_action,
+            "logged in to {} as {}",
+            client.transport.url(),
+            client.username
+        );
+        Ok(client)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn url(&self) -> &str {
+        self.transport.url()
+    }
+
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    pub fn service_content(&self) -> &ServiceContent {
+        &self.content
+    }
+
+    /// The SOAPAction in use, e.g. `urn:vim25/6.5`.
+    pub fn soap_action(&self) -> &str {
+        &self.soap_action
+    }
+
+    /// The session cookie's value (`vmware_soap_session=…`); tests use it to find and
+    /// terminate this session.
+    pub fn session_cookie(&self) -> Option<String> {
+        self.cookie.read().ok().and_then(|c| c.clone())
+    }
+
+    /// Logs in (again), replacing the session cookie.
+    pub async fn login(&self) -> Result<(), VsphereError> {
+        let body = envelope::login(&self.content.session_manager, &self.username, self.password.expose());
+        let resp = self.transport.post("Login", &self.soap_action, None, body).await?;
+        let cookie = transport::session_cookie(resp.headers());
+        let bytes = self.transport.read_all(resp, "Login").await?;
+        let result = collect_returnvals(&bytes, "Login");
+        match result {
+            Ok(_) => {}
+            Err(VsphereError::Fault { fault_type, .. }) if fault_type == "InvalidLogin" => {
+                return Err(VsphereError::InvalidLogin { url: self.url().to_owned(), user: self.username.clone() })
+            }
+            Err(e) => return Err(self.with_url(e)),
+        }
+        let cookie = cookie.ok_or_else(|| VsphereError::Protocol {
+            method: "Login",
+            reason: "no session cookie in the answer".into(),
+        })?;
+        if let Ok(mut slot) = self.cookie.write() {
+            *slot = Some(cookie);
+        }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Ends the session. A session that is already gone is not an error.
+    pub async fn logout(&self) -> Result<(), VsphereError> {
+        if self.session_cookie().is_none() {
+            return Ok(());
+        }
+        let body = envelope::call("Logout", &self.content.session_manager, "");
+        let result = self.invoke("Logout", body).await;
+        if let Ok(mut slot) = self.cookie.write() {
+            *slot = None;
+        }
+        match result {
+            Ok(_) | Err(VsphereError::NotAuthenticated { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// vCenter's clock (`CurrentTime`), also the keepalive call: any call resets vCenter's
+    /// idle timer, and this one is the cheapest.
+    pub async fn current_time(&self) -> Result<String, VsphereError> {
+        self.with_session(|| async {
+            let body = envelope::call("CurrentTime", &envelope::service_instance(), "");
+            let vals = self.invoke("CurrentTime", body).await?;
+            vals.into_iter().next().map(|n| n.text.trim().to_owned()).ok_or_else(|| VsphereError::Protocol {
+                method: "CurrentTime",
+                reason: "no returnval".into(),
+            })
+        })
+        .await
+    }
+
+    /// Runs `op`; if it fails because the session is gone, logs in again once and reruns
+    /// it from the start (so views it creates are created anew in the new session).
+    pub async fn with_session<T, F, Fut>(&self, mut op: F) -> Result<T, VsphereError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, VsphereError>>,
+    {
+        let seen = self.generation.load(Ordering::SeqCst);
+        match op().await {
+            Err(e) if e.is_not_authenticated() => {
+                warn!(vcenter = %self.name, "session expired or was terminated; logging in again");
+                self.relogin(seen).await?;
+                op().await
+            }
+            other => other,
+        }
+    }
+
+    async fn relogin(&self, seen_generation: u64) -> Result<(), VsphereError> {
+        let _guard = self.login_lock.lock().await;
+        if self.generation.load(Ordering::SeqCst) != seen_generation {
+            return Ok(()); // another task already logged in again
+        }
+        self.login().await
+    }
+
+    /// Creates a recursive ContainerView of `types` under the root folder, runs `f` with it,
+    /// and destroys it whatever `f` returned.
+    pub async fn with_container_view<T, F, Fut>(&self, types: &[&str], f: F) -> Result<T, VsphereError>
+    where
+        F: FnOnce(MoRef) -> Fut,
+        Fut: Future<Output = Result<T, VsphereError>>,
+    {
+        let body = envelope::create_container_view(&self.content.view_manager, &self.content.root_folder, types);
+        let vals = self.invoke("CreateContainerView", body).await?;
+        let view = vals.first().and_then(MoRef::from_node).ok_or_else(|| VsphereError::Protocol {
+            method: "CreateContainerView",
+            reason: "no view reference in the answer".into(),
+        })?;
+        let result = f(view.clone()).await;
+        let destroy = envelope::call("DestroyView", &view, "");
+        match self.invoke("DestroyView", destroy).await {
+            Ok(_) => {}
+            // The session (and with it the view) is gone already.
+            Err(VsphereError::NotAuthenticated { .. }) => {}
+            Err(e) => warn!(vcenter = %self.name, view = %view, error = %e, "could not destroy container view"),
+        }
+        result
+    }
+
+    /// Retrieves properties page by page (`maxObjects` = page size, following
+    /// continuation tokens), streaming each page through the parser on a blocking thread.
+    /// `sink` sees every object once; it is handed back with the counts.
+    pub async fn retrieve<S>(
+        &self,
+        props: &[PropertySpec<'_>],
+        objects: Objects<'_>,
+        mut sink: S,
+    ) -> Result<(S, RetrieveStats), VsphereError>
+    where
+        S: FnMut(ObjectContent) -> Result<(), VsphereError> + Send + 'static,
+    {
+        let pc = &self.content.property_collector;
+        let mut body = envelope::retrieve_properties_ex(pc, props, objects, self.page_size);
+        let mut method = "RetrievePropertiesEx";
+        let mut stats = RetrieveStats::default();
+        loop {
+            let page = self.stream_page(method, body, sink).await;
+            let (returned, token, count) = match page {
+                Ok(p) => p,
+                Err((e, token)) => {
+                    if let Some(t) = token {
+                        self.cancel_retrieve(&t).await;
+                    }
+                    return Err(e);
+                }
+            };
+            sink = returned;
+            stats.pages += 1;
+            stats.objects += count;
+            match token {
+                Some(t) => {
+                    body = envelope::continue_retrieve(pc, &t);
+                    method = "ContinueRetrievePropertiesEx";
+                }
+                None => return Ok((sink, stats)),
+            }
+        }
+    }
+
+    async fn cancel_retrieve(&self, token: &str) {
+        let body = envelope::cancel_retrieve(&self.content.property_collector, token);
+        if let Err(e) = self.invoke("CancelRetrievePropertiesEx", body).await {
+            debug!(vcenter = %self.name, error = %e, "could not cancel a paged retrieval");
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn stream_page<S>(
+        &self,
+        method: &'static str,
+        body: String,
+        sink: S,
+    ) -> Result<(S, Option<String>, u64), (VsphereError, Option<String>)>
+    where
+        S: FnMut(ObjectContent) -> Result<(), VsphereError> + Send + 'static,
+    {
+        let cookie = self.session_cookie();
+        let resp = self
+            .transport
+            .post(method, &self.soap_action, cookie.as_deref(), body)
+            .await
+            .map_err(|e| (self.with_url(e), None))?;
+        let reader = self.transport.stream(resp);
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut sink = sink;
+            let mut token = None;
+            let mut count = 0u64;
+            let result = parse_stream(BufReader::with_capacity(64 * 1024, reader), method, &mut token, &mut count, &mut sink);
+            (sink, token, count, result)
+        })
+        .await;
+        let (sink, token, count, result) = joined.map_err(|e| {
+            (VsphereError::Protocol { method, reason: format!("parser task failed: {e}") }, None)
+        })?;
+        match result {
+            Ok(()) => Ok((sink, token, count)),
+            Err(e) => Err((self.with_url(e), token)),
+        }
+    }
+
+    /// Sends a small call and returns its `returnval` elements.
+    async fn invoke(&self, method: &'static str, body: String) -> Result<Vec<Node>, VsphereError> {
+        let cookie = self.session_cookie();
+        let resp = self.transport.post(method, &self.soap_action, cookie.as_deref(), body).await?;
+        let bytes = self.transport.read_all(resp, method).await?;
+        collect_returnvals(&bytes, method).map_err(|e| self.with_url(e))
+    }
+
+    /// Fills in the URL that errors raised below the client do not know.
+    fn with_url(&self, e: VsphereError) -> VsphereError {
+        match e {
+            VsphereError::NotAuthenticated { method, url } if url.is_empty() => {
+                VsphereError::NotAuthenticated { method, url: self.url().to_owned() }
+            }
+            VsphereError::Timeout { method, after_secs: 0, .. } => self.transport.timeout_error(method),
+            other => other,
+        }
+    }
+}
+
+/// Parses one page: tokens and objects at depth 4 (Envelope/Body/Response/returnval/…).
+fn parse_stream<R: std::io::BufRead, S>(
+    input: R,
+    method: &'static str,
+    token: &mut Option<String>,
+    count: &mut u64,
+    sink: &mut S,
+) -> Result<(), VsphereError>
+where
+    S: FnMut(ObjectContent) -> Result<(), VsphereError>,
+{
+    xml::parse_response(input, method, 4, |node| {
+        match node.name.as_str() {
+            "token" => *token = Some(node.text.trim().to_owned()),
+            "objects" => {
+                let oc = ObjectContent::from_node(node).map_err(|reason| VsphereError::Protocol { method, reason })?;
+                // vcsim answers a call without a valid session with HTTP 200 and a
+                // NotAuthenticated missingSet instead of a fault.
+                if oc.not_authenticated() {
+                    return Err(VsphereError::NotAuthenticated { method, url: String::new() });
+                }
+                *count += 1;
+                sink(oc)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
+/// In-memory variant of the page parser (benchmarks, fuzzing, tests).
+pub(super) fn parse_page(
+    body: &[u8],
+    method: &'static str,
+    mut sink: impl FnMut(ObjectContent) -> Result<(), VsphereError>,
+) -> Result<Option<String>, VsphereError> {
+    let mut token = None;
+    let mut count = 0;
+    parse_stream(body, method, &mut token, &mut count, &mut sink)?;
+    Ok(token)
+}
+
+fn collect_returnvals(body: &[u8], method: &'static str) -> Result<Vec<Node>, VsphereError> {
+    let mut out = Vec::new();
+    xml::parse_response(body, method, 3, |n| {
+        out.push(n);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+async fn retrieve_service_content(transport: &Transport, action: &str) -> Result<ServiceContent, VsphereError> {
+    let method = "RetrieveServiceContent";
+    let body = envelope::call(method, &envelope::service_instance(), "");
+    let resp = transport.post(method, action, None, body).await?;
+    let bytes = transport.read_all(resp, method).await?;
+    let vals = collect_returnvals(&bytes, method)?;
+    let sc = vals.first().ok_or_else(|| VsphereError::Protocol { method, reason: "no returnval".into() })?;
+    let req = |name: &str| {
+        sc.child(name).and_then(MoRef::from_node).ok_or_else(|| VsphereError::Protocol {
+            method,
+            reason: format!("service content has no {name}"),
+        })
+    };
+    let opt = |name: &str| sc.child(name).and_then(MoRef::from_node);
+    let a = sc.child("about");
+    let t = |k: &str| a.and_then(|a| a.text_at(k)).unwrap_or("").to_owned();
+    Ok(ServiceContent {
+        about: About {
+            name: t("name"),
+            full_name: t("fullName"),
+            vendor: t("vendor"),
+            version: t("version"),
+            build: t("build"),
+            os_type: t("osType"),
+            product_line_id: t("productLineId"),
+            api_type: t("apiType"),
+            api_version: t("apiVersion"),
+            instance_uuid: t("instanceUuid"),
+        },
+        root_folder: req("rootFolder")?,
+        property_collector: req("propertyCollector")?,
+        view_manager: req("viewManager")?,
+        session_manager: req("sessionManager")?,
+        perf_manager: opt("perfManager"),
+        custom_fields_manager: opt("customFieldsManager"),
+        setting: opt("setting"),
+    })
+}
+
+/// Reads the `urn:vim25` version from `vimServiceVersions.xml`.
+fn parse_service_versions(body: &[u8]) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(body);
+    let mut path: Vec<Vec<u8>> = Vec::new();
+    let mut name = String::new();
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf).ok()? {
+            Event::Start(e) => path.push(e.local_name().as_ref().to_vec()),
+            Event::End(_) => {
+                if path.last().is_some_and(|p| p == b"namespace") {
+                    name.clear();
+                }
+                path.pop();
+            }
+            Event::Text(t) => {
+                let text = t.decode().ok()?.trim().to_owned();
+                let under = |a: &[u8], b: &[u8]| path.len() >= 2 && path[path.len() - 1] == a && path[path.len() - 2] == b;
+                if under(b"name", b"namespace") {
+                    name = text;
+                } else if under(b"version", b"namespace") && name == "urn:vim25" && !text.is_empty() {
+                    return Some(text);
+                }
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+        buf.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_versions_are_read() {
+        let doc = br#"<?xml version="1.0"?><namespaces version="1.0"><namespace><name>urn:vim25</name><version>8.0.2.0</version><priorVersions><version>6.0</version></priorVersions></namespace></namespaces>"#;
+        assert_eq!(parse_service_versions(doc).as_deref(), Some("8.0.2.0"));
+        assert_eq!(parse_service_versions(b"<html>nope</html>"), None);
+    }
+}

@@ -1,0 +1,99 @@
+//! The vSphere boundary's error type. Each variant says what failed with the values an
+//! operator needs (URL, user, fault type, thumbprint), and whether trying again later can
+//! help (`is_retryable`). Secrets are never part of an error.
+
+/// Why a call to vCenter failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum VsphereError {
+    /// No TCP/TLS connection could be made (refused, unreachable, DNS).
+    #[error("cannot connect to {url}: {reason}")]
+    Connect { url: String, reason: String },
+    /// The request did not complete within the configured deadline.
+    #[error("request {method} to {url} timed out after {after_secs} s")]
+    Timeout {
+        method: &'static str,
+        url: String,
+        after_secs: u64,
+    },
+    /// The server's certificate is not trusted under the configured TLS policy.
+    #[error(
+        "tls verification failed for {url}: {reason}; the server presented a certificate with SHA-256 thumbprint {thumbprint}. \
+         If that is vCenter's certificate (check it out of band), pin it with tls.thumbprint_sha256 = \"{thumbprint}\", or set tls.ca_file to the CA that signed it"
+    )]
+    TlsUntrusted {
+        url: String,
+        thumbprint: String,
+        reason: String,
+    },
+    /// The HTTP answer was not a SOAP answer (a proxy error page, 404, 503 …).
+    #[error("{method} to {url}: HTTP {status}: {excerpt}")]
+    Http {
+        method: &'static str,
+        url: String,
+        status: u16,
+        excerpt: String,
+    },
+    /// vCenter refused the user name or password.
+    #[error("login to {url} as {user:?} was refused (InvalidLogin): check the user name and password file")]
+    InvalidLogin { url: String, user: String },
+    /// The session is not (or no longer) valid.
+    #[error("{method}: the session with {url} is not authenticated")]
+    NotAuthenticated { method: &'static str, url: String },
+    /// vCenter answered with a SOAP fault.
+    #[error("{method} failed with fault {fault_type}: {message}")]
+    Fault {
+        method: &'static str,
+        fault_type: String,
+        message: String,
+    },
+    /// The answer exceeded `max_response_mib`.
+    #[error("{method}: response larger than the limit of {limit_bytes} bytes (raise vcenter.max_response_mib if this is expected)")]
+    ResponseTooLarge { method: &'static str, limit_bytes: u64 },
+    /// The answer ended before the SOAP envelope was complete.
+    #[error("{method}: response ended before the SOAP envelope was complete")]
+    Truncated { method: &'static str },
+    /// The answer is not well-formed XML.
+    #[error("{method}: malformed XML response: {reason}")]
+    Malformed { method: &'static str, reason: String },
+    /// The answer is XML but not a SOAP envelope.
+    #[error("{method}: not a SOAP response: {reason}")]
+    NotSoap { method: &'static str, reason: String },
+    /// The answer is SOAP but lacks something the call needs.
+    #[error("{method}: unexpected response: {reason}")]
+    Protocol { method: &'static str, reason: String },
+}
+
+/// Faults that say "try again later" rather than "this will never work".
+const TRANSIENT_FAULTS: &[&str] = &[
+    "SystemError",
+    "HostCommunication",
+    "HostNotConnected",
+    "RequestCanceled",
+    "TaskInProgress",
+    "ResourceInUse",
+    "ManagedObjectNotFound",
+];
+
+impl VsphereError {
+    /// Whether the same call may succeed if tried again later (after a re-login for
+    /// `NotAuthenticated`). Configuration and trust problems are not retryable.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Connect { .. } | Self::Timeout { .. } | Self::Truncated { .. } => true,
+            Self::NotAuthenticated { .. } => true,
+            Self::Http { status, .. } => *status == 408 || *status == 429 || *status >= 500,
+            Self::Fault { fault_type, .. } => TRANSIENT_FAULTS.contains(&fault_type.as_str()),
+            Self::TlsUntrusted { .. }
+            | Self::InvalidLogin { .. }
+            | Self::ResponseTooLarge { .. }
+            | Self::Malformed { .. }
+            | Self::NotSoap { .. }
+            | Self::Protocol { .. } => false,
+        }
+    }
+
+    /// True for a lost or expired session, which a re-login repairs.
+    pub fn is_not_authenticated(&self) -> bool {
+        matches!(self, Self::NotAuthenticated { .. })
+    }
+}

@@ -1,0 +1,34 @@
+//! The vSphere client: the only code in vscout that speaks SOAP to vCenter.
+//!
+//! - `transport`: HTTP over reqwest + rustls, body caps, streaming.
+//! - `tls`: trust policies and the thumbprint shown when trust fails.
+//! - `envelope`: request bodies.
+//! - `xml`: streaming response parsing into small `Node` trees.
+//! - `fault`: SOAP faults to typed errors.
+//! - `client`: sessions (login, re-login, keepalive, logout), views and paged
+//!   property retrieval.
+
+mod client;
+mod envelope;
+mod error;
+mod fault;
+mod objects;
+mod tls;
+mod transport;
+pub mod xml;
+
+pub use client::{About, Client, RetrieveStats, ServiceContent};
+pub use envelope::{Objects, PropertySpec};
+pub use error::VsphereError;
+pub use objects::{MoRef, ObjectContent};
+pub use tls::format_thumbprint;
+pub use xml::Node;
+
+/// Parses a captured RetrievePropertiesEx answer from memory, as the streaming path does;
+/// for benchmarks and fuzzing. Returns the continuation token, if any.
+pub fn parse_retrieve_response(
+    body: &[u8],
+    sink: impl FnMut(ObjectContent) -> Result<(), VsphereError>,
+) -> Result<Option<String>, VsphereError> {
+    client::parse_page(body, "RetrievePropertiesEx", sink)
+}

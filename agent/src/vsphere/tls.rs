@@ -1,0 +1,164 @@
+//! TLS trust for one vCenter: chain verification against the system roots plus an optional
+//! CA file, a pinned SHA-256 thumbprint, or (labs only) no verification. Whatever the
+//! policy, the verifier records the thumbprint of the certificate the server presented,
+//! so that a failed handshake can tell the operator exactly what to pin.
+
+use std::sync::{Arc, Mutex};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use sha2::{Digest, Sha256};
+
+use crate::config::TlsPolicy;
+
+/// The last thumbprint a server presented, shared between the verifier and the client.
+pub type SeenThumbprint = Arc<Mutex<Option<[u8; 32]>>>;
+
+/// Formats a SHA-256 digest as vCenter shows it: upper-case hex pairs joined by colons.
+pub fn format_thumbprint(digest: &[u8; 32]) -> String {
+    let mut out = String::with_capacity(95);
+    for (i, b) in digest.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        out.push_str(&format!("{b:02X}"));
+    }
+    out
+}
+
+/// SHA-256 of a DER certificate.
+pub fn thumbprint(cert: &[u8]) -> [u8; 32] {
+    Sha256::digest(cert).into()
+}
+
+/// The crypto provider used everywhere: ring (see the workspace Cargo.toml for why).
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Builds a rustls client configuration for `policy`.
+pub fn client_config(policy: &TlsPolicy, seen: SeenThumbprint) -> Result<rustls::ClientConfig, String> {
+    let provider = provider();
+    let mode = match policy {
+        TlsPolicy::Verify { ca_file } => {
+            let mut roots = RootCertStore::empty();
+            // System roots: a missing or partly unreadable store is not fatal, a CA file may
+            // be all that is needed.
+            let native = rustls_native_certs::load_native_certs();
+            for cert in native.certs {
+                let _ = roots.add(cert);
+            }
+            if let Some(path) = ca_file {
+                let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                    .map_err(|e| format!("cannot read tls.ca_file {}: {e}", path.display()))?
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("tls.ca_file {} is not PEM: {e}", path.display()))?;
+                if certs.is_empty() {
+                    return Err(format!("tls.ca_file {} holds no certificate", path.display()));
+                }
+                for cert in certs {
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("tls.ca_file {}: {e}", path.display()))?;
+                }
+            }
+            let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| format!("cannot build certificate verifier: {e}"))?;
+            Mode::Chain(verifier)
+        }
+        TlsPolicy::Pinned { sha256 } => Mode::Pinned(*sha256),
+        TlsPolicy::Insecure => Mode::Insecure,
+    };
+    let verifier = Arc::new(RecordingVerifier { mode, seen, provider: provider.clone() });
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("tls protocol versions: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(cfg)
+}
+
+#[derive(Debug)]
+enum Mode {
+    Chain(Arc<WebPkiServerVerifier>),
+    Pinned([u8; 32]),
+    Insecure,
+}
+
+/// Verifies by `mode` and remembers the presented certificate's thumbprint.
+#[derive(Debug)]
+struct RecordingVerifier {
+    mode: Mode,
+    seen: SeenThumbprint,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let digest = thumbprint(end_entity);
+        if let Ok(mut slot) = self.seen.lock() {
+            *slot = Some(digest);
+        }
+        match &self.mode {
+            Mode::Chain(v) => v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now),
+            Mode::Pinned(expected) if *expected == digest => Ok(ServerCertVerified::assertion()),
+            Mode::Pinned(expected) => Err(rustls::Error::General(format!(
+                "certificate thumbprint does not match the pinned {}",
+                format_thumbprint(expected)
+            ))),
+            Mode::Insecure => Ok(ServerCertVerified::assertion()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbprint_is_formatted_like_vcenter() {
+        let mut d = [0u8; 32];
+        d[0] = 0xAB;
+        d[31] = 0x01;
+        let s = format_thumbprint(&d);
+        assert!(s.starts_with("AB:00:"));
+        assert!(s.ends_with(":01"));
+        assert_eq!(s.len(), 95);
+        assert_eq!(crate::config::parse_thumbprint(&s), Ok(d));
+    }
+}

@@ -1,0 +1,274 @@
+//! HTTP for SOAP: one reqwest client per vCenter (rustls, our verifier), POSTs with the
+//! right SOAPAction and session cookie, and response bodies that are capped in size and
+//! either read whole (small calls) or streamed chunk by chunk to a blocking parser.
+
+use std::fmt;
+use std::io::Read;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, CONTENT_TYPE};
+use tokio::sync::mpsc;
+
+use super::error::VsphereError;
+use super::tls::{self, SeenThumbprint};
+use crate::config::VcenterConfig;
+
+/// Speaks HTTP to one vCenter.
+#[derive(Debug)]
+pub struct Transport {
+    http: reqwest::Client,
+    url: reqwest::Url,
+    seen: SeenThumbprint,
+    timeout: Duration,
+    max_bytes: u64,
+}
+
+/// A failure while reading a body, carried through `std::io::Error` to the parser.
+#[derive(Debug, Clone)]
+pub enum BodyError {
+    TooLarge { limit: u64 },
+    Timeout,
+    Read(String),
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge { limit } => write!(f, "response larger than {limit} bytes"),
+            Self::Timeout => f.write_str("timed out reading the response"),
+            Self::Read(r) => write!(f, "reading the response: {r}"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+impl BodyError {
+    pub(crate) fn into_vsphere(self, method: &'static str) -> VsphereError {
+        match self {
+            Self::TooLarge { limit } => VsphereError::ResponseTooLarge { method, limit_bytes: limit },
+            Self::Timeout => VsphereError::Timeout { method, url: String::new(), after_secs: 0 },
+            // A connection that drops mid-body leaves an incomplete envelope.
+            Self::Read(_) => VsphereError::Truncated { method },
+        }
+    }
+}
+
+impl Transport {
+    pub fn new(cfg: &VcenterConfig) -> Result<Self, VsphereError> {
+        let seen = SeenThumbprint::default();
+        let tls = tls::client_config(&cfg.tls, seen.clone()).map_err(|reason| VsphereError::Connect {
+            url: cfg.url.to_string(),
+            reason,
+        })?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .timeout(cfg.request_timeout)
+            .connect_timeout(cfg.request_timeout.min(Duration::from_secs(30)))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_keepalive(Duration::from_secs(60))
+            .http1_only()
+            .no_proxy()
+            .user_agent(concat!("vscout/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| VsphereError::Connect { url: cfg.url.to_string(), reason: e.to_string() })?;
+        Ok(Self {
+            http,
+            url: cfg.url.clone(),
+            seen,
+            timeout: cfg.request_timeout,
+            max_bytes: cfg.max_response_bytes,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        self.url.as_str()
+    }
+
+    /// GETs a small document next to the SDK endpoint (`vimServiceVersions.xml`).
+    pub async fn get_sibling(&self, file: &'static str) -> Result<Vec<u8>, VsphereError> {
+        let mut url = self.url.clone();
+        let path = format!("{}/{file}", url.path().trim_end_matches('/'));
+        url.set_path(&path);
+        let resp = self.http.get(url).send().await.map_err(|e| self.map_send_error(file, e))?;
+        let status = resp.status();
+        let body = self.read_all(resp, file).await?;
+        if !status.is_success() {
+            return Err(VsphereError::Http {
+                method: file,
+                url: self.url.to_string(),
+                status: status.as_u16(),
+                excerpt: excerpt(&body),
+            });
+        }
+        Ok(body)
+    }
+
+    /// POSTs a SOAP envelope. Returns the response once its status says it carries SOAP
+    /// (200, or 500 for a fault); anything else becomes `VsphereError::Http`.
+    pub async fn post(
+        &self,
+        method: &'static str,
+        soap_action: &str,
+        cookie: Option<&str>,
+        envelope: String,
+    ) -> Result<reqwest::Response, VsphereError> {
+        let mut req = self
+            .http
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, "text/xml; charset=utf-8")
+            .header("SOAPAction", soap_action)
+            .body(envelope);
+        if let Some(c) = cookie {
+            req = req.header(reqwest::header::COOKIE, c);
+        }
+        let resp = req.send().await.map_err(|e| self.map_send_error(method, e))?;
+        let status = resp.status().as_u16();
+        if let Some(len) = resp.content_length() {
+            if len > self.max_bytes {
+                return Err(VsphereError::ResponseTooLarge { method, limit_bytes: self.max_bytes });
+            }
+        }
+        let is_xml = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("xml"));
+        if status == 200 || (status == 500 && is_xml) {
+            return Ok(resp);
+        }
+        let body = self.read_all(resp, method).await.unwrap_or_default();
+        Err(VsphereError::Http { method, url: self.url.to_string(), status, excerpt: excerpt(&body) })
+    }
+
+    /// Reads a whole (small) body, refusing more than the byte cap.
+    pub async fn read_all(&self, mut resp: reqwest::Response, method: &'static str) -> Result<Vec<u8>, VsphereError> {
+        let mut out = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if (out.len() + chunk.len()) as u64 > self.max_bytes {
+                        return Err(VsphereError::ResponseTooLarge { method, limit_bytes: self.max_bytes });
+                    }
+                    out.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(out),
+                Err(e) if e.is_timeout() => return Err(self.timeout_error(method)),
+                Err(_) => return Err(VsphereError::Truncated { method }),
+            }
+        }
+    }
+
+    /// Streams a body to a blocking reader: a task pulls chunks (counting them against the
+    /// cap) into a small bounded channel, so at most a few chunks are in memory at once.
+    pub fn stream(&self, mut resp: reqwest::Response) -> ChunkReader {
+        let (tx, rx) = mpsc::channel::<Result<Bytes, BodyError>>(8);
+        let limit = self.max_bytes;
+        let task = tokio::spawn(async move {
+            let mut total = 0u64;
+            loop {
+                let item = match resp.chunk().await {
+                    Ok(Some(chunk)) => {
+                        total += chunk.len() as u64;
+                        if total > limit {
+                            Err(BodyError::TooLarge { limit })
+                        } else {
+                            Ok(chunk)
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) if e.is_timeout() => Err(BodyError::Timeout),
+                    Err(e) => Err(BodyError::Read(e.to_string())),
+                };
+                let stop = item.is_err();
+                if tx.send(item).await.is_err() || stop {
+                    return;
+                }
+            }
+        });
+        ChunkReader { rx, current: Bytes::new(), task }
+    }
+
+    pub fn timeout_error(&self, method: &'static str) -> VsphereError {
+        VsphereError::Timeout { method, url: self.url.to_string(), after_secs: self.timeout.as_secs() }
+    }
+
+    fn map_send_error(&self, method: &'static str, e: reqwest::Error) -> VsphereError {
+        if e.is_timeout() {
+            return self.timeout_error(method);
+        }
+        let chain = error_chain(&e);
+        let reason = chain.last().cloned().unwrap_or_else(|| e.to_string());
+        let tls_failure = chain.iter().any(|m| m.contains("certificate") || m.contains("thumbprint"));
+        if tls_failure {
+            if let Some(digest) = self.seen.lock().ok().and_then(|s| *s) {
+                return VsphereError::TlsUntrusted {
+                    url: self.url.to_string(),
+                    thumbprint: tls::format_thumbprint(&digest),
+                    reason,
+                };
+            }
+        }
+        VsphereError::Connect { url: self.url.to_string(), reason }
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut out = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push(s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+/// The first 300 characters of a body, on one line, for error messages.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A blocking `Read` over the chunks that `Transport::stream` delivers. Use it only from a
+/// blocking thread (`spawn_blocking`).
+#[derive(Debug)]
+pub struct ChunkReader {
+    rx: mpsc::Receiver<Result<Bytes, BodyError>>,
+    current: Bytes,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        bytes::Buf::advance(&mut self.current, n);
+        Ok(n)
+    }
+}
+
+impl Drop for ChunkReader {
+    fn drop(&mut self) {
+        // The parser stopped (done or failed): stop reading the socket too.
+        self.task.abort();
+    }
+}
+
+/// The `Set-Cookie` of a Login answer reduced to the `name=value` to send back.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("vmware_soap_session"))
+        .or_else(|| headers.get(reqwest::header::SET_COOKIE).and_then(|v| v.to_str().ok()))
+        .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
+}

@@ -1,0 +1,290 @@
+//! Streaming SOAP response parsing: a small owned tree (`Node`) for one element at a time,
+//! built from quick-xml events so that a 70 MB RetrievePropertiesEx answer never has to be
+//! held whole.
+//!
+//! The caller picks a *split depth*: every complete element at that depth is handed to a
+//! sink and then dropped (depth 0 is `Envelope`, 1 `Body`, 2 the `…Response`, 3 each
+//! `returnval`, 4 each child of a `returnval` such as one `objects`). A SOAP `Fault` under
+//! `Body` is always collected whole and returned as an error.
+//!
+//! Names are matched by local name, ignoring prefixes: vcsim writes the schema-instance
+//! prefix as `XMLSchema-instance:type`, real vCenter as `xsi:type`. The `type` attribute
+//! *with* a prefix is the XML Schema type (`xsi_type`); the unprefixed `type` attribute
+//! is a managed object reference's type (`moref_type`).
+//!
+//! Bounds: nesting deeper than [`MAX_DEPTH`] is an error (this also keeps `Drop` of a
+//! hostile tree shallow); total size is bounded by the transport's byte cap.
+
+use std::io::BufRead;
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+
+use super::error::VsphereError;
+
+/// Deepest element nesting accepted. vSphere data nests about 15 levels at most.
+pub const MAX_DEPTH: usize = 64;
+
+/// One XML element with its text and children.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Node {
+    /// Local element name (`VirtualDevice`, `val`, …).
+    pub name: String,
+    /// Local part of the `xsi:type` attribute (`VirtualDisk`, `xsd:int` → `int`).
+    pub xsi_type: Option<String>,
+    /// The unprefixed `type` attribute: the type of a managed object reference.
+    pub moref_type: Option<String>,
+    /// Character data directly inside this element, entities resolved.
+    pub text: String,
+    /// Child elements in document order.
+    pub children: Vec<Node>,
+}
+
+impl Node {
+    /// The first child with this local name.
+    pub fn child(&self, name: &str) -> Option<&Node> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    /// All children with this local name.
+    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Node> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+
+    /// Follows a `/`-separated path of child names.
+    pub fn at(&self, path: &str) -> Option<&Node> {
+        path.split('/').try_fold(self, |n, part| n.child(part))
+    }
+
+    /// Text at a path, if the element exists.
+    pub fn text_at(&self, path: &str) -> Option<&str> {
+        self.at(path).map(|n| n.text.as_str())
+    }
+
+    /// Text at a path parsed as `T`; `None` if absent or unparsable.
+    pub fn parse_at<T: std::str::FromStr>(&self, path: &str) -> Option<T> {
+        self.text_at(path).and_then(|t| t.trim().parse().ok())
+    }
+
+    /// Boolean text at a path (`true`/`false`/`1`/`0`).
+    pub fn bool_at(&self, path: &str) -> Option<bool> {
+        match self.text_at(path)?.trim() {
+            "true" | "1" => Some(true),
+            "false" | "0" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// The type name vSphere means: `xsi:type` if present, else the element name.
+    pub fn type_name(&self) -> &str {
+        self.xsi_type.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// Parses a SOAP response from `input`, giving every element at `split_depth` to `sink`.
+/// Returns `Ok(())` for a well-formed, complete response; a SOAP fault becomes
+/// `VsphereError` via [`super::fault`].
+pub fn parse_response<R: BufRead>(
+    input: R,
+    method: &'static str,
+    split_depth: usize,
+    mut sink: impl FnMut(Node) -> Result<(), VsphereError>,
+) -> Result<(), VsphereError> {
+    let mut reader = Reader::from_reader(input);
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut st = State { method, split_depth, ..State::default() };
+    loop {
+        let event = reader.read_event_into(&mut buf).map_err(|e| xml_error(method, e))?;
+        match event {
+            Event::Start(e) => st.start(&e)?,
+            Event::Empty(e) => {
+                st.start(&e)?;
+                st.end(&mut sink)?;
+            }
+            Event::End(_) => st.end(&mut sink)?,
+            Event::Text(t) => {
+                if let Some(top) = st.stack.last_mut() {
+                    let s = t.decode().map_err(|e| st_malformed(method, format!("text: {e}")))?;
+                    top.text.push_str(&s);
+                }
+            }
+            Event::CData(t) => {
+                if let Some(top) = st.stack.last_mut() {
+                    let s = t.decode().map_err(|e| st_malformed(method, format!("cdata: {e}")))?;
+                    top.text.push_str(&s);
+                }
+            }
+            Event::GeneralRef(r) => {
+                if let Some(top) = st.stack.last_mut() {
+                    push_reference(top, &r).map_err(|e| st_malformed(method, e))?;
+                }
+            }
+            Event::Eof => break,
+            Event::Decl(_) | Event::Comment(_) | Event::PI(_) | Event::DocType(_) => {}
+        }
+        buf.clear();
+    }
+    if !st.seen_envelope {
+        return Err(VsphereError::NotSoap { method, reason: "no XML element in the response".into() });
+    }
+    if !st.finished {
+        return Err(VsphereError::Truncated { method });
+    }
+    Ok(())
+}
+
+fn st_malformed(method: &'static str, reason: String) -> VsphereError {
+    VsphereError::Malformed { method, reason }
+}
+
+/// Where the parser is in the envelope.
+#[derive(Default)]
+struct State {
+    method: &'static str,
+    split_depth: usize,
+    depth: usize,
+    /// Elements under construction: `stack[0]` is the element being collected.
+    stack: Vec<Node>,
+    /// Depth of the element being collected, if any.
+    collect_from: Option<usize>,
+    in_body: bool,
+    fault: bool,
+    seen_envelope: bool,
+    finished: bool,
+}
+
+impl State {
+    fn malformed(&self, reason: impl Into<String>) -> VsphereError {
+        st_malformed(self.method, reason.into())
+    }
+
+    fn start(&mut self, e: &BytesStart<'_>) -> Result<(), VsphereError> {
+        if self.finished {
+            return Err(self.malformed("content after the end of the envelope"));
+        }
+        let local = e.local_name();
+        let name = local.as_ref();
+        match self.depth {
+            0 => {
+                if name != b"Envelope" {
+                    return Err(VsphereError::NotSoap {
+                        method: self.method,
+                        reason: format!(
+                            "root element is {:?}, not Envelope",
+                            String::from_utf8_lossy(name)
+                        ),
+                    });
+                }
+                self.seen_envelope = true;
+            }
+            1 => self.in_body = name == b"Body",
+            2 if self.in_body && name == b"Fault" => {
+                self.fault = true;
+                self.collect_from = Some(2);
+            }
+            _ => {}
+        }
+        if self.collect_from.is_none() && self.in_body && self.depth == self.split_depth {
+            self.collect_from = Some(self.depth);
+        }
+        if self.collect_from.is_some() {
+            let node = start_node(e).map_err(|r| self.malformed(r))?;
+            self.stack.push(node);
+        }
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.malformed(format!("elements nested deeper than {MAX_DEPTH}")));
+        }
+        Ok(())
+    }
+
+    fn end(
+        &mut self,
+        sink: &mut impl FnMut(Node) -> Result<(), VsphereError>,
+    ) -> Result<(), VsphereError> {
+        self.depth = match self.depth.checked_sub(1) {
+            Some(d) => d,
+            None => return Err(self.malformed("unbalanced end tag")),
+        };
+        if let Some(from) = self.collect_from {
+            if self.depth >= from {
+                let node = match self.stack.pop() {
+                    Some(n) => n,
+                    None => return Err(self.malformed("unbalanced end tag")),
+                };
+                match self.stack.last_mut() {
+                    Some(parent) => parent.children.push(node),
+                    None => {
+                        self.collect_from = None;
+                        if self.fault {
+                            return Err(super::fault::from_fault_node(self.method, &node));
+                        }
+                        sink(node)?;
+                    }
+                }
+            }
+        }
+        if self.depth == 1 {
+            self.in_body = false;
+        }
+        if self.depth == 0 {
+            self.finished = true;
+        }
+        Ok(())
+    }
+}
+
+fn start_node(e: &BytesStart<'_>) -> Result<Node, String> {
+    let mut node = Node {
+        name: String::from_utf8(e.local_name().as_ref().to_vec()).map_err(|_| "element name is not UTF-8".to_string())?,
+        ..Node::default()
+    };
+    for attr in e.attributes() {
+        let attr = attr.map_err(|err| format!("attribute: {err}"))?;
+        if attr.key.local_name().as_ref() != b"type" {
+            continue;
+        }
+        let value = attr.unescape_value().map_err(|err| format!("attribute value: {err}"))?;
+        if attr.key.prefix().is_some() {
+            // `xsd:int` → `int`, `VirtualDisk` stays.
+            let local = value.rsplit_once(':').map_or(&*value, |(_, l)| l);
+            node.xsi_type = Some(local.to_owned());
+        } else {
+            node.moref_type = Some(value.into_owned());
+        }
+    }
+    Ok(node)
+}
+
+fn push_reference(top: &mut Node, r: &quick_xml::events::BytesRef<'_>) -> Result<(), String> {
+    if r.is_char_ref() {
+        match r.resolve_char_ref() {
+            Ok(Some(c)) => top.text.push(c),
+            _ => return Err("invalid character reference".into()),
+        }
+        return Ok(());
+    }
+    let name = r.decode().map_err(|e| format!("entity: {e}"))?;
+    match quick_xml::escape::resolve_predefined_entity(&name) {
+        Some(s) => top.text.push_str(s),
+        None => return Err(format!("unknown entity &{name};")),
+    }
+    Ok(())
+}
+
+fn xml_error(method: &'static str, e: quick_xml::Error) -> VsphereError {
+    if let quick_xml::Error::Io(io) = &e {
+        if let Some(inner) = io.get_ref().and_then(|r| r.downcast_ref::<super::transport::BodyError>()) {
+            return inner.clone().into_vsphere(method);
+        }
+        return VsphereError::Malformed { method, reason: format!("reading body: {io}") };
+    }
+    if matches!(e, quick_xml::Error::Syntax(_)) {
+        // An unclosed tag or comment at the end of input is a cut-off answer.
+        return VsphereError::Truncated { method };
+    }
+    VsphereError::Malformed { method, reason: e.to_string() }
+}
+
+#[cfg(test)]
+mod tests;
