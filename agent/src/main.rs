@@ -1,1 +1,148 @@
-fn main(){}
+//! The `vscout` binary: parses the command line, loads the configuration (bad
+//! configuration exits 64, EX_USAGE), and hands over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use vscout::config::{self, AgentConfig};
+use vscout::inventory::{self, Format, Inventory, SCHEMA_VERSION};
+use vscout::telemetry::{self, LogFormat};
+use vscout::vsphere::Client;
+
+/// sysexits.h: the configuration is unusable.
+const EX_USAGE: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(name = "vscout", version, about = "Discovers a VMware estate through vCenter")]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = config::DEFAULT_CONFIG_PATH, env = "VSCOUT_CONFIG")]
+    config: PathBuf,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Take one inventory of every configured vCenter and write it to a directory.
+    Inventory {
+        /// Directory to write into (created if missing).
+        #[arg(long, default_value = ".")]
+        output: PathBuf,
+        /// `json` (one inventory.json) or `csv` (one file per table).
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+    },
+    /// Check connectivity, credentials, permissions and local prerequisites.
+    Check,
+    /// Run as a daemon until SIGTERM or SIGINT.
+    Run,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let cfg = match config::load(&cli.config, std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vscout: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vscout: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Inventory { output, format } => inventory_once(&cfg, &output, format).await,
+            Command::Check => {
+                let results = vscout::check::run(&cfg).await;
+                print!("{}", vscout::check::render(&results));
+                let failed = results.iter().any(|r| r.status == vscout::check::Status::Fail);
+                Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            }
+            Command::Run => {
+                vscout::daemon::run(cfg, shutdown_signal()).await;
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vscout: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Inventories every vCenter concurrently. What succeeded is written even if another
+/// vCenter failed; any failure makes the exit status 1.
+async fn inventory_once(cfg: &AgentConfig, output: &std::path::Path, format: Format) -> anyhow::Result<ExitCode> {
+    let jobs = cfg.vcenters.iter().map(|vc| async move {
+        let client = Client::connect(vc).await?;
+        let result = inventory::collect(&client).await;
+        let _ = client.logout().await;
+        result
+    });
+    let results = futures_util::future::join_all(jobs).await;
+    let mut doc = Inventory { schema_version: SCHEMA_VERSION, agent_version: vscout::VERSION.to_owned(), vcenters: Vec::new() };
+    let mut failed = false;
+    for (vc, r) in cfg.vcenters.iter().zip(results) {
+        match r {
+            Ok(inv) => doc.vcenters.push(inv),
+            Err(e) => {
+                failed = true;
+                eprintln!("vscout: vcenter {}: {e}", vc.name);
+            }
+        }
+    }
+    std::fs::create_dir_all(output).with_context(|| format!("cannot create output directory {}", output.display()))?;
+    let files = match format {
+        Format::Json => inventory::write_json(&doc, output),
+        Format::Csv => inventory::write_csv(&doc, output),
+    }
+    .with_context(|| format!("cannot write inventory to {}", output.display()))?;
+    for v in &doc.vcenters {
+        println!(
+            "{}: {} VMs, {} hosts, {} clusters, {} datastores, {} networks, {} datacenters ({} warnings)",
+            v.name,
+            v.vms.len(),
+            v.hosts.len(),
+            v.clusters.len(),
+            v.datastores.len(),
+            v.networks.len(),
+            v.datacenters.len(),
+            v.warnings.len()
+        );
+    }
+    for f in files {
+        println!("wrote {}", f.display());
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

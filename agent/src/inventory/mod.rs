@@ -1,1 +1,11 @@
-//! inventory
+//! Inventory discovery: every VM, host, cluster, datastore and network of each configured
+//! vCenter, read through `vsphere` and written as JSON or CSV tables.
+
+mod collect;
+pub mod model;
+mod output;
+mod vm;
+
+pub use collect::{api_at_least, collect};
+pub use model::{Inventory, VcenterInventory, SCHEMA_VERSION};
+pub use output::{write_csv, write_json, Format};

@@ -51,6 +51,20 @@ pub struct ServiceContent {
     pub setting: Option<MoRef>,
 }
 
+/// Receives the objects of a retrieval one at a time, as they are parsed.
+pub trait ObjectSink {
+    fn accept(&mut self, object: ObjectContent) -> Result<(), VsphereError>;
+}
+
+impl<F> ObjectSink for F
+where
+    F: FnMut(ObjectContent) -> Result<(), VsphereError>,
+{
+    fn accept(&mut self, object: ObjectContent) -> Result<(), VsphereError> {
+        self(object)
+    }
+}
+
 /// Counts from one paged retrieval.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RetrieveStats {
@@ -266,7 +280,7 @@ impl Client {
         mut sink: S,
     ) -> Result<(S, RetrieveStats), VsphereError>
     where
-        S: FnMut(ObjectContent) -> Result<(), VsphereError> + Send + 'static,
+        S: ObjectSink + Send + 'static,
     {
         let pc = &self.content.property_collector;
         let mut body = envelope::retrieve_properties_ex(pc, props, objects, self.page_size);
@@ -311,7 +325,7 @@ impl Client {
         sink: S,
     ) -> Result<(S, Option<String>, u64), (VsphereError, Option<String>)>
     where
-        S: FnMut(ObjectContent) -> Result<(), VsphereError> + Send + 'static,
+        S: ObjectSink + Send + 'static,
     {
         let cookie = self.session_cookie();
         let resp = self
@@ -366,7 +380,7 @@ fn parse_stream<R: std::io::BufRead, S>(
     sink: &mut S,
 ) -> Result<(), VsphereError>
 where
-    S: FnMut(ObjectContent) -> Result<(), VsphereError>,
+    S: ObjectSink,
 {
     xml::parse_response(input, method, 4, |node| {
         match node.name.as_str() {
@@ -379,7 +393,7 @@ where
                     return Err(VsphereError::NotAuthenticated { method, url: String::new() });
                 }
                 *count += 1;
-                sink(oc)?;
+                sink.accept(oc)?;
             }
             _ => {}
         }
@@ -391,7 +405,7 @@ where
 pub(super) fn parse_page(
     body: &[u8],
     method: &'static str,
-    mut sink: impl FnMut(ObjectContent) -> Result<(), VsphereError>,
+    mut sink: impl ObjectSink,
 ) -> Result<Option<String>, VsphereError> {
     let mut token = None;
     let mut count = 0;

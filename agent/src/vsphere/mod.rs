@@ -9,6 +9,7 @@
 //!   property retrieval.
 
 mod client;
+pub mod datetime;
 mod envelope;
 mod error;
 mod fault;
@@ -17,7 +18,7 @@ mod tls;
 mod transport;
 pub mod xml;
 
-pub use client::{About, Client, RetrieveStats, ServiceContent};
+pub use client::{About, Client, ObjectSink, RetrieveStats, ServiceContent};
 pub use envelope::{Objects, PropertySpec};
 pub use error::VsphereError;
 pub use objects::{MoRef, ObjectContent};
@@ -28,7 +29,7 @@ pub use xml::Node;
 /// for benchmarks and fuzzing. Returns the continuation token, if any.
 pub fn parse_retrieve_response(
     body: &[u8],
-    sink: impl FnMut(ObjectContent) -> Result<(), VsphereError>,
+    sink: impl ObjectSink,
 ) -> Result<Option<String>, VsphereError> {
     client::parse_page(body, "RetrievePropertiesEx", sink)
 }

@@ -1,0 +1,297 @@
+//! Maps one VirtualMachine's properties to a `Vm` record. References to other objects
+//! (host, folder, datastores, networks) are kept unresolved in `VmRefs` until every
+//! object of the estate has been read.
+
+use std::collections::BTreeMap;
+
+use super::model::{Allocation, Disk, Nic, Vm};
+use crate::vsphere::{MoRef, Node, ObjectContent};
+
+/// Properties read for every VM. `config.createDate` is added for API ≥ 6.7 only: vCenter
+/// 6.5 would fail the whole request with InvalidProperty.
+pub const VM_PATHS: &[&str] = &[
+    "name",
+    "parent",
+    "resourcePool",
+    "config.instanceUuid",
+    "config.uuid",
+    "config.template",
+    "config.guestId",
+    "config.guestFullName",
+    "config.version",
+    "config.firmware",
+    "config.hardware.numCPU",
+    "config.hardware.numCoresPerSocket",
+    "config.hardware.memoryMB",
+    "config.hardware.device",
+    "config.cpuAllocation",
+    "config.memoryAllocation",
+    "config.cpuHotAddEnabled",
+    "config.memoryHotAddEnabled",
+    "config.annotation",
+    "runtime.powerState",
+    "runtime.connectionState",
+    "runtime.host",
+    "runtime.bootTime",
+    "guest.guestId",
+    "guest.guestFullName",
+    "guest.toolsRunningStatus",
+    "guest.toolsVersionStatus2",
+    "guest.toolsVersion",
+    "guest.hostName",
+    "guest.ipAddress",
+    "guest.net",
+    "customValue",
+    "summary.storage.committed",
+    "summary.storage.uncommitted",
+    "snapshot",
+];
+
+/// References of a VM still to be turned into names.
+#[derive(Debug, Clone, Default)]
+pub struct VmRefs {
+    pub parent: Option<MoRef>,
+    pub resource_pool: Option<MoRef>,
+    pub host: Option<MoRef>,
+    /// Per disk (same order as `Vm::disks`): its datastore.
+    pub disk_datastores: Vec<Option<MoRef>>,
+    /// Per NIC: its network, or a distributed portgroup key.
+    pub nic_networks: Vec<NicBacking>,
+    /// Custom attribute values by field key.
+    pub custom_values: Vec<(i32, String)>,
+}
+
+/// What a NIC is connected to.
+#[derive(Debug, Clone, Default)]
+pub enum NicBacking {
+    Network(MoRef),
+    Portgroup(String),
+    Named(String),
+    #[default]
+    None,
+}
+
+fn text(n: Option<&Node>) -> Option<String> {
+    n.map(|n| n.text.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+/// Builds the record and its unresolved references.
+pub fn map_vm(oc: &ObjectContent, vcenter_uuid: &str) -> (Vm, VmRefs) {
+    let t = |p: &str| text(oc.get(p));
+    let mut vm = Vm {
+        id: oc.obj.value.clone(),
+        name: t("name").unwrap_or_default(),
+        vcenter_uuid: vcenter_uuid.to_owned(),
+        instance_uuid: t("config.instanceUuid"),
+        bios_uuid: t("config.uuid"),
+        power_state: t("runtime.powerState"),
+        connection_state: t("runtime.connectionState"),
+        template: oc.bool("config.template").unwrap_or(false),
+        guest_id: t("config.guestId"),
+        guest_full_name: t("config.guestFullName"),
+        tools_guest_id: t("guest.guestId"),
+        tools_guest_full_name: t("guest.guestFullName"),
+        tools_running_status: t("guest.toolsRunningStatus"),
+        tools_version_status: t("guest.toolsVersionStatus2"),
+        tools_version: t("guest.toolsVersion"),
+        hardware_version: t("config.version"),
+        firmware: t("config.firmware"),
+        num_cpu: oc.parse("config.hardware.numCPU"),
+        cores_per_socket: oc.parse("config.hardware.numCoresPerSocket"),
+        memory_mb: oc.parse("config.hardware.memoryMB"),
+        cpu: allocation(oc.get("config.cpuAllocation")),
+        memory: allocation(oc.get("config.memoryAllocation")),
+        cpu_hot_add: oc.bool("config.cpuHotAddEnabled"),
+        memory_hot_add: oc.bool("config.memoryHotAddEnabled"),
+        guest_hostname: t("guest.hostName"),
+        annotation: t("config.annotation"),
+        committed_bytes: oc.parse("summary.storage.committed"),
+        uncommitted_bytes: oc.parse("summary.storage.uncommitted"),
+        snapshot_count: oc.get("snapshot").map_or(0, count_snapshots),
+        boot_time: t("runtime.bootTime"),
+        create_date: t("config.createDate"),
+        ..Vm::default()
+    };
+    let mut refs = VmRefs {
+        parent: oc.moref("parent"),
+        resource_pool: oc.moref("resourcePool"),
+        host: oc.moref("runtime.host"),
+        ..VmRefs::default()
+    };
+    if let Some(devices) = oc.get("config.hardware.device") {
+        map_devices(devices, &mut vm, &mut refs);
+    }
+    if let Some(net) = oc.get("guest.net") {
+        map_guest_net(net, &mut vm);
+    }
+    if let Some(ip) = t("guest.ipAddress") {
+        if !vm.ip_addresses.contains(&ip) {
+            vm.ip_addresses.insert(0, ip);
+        }
+    }
+    if let Some(values) = oc.get("customValue") {
+        for v in &values.children {
+            if let (Some(key), Some(value)) = (v.parse_at::<i32>("key"), v.text_at("value")) {
+                refs.custom_values.push((key, value.to_owned()));
+            }
+        }
+    }
+    (vm, refs)
+}
+
+fn allocation(n: Option<&Node>) -> Allocation {
+    let Some(n) = n else { return Allocation::default() };
+    Allocation {
+        reservation: n.parse_at("reservation"),
+        limit: n.parse_at("limit"),
+        shares: n.parse_at("shares/shares"),
+        shares_level: n.text_at("shares/level").map(str::to_owned),
+    }
+}
+
+/// Counts the snapshot tree without recursion (hostile input cannot blow the stack).
+fn count_snapshots(info: &Node) -> u32 {
+    let mut stack: Vec<&Node> = info.children_named("rootSnapshotList").collect();
+    let mut count = 0u32;
+    while let Some(n) = stack.pop() {
+        count = count.saturating_add(1);
+        stack.extend(n.children_named("childSnapshotList"));
+    }
+    count
+}
+
+const NIC_TYPES: &[(&str, &str)] = &[
+    ("VirtualVmxnet3Vrdma", "vmxnet3vrdma"),
+    ("VirtualVmxnet3", "vmxnet3"),
+    ("VirtualVmxnet2", "vmxnet2"),
+    ("VirtualVmxnet", "vmxnet"),
+    ("VirtualE1000e", "e1000e"),
+    ("VirtualE1000", "e1000"),
+    ("VirtualPCNet32", "pcnet32"),
+    ("VirtualSriovEthernetCard", "sriov"),
+];
+
+fn map_devices(devices: &Node, vm: &mut Vm, refs: &mut VmRefs) {
+    // Controllers first: disks name theirs by key.
+    let mut controllers: BTreeMap<i32, (String, String)> = BTreeMap::new();
+    for d in &devices.children {
+        let ty = d.type_name();
+        if ty.ends_with("Controller") && !ty.contains("Usb") && !ty.contains("USB") {
+            if let Some(key) = d.parse_at::<i32>("key") {
+                let label = d.text_at("deviceInfo/label").unwrap_or(ty).to_owned();
+                controllers.insert(key, (label, ty.to_owned()));
+            }
+        }
+    }
+    for d in &devices.children {
+        let ty = d.type_name();
+        if ty == "VirtualDisk" {
+            let (disk, ds) = map_disk(d, &controllers);
+            vm.disks.push(disk);
+            refs.disk_datastores.push(ds);
+        } else if d.child("macAddress").is_some() || NIC_TYPES.iter().any(|(t, _)| *t == ty) {
+            let (nic, backing) = map_nic(d);
+            vm.nics.push(nic);
+            refs.nic_networks.push(backing);
+        }
+    }
+}
+
+fn map_disk(d: &Node, controllers: &BTreeMap<i32, (String, String)>) -> (Disk, Option<MoRef>) {
+    let backing = d.child("backing");
+    let bt = backing.map(Node::type_name).unwrap_or("");
+    let thin = backing.and_then(|b| b.bool_at("thinProvisioned"));
+    let provisioning = if bt.contains("RawDiskMapping") {
+        match backing.and_then(|b| b.text_at("compatibilityMode")) {
+            Some("physicalMode") => "rdm-physical",
+            _ => "rdm-virtual",
+        }
+    } else if thin == Some(true) {
+        "thin"
+    } else if bt.contains("FlatVer") || bt.contains("SeSparse") || bt.contains("SparseVer") {
+        if backing.and_then(|b| b.bool_at("eagerlyScrub")) == Some(true) {
+            "thick-eager"
+        } else {
+            "thick-lazy"
+        }
+    } else {
+        "other"
+    };
+    let capacity = d
+        .parse_at::<u64>("capacityInBytes")
+        .filter(|b| *b > 0)
+        .or_else(|| d.parse_at::<u64>("capacityInKB").map(|kb| kb * 1024));
+    let controller_key = d.parse_at::<i32>("controllerKey");
+    let (controller, controller_type) = controller_key
+        .and_then(|k| controllers.get(&k).cloned())
+        .unwrap_or_default();
+    let disk = Disk {
+        key: d.parse_at("key").unwrap_or_default(),
+        label: d.text_at("deviceInfo/label").unwrap_or("").to_owned(),
+        capacity_bytes: capacity,
+        provisioning: provisioning.to_owned(),
+        thin,
+        datastore: String::new(),
+        file_path: backing.and_then(|b| b.text_at("fileName")).map(str::to_owned),
+        controller,
+        controller_type,
+        unit_number: d.parse_at("unitNumber"),
+        mode: backing.and_then(|b| b.text_at("diskMode")).map(str::to_owned),
+    };
+    (disk, backing.and_then(|b| b.child("datastore")).and_then(MoRef::from_node))
+}
+
+fn map_nic(d: &Node) -> (Nic, NicBacking) {
+    let ty = d.type_name();
+    let adapter = NIC_TYPES
+        .iter()
+        .find(|(t, _)| *t == ty)
+        .map_or_else(|| ty.trim_start_matches("Virtual").to_ascii_lowercase(), |(_, a)| (*a).to_owned());
+    let backing = d.child("backing");
+    let link = match backing {
+        Some(b) => {
+            if let Some(pg) = b.text_at("port/portgroupKey") {
+                NicBacking::Portgroup(pg.to_owned())
+            } else if let Some(net) = b.child("network").and_then(MoRef::from_node) {
+                NicBacking::Network(net)
+            } else if let Some(name) = b.text_at("deviceName").or_else(|| b.text_at("opaqueNetworkId")) {
+                NicBacking::Named(name.to_owned())
+            } else {
+                NicBacking::None
+            }
+        }
+        None => NicBacking::None,
+    };
+    let nic = Nic {
+        key: d.parse_at("key").unwrap_or_default(),
+        label: d.text_at("deviceInfo/label").unwrap_or("").to_owned(),
+        mac: d.text_at("macAddress").map(str::to_owned),
+        network: String::new(),
+        connected: d.bool_at("connectable/connected"),
+        start_connected: d.bool_at("connectable/startConnected"),
+        adapter_type: adapter,
+        ip_addresses: Vec::new(),
+    };
+    (nic, link)
+}
+
+/// Guest-reported addresses, per NIC (by `deviceConfigId`) and for the whole VM.
+fn map_guest_net(net: &Node, vm: &mut Vm) {
+    for g in &net.children {
+        let ips: Vec<String> = g
+            .children_named("ipAddress")
+            .map(|n| n.text.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if let Some(key) = g.parse_at::<i32>("deviceConfigId") {
+            if let Some(nic) = vm.nics.iter_mut().find(|n| n.key == key) {
+                nic.ip_addresses.clone_from(&ips);
+            }
+        }
+        for ip in ips {
+            if !vm.ip_addresses.contains(&ip) {
+                vm.ip_addresses.push(ip);
+            }
+        }
+    }
+}
