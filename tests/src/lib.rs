@@ -1,0 +1,278 @@
+//! Test harness for vscout's end-to-end tests: builds and starts govmomi's vCenter
+//! simulator (vcsim) with certificates made per test, writes agent configurations, runs
+//! the real `vscout` binary, and (in `proxy`) puts a fault layer in front of vcsim.
+//!
+//! vcsim is built once from `vcsim/main.go` against Debian's govmomi package into
+//! `target/vcsim/vcsim` (or taken from `$VSCOUT_VCSIM`).
+#![forbid(unsafe_code)]
+
+pub mod proxy;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+/// The workspace root (this crate lives in `tests/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Path to a built vcsim, building it if needed (about 20 s the first time).
+pub fn vcsim_binary() -> Result<PathBuf> {
+    static BIN: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| build_vcsim().map_err(|e| format!("{e:#}"))).clone().map_err(anyhow::Error::msg)
+}
+
+fn build_vcsim() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("VSCOUT_VCSIM") {
+        return Ok(PathBuf::from(p));
+    }
+    let src = workspace_root().join("tests/vcsim");
+    let out_dir = target_dir().join("vcsim");
+    let bin = out_dir.join("vcsim");
+    let fresh = |bin: &Path| -> bool {
+        let (Ok(b), Ok(s)) = (std::fs::metadata(bin), std::fs::metadata(src.join("main.go"))) else { return false };
+        matches!((b.modified(), s.modified()), (Ok(b), Ok(s)) if b >= s)
+    };
+    if fresh(&bin) {
+        return Ok(bin);
+    }
+    std::fs::create_dir_all(&out_dir)?;
+    // Several test binaries may build at once: each builds to its own name, then renames.
+    let tmp = out_dir.join(format!("vcsim.{}", std::process::id()));
+    let status = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&tmp)
+        .arg(".")
+        .current_dir(&src)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", "/usr/share/gocode")
+        .env("GOCACHE", out_dir.join("gocache"))
+        .env("GOFLAGS", "-mod=mod")
+        .status()
+        .context("cannot run `go` (install golang-go and golang-github-vmware-govmomi-dev)")?;
+    if !status.success() {
+        bail!("go build of tests/vcsim failed ({status})");
+    }
+    std::fs::rename(&tmp, &bin)?;
+    Ok(bin)
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, as PEM files in a directory.
+#[derive(Debug, Clone)]
+pub struct Certs {
+    pub ca_pem: PathBuf,
+    pub cert_pem: PathBuf,
+    pub key_pem: PathBuf,
+    /// SHA-256 of the server certificate, `AB:CD:…`.
+    pub thumbprint: String,
+}
+
+impl Certs {
+    pub fn generate(dir: &Path) -> Result<Self> {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "vscout test CA");
+        let ca = ca_params.self_signed(&ca_key)?;
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(vec!["localhost".to_string()])?;
+        params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse()?));
+        params.distinguished_name.push(DnType::CommonName, "vcsim");
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let cert = params.signed_by(&key, &issuer)?;
+        let certs = Self {
+            ca_pem: dir.join("ca.pem"),
+            cert_pem: dir.join("cert.pem"),
+            key_pem: dir.join("key.pem"),
+            thumbprint: thumbprint(cert.der()),
+        };
+        std::fs::write(&certs.ca_pem, ca.pem())?;
+        std::fs::write(&certs.cert_pem, cert.pem())?;
+        std::fs::write(&certs.key_pem, key.serialize_pem())?;
+        Ok(certs)
+    }
+}
+
+/// SHA-256 thumbprint as vCenter formats it.
+pub fn thumbprint(der: &[u8]) -> String {
+    Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+}
+
+/// Options for a simulated estate.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    pub datacenters: u32,
+    pub clusters: u32,
+    pub hosts_per_cluster: u32,
+    pub standalone_hosts: u32,
+    pub vms_per_pool: u32,
+    pub datastores: u32,
+    pub folders: u32,
+    pub esx: bool,
+    /// `127.0.0.1:0` picks a free port.
+    pub listen: String,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            datacenters: 1,
+            clusters: 1,
+            hosts_per_cluster: 3,
+            standalone_hosts: 1,
+            vms_per_pool: 2,
+            datastores: 1,
+            folders: 0,
+            esx: false,
+            listen: "127.0.0.1:0".into(),
+        }
+    }
+}
+
+pub const USER: &str = "vscout-user";
+pub const PASSWORD: &str = "Sup3r&Secret<pw>";
+
+/// A running vcsim; killed on drop (and it exits by itself if this process dies, because
+/// its standard input closes).
+#[derive(Debug)]
+pub struct Vcsim {
+    child: Child,
+    _stdin: ChildStdin,
+    /// `https://127.0.0.1:PORT/sdk`
+    pub url: String,
+    pub port: u16,
+    pub certs: Certs,
+}
+
+impl Vcsim {
+    pub fn start(opts: &SimOptions, certs: &Certs) -> Result<Self> {
+        let bin = vcsim_binary()?;
+        let mut cmd = Command::new(bin);
+        cmd.arg(format!("-dc={}", opts.datacenters))
+            .arg(format!("-cluster={}", opts.clusters))
+            .arg(format!("-host={}", opts.hosts_per_cluster))
+            .arg(format!("-standalone-host={}", opts.standalone_hosts))
+            .arg(format!("-vm={}", opts.vms_per_pool))
+            .arg(format!("-ds={}", opts.datastores))
+            .arg(format!("-folder={}", opts.folders))
+            .arg(format!("-esx={}", opts.esx))
+            .arg(format!("-l={}", opts.listen))
+            .arg(format!("-username={USER}"))
+            .arg(format!("-password={PASSWORD}"))
+            .arg("-tlscert")
+            .arg(&certs.cert_pem)
+            .arg("-tlskey")
+            .arg(&certs.key_pem)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().context("spawn vcsim")?;
+        let stdin = child.stdin.take().context("vcsim stdin")?;
+        let stdout = child.stdout.take().context("vcsim stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let url = line.trim().strip_prefix("VCSIM_URL=").map(str::to_owned);
+        let Some(url) = url else {
+            let _ = child.kill();
+            bail!("vcsim did not start (said {line:?})");
+        };
+        let port = url.rsplit(':').next().and_then(|p| p.split('/').next()).and_then(|p| p.parse().ok()).context("port")?;
+        Ok(Self { child, _stdin: stdin, url, port, certs: certs.clone() })
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Vcsim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How the test agent trusts the server.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    Default,
+    Pin(String),
+    Ca(PathBuf),
+    Insecure,
+}
+
+/// Writes `agent.toml` and a password file into `dir`; returns the config path.
+pub fn write_agent_config(dir: &Path, vcenters: &[(&str, &str, Trust)], password: &str, extra_agent: &str) -> Result<PathBuf> {
+    let pw = dir.join("vc.password");
+    std::fs::write(&pw, format!("{password}\n"))?;
+    let mut text = format!("[agent]\nstate_dir = \"{}\"\n{extra_agent}\n", dir.join("state").display());
+    for (name, url, trust) in vcenters {
+        text.push_str(&format!(
+            "\n[[vcenter]]\nname = \"{name}\"\nurl = \"{url}\"\nusername = \"{USER}\"\npassword_file = \"{}\"\nrequest_timeout_secs = 60\n",
+            pw.display()
+        ));
+        match trust {
+            Trust::Default => {}
+            Trust::Pin(tp) => text.push_str(&format!("[vcenter.tls]\nthumbprint_sha256 = \"{tp}\"\n")),
+            Trust::Ca(p) => text.push_str(&format!("[vcenter.tls]\nca_file = \"{}\"\n", p.display())),
+            Trust::Insecure => text.push_str("[vcenter.tls]\ninsecure = true\n"),
+        }
+    }
+    let path = dir.join("agent.toml");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// The `vscout` binary cargo built next to the test executables.
+pub fn vscout_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    dir.join("vscout")
+}
+
+/// Runs `vscout` with arguments and returns its output (with a deadline).
+pub fn run_vscout(args: &[&str]) -> Result<Output> {
+    let bin = vscout_binary();
+    if !bin.exists() {
+        bail!("{} is missing: build the workspace first (cargo build --workspace)", bin.display());
+    }
+    let child = Command::new(&bin).args(args).env_remove("RUST_LOG").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    wait_with_deadline(child, Duration::from_secs(300))
+}
+
+/// Waits for a child, killing it after `deadline`.
+pub fn wait_with_deadline(child: Child, deadline: Duration) -> Result<Output> {
+    let pid = child.id();
+    let start = Instant::now();
+    let handle = std::thread::spawn(move || child.wait_with_output());
+    while !handle.is_finished() {
+        if start.elapsed() > deadline {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            bail!("process {pid} ran longer than {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(handle.join().map_err(|_| anyhow::anyhow!("waiter panicked"))??)
+}
+
+/// A library-level vCenter config pointing at `url` with this trust.
+pub fn vcenter_config(name: &str, url: &str, trust: Trust, page_size: u32) -> Result<vscout::config::VcenterConfig> {
+    let dir = tempfile::tempdir()?;
+    let path = write_agent_config(dir.path(), &[(name, url, trust)], PASSWORD, "")?;
+    let text = std::fs::read_to_string(path)?;
+    let text = text.replace("request_timeout_secs = 60", &format!("request_timeout_secs = 60\npage_size = {page_size}"));
+    let cfg = vscout::config::from_toml_str(&text)?;
+    Ok(cfg.vcenters.into_iter().next().context("one vcenter")?)
+}

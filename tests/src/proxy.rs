@@ -1,0 +1,251 @@
+//! A loopback fault layer in front of vcsim, for what vcsim lacks and real vCenter does:
+//!
+//! - **Paging.** vcsim ignores `maxObjects` and has no ContinueRetrievePropertiesEx. The
+//!   proxy splits a RetrievePropertiesEx answer into pages of `page_size` objects, returns
+//!   the first with a token, and serves the rest on ContinueRetrievePropertiesEx.
+//! - **SOAP NotAuthenticated faults.** Real vCenter answers a dead session with an HTTP 500
+//!   `NotAuthenticated` fault (vcsim uses a `missingSet`); `fail_next_retrieve` injects one.
+//!
+//! It terminates TLS with the test certificate (so the agent pins the same thumbprint) and
+//! forwards to vcsim over HTTPS trusting the test CA. HTTP/1.1 with keep-alive, by hand:
+//! only what vscout's client sends.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::Certs;
+
+/// Counters and switches shared with the test.
+#[derive(Debug, Default)]
+pub struct ProxyState {
+    pub retrieves: AtomicU64,
+    pub continues: AtomicU64,
+    pub cancels: AtomicU64,
+    pub logins: AtomicU64,
+    pub injected_faults: AtomicU64,
+    /// When set, the next RetrievePropertiesEx gets a NotAuthenticated SOAP fault.
+    pub fail_next_retrieve: AtomicBool,
+    pages: Mutex<HashMap<String, Vec<String>>>,
+    next_token: AtomicU64,
+}
+
+/// A running proxy.
+#[derive(Debug)]
+pub struct Proxy {
+    pub url: String,
+    pub state: Arc<ProxyState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Proxy {
+    /// Starts a proxy to `upstream` (vcsim's URL) that pages answers by `page_size`.
+    pub async fn start(upstream: &str, certs: &Certs, page_size: usize) -> Result<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cert_chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(&certs.cert_pem)?.collect::<std::result::Result<_, _>>()?;
+        let key = PrivateKeyDer::from_pem_file(&certs.key_pem)?;
+        let server_cfg = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(cert_chain, key)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg));
+
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(&certs.ca_pem)? {
+            roots.add(c?)?;
+        }
+        let client_cfg = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        let http = reqwest::Client::builder().tls_backend_preconfigured(client_cfg).no_proxy().build()?;
+
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let state = Arc::new(ProxyState::default());
+        let st = state.clone();
+        let upstream = upstream.to_owned();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let http = http.clone();
+                let st = st.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    if let Ok(tls) = acceptor.accept(tcp).await {
+                        let _ = serve(tls, &http, &upstream, &st, page_size).await;
+                    }
+                });
+            }
+        });
+        Ok(Self { url: format!("https://127.0.0.1:{port}/sdk"), state, task })
+    }
+}
+
+struct Request {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+async fn read_request<S: AsyncReadExt + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> Result<Option<Request>> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let mut lines = head.split("\r\n");
+            let request_line = lines.next().context("request line")?;
+            let path = request_line.split(' ').nth(1).unwrap_or("/").to_owned();
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                .collect();
+            let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+            while buf.len() < end + 4 + len {
+                let mut chunk = [0u8; 65536];
+                let n = s.read(&mut chunk).await?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = buf[end + 4..end + 4 + len].to_vec();
+            buf.drain(..end + 4 + len);
+            return Ok(Some(Request { path, headers, body }));
+        }
+        let mut chunk = [0u8; 65536];
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn serve<S: AsyncReadExt + AsyncWriteExt + Unpin>(
+    mut s: S,
+    http: &reqwest::Client,
+    upstream: &str,
+    st: &ProxyState,
+    page_size: usize,
+) -> Result<()> {
+    let mut buf = Vec::new();
+    while let Some(req) = read_request(&mut s, &mut buf).await? {
+        let body = String::from_utf8_lossy(&req.body).into_owned();
+        let (status, set_cookie, text) = if body.contains("<ContinueRetrievePropertiesEx") {
+            st.continues.fetch_add(1, Ordering::SeqCst);
+            let token = between(&body, "<token>", "</token>").unwrap_or_default();
+            (200, None, next_page(st, &token))
+        } else if body.contains("<CancelRetrievePropertiesEx") {
+            st.cancels.fetch_add(1, Ordering::SeqCst);
+            let token = between(&body, "<token>", "</token>").unwrap_or_default();
+            st.pages.lock().expect("pages").remove(&token);
+            (200, None, envelope("<CancelRetrievePropertiesExResponse xmlns=\"urn:vim25\"></CancelRetrievePropertiesExResponse>"))
+        } else if body.contains("<RetrievePropertiesEx") && st.fail_next_retrieve.swap(false, Ordering::SeqCst) {
+            st.injected_faults.fetch_add(1, Ordering::SeqCst);
+            (500, None, not_authenticated_fault())
+        } else {
+            if body.contains("<Login") {
+                st.logins.fetch_add(1, Ordering::SeqCst);
+            }
+            let mut url = reqwest::Url::parse(upstream)?;
+            url.set_path(&req.path);
+            let mut fwd = if req.body.is_empty() { http.get(url) } else { http.post(url).body(req.body.clone()) };
+            for (k, v) in &req.headers {
+                if k == "cookie" || k == "soapaction" || k == "content-type" {
+                    fwd = fwd.header(k.as_str(), v.as_str());
+                }
+            }
+            let resp = fwd.send().await?;
+            let status = resp.status().as_u16();
+            let cookie = resp.headers().get("set-cookie").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let mut text = resp.text().await?;
+            if body.contains("<RetrievePropertiesEx") && status == 200 {
+                st.retrieves.fetch_add(1, Ordering::SeqCst);
+                text = paginate(st, &text, page_size);
+            }
+            (status, cookie, text)
+        };
+        let mut head = format!(
+            "HTTP/1.1 {status} {}\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {}\r\n",
+            if status == 200 { "OK" } else { "Internal Server Error" },
+            text.len()
+        );
+        if let Some(c) = set_cookie {
+            head.push_str(&format!("Set-Cookie: {c}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).await?;
+        s.write_all(text.as_bytes()).await?;
+        s.flush().await?;
+    }
+    Ok(())
+}
+
+fn between(s: &str, a: &str, b: &str) -> Option<String> {
+    let start = s.find(a)? + a.len();
+    let end = s[start..].find(b)? + start;
+    Some(s[start..end].to_owned())
+}
+
+fn envelope(body: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>{body}</soapenv:Body></soapenv:Envelope>"#
+    )
+}
+
+fn not_authenticated_fault() -> String {
+    envelope(
+        r#"<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>The session is not authenticated.</faultstring><detail><NotAuthenticatedFault xmlns="urn:vim25" xsi:type="NotAuthenticated"><object type="PropertyCollector">propertyCollector</object><privilegeId>System.View</privilegeId></NotAuthenticatedFault></detail></soapenv:Fault>"#,
+    )
+}
+
+/// Splits the `<objects>` of a RetrievePropertiesEx answer into pages.
+fn paginate(st: &ProxyState, text: &str, page_size: usize) -> String {
+    let mut spans = Vec::new();
+    let mut pos = 0;
+    while let Some(start) = text[pos..].find("<objects>").map(|i| i + pos) {
+        let Some(end) = text[start..].find("</objects>").map(|i| i + start + "</objects>".len()) else { break };
+        spans.push((start, end));
+        pos = end;
+    }
+    if spans.len() <= page_size || page_size == 0 {
+        return text.to_owned();
+    }
+    let prefix = &text[..spans[0].0];
+    let suffix = &text[spans[spans.len() - 1].1..];
+    let mut pages: Vec<String> = spans.chunks(page_size).map(|c| c.iter().map(|(a, b)| &text[*a..*b]).collect()).collect();
+    let first = pages.remove(0);
+    let token = format!("tok-{}", st.next_token.fetch_add(1, Ordering::SeqCst));
+    let cont_prefix = prefix.replace("RetrievePropertiesExResponse", "ContinueRetrievePropertiesExResponse");
+    let cont_suffix = suffix.replace("RetrievePropertiesExResponse", "ContinueRetrievePropertiesExResponse");
+    // Store the remaining pages fully formed; each but the last carries the same token.
+    let n = pages.len();
+    let stored: Vec<String> = pages
+        .into_iter()
+        .enumerate()
+        .map(|(i, objs)| {
+            let tok = if i + 1 < n { format!("<token>{token}</token>") } else { String::new() };
+            format!("{cont_prefix}{tok}{objs}{cont_suffix}")
+        })
+        .collect();
+    st.pages.lock().expect("pages").insert(token.clone(), stored.into_iter().rev().collect());
+    format!("{prefix}<token>{token}</token>{first}{suffix}")
+}
+
+fn next_page(st: &ProxyState, token: &str) -> String {
+    let mut pages = st.pages.lock().expect("pages");
+    let page = pages.get_mut(token).and_then(Vec::pop);
+    if pages.get(token).is_some_and(Vec::is_empty) {
+        pages.remove(token);
+    }
+    page.unwrap_or_else(|| {
+        envelope(r#"<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>invalid token</faultstring><detail><InvalidArgumentFault xsi:type="InvalidArgument"><invalidProperty>token</invalidProperty></InvalidArgumentFault></detail></soapenv:Fault>"#)
+    })
+}
