@@ -276,3 +276,54 @@ pub fn vcenter_config(name: &str, url: &str, trust: Trust, page_size: u32) -> Re
     let cfg = vscout::config::from_toml_str(&text)?;
     Ok(cfg.vcenters.into_iter().next().context("one vcenter")?)
 }
+
+/// An administrator's view of vcsim's sessions, through vscout's own client.
+pub mod admin {
+    use anyhow::{Context, Result};
+    use vscout::vsphere::{Client, CollectAll, Objects, PropertySpec};
+
+    /// Session keys other than the caller's own.
+    pub async fn other_sessions(admin: &Client) -> Result<Vec<String>> {
+        let sm = admin.service_content().session_manager.clone();
+        let list = [sm];
+        let specs = [PropertySpec { type_name: "SessionManager", paths: &["sessionList", "currentSession"] }];
+        let (found, _) = admin
+            .retrieve(&specs, Objects::List(&list), CollectAll::default())
+            .await?;
+        let oc = found.0.into_iter().next().context("SessionManager")?;
+        let mine = oc.get("currentSession").and_then(|n| n.text_at("key")).unwrap_or("").to_owned();
+        let keys = oc
+            .get("sessionList")
+            .map(|l| l.children.iter().filter_map(|s| s.text_at("key")).map(str::to_owned).collect::<Vec<_>>())
+            .unwrap_or_default();
+        Ok(keys.into_iter().filter(|k| *k != mine).collect())
+    }
+
+    /// Terminates sessions by key (raw SOAP: vscout itself never needs this call).
+    pub async fn terminate(url: &str, ca_pem: &std::path::Path, cookie: &str, keys: &[String]) -> Result<()> {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls::pki_types::CertificateDer::pem_file_iter(ca_pem)? {
+            roots.add(c?)?;
+        }
+        let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let http = reqwest::Client::builder().tls_backend_preconfigured(cfg).build()?;
+        let ids: String = keys.iter().map(|k| format!("<sessionId>{k}</sessionId>")).collect();
+        let body = format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><TerminateSession xmlns="urn:vim25"><_this type="SessionManager">SessionManager</_this>{ids}</TerminateSession></soapenv:Body></soapenv:Envelope>"#
+        );
+        let resp = http
+            .post(url)
+            .header("Content-Type", "text/xml")
+            .header("SOAPAction", "urn:vim25/6.5")
+            .header("Cookie", cookie)
+            .body(body)
+            .send()
+            .await?;
+        anyhow::ensure!(resp.status().is_success(), "TerminateSession: HTTP {}", resp.status());
+        Ok(())
+    }
+}

@@ -29,6 +29,8 @@ pub struct ProxyState {
     pub continues: AtomicU64,
     pub cancels: AtomicU64,
     pub logins: AtomicU64,
+    pub views_created: AtomicU64,
+    pub views_destroyed: AtomicU64,
     pub injected_faults: AtomicU64,
     /// When set, the next RetrievePropertiesEx gets a NotAuthenticated SOAP fault.
     pub fail_next_retrieve: AtomicBool,
@@ -153,6 +155,12 @@ async fn serve<S: AsyncReadExt + AsyncWriteExt + Unpin>(
         } else {
             if body.contains("<Login") {
                 st.logins.fetch_add(1, Ordering::SeqCst);
+            }
+            if body.contains("<CreateContainerView") {
+                st.views_created.fetch_add(1, Ordering::SeqCst);
+            }
+            if body.contains("<DestroyView") {
+                st.views_destroyed.fetch_add(1, Ordering::SeqCst);
             }
             let mut url = reqwest::Url::parse(upstream)?;
             url.set_path(&req.path);

@@ -65,6 +65,17 @@ where
     }
 }
 
+/// A sink that keeps every object: for small retrievals (a few managed objects).
+#[derive(Debug, Default)]
+pub struct CollectAll(pub Vec<ObjectContent>);
+
+impl ObjectSink for CollectAll {
+    fn accept(&mut self, object: ObjectContent) -> Result<(), VsphereError> {
+        self.0.push(object);
+        Ok(())
+    }
+}
+
 /// Counts from one paged retrieval.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RetrieveStats {

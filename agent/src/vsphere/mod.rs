@@ -18,7 +18,7 @@ mod tls;
 mod transport;
 pub mod xml;
 
-pub use client::{About, Client, ObjectSink, RetrieveStats, ServiceContent};
+pub use client::{About, Client, CollectAll, ObjectSink, RetrieveStats, ServiceContent};
 pub use envelope::{Objects, PropertySpec};
 pub use error::VsphereError;
 pub use objects::{MoRef, ObjectContent};
