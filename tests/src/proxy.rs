@@ -34,6 +34,9 @@ pub struct ProxyState {
     pub injected_faults: AtomicU64,
     /// When set, the next RetrievePropertiesEx gets a NotAuthenticated SOAP fault.
     pub fail_next_retrieve: AtomicBool,
+    /// When set, the raw upstream answer of each RetrievePropertiesEx that returns VMs is
+    /// saved here (for benchmarks and test fixtures).
+    pub record_to: Mutex<Option<std::path::PathBuf>>,
     pages: Mutex<HashMap<String, Vec<String>>>,
     next_token: AtomicU64,
 }
@@ -176,6 +179,12 @@ async fn serve<S: AsyncReadExt + AsyncWriteExt + Unpin>(
             let mut text = resp.text().await?;
             if body.contains("<RetrievePropertiesEx") && status == 200 {
                 st.retrieves.fetch_add(1, Ordering::SeqCst);
+                let record = st.record_to.lock().expect("record").clone();
+                if let Some(path) = record {
+                    if text.contains(r#"<obj type="VirtualMachine">"#) {
+                        std::fs::write(path, &text)?;
+                    }
+                }
                 text = paginate(st, &text, page_size);
             }
             (status, cookie, text)

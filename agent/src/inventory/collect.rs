@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::model::{Cluster, Datacenter, Datastore, Host, Network, VcenterInventory, Vm};
 use super::vm::{map_vm, NicBacking, VmRefs, VM_PATHS};
-use crate::vsphere::{Client, MoRef, ObjectContent, ObjectSink, Objects, PropertySpec, VsphereError};
+use crate::vsphere::{About, Client, MoRef, ObjectContent, ObjectSink, Objects, PropertySpec, VsphereError};
 
 /// Types the view holds; subtypes (ClusterComputeResource, VirtualApp,
 /// DistributedVirtualPortgroup, OpaqueNetwork) come with their parents.
@@ -44,7 +44,7 @@ struct Entity {
 
 /// Accumulates objects as they stream in. It is moved into the parser's thread and back.
 #[derive(Debug, Default)]
-struct Builder {
+pub(super) struct Builder {
     vcenter_uuid: String,
     entities: HashMap<MoRef, Entity>,
     compute: Vec<(MoRef, ObjectContent)>,
@@ -120,7 +120,8 @@ async fn collect_once(client: &Client) -> Result<VcenterInventory, VsphereError>
             Ok(b)
         })
         .await?;
-    Ok(builder.finish(client, collected_at, &field_names))
+    let sc = client.service_content();
+    Ok(builder.finish(client.name(), client.url(), &sc.about, collected_at, &field_names))
 }
 
 impl Builder {
@@ -164,12 +165,18 @@ impl Builder {
         format!("/{}", names.join("/"))
     }
 
-    fn finish(mut self, client: &Client, collected_at: String, field_names: &HashMap<i32, String>) -> VcenterInventory {
-        let sc = client.service_content();
+    fn finish(
+        mut self,
+        name: &str,
+        url: &str,
+        about: &About,
+        collected_at: String,
+        field_names: &HashMap<i32, String>,
+    ) -> VcenterInventory {
         let mut inv = VcenterInventory {
-            name: client.name().to_owned(),
-            url: client.url().to_owned(),
-            about: sc.about.clone(),
+            name: name.to_owned(),
+            url: url.to_owned(),
+            about: about.clone(),
             collected_at,
             ..VcenterInventory::default()
         };
@@ -330,4 +337,15 @@ pub fn api_at_least(version: &str, major: u32, minor: u32) -> bool {
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     (a, b) >= (major, minor)
+}
+
+/// Builds an inventory from a captured RetrievePropertiesEx answer, as `collect` does from
+/// a live one: for tests, fuzzing and the parse benchmark.
+pub fn from_captured_answer(body: &[u8], about: &About) -> Result<VcenterInventory, VsphereError> {
+    let mut builder = Builder { vcenter_uuid: about.instance_uuid.clone(), ..Builder::default() };
+    crate::vsphere::parse_retrieve_response(body, |oc: ObjectContent| {
+        builder.add(oc);
+        Ok(())
+    })?;
+    Ok(builder.finish("captured", "", about, String::new(), &HashMap::new()))
 }

@@ -6,6 +6,9 @@ pub mod model;
 mod output;
 mod vm;
 
-pub use collect::{api_at_least, collect};
+#[cfg(test)]
+mod tests;
+
+pub use collect::{api_at_least, collect, from_captured_answer};
 pub use model::{Inventory, VcenterInventory, SCHEMA_VERSION};
 pub use output::{write_csv, write_json, Format};
