@@ -76,6 +76,12 @@ fn main() -> ExitCode {
             }
         }
     });
+    // Benchmarks read this line to measure the agent from the inside.
+    if std::env::var_os("VSCOUT_REPORT_RESOURCES").is_some() {
+        if let Some(u) = telemetry::resource_usage() {
+            eprintln!("vscout-resources cpu_ms={} peak_rss_kib={}", u.cpu_ms, u.peak_rss_kib);
+        }
+    }
     match result {
         Ok(code) => code,
         Err(e) => {

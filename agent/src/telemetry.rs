@@ -25,3 +25,31 @@ pub fn init(format: LogFormat) {
     };
     let _ = result; // already initialised (tests): keep the first
 }
+
+/// This process's CPU time (user + system) and peak resident set size, from `/proc/self`.
+/// Linux only; `None` elsewhere or if `/proc` is not mounted.
+pub fn resource_usage() -> Option<ResourceUsage> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // /proc reports clock ticks in USER_HZ, which is 100 on every Linux ABI.
+    let cpu_ms = (utime + stime) * 10;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let peak_rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())?;
+    Some(ResourceUsage { cpu_ms, peak_rss_kib })
+}
+
+/// What [`resource_usage`] measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceUsage {
+    pub cpu_ms: u64,
+    pub peak_rss_kib: u64,
+}

@@ -20,7 +20,7 @@ use std::path::Path;
 /// Where the agent looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/vscout/agent.toml";
 
-/// Prefix of environment variables that override the file: `VSCOUT_AGENT__STATE_DIR=/x`
+/// Prefix of environment variables that override `[agent]` keys: `VSCOUT_AGENT__STATE_DIR=/x`
 /// sets `agent.state_dir`. A double underscore separates nesting levels because key names
 /// themselves contain single underscores.
 pub const ENV_PREFIX: &str = "VSCOUT";

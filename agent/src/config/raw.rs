@@ -87,9 +87,12 @@ pub fn read(
         path: path.to_owned(),
         reason: e.to_string(),
     })?;
+    // Only `VSCOUT_AGENT__…` are configuration: other `VSCOUT_` variables (VSCOUT_CONFIG,
+    // VSCOUT_REPORT_RESOURCES …) belong to the command line and must not be read as keys.
+    // vCenter entries are a list and come from the file only.
     let overrides: config::Map<String, String> = env
         .into_iter()
-        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}_")))
+        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}_AGENT__")))
         .collect();
     build(&text, Some(overrides))
 }

@@ -120,6 +120,8 @@ fn environment_overrides_file() {
     let env = vec![
         ("VSCOUT_AGENT__INVENTORY_INTERVAL_SECS".to_string(), "42".to_string()),
         ("UNRELATED".to_string(), "x".to_string()),
+        ("VSCOUT_CONFIG".to_string(), "/elsewhere.toml".to_string()),
+        ("VSCOUT_REPORT_RESOURCES".to_string(), "1".to_string()),
     ];
     let raw = raw::read(file.path(), env).expect("read");
     let cfg = validate(raw, &Context::default()).expect("valid");
