@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+
 use tracing::{error, info, warn};
 
 use crate::config::{AgentConfig, VcenterConfig};
@@ -125,7 +126,7 @@ fn log_round_error(vc: &VcenterConfig, round: u64, e: &VsphereError) {
 /// daemon goes on if the directory is not writable).
 fn save_latest(state_dir: &Path, inv: inventory::VcenterInventory) {
     let dir = state_dir.join("inventory").join(sanitize(&inv.name));
-    let doc = Inventory { schema_version: SCHEMA_VERSION, agent_version: crate::VERSION.to_owned(), vcenters: vec![inv] };
+    let doc = Inventory { schema_version: SCHEMA_VERSION, agent_version: crate::VERSION.into(), vcenters: vec![inv] };
     let result = std::fs::create_dir_all(&dir).and_then(|()| inventory::write_json(&doc, &dir));
     if let Err(e) = result {
         warn!(dir = %dir.display(), error = %e, "cannot save the latest inventory");

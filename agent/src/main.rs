@@ -101,7 +101,7 @@ async fn inventory_once(cfg: &AgentConfig, output: &std::path::Path, format: For
         result
     });
     let results = futures_util::future::join_all(jobs).await;
-    let mut doc = Inventory { schema_version: SCHEMA_VERSION, agent_version: vscout::VERSION.to_owned(), vcenters: Vec::new() };
+    let mut doc = Inventory { schema_version: SCHEMA_VERSION, agent_version: vscout::VERSION.into(), vcenters: Vec::new() };
     let mut failed = false;
     for (vc, r) in cfg.vcenters.iter().zip(results) {
         match r {

@@ -51,7 +51,7 @@ fn inventory_json_and_csv_match_the_simulated_estate() {
     for vm in &v.vms {
         assert_eq!(host_names.get(vm.host_id.as_str()), Some(&vm.host.as_str()), "vm {} host", vm.name);
         assert!(dc_names.contains(&vm.datacenter.as_str()), "vm {} datacenter {:?}", vm.name, vm.datacenter);
-        assert!(vm.folder_path.starts_with(&format!("/")) && vm.folder_path.contains(&vm.datacenter), "vm {} folder {:?}", vm.name, vm.folder_path);
+        assert!(vm.folder_path.starts_with('/') && vm.folder_path.contains(vm.datacenter.as_str()), "vm {} folder {:?}", vm.name, vm.folder_path);
         if !vm.cluster.is_empty() {
             assert!(cluster_names.contains(&vm.cluster.as_str()));
             clustered += 1;

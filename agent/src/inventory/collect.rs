@@ -1,6 +1,7 @@
 //! Takes one vCenter's inventory: one ContainerView over every entity type, one paged
 //! RetrievePropertiesEx, each object mapped as it streams in, names resolved at the end.
 
+use compact_str::{format_compact, CompactString};
 use std::collections::HashMap;
 
 use super::model::{Cluster, Datacenter, Datastore, Host, Network, VcenterInventory, Vm};
@@ -38,7 +39,7 @@ const PORTGROUP_PATHS: &[&str] = &["key"];
 /// A structural object: enough to walk up the tree and name things.
 #[derive(Debug, Clone)]
 struct Entity {
-    name: String,
+    name: CompactString,
     parent: Option<MoRef>,
 }
 
@@ -52,22 +53,26 @@ pub(super) struct Builder {
     datastores: Vec<ObjectContent>,
     networks: Vec<ObjectContent>,
     datacenters: Vec<MoRef>,
-    vms: Vec<(Vm, VmRefs)>,
-    warnings: Vec<String>,
+    /// VMs and, at the same index, their unresolved references (kept apart so that the
+    /// records can be resolved in place and moved out without a second copy).
+    vms: Vec<Vm>,
+    vm_refs: Vec<VmRefs>,
+    warnings: Vec<CompactString>,
 }
 
 impl Builder {
     fn add(&mut self, oc: ObjectContent) {
         for (path, fault) in &oc.missing {
-            self.warnings.push(format!("{} {path}: {fault}", oc.obj));
+            self.warnings.push(format_compact!("{} {path}: {fault}", oc.obj));
         }
-        let name = oc.text("name").unwrap_or("").to_owned();
+        let name = CompactString::from(oc.text("name").unwrap_or(""));
         let parent = oc.moref("parent");
         self.entities.insert(oc.obj.clone(), Entity { name, parent });
         match oc.obj.kind.as_str() {
             "VirtualMachine" => {
-                let mapped = map_vm(&oc, &self.vcenter_uuid);
-                self.vms.push(mapped);
+                let (vm, refs) = map_vm(&oc, &self.vcenter_uuid);
+                self.vms.push(vm);
+                self.vm_refs.push(refs);
             }
             "HostSystem" => self.hosts.push(oc),
             "ComputeResource" | "ClusterComputeResource" => self.compute.push((oc.obj.clone(), oc)),
@@ -125,7 +130,7 @@ async fn collect_once(client: &Client) -> Result<VcenterInventory, VsphereError>
 }
 
 impl Builder {
-    fn name_of(&self, r: &MoRef) -> String {
+    fn name_of(&self, r: &MoRef) -> CompactString {
         self.entities.get(r).map(|e| e.name.clone()).unwrap_or_default()
     }
 
@@ -144,12 +149,12 @@ impl Builder {
         None
     }
 
-    fn datacenter_name(&self, r: &MoRef) -> String {
+    fn datacenter_name(&self, r: &MoRef) -> CompactString {
         self.ancestor(r, "Datacenter").map(|d| self.name_of(d)).unwrap_or_default()
     }
 
     /// `/DC/vm/Sub/Folder` for a folder reference.
-    fn folder_path(&self, folder: &MoRef) -> String {
+    fn folder_path(&self, folder: &MoRef) -> CompactString {
         let mut names = Vec::new();
         let mut cur = Some(folder);
         for _ in 0..64 {
@@ -162,7 +167,7 @@ impl Builder {
             cur = e.parent.as_ref();
         }
         names.reverse();
-        format!("/{}", names.join("/"))
+        format_compact!("/{}", names.join("/"))
     }
 
     fn finish(
@@ -171,16 +176,16 @@ impl Builder {
         url: &str,
         about: &About,
         collected_at: String,
-        field_names: &HashMap<i32, String>,
+        field_names: &HashMap<i32, CompactString>,
     ) -> VcenterInventory {
         let mut inv = VcenterInventory {
-            name: name.to_owned(),
-            url: url.to_owned(),
+            name: name.into(),
+            url: url.into(),
             about: about.clone(),
-            collected_at,
+            collected_at: collected_at.into(),
             ..VcenterInventory::default()
         };
-        let mut host_cluster: HashMap<MoRef, String> = HashMap::new();
+        let mut host_cluster: HashMap<MoRef, CompactString> = HashMap::new();
         for (r, oc) in &self.compute {
             if r.kind != "ClusterComputeResource" {
                 continue;
@@ -198,7 +203,7 @@ impl Builder {
                 datacenter: self.datacenter_name(r),
                 ha_enabled: cfg.and_then(|c| c.bool_at("dasConfig/enabled")),
                 drs_enabled: cfg.and_then(|c| c.bool_at("drsConfig/enabled")),
-                drs_behavior: cfg.and_then(|c| c.text_at("drsConfig/defaultVmBehavior")).map(str::to_owned),
+                drs_behavior: cfg.and_then(|c| c.text_at("drsConfig/defaultVmBehavior")).map(CompactString::from),
                 num_hosts: summary.and_then(|s| s.parse_at("numHosts")),
                 num_effective_hosts: summary.and_then(|s| s.parse_at("numEffectiveHosts")),
                 total_cpu_mhz: summary.and_then(|s| s.parse_at("totalCpu")),
@@ -209,7 +214,7 @@ impl Builder {
         for oc in &self.hosts {
             let hw = oc.get("summary.hardware");
             let product = oc.get("summary.config.product");
-            let hwt = |k: &str| hw.and_then(|h| h.text_at(k)).map(str::to_owned);
+            let hwt = |k: &str| hw.and_then(|h| h.text_at(k)).map(CompactString::from);
             inv.hosts.push(Host {
                 id: oc.obj.value.clone(),
                 name: self.name_of(&oc.obj),
@@ -223,16 +228,16 @@ impl Builder {
                 cpu_threads: hw.and_then(|h| h.parse_at("numCpuThreads")),
                 cpu_mhz: hw.and_then(|h| h.parse_at("cpuMhz")),
                 memory_bytes: hw.and_then(|h| h.parse_at("memorySize")),
-                esxi_version: product.and_then(|p| p.text_at("version")).map(str::to_owned),
-                esxi_build: product.and_then(|p| p.text_at("build")).map(str::to_owned),
-                connection_state: oc.text("runtime.connectionState").map(str::to_owned),
+                esxi_version: product.and_then(|p| p.text_at("version")).map(CompactString::from),
+                esxi_build: product.and_then(|p| p.text_at("build")).map(CompactString::from),
+                connection_state: oc.text("runtime.connectionState").map(CompactString::from),
                 in_maintenance_mode: oc.bool("runtime.inMaintenanceMode"),
-                power_state: oc.text("runtime.powerState").map(str::to_owned),
+                power_state: oc.text("runtime.powerState").map(CompactString::from),
             });
         }
         for oc in &self.datastores {
             let s = oc.get("summary");
-            let st = |k: &str| s.and_then(|n| n.text_at(k)).map(str::to_owned);
+            let st = |k: &str| s.and_then(|n| n.text_at(k)).map(CompactString::from);
             inv.datastores.push(Datastore {
                 id: oc.obj.value.clone(),
                 name: self.name_of(&oc.obj),
@@ -245,9 +250,9 @@ impl Builder {
                 accessible: s.and_then(|n| n.bool_at("accessible")),
             });
         }
-        let mut portgroups: HashMap<&str, String> = HashMap::new();
+        let mut portgroups: HashMap<&str, CompactString> = HashMap::new();
         for oc in &self.networks {
-            let key = oc.text("key").map(str::to_owned);
+            let key = oc.text("key").map(CompactString::from);
             let name = self.name_of(&oc.obj);
             if let Some(k) = oc.text("key") {
                 portgroups.insert(k, name.clone());
@@ -263,8 +268,9 @@ impl Builder {
         for dc in &self.datacenters {
             inv.datacenters.push(Datacenter { id: dc.value.clone(), name: self.name_of(dc) });
         }
-        let vms = std::mem::take(&mut self.vms);
-        for (mut vm, refs) in vms {
+        let mut vms = std::mem::take(&mut self.vms);
+        let vm_refs = std::mem::take(&mut self.vm_refs);
+        for (vm, refs) in vms.iter_mut().zip(&vm_refs) {
             let me = MoRef::new("VirtualMachine", vm.id.clone());
             vm.datacenter = self.datacenter_name(&me);
             vm.folder_path = refs.parent.as_ref().map(|p| self.folder_path(p)).unwrap_or_default();
@@ -281,7 +287,7 @@ impl Builder {
                 if disk.datastore.is_empty() {
                     // `[datastore1] vm/vm.vmdk`: the name is in the path.
                     if let Some(name) = disk.file_path.as_deref().and_then(|p| p.strip_prefix('[')).and_then(|p| p.split(']').next()) {
-                        disk.datastore = name.to_owned();
+                        disk.datastore = name.into();
                     }
                 }
             }
@@ -290,22 +296,22 @@ impl Builder {
                     NicBacking::Network(n) => self.name_of(n),
                     NicBacking::Portgroup(k) => portgroups.get(k.as_str()).cloned().unwrap_or_else(|| k.clone()),
                     NicBacking::Named(n) => n.clone(),
-                    NicBacking::None => String::new(),
+                    NicBacking::None => CompactString::default(),
                 };
             }
             for (key, value) in &refs.custom_values {
-                let name = field_names.get(key).cloned().unwrap_or_else(|| format!("field-{key}"));
+                let name = field_names.get(key).cloned().unwrap_or_else(|| format_compact!("field-{key}"));
                 vm.custom_attributes.insert(name, value.clone());
             }
-            inv.vms.push(vm);
         }
+        inv.vms = vms;
         inv.warnings = std::mem::take(&mut self.warnings);
         inv
     }
 }
 
 /// Names of custom attributes (`CustomFieldsManager.field`), by key. ESXi has none.
-async fn custom_field_names(client: &Client) -> Result<HashMap<i32, String>, VsphereError> {
+async fn custom_field_names(client: &Client) -> Result<HashMap<i32, CompactString>, VsphereError> {
     let Some(cfm) = client.service_content().custom_fields_manager.clone() else {
         return Ok(HashMap::new());
     };
@@ -317,14 +323,14 @@ async fn custom_field_names(client: &Client) -> Result<HashMap<i32, String>, Vsp
 }
 
 #[derive(Debug, Default)]
-struct FieldNames(HashMap<i32, String>);
+struct FieldNames(HashMap<i32, CompactString>);
 
 impl ObjectSink for FieldNames {
     fn accept(&mut self, oc: ObjectContent) -> Result<(), VsphereError> {
         if let Some(fields) = oc.get("field") {
             for f in &fields.children {
                 if let (Some(k), Some(n)) = (f.parse_at::<i32>("key"), f.text_at("name")) {
-                    self.0.insert(k, n.to_owned());
+                    self.0.insert(k, n.into());
                 }
             }
         }

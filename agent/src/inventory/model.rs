@@ -5,10 +5,14 @@
 
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::vsphere::About;
 
+/// Strings are `CompactString`: ids, states and most names fit inline in 24 bytes, which
+/// keeps a 10,000-VM inventory small in memory.
+///
 /// Version of the record layout below.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -16,7 +20,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Inventory {
     pub schema_version: u32,
-    pub agent_version: String,
+    pub agent_version: CompactString,
     pub vcenters: Vec<VcenterInventory>,
 }
 
@@ -24,11 +28,11 @@ pub struct Inventory {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VcenterInventory {
     /// The configured name.
-    pub name: String,
-    pub url: String,
+    pub name: CompactString,
+    pub url: CompactString,
     pub about: About,
     /// vCenter's own clock when the inventory was taken.
-    pub collected_at: String,
+    pub collected_at: CompactString,
     pub datacenters: Vec<Datacenter>,
     pub clusters: Vec<Cluster>,
     pub hosts: Vec<Host>,
@@ -36,102 +40,102 @@ pub struct VcenterInventory {
     pub networks: Vec<Network>,
     pub vms: Vec<Vm>,
     /// Properties vCenter could not read (`missingSet`), as `object path: fault`.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<CompactString>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Datacenter {
-    pub id: String,
-    pub name: String,
+    pub id: CompactString,
+    pub name: CompactString,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cluster {
-    pub id: String,
-    pub name: String,
-    pub datacenter: String,
+    pub id: CompactString,
+    pub name: CompactString,
+    pub datacenter: CompactString,
     pub ha_enabled: Option<bool>,
     pub drs_enabled: Option<bool>,
-    pub drs_behavior: Option<String>,
+    pub drs_behavior: Option<CompactString>,
     pub num_hosts: Option<u32>,
     pub num_effective_hosts: Option<u32>,
     pub total_cpu_mhz: Option<u64>,
     pub total_memory_bytes: Option<u64>,
     /// Host names.
-    pub hosts: Vec<String>,
+    pub hosts: Vec<CompactString>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Host {
-    pub id: String,
-    pub name: String,
-    pub datacenter: String,
+    pub id: CompactString,
+    pub name: CompactString,
+    pub datacenter: CompactString,
     /// Empty for a standalone host.
-    pub cluster: String,
-    pub vendor: Option<String>,
-    pub model: Option<String>,
-    pub cpu_model: Option<String>,
+    pub cluster: CompactString,
+    pub vendor: Option<CompactString>,
+    pub model: Option<CompactString>,
+    pub cpu_model: Option<CompactString>,
     pub cpu_sockets: Option<u32>,
     pub cpu_cores: Option<u32>,
     pub cpu_threads: Option<u32>,
     pub cpu_mhz: Option<u32>,
     pub memory_bytes: Option<u64>,
-    pub esxi_version: Option<String>,
-    pub esxi_build: Option<String>,
-    pub connection_state: Option<String>,
+    pub esxi_version: Option<CompactString>,
+    pub esxi_build: Option<CompactString>,
+    pub connection_state: Option<CompactString>,
     pub in_maintenance_mode: Option<bool>,
-    pub power_state: Option<String>,
+    pub power_state: Option<CompactString>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Datastore {
-    pub id: String,
-    pub name: String,
-    pub datacenter: String,
+    pub id: CompactString,
+    pub name: CompactString,
+    pub datacenter: CompactString,
     /// VMFS, NFS, vsan, vvol …
-    pub kind: Option<String>,
+    pub kind: Option<CompactString>,
     pub capacity_bytes: Option<u64>,
     pub free_bytes: Option<u64>,
     pub uncommitted_bytes: Option<u64>,
-    pub url: Option<String>,
+    pub url: Option<CompactString>,
     pub accessible: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Network {
-    pub id: String,
-    pub name: String,
-    pub datacenter: String,
+    pub id: CompactString,
+    pub name: CompactString,
+    pub datacenter: CompactString,
     /// `Network` (standard portgroup), `DistributedVirtualPortgroup` or `OpaqueNetwork`.
-    pub kind: String,
+    pub kind: CompactString,
     /// A distributed portgroup's key, as NIC backings name it.
-    pub portgroup_key: Option<String>,
+    pub portgroup_key: Option<CompactString>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Vm {
-    pub id: String,
-    pub name: String,
+    pub id: CompactString,
+    pub name: CompactString,
     /// The vCenter's instance UUID: with `instance_uuid` it identifies the VM globally.
-    pub vcenter_uuid: String,
-    pub instance_uuid: Option<String>,
-    pub bios_uuid: Option<String>,
-    pub power_state: Option<String>,
-    pub connection_state: Option<String>,
+    pub vcenter_uuid: CompactString,
+    pub instance_uuid: Option<CompactString>,
+    pub bios_uuid: Option<CompactString>,
+    pub power_state: Option<CompactString>,
+    pub connection_state: Option<CompactString>,
     pub template: bool,
     /// Guest OS as configured.
-    pub guest_id: Option<String>,
-    pub guest_full_name: Option<String>,
+    pub guest_id: Option<CompactString>,
+    pub guest_full_name: Option<CompactString>,
     /// Guest OS as VMware Tools reports it.
-    pub tools_guest_id: Option<String>,
-    pub tools_guest_full_name: Option<String>,
-    pub tools_running_status: Option<String>,
-    pub tools_version_status: Option<String>,
-    pub tools_version: Option<String>,
+    pub tools_guest_id: Option<CompactString>,
+    pub tools_guest_full_name: Option<CompactString>,
+    pub tools_running_status: Option<CompactString>,
+    pub tools_version_status: Option<CompactString>,
+    pub tools_version: Option<CompactString>,
     /// `vmx-19` …
-    pub hardware_version: Option<String>,
+    pub hardware_version: Option<CompactString>,
     /// `bios` or `efi`.
-    pub firmware: Option<String>,
+    pub firmware: Option<CompactString>,
     pub num_cpu: Option<u32>,
     pub cores_per_socket: Option<u32>,
     pub memory_mb: Option<u64>,
@@ -141,23 +145,23 @@ pub struct Vm {
     pub memory_hot_add: Option<bool>,
     pub disks: Vec<Disk>,
     pub nics: Vec<Nic>,
-    pub ip_addresses: Vec<String>,
-    pub guest_hostname: Option<String>,
-    pub host: String,
-    pub host_id: String,
-    pub cluster: String,
-    pub datacenter: String,
-    pub resource_pool: String,
+    pub ip_addresses: Vec<CompactString>,
+    pub guest_hostname: Option<CompactString>,
+    pub host: CompactString,
+    pub host_id: CompactString,
+    pub cluster: CompactString,
+    pub datacenter: CompactString,
+    pub resource_pool: CompactString,
     /// Inventory path of the VM's folder, e.g. `/DC0/vm/Finance`.
-    pub folder_path: String,
-    pub annotation: Option<String>,
-    pub custom_attributes: BTreeMap<String, String>,
+    pub folder_path: CompactString,
+    pub annotation: Option<CompactString>,
+    pub custom_attributes: BTreeMap<CompactString, CompactString>,
     pub committed_bytes: Option<u64>,
     pub uncommitted_bytes: Option<u64>,
     pub snapshot_count: u32,
-    pub boot_time: Option<String>,
+    pub boot_time: Option<CompactString>,
     /// Only vCenter 6.7 and later record it.
-    pub create_date: Option<String>,
+    pub create_date: Option<CompactString>,
 }
 
 /// CPU (MHz) or memory (MB) reservation, limit (-1 = unlimited) and shares.
@@ -166,36 +170,36 @@ pub struct Allocation {
     pub reservation: Option<i64>,
     pub limit: Option<i64>,
     pub shares: Option<i64>,
-    pub shares_level: Option<String>,
+    pub shares_level: Option<CompactString>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Disk {
     pub key: i32,
-    pub label: String,
+    pub label: CompactString,
     pub capacity_bytes: Option<u64>,
     /// `thin`, `thick-lazy`, `thick-eager`, `rdm-physical`, `rdm-virtual` or `other`.
-    pub provisioning: String,
+    pub provisioning: CompactString,
     pub thin: Option<bool>,
-    pub datastore: String,
-    pub file_path: Option<String>,
-    pub controller: String,
-    pub controller_type: String,
+    pub datastore: CompactString,
+    pub file_path: Option<CompactString>,
+    pub controller: CompactString,
+    pub controller_type: CompactString,
     pub unit_number: Option<i32>,
     /// `persistent`, `independent_persistent` …
-    pub mode: Option<String>,
+    pub mode: Option<CompactString>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Nic {
     pub key: i32,
-    pub label: String,
-    pub mac: Option<String>,
+    pub label: CompactString,
+    pub mac: Option<CompactString>,
     /// Network or portgroup name.
-    pub network: String,
+    pub network: CompactString,
     pub connected: Option<bool>,
     pub start_connected: Option<bool>,
     /// `vmxnet3`, `e1000e` …
-    pub adapter_type: String,
-    pub ip_addresses: Vec<String>,
+    pub adapter_type: CompactString,
+    pub ip_addresses: Vec<CompactString>,
 }

@@ -61,23 +61,23 @@ fn tables(inv: &Inventory) -> Vec<Table> {
     for v in &inv.vcenters {
         let a = &v.about;
         vcenters.push(vec![
-            v.name.clone(), v.url.clone(), a.full_name.clone(), a.version.clone(), a.build.clone(),
-            a.api_type.clone(), a.api_version.clone(), a.instance_uuid.clone(), v.collected_at.clone(),
+            v.name.to_string(), v.url.to_string(), a.full_name.to_string(), a.version.to_string(), a.build.to_string(),
+            a.api_type.to_string(), a.api_version.to_string(), a.instance_uuid.to_string(), v.collected_at.to_string(),
             v.vms.len().to_string(), v.hosts.len().to_string(), v.warnings.len().to_string(),
         ]);
         for d in &v.datacenters {
-            dcs.push(vec![v.name.clone(), d.id.clone(), d.name.clone()]);
+            dcs.push(vec![v.name.to_string(), d.id.to_string(), d.name.to_string()]);
         }
         for c in &v.clusters {
             clusters.push(vec![
-                v.name.clone(), c.id.clone(), c.name.clone(), c.datacenter.clone(), opt(&c.ha_enabled),
+                v.name.to_string(), c.id.to_string(), c.name.to_string(), c.datacenter.to_string(), opt(&c.ha_enabled),
                 opt(&c.drs_enabled), opt(&c.drs_behavior), opt(&c.num_hosts), opt(&c.num_effective_hosts),
                 opt(&c.total_cpu_mhz), opt(&c.total_memory_bytes), c.hosts.join(";"),
             ]);
         }
         for h in &v.hosts {
             hosts.push(vec![
-                v.name.clone(), h.id.clone(), h.name.clone(), h.datacenter.clone(), h.cluster.clone(),
+                v.name.to_string(), h.id.to_string(), h.name.to_string(), h.datacenter.to_string(), h.cluster.to_string(),
                 opt(&h.vendor), opt(&h.model), opt(&h.cpu_model), opt(&h.cpu_sockets), opt(&h.cpu_cores),
                 opt(&h.cpu_threads), opt(&h.cpu_mhz), opt(&h.memory_bytes), opt(&h.esxi_version),
                 opt(&h.esxi_build), opt(&h.connection_state), opt(&h.in_maintenance_mode), opt(&h.power_state),
@@ -85,19 +85,19 @@ fn tables(inv: &Inventory) -> Vec<Table> {
         }
         for d in &v.datastores {
             dss.push(vec![
-                v.name.clone(), d.id.clone(), d.name.clone(), d.datacenter.clone(), opt(&d.kind),
+                v.name.to_string(), d.id.to_string(), d.name.to_string(), d.datacenter.to_string(), opt(&d.kind),
                 opt(&d.capacity_bytes), opt(&d.free_bytes), opt(&d.uncommitted_bytes), opt(&d.url), opt(&d.accessible),
             ]);
         }
         for n in &v.networks {
             nets.push(vec![
-                v.name.clone(), n.id.clone(), n.name.clone(), n.datacenter.clone(), n.kind.clone(), opt(&n.portgroup_key),
+                v.name.to_string(), n.id.to_string(), n.name.to_string(), n.datacenter.to_string(), n.kind.to_string(), opt(&n.portgroup_key),
             ]);
         }
         for m in &v.vms {
             let attrs: Vec<String> = m.custom_attributes.iter().map(|(k, val)| format!("{k}={val}")).collect();
             vms.push(vec![
-                v.name.clone(), m.id.clone(), m.name.clone(), m.vcenter_uuid.clone(), opt(&m.instance_uuid),
+                v.name.to_string(), m.id.to_string(), m.name.to_string(), m.vcenter_uuid.to_string(), opt(&m.instance_uuid),
                 opt(&m.bios_uuid), opt(&m.power_state), opt(&m.connection_state), m.template.to_string(),
                 opt(&m.guest_id), opt(&m.guest_full_name), opt(&m.tools_guest_id), opt(&m.tools_guest_full_name),
                 opt(&m.tools_running_status), opt(&m.tools_version_status), opt(&m.tools_version),
@@ -105,22 +105,22 @@ fn tables(inv: &Inventory) -> Vec<Table> {
                 opt(&m.memory_mb), opt(&m.cpu.reservation), opt(&m.cpu.limit), opt(&m.cpu.shares),
                 opt(&m.cpu.shares_level), opt(&m.memory.reservation), opt(&m.memory.limit), opt(&m.memory.shares),
                 opt(&m.memory.shares_level), opt(&m.cpu_hot_add), opt(&m.memory_hot_add), m.disks.len().to_string(),
-                m.nics.len().to_string(), m.ip_addresses.join(";"), opt(&m.guest_hostname), m.host.clone(),
-                m.host_id.clone(), m.cluster.clone(), m.datacenter.clone(), m.resource_pool.clone(),
-                m.folder_path.clone(), opt(&m.annotation), attrs.join(";"), opt(&m.committed_bytes),
+                m.nics.len().to_string(), m.ip_addresses.join(";"), opt(&m.guest_hostname), m.host.to_string(),
+                m.host_id.to_string(), m.cluster.to_string(), m.datacenter.to_string(), m.resource_pool.to_string(),
+                m.folder_path.to_string(), opt(&m.annotation), attrs.join(";"), opt(&m.committed_bytes),
                 opt(&m.uncommitted_bytes), m.snapshot_count.to_string(), opt(&m.boot_time), opt(&m.create_date),
             ]);
             for d in &m.disks {
                 disks.push(vec![
-                    v.name.clone(), m.id.clone(), m.name.clone(), d.key.to_string(), d.label.clone(),
-                    opt(&d.capacity_bytes), d.provisioning.clone(), opt(&d.thin), d.datastore.clone(),
-                    opt(&d.file_path), d.controller.clone(), d.controller_type.clone(), opt(&d.unit_number), opt(&d.mode),
+                    v.name.to_string(), m.id.to_string(), m.name.to_string(), d.key.to_string(), d.label.to_string(),
+                    opt(&d.capacity_bytes), d.provisioning.to_string(), opt(&d.thin), d.datastore.to_string(),
+                    opt(&d.file_path), d.controller.to_string(), d.controller_type.to_string(), opt(&d.unit_number), opt(&d.mode),
                 ]);
             }
             for n in &m.nics {
                 nics.push(vec![
-                    v.name.clone(), m.id.clone(), m.name.clone(), n.key.to_string(), n.label.clone(), opt(&n.mac),
-                    n.network.clone(), opt(&n.connected), opt(&n.start_connected), n.adapter_type.clone(),
+                    v.name.to_string(), m.id.to_string(), m.name.to_string(), n.key.to_string(), n.label.to_string(), opt(&n.mac),
+                    n.network.to_string(), opt(&n.connected), opt(&n.start_connected), n.adapter_type.to_string(),
                     n.ip_addresses.join(";"),
                 ]);
             }

@@ -2,6 +2,7 @@
 //! (host, folder, datastores, networks) are kept unresolved in `VmRefs` until every
 //! object of the estate has been read.
 
+use compact_str::CompactString;
 use std::collections::BTreeMap;
 
 use super::model::{Allocation, Disk, Nic, Vm};
@@ -58,21 +59,21 @@ pub struct VmRefs {
     /// Per NIC: its network, or a distributed portgroup key.
     pub nic_networks: Vec<NicBacking>,
     /// Custom attribute values by field key.
-    pub custom_values: Vec<(i32, String)>,
+    pub custom_values: Vec<(i32, CompactString)>,
 }
 
 /// What a NIC is connected to.
 #[derive(Debug, Clone, Default)]
 pub enum NicBacking {
     Network(MoRef),
-    Portgroup(String),
-    Named(String),
+    Portgroup(CompactString),
+    Named(CompactString),
     #[default]
     None,
 }
 
-fn text(n: Option<&Node>) -> Option<String> {
-    n.map(|n| n.text.trim().to_owned()).filter(|s| !s.is_empty())
+fn text(n: Option<&Node>) -> Option<CompactString> {
+    n.map(|n| CompactString::from(n.text.trim())).filter(|s| !s.is_empty())
 }
 
 /// Builds the record and its unresolved references.
@@ -81,7 +82,7 @@ pub fn map_vm(oc: &ObjectContent, vcenter_uuid: &str) -> (Vm, VmRefs) {
     let mut vm = Vm {
         id: oc.obj.value.clone(),
         name: t("name").unwrap_or_default(),
-        vcenter_uuid: vcenter_uuid.to_owned(),
+        vcenter_uuid: vcenter_uuid.into(),
         instance_uuid: t("config.instanceUuid"),
         bios_uuid: t("config.uuid"),
         power_state: t("runtime.powerState"),
@@ -132,7 +133,7 @@ pub fn map_vm(oc: &ObjectContent, vcenter_uuid: &str) -> (Vm, VmRefs) {
     if let Some(values) = oc.get("customValue") {
         for v in &values.children {
             if let (Some(key), Some(value)) = (v.parse_at::<i32>("key"), v.text_at("value")) {
-                refs.custom_values.push((key, value.to_owned()));
+                refs.custom_values.push((key, value.into()));
             }
         }
     }
@@ -145,7 +146,7 @@ fn allocation(n: Option<&Node>) -> Allocation {
         reservation: n.parse_at("reservation"),
         limit: n.parse_at("limit"),
         shares: n.parse_at("shares/shares"),
-        shares_level: n.text_at("shares/level").map(str::to_owned),
+        shares_level: n.text_at("shares/level").map(CompactString::from),
     }
 }
 
@@ -173,13 +174,13 @@ const NIC_TYPES: &[(&str, &str)] = &[
 
 fn map_devices(devices: &Node, vm: &mut Vm, refs: &mut VmRefs) {
     // Controllers first: disks name theirs by key.
-    let mut controllers: BTreeMap<i32, (String, String)> = BTreeMap::new();
+    let mut controllers: BTreeMap<i32, (CompactString, CompactString)> = BTreeMap::new();
     for d in &devices.children {
         let ty = d.type_name();
         if ty.ends_with("Controller") && !ty.contains("Usb") && !ty.contains("USB") {
             if let Some(key) = d.parse_at::<i32>("key") {
-                let label = d.text_at("deviceInfo/label").unwrap_or(ty).to_owned();
-                controllers.insert(key, (label, ty.to_owned()));
+                let label = CompactString::from(d.text_at("deviceInfo/label").unwrap_or(ty));
+                controllers.insert(key, (label, ty.into()));
             }
         }
     }
@@ -197,7 +198,7 @@ fn map_devices(devices: &Node, vm: &mut Vm, refs: &mut VmRefs) {
     }
 }
 
-fn map_disk(d: &Node, controllers: &BTreeMap<i32, (String, String)>) -> (Disk, Option<MoRef>) {
+fn map_disk(d: &Node, controllers: &BTreeMap<i32, (CompactString, CompactString)>) -> (Disk, Option<MoRef>) {
     let backing = d.child("backing");
     let bt = backing.map(Node::type_name).unwrap_or("");
     let thin = backing.and_then(|b| b.bool_at("thinProvisioned"));
@@ -227,16 +228,16 @@ fn map_disk(d: &Node, controllers: &BTreeMap<i32, (String, String)>) -> (Disk, O
         .unwrap_or_default();
     let disk = Disk {
         key: d.parse_at("key").unwrap_or_default(),
-        label: d.text_at("deviceInfo/label").unwrap_or("").to_owned(),
+        label: d.text_at("deviceInfo/label").unwrap_or("").into(),
         capacity_bytes: capacity,
-        provisioning: provisioning.to_owned(),
+        provisioning: provisioning.into(),
         thin,
-        datastore: String::new(),
-        file_path: backing.and_then(|b| b.text_at("fileName")).map(str::to_owned),
+        datastore: CompactString::default(),
+        file_path: backing.and_then(|b| b.text_at("fileName")).map(CompactString::from),
         controller,
         controller_type,
         unit_number: d.parse_at("unitNumber"),
-        mode: backing.and_then(|b| b.text_at("diskMode")).map(str::to_owned),
+        mode: backing.and_then(|b| b.text_at("diskMode")).map(CompactString::from),
     };
     (disk, backing.and_then(|b| b.child("datastore")).and_then(MoRef::from_node))
 }
@@ -246,16 +247,16 @@ fn map_nic(d: &Node) -> (Nic, NicBacking) {
     let adapter = NIC_TYPES
         .iter()
         .find(|(t, _)| *t == ty)
-        .map_or_else(|| ty.trim_start_matches("Virtual").to_ascii_lowercase(), |(_, a)| (*a).to_owned());
+        .map_or_else(|| ty.trim_start_matches("Virtual").to_ascii_lowercase().into(), |(_, a)| CompactString::from(*a));
     let backing = d.child("backing");
     let link = match backing {
         Some(b) => {
             if let Some(pg) = b.text_at("port/portgroupKey") {
-                NicBacking::Portgroup(pg.to_owned())
+                NicBacking::Portgroup(pg.into())
             } else if let Some(net) = b.child("network").and_then(MoRef::from_node) {
                 NicBacking::Network(net)
             } else if let Some(name) = b.text_at("deviceName").or_else(|| b.text_at("opaqueNetworkId")) {
-                NicBacking::Named(name.to_owned())
+                NicBacking::Named(name.into())
             } else {
                 NicBacking::None
             }
@@ -264,9 +265,9 @@ fn map_nic(d: &Node) -> (Nic, NicBacking) {
     };
     let nic = Nic {
         key: d.parse_at("key").unwrap_or_default(),
-        label: d.text_at("deviceInfo/label").unwrap_or("").to_owned(),
-        mac: d.text_at("macAddress").map(str::to_owned),
-        network: String::new(),
+        label: d.text_at("deviceInfo/label").unwrap_or("").into(),
+        mac: d.text_at("macAddress").map(CompactString::from),
+        network: CompactString::default(),
         connected: d.bool_at("connectable/connected"),
         start_connected: d.bool_at("connectable/startConnected"),
         adapter_type: adapter,
@@ -278,9 +279,9 @@ fn map_nic(d: &Node) -> (Nic, NicBacking) {
 /// Guest-reported addresses, per NIC (by `deviceConfigId`) and for the whole VM.
 fn map_guest_net(net: &Node, vm: &mut Vm) {
     for g in &net.children {
-        let ips: Vec<String> = g
+        let ips: Vec<CompactString> = g
             .children_named("ipAddress")
-            .map(|n| n.text.trim().to_owned())
+            .map(|n| CompactString::from(n.text.trim()))
             .filter(|s| !s.is_empty())
             .collect();
         if let Some(key) = g.parse_at::<i32>("deviceConfigId") {

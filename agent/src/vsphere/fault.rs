@@ -12,7 +12,7 @@ pub fn describe(node: &Node) -> (String, String) {
         .child("detail")
         .and_then(|d| d.children.first())
         .map(|f| match &f.xsi_type {
-            Some(t) => t.clone(),
+            Some(t) => t.to_string(),
             None => f.name.strip_suffix("Fault").unwrap_or(&f.name).to_owned(),
         })
         .unwrap_or_else(|| {

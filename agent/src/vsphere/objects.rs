@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use super::xml::Node;
@@ -12,13 +13,13 @@ use super::xml::Node;
 pub struct MoRef {
     /// Managed object type.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: CompactString,
     /// Id, unique within one vCenter.
-    pub value: String,
+    pub value: CompactString,
 }
 
 impl MoRef {
-    pub fn new(kind: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn new(kind: impl Into<CompactString>, value: impl Into<CompactString>) -> Self {
         Self { kind: kind.into(), value: value.into() }
     }
 
@@ -29,7 +30,7 @@ impl MoRef {
         if value.is_empty() {
             return None;
         }
-        Some(Self { kind, value: value.to_owned() })
+        Some(Self { kind, value: CompactString::new(value) })
     }
 }
 
@@ -44,7 +45,7 @@ impl fmt::Display for MoRef {
 pub struct ObjectContent {
     pub obj: MoRef,
     /// `(path, val)` pairs, in answer order.
-    pub props: Vec<(String, Node)>,
+    pub props: Vec<(CompactString, Node)>,
     /// `(path, fault type)` for properties that could not be read.
     pub missing: Vec<(String, String)>,
 }

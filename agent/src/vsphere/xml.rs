@@ -17,6 +17,7 @@
 
 use std::io::BufRead;
 
+use compact_str::CompactString;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
@@ -29,13 +30,15 @@ pub const MAX_DEPTH: usize = 64;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Node {
     /// Local element name (`VirtualDevice`, `val`, …).
-    pub name: String,
+    pub name: CompactString,
     /// Local part of the `xsi:type` attribute (`VirtualDisk`, `xsd:int` → `int`).
-    pub xsi_type: Option<String>,
+    pub xsi_type: Option<CompactString>,
     /// The unprefixed `type` attribute: the type of a managed object reference.
-    pub moref_type: Option<String>,
-    /// Character data directly inside this element, entities resolved.
-    pub text: String,
+    pub moref_type: Option<CompactString>,
+    /// Character data directly inside this element, entities resolved. Names and values
+    /// are `CompactString`s: most are short and then need no heap allocation, which is
+    /// most of the parser's cost otherwise.
+    pub text: CompactString,
     /// Child elements in document order.
     pub children: Vec<Node>,
 }
@@ -235,11 +238,10 @@ impl State {
 }
 
 fn start_node(e: &BytesStart<'_>) -> Result<Node, String> {
-    let mut node = Node {
-        name: String::from_utf8(e.local_name().as_ref().to_vec()).map_err(|_| "element name is not UTF-8".to_string())?,
-        ..Node::default()
-    };
-    for attr in e.attributes() {
+    let name = std::str::from_utf8(e.local_name().into_inner()).map_err(|_| "element name is not UTF-8".to_string())?;
+    let mut node = Node { name: CompactString::new(name), ..Node::default() };
+    // Duplicate-attribute checks cost a scan per attribute and buy nothing here.
+    for attr in e.attributes().with_checks(false) {
         let attr = attr.map_err(|err| format!("attribute: {err}"))?;
         if attr.key.local_name().as_ref() != b"type" {
             continue;
@@ -248,9 +250,9 @@ fn start_node(e: &BytesStart<'_>) -> Result<Node, String> {
         if attr.key.prefix().is_some() {
             // `xsd:int` → `int`, `VirtualDisk` stays.
             let local = value.rsplit_once(':').map_or(&*value, |(_, l)| l);
-            node.xsi_type = Some(local.to_owned());
+            node.xsi_type = Some(CompactString::new(local));
         } else {
-            node.moref_type = Some(value.into_owned());
+            node.moref_type = Some(CompactString::new(&value));
         }
     }
     Ok(node)
