@@ -15,13 +15,18 @@ fn synthetic_answer(vms: usize) -> String {
     let mut blocks = Vec::new();
     let mut pos = 0;
     while let Some(start) = FIXTURE[pos..].find("<objects>").map(|i| i + pos) {
-        let end = FIXTURE[start..].find("</objects>").map(|i| i + start + "</objects>".len()).expect("closed");
+        let end = FIXTURE[start..]
+            .find("</objects>")
+            .map(|i| i + start + "</objects>".len())
+            .expect("closed");
         blocks.push(&FIXTURE[start..end]);
         pos = end;
     }
     let first = FIXTURE.find("<objects>").expect("objects");
     let last = FIXTURE.rfind("</objects>").expect("objects") + "</objects>".len();
-    let (vm_blocks, other): (Vec<&str>, Vec<&str>) = blocks.iter().partition(|b| b.contains(r#"<obj type="VirtualMachine">"#));
+    let (vm_blocks, other): (Vec<&str>, Vec<&str>) = blocks
+        .iter()
+        .partition(|b| b.contains(r#"<obj type="VirtualMachine">"#));
     let mut out = String::with_capacity(vms * 11_000);
     out.push_str(&FIXTURE[..first]);
     for b in &other {
@@ -29,17 +34,27 @@ fn synthetic_answer(vms: usize) -> String {
     }
     for i in 0..vms {
         let b = vm_blocks[i % vm_blocks.len()];
-        out.push_str(&b.replacen(r#"<obj type="VirtualMachine">vm-"#, &format!(r#"<obj type="VirtualMachine">vm-{i}-"#), 1));
+        out.push_str(&b.replacen(
+            r#"<obj type="VirtualMachine">vm-"#,
+            &format!(r#"<obj type="VirtualMachine">vm-{i}-"#),
+            1,
+        ));
     }
     out.push_str(&FIXTURE[last..]);
     out
 }
 
 fn main() {
-    let vms: usize = std::env::var("VSCOUT_BENCH_VMS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let vms: usize = std::env::var("VSCOUT_BENCH_VMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     let text = synthetic_answer(vms);
     let bytes = text.as_bytes();
-    let about = About { api_version: "6.5".into(), ..About::default() };
+    let about = About {
+        api_version: "6.5".into(),
+        ..About::default()
+    };
 
     let scan = || {
         let mut reader = quick_xml::Reader::from_reader(bytes);
@@ -57,19 +72,31 @@ fn main() {
     };
     let parse = || {
         let mut objects = 0u64;
-        vscout::vsphere::parse_retrieve_response(bytes, |_: ObjectContent| {
-            objects += 1;
-            Ok(())
-        })
+        vscout::vsphere::parse_retrieve_response(
+            bytes,
+            vscout::inventory::PRUNED_DEVICE_TYPES,
+            |_: ObjectContent| {
+                objects += 1;
+                Ok(())
+            },
+        )
         .expect("parse");
         objects
     };
-    let build = || vscout::inventory::from_captured_answer(bytes, &about).expect("inventory").vms.len() as u64;
+    let build = || {
+        vscout::inventory::from_captured_answer(bytes, &about)
+            .expect("inventory")
+            .vms
+            .len() as u64
+    };
 
     let mut best = [Duration::MAX; 3];
     let mut counts = [0u64; 3];
     for _ in 0..7 {
-        for (i, f) in [&scan as &dyn Fn() -> u64, &parse, &build].iter().enumerate() {
+        for (i, f) in [&scan as &dyn Fn() -> u64, &parse, &build]
+            .iter()
+            .enumerate()
+        {
             let t = Instant::now();
             counts[i] = f();
             best[i] = best[i].min(t.elapsed());
@@ -78,7 +105,22 @@ fn main() {
     let mb = bytes.len() as f64 / 1e6;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!("answer: {vms} VMs, {mb:.1} MB");
-    println!("bare quick-xml scan   : {:>7.1} ms ({:.0} MB/s, {} events)", ms(best[0]), mb / best[0].as_secs_f64(), counts[0]);
-    println!("vscout parse          : {:>7.1} ms ({} objects) = {:.2}x the scan", ms(best[1]), counts[1], ms(best[1]) / ms(best[0]));
-    println!("parse + map + resolve : {:>7.1} ms ({} VMs) = {:.2}x the scan", ms(best[2]), counts[2], ms(best[2]) / ms(best[0]));
+    println!(
+        "bare quick-xml scan   : {:>7.1} ms ({:.0} MB/s, {} events)",
+        ms(best[0]),
+        mb / best[0].as_secs_f64(),
+        counts[0]
+    );
+    println!(
+        "vscout parse          : {:>7.1} ms ({} objects) = {:.2}x the scan",
+        ms(best[1]),
+        counts[1],
+        ms(best[1]) / ms(best[0])
+    );
+    println!(
+        "parse + map + resolve : {:>7.1} ms ({} VMs) = {:.2}x the scan",
+        ms(best[2]),
+        counts[2],
+        ms(best[2]) / ms(best[0])
+    );
 }

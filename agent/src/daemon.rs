@@ -35,7 +35,10 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) {
     })
     .await;
     if drained.is_err() {
-        warn!(timeout_secs = deadline.as_secs(), "shutdown deadline passed; abandoning remaining work");
+        warn!(
+            timeout_secs = deadline.as_secs(),
+            "shutdown deadline passed; abandoning remaining work"
+        );
         tasks.abort_all();
     }
     info!("stopped");
@@ -68,7 +71,11 @@ async fn vcenter_loop(cfg: Arc<AgentConfig>, vc: VcenterConfig, mut stop: watch:
                 }
                 // Non-retryable errors (bad password, untrusted certificate) need an
                 // operator; retry slowly so the log says so without flooding it.
-                backoff = if retry { (backoff * 2).min(Duration::from_secs(300)) } else { Duration::from_secs(300) };
+                backoff = if retry {
+                    (backoff * 2).min(Duration::from_secs(300))
+                } else {
+                    Duration::from_secs(300)
+                };
             }
         }
     };
@@ -126,7 +133,11 @@ fn log_round_error(vc: &VcenterConfig, round: u64, e: &VsphereError) {
 /// daemon goes on if the directory is not writable).
 fn save_latest(state_dir: &Path, inv: inventory::VcenterInventory) {
     let dir = state_dir.join("inventory").join(sanitize(&inv.name));
-    let doc = Inventory { schema_version: SCHEMA_VERSION, agent_version: crate::VERSION.into(), vcenters: vec![inv] };
+    let doc = Inventory {
+        schema_version: SCHEMA_VERSION,
+        agent_version: crate::VERSION.into(),
+        vcenters: vec![inv],
+    };
     let result = std::fs::create_dir_all(&dir).and_then(|()| inventory::write_json(&doc, &dir));
     if let Err(e) = result {
         warn!(dir = %dir.display(), error = %e, "cannot save the latest inventory");
@@ -134,5 +145,13 @@ fn save_latest(state_dir: &Path, inv: inventory::VcenterInventory) {
 }
 
 fn sanitize(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

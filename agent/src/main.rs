@@ -15,7 +15,11 @@ use vscout::vsphere::Client;
 const EX_USAGE: u8 = 64;
 
 #[derive(Debug, Parser)]
-#[command(name = "vscout", version, about = "Discovers a VMware estate through vCenter")]
+#[command(
+    name = "vscout",
+    version,
+    about = "Discovers a VMware estate through vCenter"
+)]
 struct Cli {
     /// Configuration file.
     #[arg(long, global = true, default_value = config::DEFAULT_CONFIG_PATH, env = "VSCOUT_CONFIG")]
@@ -54,7 +58,11 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("vscout: cannot start the async runtime: {e}");
@@ -67,8 +75,14 @@ fn main() -> ExitCode {
             Command::Check => {
                 let results = vscout::check::run(&cfg).await;
                 print!("{}", vscout::check::render(&results));
-                let failed = results.iter().any(|r| r.status == vscout::check::Status::Fail);
-                Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+                let failed = results
+                    .iter()
+                    .any(|r| r.status == vscout::check::Status::Fail);
+                Ok(if failed {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                })
             }
             Command::Run => {
                 vscout::daemon::run(cfg, shutdown_signal()).await;
@@ -79,7 +93,10 @@ fn main() -> ExitCode {
     // Benchmarks read this line to measure the agent from the inside.
     if std::env::var_os("VSCOUT_REPORT_RESOURCES").is_some() {
         if let Some(u) = telemetry::resource_usage() {
-            eprintln!("vscout-resources cpu_ms={} peak_rss_kib={}", u.cpu_ms, u.peak_rss_kib);
+            eprintln!(
+                "vscout-resources cpu_ms={} peak_rss_kib={}",
+                u.cpu_ms, u.peak_rss_kib
+            );
         }
     }
     match result {
@@ -93,7 +110,11 @@ fn main() -> ExitCode {
 
 /// Inventories every vCenter concurrently. What succeeded is written even if another
 /// vCenter failed; any failure makes the exit status 1.
-async fn inventory_once(cfg: &AgentConfig, output: &std::path::Path, format: Format) -> anyhow::Result<ExitCode> {
+async fn inventory_once(
+    cfg: &AgentConfig,
+    output: &std::path::Path,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
     let jobs = cfg.vcenters.iter().map(|vc| async move {
         let client = Client::connect(vc).await?;
         let result = inventory::collect(&client).await;
@@ -101,7 +122,11 @@ async fn inventory_once(cfg: &AgentConfig, output: &std::path::Path, format: For
         result
     });
     let results = futures_util::future::join_all(jobs).await;
-    let mut doc = Inventory { schema_version: SCHEMA_VERSION, agent_version: vscout::VERSION.into(), vcenters: Vec::new() };
+    let mut doc = Inventory {
+        schema_version: SCHEMA_VERSION,
+        agent_version: vscout::VERSION.into(),
+        vcenters: Vec::new(),
+    };
     let mut failed = false;
     for (vc, r) in cfg.vcenters.iter().zip(results) {
         match r {
@@ -112,7 +137,8 @@ async fn inventory_once(cfg: &AgentConfig, output: &std::path::Path, format: For
             }
         }
     }
-    std::fs::create_dir_all(output).with_context(|| format!("cannot create output directory {}", output.display()))?;
+    std::fs::create_dir_all(output)
+        .with_context(|| format!("cannot create output directory {}", output.display()))?;
     let files = match format {
         Format::Json => inventory::write_json(&doc, output),
         Format::Csv => inventory::write_csv(&doc, output),
@@ -134,7 +160,11 @@ async fn inventory_once(cfg: &AgentConfig, output: &std::path::Path, format: For
     for f in files {
         println!("wrote {}", f.display());
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -15,22 +15,46 @@ use vscout_e2e::proxy::Proxy;
 use vscout_e2e::{vcenter_config, write_agent_config, Certs, SimOptions, Trust, Vcsim, PASSWORD};
 
 fn main() -> anyhow::Result<()> {
-    let vms: u32 = std::env::var("VSCOUT_BENCH_VMS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let vms: u32 = std::env::var("VSCOUT_BENCH_VMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     let pools = 10u32; // 9 clusters + 1 standalone host, one resource pool each
-    let opts = SimOptions { clusters: pools - 1, hosts_per_cluster: 4, standalone_hosts: 1, vms_per_pool: vms / pools, datastores: 4, ..SimOptions::default() };
+    let opts = SimOptions {
+        clusters: pools - 1,
+        hosts_per_cluster: 4,
+        standalone_hosts: 1,
+        vms_per_pool: vms / pools,
+        datastores: 4,
+        ..SimOptions::default()
+    };
     let dir = tempfile::tempdir()?;
     let certs = Certs::generate(dir.path())?;
     let started = Instant::now();
     let sim = Vcsim::start(&opts, &certs)?;
-    println!("vcsim with {} VMs up in {:.1} s", opts.vms_per_pool * pools, started.elapsed().as_secs_f64());
+    println!(
+        "vcsim with {} VMs up in {:.1} s",
+        opts.vms_per_pool * pools,
+        started.elapsed().as_secs_f64()
+    );
 
     // 1. The agent, end to end, measured from the inside.
     let bin = release_vscout()?;
-    let cfg = write_agent_config(dir.path(), &[("bench", &sim.url, Trust::Pin(certs.thumbprint.clone()))], PASSWORD, "")?;
+    let cfg = write_agent_config(
+        dir.path(),
+        &[("bench", &sim.url, Trust::Pin(certs.thumbprint.clone()))],
+        PASSWORD,
+        "",
+    )?;
     for run in 1..=2 {
         let t = Instant::now();
         let out = Command::new(&bin)
-            .args(["--config", cfg.to_str().unwrap_or_default(), "inventory", "--output"])
+            .args([
+                "--config",
+                cfg.to_str().unwrap_or_default(),
+                "inventory",
+                "--output",
+            ])
             .arg(dir.path().join("out"))
             .env("VSCOUT_REPORT_RESOURCES", "1")
             .env("RUST_LOG", "warn")
@@ -40,22 +64,41 @@ fn main() -> anyhow::Result<()> {
         let wall = t.elapsed();
         let err = String::from_utf8_lossy(&out.stderr);
         anyhow::ensure!(out.status.success(), "vscout failed: {err}");
-        let line = err.lines().find(|l| l.starts_with("vscout-resources")).unwrap_or("vscout-resources ?");
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("vscout-resources"))
+            .unwrap_or("vscout-resources ?");
         println!(
             "inventory run {run}: wall {:.2} s; agent {}; {}",
             wall.as_secs_f64(),
             line.trim_start_matches("vscout-resources "),
-            String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("")
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
         );
     }
 
     // 2. Parser cost against a bare scan of the same bytes.
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let answer = dir.path().join("answer.xml");
     rt.block_on(async {
         let proxy = Proxy::start(&sim.url, &certs, 0).await?;
-        *proxy.state.record_to.lock().map_err(|_| anyhow::anyhow!("lock"))? = Some(answer.clone());
-        let client = Client::connect(&vcenter_config("rec", &proxy.url, Trust::Pin(certs.thumbprint.clone()), 500)?).await?;
+        *proxy
+            .state
+            .record_to
+            .lock()
+            .map_err(|_| anyhow::anyhow!("lock"))? = Some(answer.clone());
+        let client = Client::connect(&vcenter_config(
+            "rec",
+            &proxy.url,
+            Trust::Pin(certs.thumbprint.clone()),
+            500,
+        )?)
+        .await?;
         vscout::inventory::collect(&client).await?;
         client.logout().await?;
         anyhow::Ok(())
@@ -79,20 +122,35 @@ fn main() -> anyhow::Result<()> {
     };
     let parse = || {
         let mut objects = 0u64;
-        vscout::vsphere::parse_retrieve_response(&bytes, |_: ObjectContent| {
-            objects += 1;
-            Ok(())
-        })
+        vscout::vsphere::parse_retrieve_response(
+            &bytes,
+            vscout::inventory::PRUNED_DEVICE_TYPES,
+            |_: ObjectContent| {
+                objects += 1;
+                Ok(())
+            },
+        )
         .expect("parse");
         objects
     };
-    let about = About { api_version: "6.5".into(), ..About::default() };
-    let build = || vscout::inventory::from_captured_answer(&bytes, &about).expect("inventory").vms.len() as u64;
+    let about = About {
+        api_version: "6.5".into(),
+        ..About::default()
+    };
+    let build = || {
+        vscout::inventory::from_captured_answer(&bytes, &about)
+            .expect("inventory")
+            .vms
+            .len() as u64
+    };
     // Interleave the three so that noise from other tenants hits all alike; keep the best.
     let mut best = [Duration::MAX; 3];
     let mut counts = [0u64; 3];
     for _ in 0..5 {
-        for (i, f) in [&scan as &dyn Fn() -> u64, &parse, &build].iter().enumerate() {
+        for (i, f) in [&scan as &dyn Fn() -> u64, &parse, &build]
+            .iter()
+            .enumerate()
+        {
             let t = Instant::now();
             counts[i] = f();
             best[i] = best[i].min(t.elapsed());
@@ -100,9 +158,24 @@ fn main() -> anyhow::Result<()> {
     }
     let mb = bytes.len() as f64 / 1e6;
     let secs = |d: Duration| d.as_secs_f64();
-    println!("bare quick-xml scan : {:>7.1} ms ({:.0} MB/s, {} events)", secs(best[0]) * 1e3, mb / secs(best[0]), counts[0]);
-    println!("vscout parse        : {:>7.1} ms ({} objects) = {:.2}x the scan", secs(best[1]) * 1e3, counts[1], secs(best[1]) / secs(best[0]));
-    println!("parse + map + resolve: {:>6.1} ms ({} VMs) = {:.2}x the scan", secs(best[2]) * 1e3, counts[2], secs(best[2]) / secs(best[0]));
+    println!(
+        "bare quick-xml scan : {:>7.1} ms ({:.0} MB/s, {} events)",
+        secs(best[0]) * 1e3,
+        mb / secs(best[0]),
+        counts[0]
+    );
+    println!(
+        "vscout parse        : {:>7.1} ms ({} objects) = {:.2}x the scan",
+        secs(best[1]) * 1e3,
+        counts[1],
+        secs(best[1]) / secs(best[0])
+    );
+    println!(
+        "parse + map + resolve: {:>6.1} ms ({} VMs) = {:.2}x the scan",
+        secs(best[2]) * 1e3,
+        counts[2],
+        secs(best[2]) / secs(best[0])
+    );
     drop(sim);
     Ok(())
 }
@@ -110,8 +183,12 @@ fn main() -> anyhow::Result<()> {
 /// Builds (if needed) and returns the release `vscout` binary.
 fn release_vscout() -> anyhow::Result<std::path::PathBuf> {
     let root = vscout_e2e::workspace_root();
-    let status = Command::new(env!("CARGO")).args(["build", "--release", "-p", "vscout", "--bin", "vscout"]).current_dir(&root).status()?;
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "-p", "vscout", "--bin", "vscout"])
+        .current_dir(&root)
+        .status()?;
     anyhow::ensure!(status.success(), "cargo build --release failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into);
     Ok(target.join("release/vscout"))
 }

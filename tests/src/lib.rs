@@ -19,17 +19,24 @@ use sha2::{Digest, Sha256};
 
 /// The workspace root (this crate lives in `tests/`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// Path to a built vcsim, building it if needed (about 20 s the first time).
 pub fn vcsim_binary() -> Result<PathBuf> {
     static BIN: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| build_vcsim().map_err(|e| format!("{e:#}"))).clone().map_err(anyhow::Error::msg)
+    BIN.get_or_init(|| build_vcsim().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
 }
 
 fn build_vcsim() -> Result<PathBuf> {
@@ -40,7 +47,12 @@ fn build_vcsim() -> Result<PathBuf> {
     let out_dir = target_dir().join("vcsim");
     let bin = out_dir.join("vcsim");
     let fresh = |bin: &Path| -> bool {
-        let (Ok(b), Ok(s)) = (std::fs::metadata(bin), std::fs::metadata(src.join("main.go"))) else { return false };
+        let (Ok(b), Ok(s)) = (
+            std::fs::metadata(bin),
+            std::fs::metadata(src.join("main.go")),
+        ) else {
+            return false;
+        };
         matches!((b.modified(), s.modified()), (Ok(b), Ok(s)) if b >= s)
     };
     if fresh(&bin) {
@@ -83,11 +95,15 @@ impl Certs {
         let ca_key = KeyPair::generate()?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "vscout test CA");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "vscout test CA");
         let ca = ca_params.self_signed(&ca_key)?;
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(vec!["localhost".to_string()])?;
-        params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse()?));
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse()?));
         params.distinguished_name.push(DnType::CommonName, "vcsim");
         let issuer = rcgen::Issuer::new(ca_params, ca_key);
         let cert = params.signed_by(&key, &issuer)?;
@@ -106,7 +122,11 @@ impl Certs {
 
 /// SHA-256 thumbprint as vCenter formats it.
 pub fn thumbprint(der: &[u8]) -> String {
-    Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Options for a simulated estate.
@@ -187,8 +207,19 @@ impl Vcsim {
             let _ = child.kill();
             bail!("vcsim did not start (said {line:?})");
         };
-        let port = url.rsplit(':').next().and_then(|p| p.split('/').next()).and_then(|p| p.parse().ok()).context("port")?;
-        Ok(Self { child, _stdin: stdin, url, port, certs: certs.clone() })
+        let port = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .context("port")?;
+        Ok(Self {
+            child,
+            _stdin: stdin,
+            url,
+            port,
+            certs: certs.clone(),
+        })
     }
 
     pub fn stop(mut self) {
@@ -214,10 +245,18 @@ pub enum Trust {
 }
 
 /// Writes `agent.toml` and a password file into `dir`; returns the config path.
-pub fn write_agent_config(dir: &Path, vcenters: &[(&str, &str, Trust)], password: &str, extra_agent: &str) -> Result<PathBuf> {
+pub fn write_agent_config(
+    dir: &Path,
+    vcenters: &[(&str, &str, Trust)],
+    password: &str,
+    extra_agent: &str,
+) -> Result<PathBuf> {
     let pw = dir.join("vc.password");
     std::fs::write(&pw, format!("{password}\n"))?;
-    let mut text = format!("[agent]\nstate_dir = \"{}\"\n{extra_agent}\n", dir.join("state").display());
+    let mut text = format!(
+        "[agent]\nstate_dir = \"{}\"\n{extra_agent}\n",
+        dir.join("state").display()
+    );
     for (name, url, trust) in vcenters {
         text.push_str(&format!(
             "\n[[vcenter]]\nname = \"{name}\"\nurl = \"{url}\"\nusername = \"{USER}\"\npassword_file = \"{}\"\nrequest_timeout_secs = 60\n",
@@ -225,8 +264,12 @@ pub fn write_agent_config(dir: &Path, vcenters: &[(&str, &str, Trust)], password
         ));
         match trust {
             Trust::Default => {}
-            Trust::Pin(tp) => text.push_str(&format!("[vcenter.tls]\nthumbprint_sha256 = \"{tp}\"\n")),
-            Trust::Ca(p) => text.push_str(&format!("[vcenter.tls]\nca_file = \"{}\"\n", p.display())),
+            Trust::Pin(tp) => {
+                text.push_str(&format!("[vcenter.tls]\nthumbprint_sha256 = \"{tp}\"\n"))
+            }
+            Trust::Ca(p) => {
+                text.push_str(&format!("[vcenter.tls]\nca_file = \"{}\"\n", p.display()))
+            }
             Trust::Insecure => text.push_str("[vcenter.tls]\ninsecure = true\n"),
         }
     }
@@ -246,9 +289,17 @@ pub fn vscout_binary() -> PathBuf {
 pub fn run_vscout(args: &[&str]) -> Result<Output> {
     let bin = vscout_binary();
     if !bin.exists() {
-        bail!("{} is missing: build the workspace first (cargo build --workspace)", bin.display());
+        bail!(
+            "{} is missing: build the workspace first (cargo build --workspace)",
+            bin.display()
+        );
     }
-    let child = Command::new(&bin).args(args).env_remove("RUST_LOG").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let child = Command::new(&bin)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
     wait_with_deadline(child, Duration::from_secs(300))
 }
 
@@ -264,17 +315,27 @@ pub fn wait_with_deadline(child: Child, deadline: Duration) -> Result<Output> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(handle.join().map_err(|_| anyhow::anyhow!("waiter panicked"))??)
+    Ok(handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("waiter panicked"))??)
 }
 
 /// A library-level vCenter config pointing at `url` with this trust.
-pub fn vcenter_config(name: &str, url: &str, trust: Trust, page_size: u32) -> Result<vscout::config::VcenterConfig> {
+pub fn vcenter_config(
+    name: &str,
+    url: &str,
+    trust: Trust,
+    page_size: u32,
+) -> Result<vscout::config::VcenterConfig> {
     let dir = tempfile::tempdir()?;
     let path = write_agent_config(dir.path(), &[(name, url, trust)], PASSWORD, "")?;
     let text = std::fs::read_to_string(path)?;
-    let text = text.replace("request_timeout_secs = 60", &format!("request_timeout_secs = 60\npage_size = {page_size}"));
+    let text = text.replace(
+        "request_timeout_secs = 60",
+        &format!("request_timeout_secs = 60\npage_size = {page_size}"),
+    );
     let cfg = vscout::config::from_toml_str(&text)?;
-    Ok(cfg.vcenters.into_iter().next().context("one vcenter")?)
+    cfg.vcenters.into_iter().next().context("one vcenter")
 }
 
 /// An administrator's view of vcsim's sessions, through vscout's own client.
@@ -286,32 +347,57 @@ pub mod admin {
     pub async fn other_sessions(admin: &Client) -> Result<Vec<String>> {
         let sm = admin.service_content().session_manager.clone();
         let list = [sm];
-        let specs = [PropertySpec { type_name: "SessionManager", paths: &["sessionList", "currentSession"] }];
+        let specs = [PropertySpec {
+            type_name: "SessionManager",
+            paths: &["sessionList", "currentSession"],
+        }];
         let (found, _) = admin
             .retrieve(&specs, Objects::List(&list), CollectAll::default())
             .await?;
         let oc = found.0.into_iter().next().context("SessionManager")?;
-        let mine = oc.get("currentSession").and_then(|n| n.text_at("key")).unwrap_or("").to_owned();
+        let mine = oc
+            .get("currentSession")
+            .and_then(|n| n.text_at("key"))
+            .unwrap_or("")
+            .to_owned();
         let keys = oc
             .get("sessionList")
-            .map(|l| l.children.iter().filter_map(|s| s.text_at("key")).map(str::to_owned).collect::<Vec<_>>())
+            .map(|l| {
+                l.children
+                    .iter()
+                    .filter_map(|s| s.text_at("key"))
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
             .unwrap_or_default();
         Ok(keys.into_iter().filter(|k| *k != mine).collect())
     }
 
     /// Terminates sessions by key (raw SOAP: vscout itself never needs this call).
-    pub async fn terminate(url: &str, ca_pem: &std::path::Path, cookie: &str, keys: &[String]) -> Result<()> {
+    pub async fn terminate(
+        url: &str,
+        ca_pem: &std::path::Path,
+        cookie: &str,
+        keys: &[String],
+    ) -> Result<()> {
         use rustls::pki_types::pem::PemObject;
         let mut roots = rustls::RootCertStore::empty();
         for c in rustls::pki_types::CertificateDer::pem_file_iter(ca_pem)? {
             roots.add(c?)?;
         }
-        let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let http = reqwest::Client::builder().tls_backend_preconfigured(cfg).build()?;
-        let ids: String = keys.iter().map(|k| format!("<sessionId>{k}</sessionId>")).collect();
+        let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(cfg)
+            .build()?;
+        let ids: String = keys
+            .iter()
+            .map(|k| format!("<sessionId>{k}</sessionId>"))
+            .collect();
         let body = format!(
             r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><TerminateSession xmlns="urn:vim25"><_this type="SessionManager">SessionManager</_this>{ids}</TerminateSession></soapenv:Body></soapenv:Envelope>"#
         );
@@ -323,7 +409,11 @@ pub mod admin {
             .body(body)
             .send()
             .await?;
-        anyhow::ensure!(resp.status().is_success(), "TerminateSession: HTTP {}", resp.status());
+        anyhow::ensure!(
+            resp.status().is_success(),
+            "TerminateSession: HTTP {}",
+            resp.status()
+        );
         Ok(())
     }
 }

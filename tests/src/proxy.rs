@@ -60,17 +60,25 @@ impl Proxy {
     pub async fn start(upstream: &str, certs: &Certs, page_size: usize) -> Result<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let cert_chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(&certs.cert_pem)?.collect::<std::result::Result<_, _>>()?;
+            CertificateDer::pem_file_iter(&certs.cert_pem)?
+                .collect::<std::result::Result<_, _>>()?;
         let key = PrivateKeyDer::from_pem_file(&certs.key_pem)?;
-        let server_cfg = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(cert_chain, key)?;
+        let server_cfg = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(cert_chain, key)?;
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg));
 
         let mut roots = rustls::RootCertStore::empty();
         for c in CertificateDer::pem_file_iter(&certs.ca_pem)? {
             roots.add(c?)?;
         }
-        let client_cfg = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-        let http = reqwest::Client::builder().tls_backend_preconfigured(client_cfg).no_proxy().build()?;
+        let client_cfg = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(client_cfg)
+            .no_proxy()
+            .build()?;
 
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
@@ -90,7 +98,11 @@ impl Proxy {
                 });
             }
         });
-        Ok(Self { url: format!("https://127.0.0.1:{port}/sdk"), state, task })
+        Ok(Self {
+            url: format!("https://127.0.0.1:{port}/sdk"),
+            state,
+            task,
+        })
     }
 }
 
@@ -100,7 +112,10 @@ struct Request {
     body: Vec<u8>,
 }
 
-async fn read_request<S: AsyncReadExt + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> Result<Option<Request>> {
+async fn read_request<S: AsyncReadExt + Unpin>(
+    s: &mut S,
+    buf: &mut Vec<u8>,
+) -> Result<Option<Request>> {
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).into_owned();
@@ -111,7 +126,11 @@ async fn read_request<S: AsyncReadExt + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> 
                 .filter_map(|l| l.split_once(':'))
                 .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
                 .collect();
-            let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
             while buf.len() < end + 4 + len {
                 let mut chunk = [0u8; 65536];
                 let n = s.read(&mut chunk).await?;
@@ -122,7 +141,11 @@ async fn read_request<S: AsyncReadExt + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> 
             }
             let body = buf[end + 4..end + 4 + len].to_vec();
             buf.drain(..end + 4 + len);
-            return Ok(Some(Request { path, headers, body }));
+            return Ok(Some(Request {
+                path,
+                headers,
+                body,
+            }));
         }
         let mut chunk = [0u8; 65536];
         let n = s.read(&mut chunk).await?;
@@ -152,7 +175,9 @@ async fn serve<S: AsyncReadExt + AsyncWriteExt + Unpin>(
             let token = between(&body, "<token>", "</token>").unwrap_or_default();
             st.pages.lock().expect("pages").remove(&token);
             (200, None, envelope("<CancelRetrievePropertiesExResponse xmlns=\"urn:vim25\"></CancelRetrievePropertiesExResponse>"))
-        } else if body.contains("<RetrievePropertiesEx") && st.fail_next_retrieve.swap(false, Ordering::SeqCst) {
+        } else if body.contains("<RetrievePropertiesEx")
+            && st.fail_next_retrieve.swap(false, Ordering::SeqCst)
+        {
             st.injected_faults.fetch_add(1, Ordering::SeqCst);
             (500, None, not_authenticated_fault())
         } else {
@@ -167,7 +192,11 @@ async fn serve<S: AsyncReadExt + AsyncWriteExt + Unpin>(
             }
             let mut url = reqwest::Url::parse(upstream)?;
             url.set_path(&req.path);
-            let mut fwd = if req.body.is_empty() { http.get(url) } else { http.post(url).body(req.body.clone()) };
+            let mut fwd = if req.body.is_empty() {
+                http.get(url)
+            } else {
+                http.post(url).body(req.body.clone())
+            };
             for (k, v) in &req.headers {
                 if k == "cookie" || k == "soapaction" || k == "content-type" {
                     fwd = fwd.header(k.as_str(), v.as_str());
@@ -175,7 +204,11 @@ async fn serve<S: AsyncReadExt + AsyncWriteExt + Unpin>(
             }
             let resp = fwd.send().await?;
             let status = resp.status().as_u16();
-            let cookie = resp.headers().get("set-cookie").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let cookie = resp
+                .headers()
+                .get("set-cookie")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let mut text = resp.text().await?;
             if body.contains("<RetrievePropertiesEx") && status == 200 {
                 st.retrieves.fetch_add(1, Ordering::SeqCst);
@@ -228,7 +261,12 @@ fn paginate(st: &ProxyState, text: &str, page_size: usize) -> String {
     let mut spans = Vec::new();
     let mut pos = 0;
     while let Some(start) = text[pos..].find("<objects>").map(|i| i + pos) {
-        let Some(end) = text[start..].find("</objects>").map(|i| i + start + "</objects>".len()) else { break };
+        let Some(end) = text[start..]
+            .find("</objects>")
+            .map(|i| i + start + "</objects>".len())
+        else {
+            break;
+        };
         spans.push((start, end));
         pos = end;
     }
@@ -237,22 +275,38 @@ fn paginate(st: &ProxyState, text: &str, page_size: usize) -> String {
     }
     let prefix = &text[..spans[0].0];
     let suffix = &text[spans[spans.len() - 1].1..];
-    let mut pages: Vec<String> = spans.chunks(page_size).map(|c| c.iter().map(|(a, b)| &text[*a..*b]).collect()).collect();
+    let mut pages: Vec<String> = spans
+        .chunks(page_size)
+        .map(|c| c.iter().map(|(a, b)| &text[*a..*b]).collect())
+        .collect();
     let first = pages.remove(0);
     let token = format!("tok-{}", st.next_token.fetch_add(1, Ordering::SeqCst));
-    let cont_prefix = prefix.replace("RetrievePropertiesExResponse", "ContinueRetrievePropertiesExResponse");
-    let cont_suffix = suffix.replace("RetrievePropertiesExResponse", "ContinueRetrievePropertiesExResponse");
+    let cont_prefix = prefix.replace(
+        "RetrievePropertiesExResponse",
+        "ContinueRetrievePropertiesExResponse",
+    );
+    let cont_suffix = suffix.replace(
+        "RetrievePropertiesExResponse",
+        "ContinueRetrievePropertiesExResponse",
+    );
     // Store the remaining pages fully formed; each but the last carries the same token.
     let n = pages.len();
     let stored: Vec<String> = pages
         .into_iter()
         .enumerate()
         .map(|(i, objs)| {
-            let tok = if i + 1 < n { format!("<token>{token}</token>") } else { String::new() };
+            let tok = if i + 1 < n {
+                format!("<token>{token}</token>")
+            } else {
+                String::new()
+            };
             format!("{cont_prefix}{tok}{objs}{cont_suffix}")
         })
         .collect();
-    st.pages.lock().expect("pages").insert(token.clone(), stored.into_iter().rev().collect());
+    st.pages
+        .lock()
+        .expect("pages")
+        .insert(token.clone(), stored.into_iter().rev().collect());
     format!("{prefix}<token>{token}</token>{first}{suffix}")
 }
 

@@ -7,7 +7,16 @@ use vscout::inventory::Inventory;
 use vscout_e2e::{run_vscout, write_agent_config, Certs, SimOptions, Trust, Vcsim, PASSWORD};
 
 fn estate() -> SimOptions {
-    SimOptions { datacenters: 2, clusters: 2, hosts_per_cluster: 2, standalone_hosts: 1, vms_per_pool: 3, datastores: 2, folders: 1, ..SimOptions::default() }
+    SimOptions {
+        datacenters: 2,
+        clusters: 2,
+        hosts_per_cluster: 2,
+        standalone_hosts: 1,
+        vms_per_pool: 3,
+        datastores: 2,
+        folders: 1,
+        ..SimOptions::default()
+    }
 }
 
 fn stdout(o: &std::process::Output) -> String {
@@ -23,13 +32,35 @@ fn inventory_json_and_csv_match_the_simulated_estate() {
     let certs = Certs::generate(dir.path()).expect("certs");
     let opts = estate();
     let sim = Vcsim::start(&opts, &certs).expect("vcsim");
-    let cfg = write_agent_config(dir.path(), &[("sim", &sim.url, Trust::Pin(certs.thumbprint.clone()))], PASSWORD, "").expect("cfg");
+    let cfg = write_agent_config(
+        dir.path(),
+        &[("sim", &sim.url, Trust::Pin(certs.thumbprint.clone()))],
+        PASSWORD,
+        "",
+    )
+    .expect("cfg");
     let cfg = cfg.to_str().expect("utf8");
 
     let json_dir = dir.path().join("json");
-    let out = run_vscout(&["--config", cfg, "inventory", "--output", json_dir.to_str().expect("p"), "--format", "json"]).expect("run");
-    assert!(out.status.success(), "stdout: {}\nstderr: {}", stdout(&out), stderr(&out));
-    let inv: Inventory = serde_json::from_slice(&std::fs::read(json_dir.join("inventory.json")).expect("read")).expect("json");
+    let out = run_vscout(&[
+        "--config",
+        cfg,
+        "inventory",
+        "--output",
+        json_dir.to_str().expect("p"),
+        "--format",
+        "json",
+    ])
+    .expect("run");
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let inv: Inventory =
+        serde_json::from_slice(&std::fs::read(json_dir.join("inventory.json")).expect("read"))
+            .expect("json");
     let v = &inv.vcenters[0];
 
     // vcsim: per datacenter, each cluster and each standalone host has one resource pool
@@ -38,20 +69,47 @@ fn inventory_json_and_csv_match_the_simulated_estate() {
     let pools = dcs * (opts.clusters + opts.standalone_hosts) as usize;
     assert_eq!(v.datacenters.len(), dcs);
     assert_eq!(v.clusters.len(), dcs * opts.clusters as usize);
-    assert_eq!(v.hosts.len(), dcs * (opts.clusters * opts.hosts_per_cluster + opts.standalone_hosts) as usize);
+    assert_eq!(
+        v.hosts.len(),
+        dcs * (opts.clusters * opts.hosts_per_cluster + opts.standalone_hosts) as usize
+    );
     assert_eq!(v.vms.len(), pools * opts.vms_per_pool as usize);
-    assert_eq!(v.datastores.len(), opts.datastores as usize * dcs, "datastores: {:?}", v.datastores);
+    assert_eq!(
+        v.datastores.len(),
+        opts.datastores as usize * dcs,
+        "datastores: {:?}",
+        v.datastores
+    );
     assert!(v.warnings.is_empty(), "{:?}", v.warnings);
     assert!(!v.about.instance_uuid.is_empty());
 
-    let host_names: HashMap<&str, &str> = v.hosts.iter().map(|h| (h.id.as_str(), h.name.as_str())).collect();
+    let host_names: HashMap<&str, &str> = v
+        .hosts
+        .iter()
+        .map(|h| (h.id.as_str(), h.name.as_str()))
+        .collect();
     let cluster_names: Vec<&str> = v.clusters.iter().map(|c| c.name.as_str()).collect();
     let dc_names: Vec<&str> = v.datacenters.iter().map(|d| d.name.as_str()).collect();
     let mut clustered = 0;
     for vm in &v.vms {
-        assert_eq!(host_names.get(vm.host_id.as_str()), Some(&vm.host.as_str()), "vm {} host", vm.name);
-        assert!(dc_names.contains(&vm.datacenter.as_str()), "vm {} datacenter {:?}", vm.name, vm.datacenter);
-        assert!(vm.folder_path.starts_with('/') && vm.folder_path.contains(vm.datacenter.as_str()), "vm {} folder {:?}", vm.name, vm.folder_path);
+        assert_eq!(
+            host_names.get(vm.host_id.as_str()),
+            Some(&vm.host.as_str()),
+            "vm {} host",
+            vm.name
+        );
+        assert!(
+            dc_names.contains(&vm.datacenter.as_str()),
+            "vm {} datacenter {:?}",
+            vm.name,
+            vm.datacenter
+        );
+        assert!(
+            vm.folder_path.starts_with('/') && vm.folder_path.contains(vm.datacenter.as_str()),
+            "vm {} folder {:?}",
+            vm.name,
+            vm.folder_path
+        );
         if !vm.cluster.is_empty() {
             assert!(cluster_names.contains(&vm.cluster.as_str()));
             clustered += 1;
@@ -62,28 +120,54 @@ fn inventory_json_and_csv_match_the_simulated_estate() {
         assert!(!vm.disks.is_empty(), "vm {} has no disks", vm.name);
         for d in &vm.disks {
             assert!(d.capacity_bytes.unwrap_or(0) > 0);
-            assert!(!d.datastore.is_empty() && d.file_path.is_some() && !d.controller.is_empty(), "{d:?}");
+            assert!(
+                !d.datastore.is_empty() && d.file_path.is_some() && !d.controller.is_empty(),
+                "{d:?}"
+            );
         }
         assert!(!vm.nics.is_empty(), "vm {} has no NICs", vm.name);
         for n in &vm.nics {
-            assert!(n.mac.is_some() && !n.network.is_empty() && !n.adapter_type.is_empty(), "{n:?}");
+            assert!(
+                n.mac.is_some() && !n.network.is_empty() && !n.adapter_type.is_empty(),
+                "{n:?}"
+            );
         }
     }
-    assert_eq!(clustered, dcs * (opts.clusters * opts.vms_per_pool) as usize);
+    assert_eq!(
+        clustered,
+        dcs * (opts.clusters * opts.vms_per_pool) as usize
+    );
     for h in &v.hosts {
-        assert!(h.cpu_cores.is_some() && h.memory_bytes.is_some() && h.esxi_version.is_some(), "{h:?}");
+        assert!(
+            h.cpu_cores.is_some() && h.memory_bytes.is_some() && h.esxi_version.is_some(),
+            "{h:?}"
+        );
     }
 
     // CSV of the same estate agrees with the JSON.
     let csv_dir = dir.path().join("csv");
-    let out = run_vscout(&["--config", cfg, "inventory", "--output", csv_dir.to_str().expect("p"), "--format", "csv"]).expect("run");
+    let out = run_vscout(&[
+        "--config",
+        cfg,
+        "inventory",
+        "--output",
+        csv_dir.to_str().expect("p"),
+        "--format",
+        "csv",
+    ])
+    .expect("run");
     assert!(out.status.success(), "{}", stderr(&out));
     let rows = |file: &str| -> Vec<csv::StringRecord> {
-        csv::Reader::from_path(csv_dir.join(file)).expect("csv").records().map(|r| r.expect("row")).collect()
+        csv::Reader::from_path(csv_dir.join(file))
+            .expect("csv")
+            .records()
+            .map(|r| r.expect("row"))
+            .collect()
     };
     let vms = rows("vms.csv");
     assert_eq!(vms.len(), v.vms.len());
-    let by_id: HashMap<&str, &vscout::inventory::model::Vm> = v.vms.iter().map(|m| (m.id.as_str(), m)).collect();
+    let by_id: HashMap<&str, &vscout::inventory::model::Vm> =
+        v.vms.iter().map(|m| (m.id.as_str(), m)).collect();
     for r in &vms {
         let m = by_id[&r[1]];
         assert_eq!(&r[2], m.name);
@@ -92,9 +176,15 @@ fn inventory_json_and_csv_match_the_simulated_estate() {
         assert_eq!(&r[40], m.folder_path);
     }
     let disks = rows("vm_disks.csv");
-    assert_eq!(disks.len(), v.vms.iter().map(|m| m.disks.len()).sum::<usize>());
+    assert_eq!(
+        disks.len(),
+        v.vms.iter().map(|m| m.disks.len()).sum::<usize>()
+    );
     let nics = rows("vm_nics.csv");
-    assert_eq!(nics.len(), v.vms.iter().map(|m| m.nics.len()).sum::<usize>());
+    assert_eq!(
+        nics.len(),
+        v.vms.iter().map(|m| m.nics.len()).sum::<usize>()
+    );
     assert!(nics.iter().all(|r| by_id.contains_key(&r[1])));
     assert_eq!(rows("hosts.csv").len(), v.hosts.len());
     assert_eq!(rows("clusters.csv").len(), v.clusters.len());
@@ -106,17 +196,43 @@ fn inventory_json_and_csv_match_the_simulated_estate() {
 fn standalone_esxi_host_is_inventoried() {
     let dir = tempfile::tempdir().expect("tmp");
     let certs = Certs::generate(dir.path()).expect("certs");
-    let sim = Vcsim::start(&SimOptions { esx: true, vms_per_pool: 3, ..SimOptions::default() }, &certs).expect("vcsim");
-    let cfg = write_agent_config(dir.path(), &[("esx", &sim.url, Trust::Pin(certs.thumbprint.clone()))], PASSWORD, "").expect("cfg");
+    let sim = Vcsim::start(
+        &SimOptions {
+            esx: true,
+            vms_per_pool: 3,
+            ..SimOptions::default()
+        },
+        &certs,
+    )
+    .expect("vcsim");
+    let cfg = write_agent_config(
+        dir.path(),
+        &[("esx", &sim.url, Trust::Pin(certs.thumbprint.clone()))],
+        PASSWORD,
+        "",
+    )
+    .expect("cfg");
     let out_dir = dir.path().join("out");
-    let out = run_vscout(&["--config", cfg.to_str().expect("p"), "inventory", "--output", out_dir.to_str().expect("p")]).expect("run");
+    let out = run_vscout(&[
+        "--config",
+        cfg.to_str().expect("p"),
+        "inventory",
+        "--output",
+        out_dir.to_str().expect("p"),
+    ])
+    .expect("run");
     assert!(out.status.success(), "{}", stderr(&out));
-    let inv: Inventory = serde_json::from_slice(&std::fs::read(out_dir.join("inventory.json")).expect("read")).expect("json");
+    let inv: Inventory =
+        serde_json::from_slice(&std::fs::read(out_dir.join("inventory.json")).expect("read"))
+            .expect("json");
     let v = &inv.vcenters[0];
     assert_eq!(v.about.api_type, "HostAgent");
     assert_eq!(v.hosts.len(), 1);
     assert_eq!(v.vms.len(), 3);
-    assert!(v.vms.iter().all(|m| m.host == v.hosts[0].name && !m.disks.is_empty()));
+    assert!(v
+        .vms
+        .iter()
+        .all(|m| m.host == v.hosts[0].name && !m.disks.is_empty()));
 }
 
 #[test]
@@ -126,13 +242,24 @@ fn tls_is_verified_by_default_and_the_error_shows_the_thumbprint() {
     let sim = Vcsim::start(&SimOptions::default(), &certs).expect("vcsim");
     let out_dir = dir.path().join("out");
     let run = |trust: Trust| {
-        let cfg = write_agent_config(dir.path(), &[("sim", &sim.url, trust)], PASSWORD, "").expect("cfg");
-        run_vscout(&["--config", cfg.to_str().expect("p"), "inventory", "--output", out_dir.to_str().expect("p")]).expect("run")
+        let cfg =
+            write_agent_config(dir.path(), &[("sim", &sim.url, trust)], PASSWORD, "").expect("cfg");
+        run_vscout(&[
+            "--config",
+            cfg.to_str().expect("p"),
+            "inventory",
+            "--output",
+            out_dir.to_str().expect("p"),
+        ])
+        .expect("run")
     };
     let out = run(Trust::Default);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("tls verification failed") && err.contains(&certs.thumbprint), "{err}");
+    assert!(
+        err.contains("tls verification failed") && err.contains(&certs.thumbprint),
+        "{err}"
+    );
 
     let wrong_pin = "00:".repeat(31) + "00";
     let out = run(Trust::Pin(wrong_pin));
@@ -145,7 +272,11 @@ fn tls_is_verified_by_default_and_the_error_shows_the_thumbprint() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = run(Trust::Insecure);
     assert!(out.status.success());
-    assert!(stderr(&out).contains("NOT verified"), "insecure must warn: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("NOT verified"),
+        "insecure must warn: {}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -153,16 +284,36 @@ fn wrong_password_is_a_clear_error_without_the_password() {
     let dir = tempfile::tempdir().expect("tmp");
     let certs = Certs::generate(dir.path()).expect("certs");
     let sim = Vcsim::start(&SimOptions::default(), &certs).expect("vcsim");
-    let cfg = write_agent_config(dir.path(), &[("sim", &sim.url, Trust::Pin(certs.thumbprint.clone()))], "wrong-password", "").expect("cfg");
-    let out = run_vscout(&["--config", cfg.to_str().expect("p"), "inventory", "--output", dir.path().join("o").to_str().expect("p")]).expect("run");
+    let cfg = write_agent_config(
+        dir.path(),
+        &[("sim", &sim.url, Trust::Pin(certs.thumbprint.clone()))],
+        "wrong-password",
+        "",
+    )
+    .expect("cfg");
+    let out = run_vscout(&[
+        "--config",
+        cfg.to_str().expect("p"),
+        "inventory",
+        "--output",
+        dir.path().join("o").to_str().expect("p"),
+    ])
+    .expect("run");
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("InvalidLogin") && err.contains(vscout_e2e::USER) && err.contains(&sim.url), "{err}");
+    assert!(
+        err.contains("InvalidLogin") && err.contains(vscout_e2e::USER) && err.contains(&sim.url),
+        "{err}"
+    );
     assert!(!err.contains("wrong-password"));
 
     let out = run_vscout(&["--config", cfg.to_str().expect("p"), "check"]).expect("check");
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("login") && stdout(&out).contains("FAIL"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("login") && stdout(&out).contains("FAIL"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -170,17 +321,35 @@ fn check_passes_against_a_healthy_vcenter_and_fails_on_an_unreachable_port() {
     let dir = tempfile::tempdir().expect("tmp");
     let certs = Certs::generate(dir.path()).expect("certs");
     let sim = Vcsim::start(&SimOptions::default(), &certs).expect("vcsim");
-    let cfg = write_agent_config(dir.path(), &[("sim", &sim.url, Trust::Pin(certs.thumbprint.clone()))], PASSWORD, "").expect("cfg");
+    let cfg = write_agent_config(
+        dir.path(),
+        &[("sim", &sim.url, Trust::Pin(certs.thumbprint.clone()))],
+        PASSWORD,
+        "",
+    )
+    .expect("cfg");
     let out = run_vscout(&["--config", cfg.to_str().expect("p"), "check"]).expect("check");
     let table = stdout(&out);
     assert!(out.status.success(), "{table}\n{}", stderr(&out));
-    assert!(table.contains("inventory") && table.contains("4 VMs visible"), "{table}");
+    assert!(
+        table.contains("inventory") && table.contains("4 VMs visible"),
+        "{table}"
+    );
 
     // A port nobody listens on (bind, read the port, close).
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let url = format!("https://127.0.0.1:{port}/sdk");
-    let cfg = write_agent_config(dir.path(), &[("gone", &url, Trust::Default)], PASSWORD, "").expect("cfg");
+    let cfg = write_agent_config(dir.path(), &[("gone", &url, Trust::Default)], PASSWORD, "")
+        .expect("cfg");
     let out = run_vscout(&["--config", cfg.to_str().expect("p"), "check"]).expect("check");
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("connect") && stdout(&out).contains("FAIL"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("connect") && stdout(&out).contains("FAIL"),
+        "{}",
+        stdout(&out)
+    );
 }

@@ -14,12 +14,17 @@ async fn record_inventory_answer() {
     let certs = Certs::generate(dir.path()).expect("certs");
     let sim = Vcsim::start(&SimOptions::default(), &certs).expect("vcsim");
     let proxy = Proxy::start(&sim.url, &certs, 0).await.expect("proxy");
-    let path = std::env::var_os("VSCOUT_RECORD_FIXTURE").map_or_else(|| dir.path().join("answer.xml"), Into::into);
+    let path = std::env::var_os("VSCOUT_RECORD_FIXTURE")
+        .map_or_else(|| dir.path().join("answer.xml"), Into::into);
     *proxy.state.record_to.lock().expect("lock") = Some(path.clone());
-    let client = Client::connect(&vcenter_config("sim", &proxy.url, Trust::Pin(certs.thumbprint.clone()), 500).expect("cfg"))
+    let client = Client::connect(
+        &vcenter_config("sim", &proxy.url, Trust::Pin(certs.thumbprint.clone()), 500).expect("cfg"),
+    )
+    .await
+    .expect("connect");
+    vscout::inventory::collect(&client)
         .await
-        .expect("connect");
-    vscout::inventory::collect(&client).await.expect("inventory");
+        .expect("inventory");
     client.logout().await.expect("logout");
     assert!(proxy.state.retrieves.load(Ordering::SeqCst) >= 1);
     let text = std::fs::read_to_string(&path).expect("recorded");

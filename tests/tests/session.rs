@@ -21,21 +21,46 @@ async fn hundred_rounds_leave_one_session_and_no_views() {
     let sim = Vcsim::start(&SimOptions::default(), &certs).expect("vcsim");
     // No paging here: the proxy only counts CreateContainerView and DestroyView.
     let proxy = Proxy::start(&sim.url, &certs, 0).await.expect("proxy");
-    let client = Client::connect(&vcenter_config("sim", &proxy.url, pin(&certs), 500).expect("cfg")).await.expect("connect");
+    let client =
+        Client::connect(&vcenter_config("sim", &proxy.url, pin(&certs), 500).expect("cfg"))
+            .await
+            .expect("connect");
     let first = inventory::collect(&client).await.expect("round 1");
     for round in 2..=100 {
-        let inv = inventory::collect(&client).await.unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let inv = inventory::collect(&client)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
         assert_eq!(inv.vms.len(), first.vms.len());
     }
     let st = &proxy.state;
-    assert_eq!(st.logins.load(Ordering::SeqCst), 1, "one login for 100 rounds");
+    assert_eq!(
+        st.logins.load(Ordering::SeqCst),
+        1,
+        "one login for 100 rounds"
+    );
     assert_eq!(st.views_created.load(Ordering::SeqCst), 100);
-    assert_eq!(st.views_destroyed.load(Ordering::SeqCst), 100, "every view destroyed");
+    assert_eq!(
+        st.views_destroyed.load(Ordering::SeqCst),
+        100,
+        "every view destroyed"
+    );
 
-    let admin = Client::connect(&vcenter_config("admin", &sim.url, pin(&certs), 500).expect("cfg")).await.expect("admin");
-    assert_eq!(admin::other_sessions(&admin).await.expect("sessions").len(), 1, "exactly the agent's session");
+    let admin = Client::connect(&vcenter_config("admin", &sim.url, pin(&certs), 500).expect("cfg"))
+        .await
+        .expect("admin");
+    assert_eq!(
+        admin::other_sessions(&admin).await.expect("sessions").len(),
+        1,
+        "exactly the agent's session"
+    );
     client.logout().await.expect("logout");
-    assert!(admin::other_sessions(&admin).await.expect("sessions").is_empty(), "logout ends the session");
+    assert!(
+        admin::other_sessions(&admin)
+            .await
+            .expect("sessions")
+            .is_empty(),
+        "logout ends the session"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,22 +68,39 @@ async fn a_terminated_session_is_replaced_by_one_new_login() {
     let dir = tempfile::tempdir().expect("tmp");
     let certs = Certs::generate(dir.path()).expect("certs");
     let sim = Vcsim::start(&SimOptions::default(), &certs).expect("vcsim");
-    let client = Client::connect(&vcenter_config("sim", &sim.url, pin(&certs), 500).expect("cfg")).await.expect("connect");
+    let client = Client::connect(&vcenter_config("sim", &sim.url, pin(&certs), 500).expect("cfg"))
+        .await
+        .expect("connect");
     let before = inventory::collect(&client).await.expect("first");
 
-    let admin = Client::connect(&vcenter_config("admin", &sim.url, pin(&certs), 500).expect("cfg")).await.expect("admin");
+    let admin = Client::connect(&vcenter_config("admin", &sim.url, pin(&certs), 500).expect("cfg"))
+        .await
+        .expect("admin");
     let agent_sessions = admin::other_sessions(&admin).await.expect("sessions");
     assert_eq!(agent_sessions.len(), 1);
     let cookie = admin.session_cookie().expect("cookie");
-    admin::terminate(&sim.url, &certs.ca_pem, &cookie, &agent_sessions).await.expect("terminate");
-    assert!(admin::other_sessions(&admin).await.expect("sessions").is_empty());
+    admin::terminate(&sim.url, &certs.ca_pem, &cookie, &agent_sessions)
+        .await
+        .expect("terminate");
+    assert!(admin::other_sessions(&admin)
+        .await
+        .expect("sessions")
+        .is_empty());
 
     // vcsim reports the dead session as a NotAuthenticated missingSet; the client logs in
     // again and reruns the round, with a new view.
-    let after = inventory::collect(&client).await.expect("after termination");
+    let after = inventory::collect(&client)
+        .await
+        .expect("after termination");
     assert_eq!(after.vms.len(), before.vms.len());
-    assert_eq!(admin::other_sessions(&admin).await.expect("sessions").len(), 1);
-    client.current_time().await.expect("keepalive on the new session");
+    assert_eq!(
+        admin::other_sessions(&admin).await.expect("sessions").len(),
+        1
+    );
+    client
+        .current_time()
+        .await
+        .expect("keepalive on the new session");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,15 +109,25 @@ async fn a_vcenter_restart_on_the_same_port_is_survived() {
     let certs = Certs::generate(dir.path()).expect("certs");
     let sim = Vcsim::start(&SimOptions::default(), &certs).expect("vcsim");
     let port = sim.port;
-    let client = Client::connect(&vcenter_config("sim", &sim.url, pin(&certs), 500).expect("cfg")).await.expect("connect");
+    let client = Client::connect(&vcenter_config("sim", &sim.url, pin(&certs), 500).expect("cfg"))
+        .await
+        .expect("connect");
     inventory::collect(&client).await.expect("before restart");
     sim.stop();
-    let err = inventory::collect(&client).await.expect_err("vcenter is down");
+    let err = inventory::collect(&client)
+        .await
+        .expect_err("vcenter is down");
     assert!(err.is_retryable(), "{err}");
 
-    let opts = SimOptions { listen: format!("127.0.0.1:{port}"), vms_per_pool: 3, ..SimOptions::default() };
+    let opts = SimOptions {
+        listen: format!("127.0.0.1:{port}"),
+        vms_per_pool: 3,
+        ..SimOptions::default()
+    };
     let _sim2 = Vcsim::start(&opts, &certs).expect("restart");
-    let inv = inventory::collect(&client).await.expect("after restart: the old cookie is unknown, so log in again");
+    let inv = inventory::collect(&client)
+        .await
+        .expect("after restart: the old cookie is unknown, so log in again");
     assert_eq!(inv.vms.len(), 6);
 }
 
@@ -83,20 +135,45 @@ async fn a_vcenter_restart_on_the_same_port_is_survived() {
 async fn paged_answers_are_followed_to_the_end() {
     let dir = tempfile::tempdir().expect("tmp");
     let certs = Certs::generate(dir.path()).expect("certs");
-    let opts = SimOptions { clusters: 2, vms_per_pool: 10, ..SimOptions::default() };
+    let opts = SimOptions {
+        clusters: 2,
+        vms_per_pool: 10,
+        ..SimOptions::default()
+    };
     let sim = Vcsim::start(&opts, &certs).expect("vcsim");
-    let direct = Client::connect(&vcenter_config("direct", &sim.url, pin(&certs), 500).expect("cfg")).await.expect("direct");
+    let direct =
+        Client::connect(&vcenter_config("direct", &sim.url, pin(&certs), 500).expect("cfg"))
+            .await
+            .expect("direct");
     let expected = inventory::collect(&direct).await.expect("direct inventory");
 
     let proxy = Proxy::start(&sim.url, &certs, 7).await.expect("proxy");
-    let paged = Client::connect(&vcenter_config("paged", &proxy.url, pin(&certs), 7).expect("cfg")).await.expect("paged");
+    let paged = Client::connect(&vcenter_config("paged", &proxy.url, pin(&certs), 7).expect("cfg"))
+        .await
+        .expect("paged");
     let got = inventory::collect(&paged).await.expect("paged inventory");
     let st = &proxy.state;
-    let objects = expected.vms.len() + expected.hosts.len() + expected.clusters.len() + expected.datastores.len() + expected.networks.len();
-    assert!(st.continues.load(Ordering::SeqCst) as usize >= objects / 7, "continuations followed: {}", st.continues.load(Ordering::SeqCst));
+    let objects = expected.vms.len()
+        + expected.hosts.len()
+        + expected.clusters.len()
+        + expected.datastores.len()
+        + expected.networks.len();
+    assert!(
+        st.continues.load(Ordering::SeqCst) as usize >= objects / 7,
+        "continuations followed: {}",
+        st.continues.load(Ordering::SeqCst)
+    );
 
-    let mut a: Vec<_> = expected.vms.iter().map(|v| (&v.id, &v.name, &v.host, &v.folder_path, v.disks.len())).collect();
-    let mut b: Vec<_> = got.vms.iter().map(|v| (&v.id, &v.name, &v.host, &v.folder_path, v.disks.len())).collect();
+    let mut a: Vec<_> = expected
+        .vms
+        .iter()
+        .map(|v| (&v.id, &v.name, &v.host, &v.folder_path, v.disks.len()))
+        .collect();
+    let mut b: Vec<_> = got
+        .vms
+        .iter()
+        .map(|v| (&v.id, &v.name, &v.host, &v.folder_path, v.disks.len()))
+        .collect();
     a.sort();
     b.sort();
     assert_eq!(a, b, "paging loses or duplicates nothing");
@@ -110,12 +187,21 @@ async fn a_soap_not_authenticated_fault_triggers_one_relogin() {
     let certs = Certs::generate(dir.path()).expect("certs");
     let sim = Vcsim::start(&SimOptions::default(), &certs).expect("vcsim");
     let proxy = Proxy::start(&sim.url, &certs, 0).await.expect("proxy");
-    let client = Client::connect(&vcenter_config("sim", &proxy.url, pin(&certs), 500).expect("cfg")).await.expect("connect");
+    let client =
+        Client::connect(&vcenter_config("sim", &proxy.url, pin(&certs), 500).expect("cfg"))
+            .await
+            .expect("connect");
     proxy.state.fail_next_retrieve.store(true, Ordering::SeqCst);
-    let inv = inventory::collect(&client).await.expect("inventory after the fault");
+    let inv = inventory::collect(&client)
+        .await
+        .expect("inventory after the fault");
     assert_eq!(inv.vms.len(), 4);
     assert_eq!(proxy.state.injected_faults.load(Ordering::SeqCst), 1);
-    assert_eq!(proxy.state.logins.load(Ordering::SeqCst), 2, "one re-login, not more");
+    assert_eq!(
+        proxy.state.logins.load(Ordering::SeqCst),
+        2,
+        "one re-login, not more"
+    );
     assert_eq!(
         proxy.state.views_created.load(Ordering::SeqCst),
         proxy.state.views_destroyed.load(Ordering::SeqCst),
@@ -148,14 +234,24 @@ fn daemon_runs_rounds_and_drains_on_sigterm() {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(2500)); // a few more rounds
-    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
     let out = vscout_e2e::wait_with_deadline(child, Duration::from_secs(30)).expect("exit");
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{log}");
-    assert!(log.matches("inventory round complete").count() >= 2, "{log}");
+    assert!(
+        log.matches("inventory round complete").count() >= 2,
+        "{log}"
+    );
     assert!(log.contains("logged out"), "{log}");
-    assert!(!log.contains(vscout_e2e::PASSWORD), "the password never reaches the log");
-    let inv: inventory::Inventory = serde_json::from_slice(&std::fs::read(&saved).expect("saved")).expect("json");
+    assert!(
+        !log.contains(vscout_e2e::PASSWORD),
+        "the password never reaches the log"
+    );
+    let inv: inventory::Inventory =
+        serde_json::from_slice(&std::fs::read(&saved).expect("saved")).expect("json");
     assert_eq!(inv.vcenters[0].vms.len(), 4);
 }

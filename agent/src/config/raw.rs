@@ -103,8 +103,8 @@ pub fn parse_str(text: &str) -> Result<RawConfig, ConfigError> {
 }
 
 fn build(text: &str, env: Option<config::Map<String, String>>) -> Result<RawConfig, ConfigError> {
-    let mut builder =
-        config::Config::builder().add_source(config::File::from_str(text, config::FileFormat::Toml));
+    let mut builder = config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml));
     if let Some(env) = env {
         builder = builder.add_source(
             config::Environment::with_prefix(ENV_PREFIX)
@@ -114,6 +114,9 @@ fn build(text: &str, env: Option<config::Map<String, String>>) -> Result<RawConf
                 .source(Some(env)),
         );
     }
-    let cfg = builder.build().map_err(|e| ConfigError::Parse(e.to_string()))?;
-    cfg.try_deserialize().map_err(|e| ConfigError::Parse(e.to_string()))
+    let cfg = builder
+        .build()
+        .map_err(|e| ConfigError::Parse(e.to_string()))?;
+    cfg.try_deserialize()
+        .map_err(|e| ConfigError::Parse(e.to_string()))
 }

@@ -73,10 +73,20 @@ impl Context {
     }
 }
 
-fn ranged(key: &str, value: Option<u64>, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+fn ranged(
+    key: &str,
+    value: Option<u64>,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
     let v = value.unwrap_or(default);
     if v < min || v > max {
-        return Err(ConfigError::invalid(key, v, format!("must be between {min} and {max}")));
+        return Err(ConfigError::invalid(
+            key,
+            v,
+            format!("must be between {min} and {max}"),
+        ));
     }
     Ok(v)
 }
@@ -84,13 +94,36 @@ fn ranged(key: &str, value: Option<u64>, default: u64, min: u64, max: u64) -> Re
 /// Validates `raw` into an `AgentConfig`.
 pub fn validate(raw: RawConfig, ctx: &Context) -> Result<AgentConfig, ConfigError> {
     let a = raw.agent;
-    let inventory_interval =
-        ranged("agent.inventory_interval_secs", a.inventory_interval_secs, 3600, 1, 86_400)?;
-    let keepalive = ranged("agent.keepalive_interval_secs", a.keepalive_interval_secs, 600, 10, 1500)?;
-    let shutdown = ranged("agent.shutdown_timeout_secs", a.shutdown_timeout_secs, 20, 1, 300)?;
-    let state_dir = a.state_dir.unwrap_or_else(|| PathBuf::from("/var/lib/vscout"));
+    let inventory_interval = ranged(
+        "agent.inventory_interval_secs",
+        a.inventory_interval_secs,
+        3600,
+        1,
+        86_400,
+    )?;
+    let keepalive = ranged(
+        "agent.keepalive_interval_secs",
+        a.keepalive_interval_secs,
+        600,
+        10,
+        1500,
+    )?;
+    let shutdown = ranged(
+        "agent.shutdown_timeout_secs",
+        a.shutdown_timeout_secs,
+        20,
+        1,
+        300,
+    )?;
+    let state_dir = a
+        .state_dir
+        .unwrap_or_else(|| PathBuf::from("/var/lib/vscout"));
     if state_dir.as_os_str().is_empty() {
-        return Err(ConfigError::invalid("agent.state_dir", "\"\"", "must not be empty"));
+        return Err(ConfigError::invalid(
+            "agent.state_dir",
+            "\"\"",
+            "must not be empty",
+        ));
     }
 
     if raw.vcenter.is_empty() {
@@ -134,19 +167,44 @@ fn validate_vcenter(i: usize, v: RawVcenter, ctx: &Context) -> Result<VcenterCon
         key: key("url"),
         reason: "e.g. url = \"https://vcenter.example.com/sdk\"".into(),
     })?;
-    let url = parse_url(&url_text).map_err(|reason| ConfigError::invalid(key("url"), &url_text, reason))?;
-    let username = v.username.filter(|u| !u.is_empty()).ok_or_else(|| ConfigError::Missing {
-        key: key("username"),
-        reason: "the vCenter login user".into(),
-    })?;
-    let password = read_password(&key("password_file"), v.password_file, v.password_credential, ctx)?;
+    let url = parse_url(&url_text)
+        .map_err(|reason| ConfigError::invalid(key("url"), &url_text, reason))?;
+    let username = v
+        .username
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| ConfigError::Missing {
+            key: key("username"),
+            reason: "the vCenter login user".into(),
+        })?;
+    let password = read_password(
+        &key("password_file"),
+        v.password_file,
+        v.password_credential,
+        ctx,
+    )?;
     let tls = tls_policy(&key("tls"), v.tls)?;
-    let timeout = ranged(&key("request_timeout_secs"), v.request_timeout_secs, 120, 1, 3600)?;
+    let timeout = ranged(
+        &key("request_timeout_secs"),
+        v.request_timeout_secs,
+        120,
+        1,
+        3600,
+    )?;
     let mib = ranged(&key("max_response_mib"), v.max_response_mib, 512, 1, 4096)?;
-    let page = ranged(&key("page_size"), v.page_size.map(u64::from), 500, 1, 10_000)?;
+    let page = ranged(
+        &key("page_size"),
+        v.page_size.map(u64::from),
+        500,
+        1,
+        10_000,
+    )?;
     let name = match v.name {
         Some(n) if n.trim().is_empty() => {
-            return Err(ConfigError::invalid(key("name"), "\"\"", "must not be empty"))
+            return Err(ConfigError::invalid(
+                key("name"),
+                "\"\"",
+                "must not be empty",
+            ))
         }
         Some(n) => n,
         None => url.host_str().unwrap_or("vcenter").to_owned(),
@@ -254,7 +312,9 @@ fn tls_policy(key: &str, t: RawTls) -> Result<TlsPolicy, ConfigError> {
         }
         (None, Some(tp), false) => parse_thumbprint(&tp)
             .map(|sha256| TlsPolicy::Pinned { sha256 })
-            .map_err(|reason| ConfigError::invalid(format!("{key}.thumbprint_sha256"), &tp, reason)),
+            .map_err(|reason| {
+                ConfigError::invalid(format!("{key}.thumbprint_sha256"), &tp, reason)
+            }),
         (None, None, true) => Ok(TlsPolicy::Insecure),
         _ => Err(ConfigError::invalid(
             key,
@@ -266,9 +326,15 @@ fn tls_policy(key: &str, t: RawTls) -> Result<TlsPolicy, ConfigError> {
 
 /// Parses a SHA-256 thumbprint written as 64 hex digits, with or without colons.
 pub fn parse_thumbprint(text: &str) -> Result<[u8; 32], String> {
-    let hex: String = text.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect();
+    let hex: String = text
+        .chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .collect();
     if hex.len() != 64 {
-        return Err(format!("expected 64 hex digits (SHA-256), found {}", hex.len()));
+        return Err(format!(
+            "expected 64 hex digits (SHA-256), found {}",
+            hex.len()
+        ));
     }
     let mut out = [0u8; 32];
     for (i, byte) in out.iter_mut().enumerate() {

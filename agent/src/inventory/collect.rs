@@ -5,8 +5,10 @@ use compact_str::{format_compact, CompactString};
 use std::collections::HashMap;
 
 use super::model::{Cluster, Datacenter, Datastore, Host, Network, VcenterInventory, Vm};
-use super::vm::{map_vm, NicBacking, VmRefs, VM_PATHS};
-use crate::vsphere::{About, Client, MoRef, ObjectContent, ObjectSink, Objects, PropertySpec, VsphereError};
+use super::vm::{map_vm, NicBacking, VmRefs, PRUNED_DEVICE_TYPES, VM_PATHS};
+use crate::vsphere::{
+    About, Client, MoRef, ObjectContent, ObjectSink, Objects, PropertySpec, VsphereError,
+};
 
 /// Types the view holds; subtypes (ClusterComputeResource, VirtualApp,
 /// DistributedVirtualPortgroup, OpaqueNetwork) come with their parents.
@@ -63,11 +65,13 @@ pub(super) struct Builder {
 impl Builder {
     fn add(&mut self, oc: ObjectContent) {
         for (path, fault) in &oc.missing {
-            self.warnings.push(format_compact!("{} {path}: {fault}", oc.obj));
+            self.warnings
+                .push(format_compact!("{} {path}: {fault}", oc.obj));
         }
         let name = CompactString::from(oc.text("name").unwrap_or(""));
         let parent = oc.moref("parent");
-        self.entities.insert(oc.obj.clone(), Entity { name, parent });
+        self.entities
+            .insert(oc.obj.clone(), Entity { name, parent });
         match oc.obj.kind.as_str() {
             "VirtualMachine" => {
                 let (vm, refs) = map_vm(&oc, &self.vcenter_uuid);
@@ -107,31 +111,75 @@ async fn collect_once(client: &Client) -> Result<VcenterInventory, VsphereError>
         vm_paths.push("config.createDate");
     }
     let specs = [
-        PropertySpec { type_name: "Folder", paths: NAME_PARENT },
-        PropertySpec { type_name: "Datacenter", paths: NAME_PARENT },
-        PropertySpec { type_name: "ResourcePool", paths: NAME_PARENT },
-        PropertySpec { type_name: "ComputeResource", paths: COMPUTE_PATHS },
-        PropertySpec { type_name: "ClusterComputeResource", paths: CLUSTER_PATHS },
-        PropertySpec { type_name: "HostSystem", paths: HOST_PATHS },
-        PropertySpec { type_name: "Datastore", paths: DATASTORE_PATHS },
-        PropertySpec { type_name: "Network", paths: NAME_PARENT },
-        PropertySpec { type_name: "DistributedVirtualPortgroup", paths: PORTGROUP_PATHS },
-        PropertySpec { type_name: "VirtualMachine", paths: &vm_paths },
+        PropertySpec {
+            type_name: "Folder",
+            paths: NAME_PARENT,
+        },
+        PropertySpec {
+            type_name: "Datacenter",
+            paths: NAME_PARENT,
+        },
+        PropertySpec {
+            type_name: "ResourcePool",
+            paths: NAME_PARENT,
+        },
+        PropertySpec {
+            type_name: "ComputeResource",
+            paths: COMPUTE_PATHS,
+        },
+        PropertySpec {
+            type_name: "ClusterComputeResource",
+            paths: CLUSTER_PATHS,
+        },
+        PropertySpec {
+            type_name: "HostSystem",
+            paths: HOST_PATHS,
+        },
+        PropertySpec {
+            type_name: "Datastore",
+            paths: DATASTORE_PATHS,
+        },
+        PropertySpec {
+            type_name: "Network",
+            paths: NAME_PARENT,
+        },
+        PropertySpec {
+            type_name: "DistributedVirtualPortgroup",
+            paths: PORTGROUP_PATHS,
+        },
+        PropertySpec {
+            type_name: "VirtualMachine",
+            paths: &vm_paths,
+        },
     ];
-    let builder = Builder { vcenter_uuid: sc.about.instance_uuid.clone(), ..Builder::default() };
+    let builder = Builder {
+        vcenter_uuid: sc.about.instance_uuid.clone(),
+        ..Builder::default()
+    };
     let builder = client
         .with_container_view(VIEW_TYPES, |view| async move {
-            let (b, _stats) = client.retrieve(&specs, Objects::View(&view), builder).await?;
+            let (b, _stats) = client
+                .retrieve_pruned(&specs, Objects::View(&view), PRUNED_DEVICE_TYPES, builder)
+                .await?;
             Ok(b)
         })
         .await?;
     let sc = client.service_content();
-    Ok(builder.finish(client.name(), client.url(), &sc.about, collected_at, &field_names))
+    Ok(builder.finish(
+        client.name(),
+        client.url(),
+        &sc.about,
+        collected_at,
+        &field_names,
+    ))
 }
 
 impl Builder {
     fn name_of(&self, r: &MoRef) -> CompactString {
-        self.entities.get(r).map(|e| e.name.clone()).unwrap_or_default()
+        self.entities
+            .get(r)
+            .map(|e| e.name.clone())
+            .unwrap_or_default()
     }
 
     /// Walks up `parent` links to the first ancestor of `kind` (bounded: a hostile or
@@ -150,7 +198,9 @@ impl Builder {
     }
 
     fn datacenter_name(&self, r: &MoRef) -> CompactString {
-        self.ancestor(r, "Datacenter").map(|d| self.name_of(d)).unwrap_or_default()
+        self.ancestor(r, "Datacenter")
+            .map(|d| self.name_of(d))
+            .unwrap_or_default()
     }
 
     /// `/DC/vm/Sub/Folder` for a folder reference.
@@ -203,7 +253,9 @@ impl Builder {
                 datacenter: self.datacenter_name(r),
                 ha_enabled: cfg.and_then(|c| c.bool_at("dasConfig/enabled")),
                 drs_enabled: cfg.and_then(|c| c.bool_at("drsConfig/enabled")),
-                drs_behavior: cfg.and_then(|c| c.text_at("drsConfig/defaultVmBehavior")).map(CompactString::from),
+                drs_behavior: cfg
+                    .and_then(|c| c.text_at("drsConfig/defaultVmBehavior"))
+                    .map(CompactString::from),
                 num_hosts: summary.and_then(|s| s.parse_at("numHosts")),
                 num_effective_hosts: summary.and_then(|s| s.parse_at("numEffectiveHosts")),
                 total_cpu_mhz: summary.and_then(|s| s.parse_at("totalCpu")),
@@ -228,8 +280,12 @@ impl Builder {
                 cpu_threads: hw.and_then(|h| h.parse_at("numCpuThreads")),
                 cpu_mhz: hw.and_then(|h| h.parse_at("cpuMhz")),
                 memory_bytes: hw.and_then(|h| h.parse_at("memorySize")),
-                esxi_version: product.and_then(|p| p.text_at("version")).map(CompactString::from),
-                esxi_build: product.and_then(|p| p.text_at("build")).map(CompactString::from),
+                esxi_version: product
+                    .and_then(|p| p.text_at("version"))
+                    .map(CompactString::from),
+                esxi_build: product
+                    .and_then(|p| p.text_at("build"))
+                    .map(CompactString::from),
                 connection_state: oc.text("runtime.connectionState").map(CompactString::from),
                 in_maintenance_mode: oc.bool("runtime.inMaintenanceMode"),
                 power_state: oc.text("runtime.powerState").map(CompactString::from),
@@ -266,15 +322,26 @@ impl Builder {
             });
         }
         for dc in &self.datacenters {
-            inv.datacenters.push(Datacenter { id: dc.value.clone(), name: self.name_of(dc) });
+            inv.datacenters.push(Datacenter {
+                id: dc.value.clone(),
+                name: self.name_of(dc),
+            });
         }
         let mut vms = std::mem::take(&mut self.vms);
         let vm_refs = std::mem::take(&mut self.vm_refs);
         for (vm, refs) in vms.iter_mut().zip(&vm_refs) {
             let me = MoRef::new("VirtualMachine", vm.id.clone());
             vm.datacenter = self.datacenter_name(&me);
-            vm.folder_path = refs.parent.as_ref().map(|p| self.folder_path(p)).unwrap_or_default();
-            vm.resource_pool = refs.resource_pool.as_ref().map(|p| self.name_of(p)).unwrap_or_default();
+            vm.folder_path = refs
+                .parent
+                .as_ref()
+                .map(|p| self.folder_path(p))
+                .unwrap_or_default();
+            vm.resource_pool = refs
+                .resource_pool
+                .as_ref()
+                .map(|p| self.name_of(p))
+                .unwrap_or_default();
             if let Some(h) = &refs.host {
                 vm.host = self.name_of(h);
                 vm.host_id = h.value.clone();
@@ -286,7 +353,12 @@ impl Builder {
                 }
                 if disk.datastore.is_empty() {
                     // `[datastore1] vm/vm.vmdk`: the name is in the path.
-                    if let Some(name) = disk.file_path.as_deref().and_then(|p| p.strip_prefix('[')).and_then(|p| p.split(']').next()) {
+                    if let Some(name) = disk
+                        .file_path
+                        .as_deref()
+                        .and_then(|p| p.strip_prefix('['))
+                        .and_then(|p| p.split(']').next())
+                    {
                         disk.datastore = name.into();
                     }
                 }
@@ -294,13 +366,19 @@ impl Builder {
             for (nic, link) in vm.nics.iter_mut().zip(&refs.nic_networks) {
                 nic.network = match link {
                     NicBacking::Network(n) => self.name_of(n),
-                    NicBacking::Portgroup(k) => portgroups.get(k.as_str()).cloned().unwrap_or_else(|| k.clone()),
+                    NicBacking::Portgroup(k) => portgroups
+                        .get(k.as_str())
+                        .cloned()
+                        .unwrap_or_else(|| k.clone()),
                     NicBacking::Named(n) => n.clone(),
                     NicBacking::None => CompactString::default(),
                 };
             }
             for (key, value) in &refs.custom_values {
-                let name = field_names.get(key).cloned().unwrap_or_else(|| format_compact!("field-{key}"));
+                let name = field_names
+                    .get(key)
+                    .cloned()
+                    .unwrap_or_else(|| format_compact!("field-{key}"));
                 vm.custom_attributes.insert(name, value.clone());
             }
         }
@@ -316,7 +394,10 @@ async fn custom_field_names(client: &Client) -> Result<HashMap<i32, CompactStrin
         return Ok(HashMap::new());
     };
     let list = [cfm];
-    let specs = [PropertySpec { type_name: "CustomFieldsManager", paths: &["field"] }];
+    let specs = [PropertySpec {
+        type_name: "CustomFieldsManager",
+        paths: &["field"],
+    }];
     let names = FieldNames::default();
     let (names, _) = client.retrieve(&specs, Objects::List(&list), names).await?;
     Ok(names.0)
@@ -348,8 +429,11 @@ pub fn api_at_least(version: &str, major: u32, minor: u32) -> bool {
 /// Builds an inventory from a captured RetrievePropertiesEx answer, as `collect` does from
 /// a live one: for tests, fuzzing and the parse benchmark.
 pub fn from_captured_answer(body: &[u8], about: &About) -> Result<VcenterInventory, VsphereError> {
-    let mut builder = Builder { vcenter_uuid: about.instance_uuid.clone(), ..Builder::default() };
-    crate::vsphere::parse_retrieve_response(body, |oc: ObjectContent| {
+    let mut builder = Builder {
+        vcenter_uuid: about.instance_uuid.clone(),
+        ..Builder::default()
+    };
+    crate::vsphere::parse_retrieve_response(body, PRUNED_DEVICE_TYPES, |oc: ObjectContent| {
         builder.add(oc);
         Ok(())
     })?;

@@ -12,3 +12,4 @@ mod tests;
 pub use collect::{api_at_least, collect, from_captured_answer};
 pub use model::{Inventory, VcenterInventory, SCHEMA_VERSION};
 pub use output::{write_csv, write_json, Format};
+pub use vm::PRUNED_DEVICE_TYPES;

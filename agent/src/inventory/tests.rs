@@ -10,7 +10,11 @@ use crate::vsphere::About;
 const ANSWER: &[u8] = include_bytes!("../vsphere/testdata/retrieve_vcsim.xml");
 
 fn about() -> About {
-    About { instance_uuid: "vc-uuid".into(), api_version: "6.5".into(), ..About::default() }
+    About {
+        instance_uuid: "vc-uuid".into(),
+        api_version: "6.5".into(),
+        ..About::default()
+    }
 }
 
 #[test]
@@ -47,8 +51,23 @@ enum Mutation {
 fn mutation() -> impl Strategy<Value = Mutation> {
     let n = ANSWER.len();
     let junk = prop::sample::select(vec![
-        "<", ">", "&", "&amp;", "&#0;", "&#xD800;", "</objects>", "<objects>", "<val>", "]]>", "<![CDATA[x",
-        "\"", "xsi:type=\"", "<obj type=\"VirtualMachine\">", "</propSet>", "\u{feff}", "\u{0}",
+        "<",
+        ">",
+        "&",
+        "&amp;",
+        "&#0;",
+        "&#xD800;",
+        "</objects>",
+        "<objects>",
+        "<val>",
+        "]]>",
+        "<![CDATA[x",
+        "\"",
+        "xsi:type=\"",
+        "<obj type=\"VirtualMachine\">",
+        "</propSet>",
+        "\u{feff}",
+        "\u{0}",
     ]);
     prop_oneof![
         (0..n).prop_map(Mutation::Truncate),

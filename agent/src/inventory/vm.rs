@@ -48,6 +48,21 @@ pub const VM_PATHS: &[&str] = &[
     "snapshot",
 ];
 
+/// Virtual devices the inventory does not report (keyboard, mouse, video, VMCI, the
+/// motherboard's PCI/SIO/PS2 controllers, CD-ROM and floppy drives). They are half of a
+/// VM's device list; the parser skips them instead of building them.
+pub const PRUNED_DEVICE_TYPES: &[&str] = &[
+    "VirtualKeyboard",
+    "VirtualPointingDevice",
+    "VirtualMachineVideoCard",
+    "VirtualMachineVMCIDevice",
+    "VirtualPCIController",
+    "VirtualSIOController",
+    "VirtualPS2Controller",
+    "VirtualCdrom",
+    "VirtualFloppy",
+];
+
 /// References of a VM still to be turned into names.
 #[derive(Debug, Clone, Default)]
 pub struct VmRefs {
@@ -73,7 +88,8 @@ pub enum NicBacking {
 }
 
 fn text(n: Option<&Node>) -> Option<CompactString> {
-    n.map(|n| CompactString::from(n.text.trim())).filter(|s| !s.is_empty())
+    n.map(|n| CompactString::from(n.text.trim()))
+        .filter(|s| !s.is_empty())
 }
 
 /// Builds the record and its unresolved references.
@@ -141,7 +157,9 @@ pub fn map_vm(oc: &ObjectContent, vcenter_uuid: &str) -> (Vm, VmRefs) {
 }
 
 fn allocation(n: Option<&Node>) -> Allocation {
-    let Some(n) = n else { return Allocation::default() };
+    let Some(n) = n else {
+        return Allocation::default();
+    };
     Allocation {
         reservation: n.parse_at("reservation"),
         limit: n.parse_at("limit"),
@@ -198,7 +216,10 @@ fn map_devices(devices: &Node, vm: &mut Vm, refs: &mut VmRefs) {
     }
 }
 
-fn map_disk(d: &Node, controllers: &BTreeMap<i32, (CompactString, CompactString)>) -> (Disk, Option<MoRef>) {
+fn map_disk(
+    d: &Node,
+    controllers: &BTreeMap<i32, (CompactString, CompactString)>,
+) -> (Disk, Option<MoRef>) {
     let backing = d.child("backing");
     let bt = backing.map(Node::type_name).unwrap_or("");
     let thin = backing.and_then(|b| b.bool_at("thinProvisioned"));
@@ -233,21 +254,30 @@ fn map_disk(d: &Node, controllers: &BTreeMap<i32, (CompactString, CompactString)
         provisioning: provisioning.into(),
         thin,
         datastore: CompactString::default(),
-        file_path: backing.and_then(|b| b.text_at("fileName")).map(CompactString::from),
+        file_path: backing
+            .and_then(|b| b.text_at("fileName"))
+            .map(CompactString::from),
         controller,
         controller_type,
         unit_number: d.parse_at("unitNumber"),
-        mode: backing.and_then(|b| b.text_at("diskMode")).map(CompactString::from),
+        mode: backing
+            .and_then(|b| b.text_at("diskMode"))
+            .map(CompactString::from),
     };
-    (disk, backing.and_then(|b| b.child("datastore")).and_then(MoRef::from_node))
+    (
+        disk,
+        backing
+            .and_then(|b| b.child("datastore"))
+            .and_then(MoRef::from_node),
+    )
 }
 
 fn map_nic(d: &Node) -> (Nic, NicBacking) {
     let ty = d.type_name();
-    let adapter = NIC_TYPES
-        .iter()
-        .find(|(t, _)| *t == ty)
-        .map_or_else(|| ty.trim_start_matches("Virtual").to_ascii_lowercase().into(), |(_, a)| CompactString::from(*a));
+    let adapter = NIC_TYPES.iter().find(|(t, _)| *t == ty).map_or_else(
+        || ty.trim_start_matches("Virtual").to_ascii_lowercase().into(),
+        |(_, a)| CompactString::from(*a),
+    );
     let backing = d.child("backing");
     let link = match backing {
         Some(b) => {
@@ -255,7 +285,10 @@ fn map_nic(d: &Node) -> (Nic, NicBacking) {
                 NicBacking::Portgroup(pg.into())
             } else if let Some(net) = b.child("network").and_then(MoRef::from_node) {
                 NicBacking::Network(net)
-            } else if let Some(name) = b.text_at("deviceName").or_else(|| b.text_at("opaqueNetworkId")) {
+            } else if let Some(name) = b
+                .text_at("deviceName")
+                .or_else(|| b.text_at("opaqueNetworkId"))
+            {
                 NicBacking::Named(name.into())
             } else {
                 NicBacking::None

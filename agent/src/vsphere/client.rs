@@ -109,9 +109,11 @@ impl Client {
         let transport = Transport::new(cfg)?;
         let discovered = match transport.get_sibling("vimServiceVersions.xml").await {
             Ok(body) => parse_service_versions(&body),
-            Err(e @ (VsphereError::Connect { .. } | VsphereError::TlsUntrusted { .. } | VsphereError::Timeout { .. })) => {
-                return Err(e)
-            }
+            Err(
+                e @ (VsphereError::Connect { .. }
+                | VsphereError::TlsUntrusted { .. }
+                | VsphereError::Timeout { .. }),
+            ) => return Err(e),
             Err(e) => {
                 debug!(vcenter = %cfg.name, error = %e, "no vimServiceVersions.xml; using the service content's API version");
                 None
@@ -178,15 +180,25 @@ impl Client {
 
     /// Logs in (again), replacing the session cookie.
     pub async fn login(&self) -> Result<(), VsphereError> {
-        let body = envelope::login(&self.content.session_manager, &self.username, self.password.expose());
-        let resp = self.transport.post("Login", &self.soap_action, None, body).await?;
+        let body = envelope::login(
+            &self.content.session_manager,
+            &self.username,
+            self.password.expose(),
+        );
+        let resp = self
+            .transport
+            .post("Login", &self.soap_action, None, body)
+            .await?;
         let cookie = transport::session_cookie(resp.headers());
         let bytes = self.transport.read_all(resp, "Login").await?;
         let result = collect_returnvals(&bytes, "Login");
         match result {
             Ok(_) => {}
             Err(VsphereError::Fault { fault_type, .. }) if fault_type == "InvalidLogin" => {
-                return Err(VsphereError::InvalidLogin { url: self.url().to_owned(), user: self.username.clone() })
+                return Err(VsphereError::InvalidLogin {
+                    url: self.url().to_owned(),
+                    user: self.username.clone(),
+                })
             }
             Err(e) => return Err(self.with_url(e)),
         }
@@ -223,10 +235,13 @@ impl Client {
         self.with_session(|| async {
             let body = envelope::call("CurrentTime", &envelope::service_instance(), "");
             let vals = self.invoke("CurrentTime", body).await?;
-            vals.into_iter().next().map(|n| n.text.trim().to_owned()).ok_or_else(|| VsphereError::Protocol {
-                method: "CurrentTime",
-                reason: "no returnval".into(),
-            })
+            vals.into_iter()
+                .next()
+                .map(|n| n.text.trim().to_owned())
+                .ok_or_else(|| VsphereError::Protocol {
+                    method: "CurrentTime",
+                    reason: "no returnval".into(),
+                })
         })
         .await
     }
@@ -259,24 +274,37 @@ impl Client {
 
     /// Creates a recursive ContainerView of `types` under the root folder, runs `f` with it,
     /// and destroys it whatever `f` returned.
-    pub async fn with_container_view<T, F, Fut>(&self, types: &[&str], f: F) -> Result<T, VsphereError>
+    pub async fn with_container_view<T, F, Fut>(
+        &self,
+        types: &[&str],
+        f: F,
+    ) -> Result<T, VsphereError>
     where
         F: FnOnce(MoRef) -> Fut,
         Fut: Future<Output = Result<T, VsphereError>>,
     {
-        let body = envelope::create_container_view(&self.content.view_manager, &self.content.root_folder, types);
+        let body = envelope::create_container_view(
+            &self.content.view_manager,
+            &self.content.root_folder,
+            types,
+        );
         let vals = self.invoke("CreateContainerView", body).await?;
-        let view = vals.first().and_then(MoRef::from_node).ok_or_else(|| VsphereError::Protocol {
-            method: "CreateContainerView",
-            reason: "no view reference in the answer".into(),
-        })?;
+        let view =
+            vals.first()
+                .and_then(MoRef::from_node)
+                .ok_or_else(|| VsphereError::Protocol {
+                    method: "CreateContainerView",
+                    reason: "no view reference in the answer".into(),
+                })?;
         let result = f(view.clone()).await;
         let destroy = envelope::call("DestroyView", &view, "");
         match self.invoke("DestroyView", destroy).await {
             Ok(_) => {}
             // The session (and with it the view) is gone already.
             Err(VsphereError::NotAuthenticated { .. }) => {}
-            Err(e) => warn!(vcenter = %self.name, view = %view, error = %e, "could not destroy container view"),
+            Err(e) => {
+                warn!(vcenter = %self.name, view = %view, error = %e, "could not destroy container view")
+            }
         }
         result
     }
@@ -288,6 +316,21 @@ impl Client {
         &self,
         props: &[PropertySpec<'_>],
         objects: Objects<'_>,
+        sink: S,
+    ) -> Result<(S, RetrieveStats), VsphereError>
+    where
+        S: ObjectSink + Send + 'static,
+    {
+        self.retrieve_pruned(props, objects, &[], sink).await
+    }
+
+    /// As [`Client::retrieve`], skipping values whose `xsi:type` is in `prune` while
+    /// parsing (see [`xml::parse_response_pruned`]).
+    pub async fn retrieve_pruned<S>(
+        &self,
+        props: &[PropertySpec<'_>],
+        objects: Objects<'_>,
+        prune: &'static [&'static str],
         mut sink: S,
     ) -> Result<(S, RetrieveStats), VsphereError>
     where
@@ -298,7 +341,7 @@ impl Client {
         let mut method = "RetrievePropertiesEx";
         let mut stats = RetrieveStats::default();
         loop {
-            let page = self.stream_page(method, body, sink).await;
+            let page = self.stream_page(method, body, prune, sink).await;
             let (returned, token, count) = match page {
                 Ok(p) => p,
                 Err((e, token)) => {
@@ -333,6 +376,7 @@ impl Client {
         &self,
         method: &'static str,
         body: String,
+        prune: &'static [&'static str],
         sink: S,
     ) -> Result<(S, Option<String>, u64), (VsphereError, Option<String>)>
     where
@@ -349,12 +393,19 @@ impl Client {
             let mut sink = sink;
             let mut token = None;
             let mut count = 0u64;
-            let result = parse_stream(BufReader::with_capacity(64 * 1024, reader), method, &mut token, &mut count, &mut sink);
+            let input = BufReader::with_capacity(64 * 1024, reader);
+            let result = parse_stream(input, method, prune, &mut token, &mut count, &mut sink);
             (sink, token, count, result)
         })
         .await;
         let (sink, token, count, result) = joined.map_err(|e| {
-            (VsphereError::Protocol { method, reason: format!("parser task failed: {e}") }, None)
+            (
+                VsphereError::Protocol {
+                    method,
+                    reason: format!("parser task failed: {e}"),
+                },
+                None,
+            )
         })?;
         match result {
             Ok(()) => Ok((sink, token, count)),
@@ -365,7 +416,10 @@ impl Client {
     /// Sends a small call and returns its `returnval` elements.
     async fn invoke(&self, method: &'static str, body: String) -> Result<Vec<Node>, VsphereError> {
         let cookie = self.session_cookie();
-        let resp = self.transport.post(method, &self.soap_action, cookie.as_deref(), body).await?;
+        let resp = self
+            .transport
+            .post(method, &self.soap_action, cookie.as_deref(), body)
+            .await?;
         let bytes = self.transport.read_all(resp, method).await?;
         collect_returnvals(&bytes, method).map_err(|e| self.with_url(e))
     }
@@ -374,9 +428,16 @@ impl Client {
     fn with_url(&self, e: VsphereError) -> VsphereError {
         match e {
             VsphereError::NotAuthenticated { method, url } if url.is_empty() => {
-                VsphereError::NotAuthenticated { method, url: self.url().to_owned() }
+                VsphereError::NotAuthenticated {
+                    method,
+                    url: self.url().to_owned(),
+                }
             }
-            VsphereError::Timeout { method, after_secs: 0, .. } => self.transport.timeout_error(method),
+            VsphereError::Timeout {
+                method,
+                after_secs: 0,
+                ..
+            } => self.transport.timeout_error(method),
             other => other,
         }
     }
@@ -386,6 +447,7 @@ impl Client {
 fn parse_stream<R: std::io::BufRead, S>(
     input: R,
     method: &'static str,
+    prune: &[&str],
     token: &mut Option<String>,
     count: &mut u64,
     sink: &mut S,
@@ -393,15 +455,19 @@ fn parse_stream<R: std::io::BufRead, S>(
 where
     S: ObjectSink,
 {
-    xml::parse_response(input, method, 4, |node| {
+    xml::parse_response_pruned(input, method, 4, prune, |node| {
         match node.name.as_str() {
             "token" => *token = Some(node.text.trim().to_owned()),
             "objects" => {
-                let oc = ObjectContent::from_node(node).map_err(|reason| VsphereError::Protocol { method, reason })?;
+                let oc = ObjectContent::from_node(node)
+                    .map_err(|reason| VsphereError::Protocol { method, reason })?;
                 // vcsim answers a call without a valid session with HTTP 200 and a
                 // NotAuthenticated missingSet instead of a fault.
                 if oc.not_authenticated() {
-                    return Err(VsphereError::NotAuthenticated { method, url: String::new() });
+                    return Err(VsphereError::NotAuthenticated {
+                        method,
+                        url: String::new(),
+                    });
                 }
                 *count += 1;
                 sink.accept(oc)?;
@@ -416,11 +482,12 @@ where
 pub(super) fn parse_page(
     body: &[u8],
     method: &'static str,
+    prune: &[&str],
     mut sink: impl ObjectSink,
 ) -> Result<Option<String>, VsphereError> {
     let mut token = None;
     let mut count = 0;
-    parse_stream(body, method, &mut token, &mut count, &mut sink)?;
+    parse_stream(body, method, prune, &mut token, &mut count, &mut sink)?;
     Ok(token)
 }
 
@@ -433,18 +500,26 @@ fn collect_returnvals(body: &[u8], method: &'static str) -> Result<Vec<Node>, Vs
     Ok(out)
 }
 
-async fn retrieve_service_content(transport: &Transport, action: &str) -> Result<ServiceContent, VsphereError> {
+async fn retrieve_service_content(
+    transport: &Transport,
+    action: &str,
+) -> Result<ServiceContent, VsphereError> {
     let method = "RetrieveServiceContent";
     let body = envelope::call(method, &envelope::service_instance(), "");
     let resp = transport.post(method, action, None, body).await?;
     let bytes = transport.read_all(resp, method).await?;
     let vals = collect_returnvals(&bytes, method)?;
-    let sc = vals.first().ok_or_else(|| VsphereError::Protocol { method, reason: "no returnval".into() })?;
+    let sc = vals.first().ok_or_else(|| VsphereError::Protocol {
+        method,
+        reason: "no returnval".into(),
+    })?;
     let req = |name: &str| {
-        sc.child(name).and_then(MoRef::from_node).ok_or_else(|| VsphereError::Protocol {
-            method,
-            reason: format!("service content has no {name}"),
-        })
+        sc.child(name)
+            .and_then(MoRef::from_node)
+            .ok_or_else(|| VsphereError::Protocol {
+                method,
+                reason: format!("service content has no {name}"),
+            })
     };
     let opt = |name: &str| sc.child(name).and_then(MoRef::from_node);
     let a = sc.child("about");
@@ -490,10 +565,13 @@ fn parse_service_versions(body: &[u8]) -> Option<String> {
             }
             Event::Text(t) => {
                 let text = t.decode().ok()?.trim().to_owned();
-                let under = |a: &[u8], b: &[u8]| path.len() >= 2 && path[path.len() - 1] == a && path[path.len() - 2] == b;
+                let under = |a: &[u8], b: &[u8]| {
+                    path.len() >= 2 && path[path.len() - 1] == a && path[path.len() - 2] == b
+                };
                 if under(b"name", b"namespace") {
                     name = text;
-                } else if under(b"version", b"namespace") && name == "urn:vim25" && !text.is_empty() {
+                } else if under(b"version", b"namespace") && name == "urn:vim25" && !text.is_empty()
+                {
                     return Some(text);
                 }
             }

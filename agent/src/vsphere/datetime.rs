@@ -15,7 +15,10 @@ pub fn parse_unix_secs(text: &str) -> Option<i64> {
         let (c, off) = rest.split_at(pos);
         let sign = if off.starts_with('-') { -1 } else { 1 };
         let (oh, om) = off[1..].split_once(':')?;
-        (c, sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60))
+        (
+            c,
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60),
+        )
     } else {
         (rest, 0)
     };
@@ -47,8 +50,14 @@ mod tests {
     #[test]
     fn parses_vcenter_times() {
         assert_eq!(parse_unix_secs("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_unix_secs("2026-11-21T23:53:27.123456Z"), Some(1_795_305_207));
-        assert_eq!(parse_unix_secs("2026-11-22T00:53:27+01:00"), Some(1_795_305_207));
+        assert_eq!(
+            parse_unix_secs("2026-11-21T23:53:27.123456Z"),
+            Some(1_795_305_207)
+        );
+        assert_eq!(
+            parse_unix_secs("2026-11-22T00:53:27+01:00"),
+            Some(1_795_305_207)
+        );
         assert_eq!(parse_unix_secs("garbage"), None);
     }
 }

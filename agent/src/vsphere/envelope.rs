@@ -20,12 +20,19 @@ pub fn envelope(body: &str) -> String {
 }
 
 fn moref(tag: &str, r: &MoRef) -> String {
-    format!(r#"<{tag} type="{}">{}</{tag}>"#, escape(r.kind.as_str()), escape(r.value.as_str()))
+    format!(
+        r#"<{tag} type="{}">{}</{tag}>"#,
+        escape(r.kind.as_str()),
+        escape(r.value.as_str())
+    )
 }
 
 /// `<Method xmlns="urn:vim25"><_this …/>{rest}</Method>`.
 pub fn call(method: &str, this: &MoRef, rest: &str) -> String {
-    envelope(&format!(r#"<{method} xmlns="urn:vim25">{}{rest}</{method}>"#, moref("_this", this)))
+    envelope(&format!(
+        r#"<{method} xmlns="urn:vim25">{}{rest}</{method}>"#,
+        moref("_this", this)
+    ))
 }
 
 pub fn service_instance() -> MoRef {
@@ -36,7 +43,11 @@ pub fn login(session_manager: &MoRef, user: &str, password: &str) -> String {
     call(
         "Login",
         session_manager,
-        &format!("<userName>{}</userName><password>{}</password>", escape(user), escape(password)),
+        &format!(
+            "<userName>{}</userName><password>{}</password>",
+            escape(user),
+            escape(password)
+        ),
     )
 }
 
@@ -67,10 +78,19 @@ pub enum Objects<'a> {
     List(&'a [MoRef]),
 }
 
-pub fn retrieve_properties_ex(collector: &MoRef, props: &[PropertySpec<'_>], objects: Objects<'_>, max_objects: u32) -> String {
+pub fn retrieve_properties_ex(
+    collector: &MoRef,
+    props: &[PropertySpec<'_>],
+    objects: Objects<'_>,
+    max_objects: u32,
+) -> String {
     let mut rest = String::from("<specSet>");
     for p in props {
-        let _ = write!(rest, "<propSet><type>{}</type><all>false</all>", escape(p.type_name));
+        let _ = write!(
+            rest,
+            "<propSet><type>{}</type><all>false</all>",
+            escape(p.type_name)
+        );
         for path in p.paths {
             let _ = write!(rest, "<pathSet>{}</pathSet>", escape(*path));
         }
@@ -92,16 +112,27 @@ pub fn retrieve_properties_ex(collector: &MoRef, props: &[PropertySpec<'_>], obj
             }
         }
     }
-    let _ = write!(rest, "</specSet><options><maxObjects>{max_objects}</maxObjects></options>");
+    let _ = write!(
+        rest,
+        "</specSet><options><maxObjects>{max_objects}</maxObjects></options>"
+    );
     call("RetrievePropertiesEx", collector, &rest)
 }
 
 pub fn continue_retrieve(collector: &MoRef, token: &str) -> String {
-    call("ContinueRetrievePropertiesEx", collector, &format!("<token>{}</token>", escape(token)))
+    call(
+        "ContinueRetrievePropertiesEx",
+        collector,
+        &format!("<token>{}</token>", escape(token)),
+    )
 }
 
 pub fn cancel_retrieve(collector: &MoRef, token: &str) -> String {
-    call("CancelRetrievePropertiesEx", collector, &format!("<token>{}</token>", escape(token)))
+    call(
+        "CancelRetrievePropertiesEx",
+        collector,
+        &format!("<token>{}</token>", escape(token)),
+    )
 }
 
 #[cfg(test)]
@@ -110,7 +141,11 @@ mod tests {
 
     #[test]
     fn values_are_escaped() {
-        let body = login(&MoRef::new("SessionManager", "SessionManager"), "a<b", "p&\"w");
+        let body = login(
+            &MoRef::new("SessionManager", "SessionManager"),
+            "a<b",
+            "p&\"w",
+        );
         assert!(body.contains("<userName>a&lt;b</userName>"));
         assert!(body.contains("<password>p&amp;&quot;w</password>"));
     }
@@ -120,7 +155,10 @@ mod tests {
         let view = MoRef::new("ContainerView", "session[1]v");
         let body = retrieve_properties_ex(
             &MoRef::new("PropertyCollector", "propertyCollector"),
-            &[PropertySpec { type_name: "VirtualMachine", paths: &["name"] }],
+            &[PropertySpec {
+                type_name: "VirtualMachine",
+                paths: &["name"],
+            }],
             Objects::View(&view),
             500,
         );

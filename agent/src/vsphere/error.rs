@@ -48,19 +48,31 @@ pub enum VsphereError {
     },
     /// The answer exceeded `max_response_mib`.
     #[error("{method}: response larger than the limit of {limit_bytes} bytes (raise vcenter.max_response_mib if this is expected)")]
-    ResponseTooLarge { method: &'static str, limit_bytes: u64 },
+    ResponseTooLarge {
+        method: &'static str,
+        limit_bytes: u64,
+    },
     /// The answer ended before the SOAP envelope was complete.
     #[error("{method}: response ended before the SOAP envelope was complete")]
     Truncated { method: &'static str },
     /// The answer is not well-formed XML.
     #[error("{method}: malformed XML response: {reason}")]
-    Malformed { method: &'static str, reason: String },
+    Malformed {
+        method: &'static str,
+        reason: String,
+    },
     /// The answer is XML but not a SOAP envelope.
     #[error("{method}: not a SOAP response: {reason}")]
-    NotSoap { method: &'static str, reason: String },
+    NotSoap {
+        method: &'static str,
+        reason: String,
+    },
     /// The answer is SOAP but lacks something the call needs.
     #[error("{method}: unexpected response: {reason}")]
-    Protocol { method: &'static str, reason: String },
+    Protocol {
+        method: &'static str,
+        reason: String,
+    },
 }
 
 /// Faults that say "try again later" rather than "this will never work".

@@ -16,9 +16,10 @@ pub fn describe(node: &Node) -> (String, String) {
             None => f.name.strip_suffix("Fault").unwrap_or(&f.name).to_owned(),
         })
         .unwrap_or_else(|| {
-            node.text_at("faultcode").map_or_else(|| "Unknown".to_owned(), |c| {
-                c.rsplit_once(':').map_or(c, |(_, l)| l).to_owned()
-            })
+            node.text_at("faultcode").map_or_else(
+                || "Unknown".to_owned(),
+                |c| c.rsplit_once(':').map_or(c, |(_, l)| l).to_owned(),
+            )
         });
     (fault_type, message)
 }
@@ -28,7 +29,14 @@ pub fn describe(node: &Node) -> (String, String) {
 pub fn from_fault_node(method: &'static str, node: &Node) -> VsphereError {
     let (fault_type, message) = describe(node);
     if fault_type == "NotAuthenticated" {
-        return VsphereError::NotAuthenticated { method, url: String::new() };
+        return VsphereError::NotAuthenticated {
+            method,
+            url: String::new(),
+        };
     }
-    VsphereError::Fault { method, fault_type, message }
+    VsphereError::Fault {
+        method,
+        fault_type,
+        message,
+    }
 }

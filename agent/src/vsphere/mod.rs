@@ -25,11 +25,13 @@ pub use objects::{MoRef, ObjectContent};
 pub use tls::format_thumbprint;
 pub use xml::Node;
 
-/// Parses a captured RetrievePropertiesEx answer from memory, as the streaming path does;
-/// for benchmarks and fuzzing. Returns the continuation token, if any.
+/// Parses a captured RetrievePropertiesEx answer from memory, as the streaming path does
+/// (values of a type in `prune` skipped); for benchmarks and fuzzing. Returns the
+/// continuation token, if any.
 pub fn parse_retrieve_response(
     body: &[u8],
+    prune: &[&str],
     sink: impl ObjectSink,
 ) -> Result<Option<String>, VsphereError> {
-    client::parse_page(body, "RetrievePropertiesEx", sink)
+    client::parse_page(body, "RetrievePropertiesEx", prune, sink)
 }

@@ -20,7 +20,10 @@ pub struct MoRef {
 
 impl MoRef {
     pub fn new(kind: impl Into<CompactString>, value: impl Into<CompactString>) -> Self {
-        Self { kind: kind.into(), value: value.into() }
+        Self {
+            kind: kind.into(),
+            value: value.into(),
+        }
     }
 
     /// Reads a reference from an element such as `<obj type="Folder">group-d1</obj>`.
@@ -30,7 +33,10 @@ impl MoRef {
         if value.is_empty() {
             return None;
         }
-        Some(Self { kind, value: CompactString::new(value) })
+        Some(Self {
+            kind,
+            value: CompactString::new(value),
+        })
     }
 }
 
@@ -85,7 +91,11 @@ impl ObjectContent {
             }
         }
         let obj = obj.ok_or_else(|| "objects element without a valid obj reference".to_string())?;
-        Ok(Self { obj, props, missing })
+        Ok(Self {
+            obj,
+            props,
+            missing,
+        })
     }
 
     /// The value of a property path, if it was returned.

@@ -41,7 +41,10 @@ pub fn provider() -> Arc<CryptoProvider> {
 }
 
 /// Builds a rustls client configuration for `policy`.
-pub fn client_config(policy: &TlsPolicy, seen: SeenThumbprint) -> Result<rustls::ClientConfig, String> {
+pub fn client_config(
+    policy: &TlsPolicy,
+    seen: SeenThumbprint,
+) -> Result<rustls::ClientConfig, String> {
     let provider = provider();
     let mode = match policy {
         TlsPolicy::Verify { ca_file } => {
@@ -58,7 +61,10 @@ pub fn client_config(policy: &TlsPolicy, seen: SeenThumbprint) -> Result<rustls:
                     .collect::<Result<_, _>>()
                     .map_err(|e| format!("tls.ca_file {} is not PEM: {e}", path.display()))?;
                 if certs.is_empty() {
-                    return Err(format!("tls.ca_file {} holds no certificate", path.display()));
+                    return Err(format!(
+                        "tls.ca_file {} holds no certificate",
+                        path.display()
+                    ));
                 }
                 for cert in certs {
                     roots
@@ -66,15 +72,20 @@ pub fn client_config(policy: &TlsPolicy, seen: SeenThumbprint) -> Result<rustls:
                         .map_err(|e| format!("tls.ca_file {}: {e}", path.display()))?;
                 }
             }
-            let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|e| format!("cannot build certificate verifier: {e}"))?;
+            let verifier =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| format!("cannot build certificate verifier: {e}"))?;
             Mode::Chain(verifier)
         }
         TlsPolicy::Pinned { sha256 } => Mode::Pinned(*sha256),
         TlsPolicy::Insecure => Mode::Insecure,
     };
-    let verifier = Arc::new(RecordingVerifier { mode, seen, provider: provider.clone() });
+    let verifier = Arc::new(RecordingVerifier {
+        mode,
+        seen,
+        provider: provider.clone(),
+    });
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("tls protocol versions: {e}"))?
@@ -113,7 +124,9 @@ impl ServerCertVerifier for RecordingVerifier {
             *slot = Some(digest);
         }
         match &self.mode {
-            Mode::Chain(v) => v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now),
+            Mode::Chain(v) => {
+                v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
             Mode::Pinned(expected) if *expected == digest => Ok(ServerCertVerified::assertion()),
             Mode::Pinned(expected) => Err(rustls::Error::General(format!(
                 "certificate thumbprint does not match the pinned {}",
@@ -129,7 +142,12 @@ impl ServerCertVerifier for RecordingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -138,11 +156,18 @@ impl ServerCertVerifier for RecordingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

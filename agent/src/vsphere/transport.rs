@@ -47,8 +47,15 @@ impl std::error::Error for BodyError {}
 impl BodyError {
     pub(crate) fn into_vsphere(self, method: &'static str) -> VsphereError {
         match self {
-            Self::TooLarge { limit } => VsphereError::ResponseTooLarge { method, limit_bytes: limit },
-            Self::Timeout => VsphereError::Timeout { method, url: String::new(), after_secs: 0 },
+            Self::TooLarge { limit } => VsphereError::ResponseTooLarge {
+                method,
+                limit_bytes: limit,
+            },
+            Self::Timeout => VsphereError::Timeout {
+                method,
+                url: String::new(),
+                after_secs: 0,
+            },
             // A connection that drops mid-body leaves an incomplete envelope.
             Self::Read(_) => VsphereError::Truncated { method },
         }
@@ -58,10 +65,11 @@ impl BodyError {
 impl Transport {
     pub fn new(cfg: &VcenterConfig) -> Result<Self, VsphereError> {
         let seen = SeenThumbprint::default();
-        let tls = tls::client_config(&cfg.tls, seen.clone()).map_err(|reason| VsphereError::Connect {
-            url: cfg.url.to_string(),
-            reason,
-        })?;
+        let tls =
+            tls::client_config(&cfg.tls, seen.clone()).map_err(|reason| VsphereError::Connect {
+                url: cfg.url.to_string(),
+                reason,
+            })?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .timeout(cfg.request_timeout)
@@ -72,7 +80,10 @@ impl Transport {
             .no_proxy()
             .user_agent(concat!("vscout/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| VsphereError::Connect { url: cfg.url.to_string(), reason: e.to_string() })?;
+            .map_err(|e| VsphereError::Connect {
+                url: cfg.url.to_string(),
+                reason: e.to_string(),
+            })?;
         Ok(Self {
             http,
             url: cfg.url.clone(),
@@ -91,7 +102,12 @@ impl Transport {
         let mut url = self.url.clone();
         let path = format!("{}/{file}", url.path().trim_end_matches('/'));
         url.set_path(&path);
-        let resp = self.http.get(url).send().await.map_err(|e| self.map_send_error(file, e))?;
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| self.map_send_error(file, e))?;
         let status = resp.status();
         let body = self.read_all(resp, file).await?;
         if !status.is_success() {
@@ -123,11 +139,17 @@ impl Transport {
         if let Some(c) = cookie {
             req = req.header(reqwest::header::COOKIE, c);
         }
-        let resp = req.send().await.map_err(|e| self.map_send_error(method, e))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| self.map_send_error(method, e))?;
         let status = resp.status().as_u16();
         if let Some(len) = resp.content_length() {
             if len > self.max_bytes {
-                return Err(VsphereError::ResponseTooLarge { method, limit_bytes: self.max_bytes });
+                return Err(VsphereError::ResponseTooLarge {
+                    method,
+                    limit_bytes: self.max_bytes,
+                });
             }
         }
         let is_xml = resp
@@ -139,17 +161,29 @@ impl Transport {
             return Ok(resp);
         }
         let body = self.read_all(resp, method).await.unwrap_or_default();
-        Err(VsphereError::Http { method, url: self.url.to_string(), status, excerpt: excerpt(&body) })
+        Err(VsphereError::Http {
+            method,
+            url: self.url.to_string(),
+            status,
+            excerpt: excerpt(&body),
+        })
     }
 
     /// Reads a whole (small) body, refusing more than the byte cap.
-    pub async fn read_all(&self, mut resp: reqwest::Response, method: &'static str) -> Result<Vec<u8>, VsphereError> {
+    pub async fn read_all(
+        &self,
+        mut resp: reqwest::Response,
+        method: &'static str,
+    ) -> Result<Vec<u8>, VsphereError> {
         let mut out = Vec::new();
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
                     if (out.len() + chunk.len()) as u64 > self.max_bytes {
-                        return Err(VsphereError::ResponseTooLarge { method, limit_bytes: self.max_bytes });
+                        return Err(VsphereError::ResponseTooLarge {
+                            method,
+                            limit_bytes: self.max_bytes,
+                        });
                     }
                     out.extend_from_slice(&chunk);
                 }
@@ -187,11 +221,19 @@ impl Transport {
                 }
             }
         });
-        ChunkReader { rx, current: Bytes::new(), task }
+        ChunkReader {
+            rx,
+            current: Bytes::new(),
+            task,
+        }
     }
 
     pub fn timeout_error(&self, method: &'static str) -> VsphereError {
-        VsphereError::Timeout { method, url: self.url.to_string(), after_secs: self.timeout.as_secs() }
+        VsphereError::Timeout {
+            method,
+            url: self.url.to_string(),
+            after_secs: self.timeout.as_secs(),
+        }
     }
 
     fn map_send_error(&self, method: &'static str, e: reqwest::Error) -> VsphereError {
@@ -200,7 +242,9 @@ impl Transport {
         }
         let chain = error_chain(&e);
         let reason = chain.last().cloned().unwrap_or_else(|| e.to_string());
-        let tls_failure = chain.iter().any(|m| m.contains("certificate") || m.contains("thumbprint"));
+        let tls_failure = chain
+            .iter()
+            .any(|m| m.contains("certificate") || m.contains("thumbprint"));
         if tls_failure {
             if let Some(digest) = self.seen.lock().ok().and_then(|s| *s) {
                 return VsphereError::TlsUntrusted {
@@ -210,7 +254,10 @@ impl Transport {
                 };
             }
         }
-        VsphereError::Connect { url: self.url.to_string(), reason }
+        VsphereError::Connect {
+            url: self.url.to_string(),
+            reason,
+        }
     }
 }
 
@@ -269,6 +316,10 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .find(|v| v.starts_with("vmware_soap_session"))
-        .or_else(|| headers.get(reqwest::header::SET_COOKIE).and_then(|v| v.to_str().ok()))
+        .or_else(|| {
+            headers
+                .get(reqwest::header::SET_COOKIE)
+                .and_then(|v| v.to_str().ok())
+        })
         .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
 }

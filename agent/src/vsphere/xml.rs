@@ -91,34 +91,57 @@ pub fn parse_response<R: BufRead>(
     input: R,
     method: &'static str,
     split_depth: usize,
+    sink: impl FnMut(Node) -> Result<(), VsphereError>,
+) -> Result<(), VsphereError> {
+    parse_response_pruned(input, method, split_depth, &[], sink)
+}
+
+/// As [`parse_response`], but elements whose `xsi:type` is in `prune` are skipped with
+/// everything inside them (still checked for well-formedness, never built): the caller
+/// knows it will not look at them, e.g. a VM's keyboard and video card.
+pub fn parse_response_pruned<R: BufRead>(
+    input: R,
+    method: &'static str,
+    split_depth: usize,
+    prune: &[&str],
     mut sink: impl FnMut(Node) -> Result<(), VsphereError>,
 ) -> Result<(), VsphereError> {
     let mut reader = Reader::from_reader(input);
     let mut buf = Vec::with_capacity(64 * 1024);
-    let mut st = State { method, split_depth, ..State::default() };
+    let mut st = State {
+        method,
+        split_depth,
+        ..State::default()
+    };
     loop {
-        let event = reader.read_event_into(&mut buf).map_err(|e| xml_error(method, e))?;
+        let event = reader
+            .read_event_into(&mut buf)
+            .map_err(|e| xml_error(method, e))?;
         match event {
-            Event::Start(e) => st.start(&e)?,
+            Event::Start(e) => st.start(&e, prune)?,
             Event::Empty(e) => {
-                st.start(&e)?;
+                st.start(&e, prune)?;
                 st.end(&mut sink)?;
             }
             Event::End(_) => st.end(&mut sink)?,
             Event::Text(t) => {
-                if let Some(top) = st.stack.last_mut() {
-                    let s = t.decode().map_err(|e| st_malformed(method, format!("text: {e}")))?;
+                if let Some(top) = st.stack.last_mut().filter(|_| st.skip_from.is_none()) {
+                    let s = t
+                        .decode()
+                        .map_err(|e| st_malformed(method, format!("text: {e}")))?;
                     top.text.push_str(&s);
                 }
             }
             Event::CData(t) => {
-                if let Some(top) = st.stack.last_mut() {
-                    let s = t.decode().map_err(|e| st_malformed(method, format!("cdata: {e}")))?;
+                if let Some(top) = st.stack.last_mut().filter(|_| st.skip_from.is_none()) {
+                    let s = t
+                        .decode()
+                        .map_err(|e| st_malformed(method, format!("cdata: {e}")))?;
                     top.text.push_str(&s);
                 }
             }
             Event::GeneralRef(r) => {
-                if let Some(top) = st.stack.last_mut() {
+                if let Some(top) = st.stack.last_mut().filter(|_| st.skip_from.is_none()) {
                     push_reference(top, &r).map_err(|e| st_malformed(method, e))?;
                 }
             }
@@ -128,7 +151,10 @@ pub fn parse_response<R: BufRead>(
         buf.clear();
     }
     if !st.seen_envelope {
-        return Err(VsphereError::NotSoap { method, reason: "no XML element in the response".into() });
+        return Err(VsphereError::NotSoap {
+            method,
+            reason: "no XML element in the response".into(),
+        });
     }
     if !st.finished {
         return Err(VsphereError::Truncated { method });
@@ -150,6 +176,8 @@ struct State {
     stack: Vec<Node>,
     /// Depth of the element being collected, if any.
     collect_from: Option<usize>,
+    /// Depth of a pruned element being skipped, if any.
+    skip_from: Option<usize>,
     in_body: bool,
     fault: bool,
     seen_envelope: bool,
@@ -161,7 +189,7 @@ impl State {
         st_malformed(self.method, reason.into())
     }
 
-    fn start(&mut self, e: &BytesStart<'_>) -> Result<(), VsphereError> {
+    fn start(&mut self, e: &BytesStart<'_>, prune: &[&str]) -> Result<(), VsphereError> {
         if self.finished {
             return Err(self.malformed("content after the end of the envelope"));
         }
@@ -190,9 +218,13 @@ impl State {
         if self.collect_from.is_none() && self.in_body && self.depth == self.split_depth {
             self.collect_from = Some(self.depth);
         }
-        if self.collect_from.is_some() {
+        if self.collect_from.is_some() && self.skip_from.is_none() {
             let node = start_node(e).map_err(|r| self.malformed(r))?;
-            self.stack.push(node);
+            if node.xsi_type.as_deref().is_some_and(|t| prune.contains(&t)) {
+                self.skip_from = Some(self.depth);
+            } else {
+                self.stack.push(node);
+            }
         }
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -209,6 +241,12 @@ impl State {
             Some(d) => d,
             None => return Err(self.malformed("unbalanced end tag")),
         };
+        if let Some(skip) = self.skip_from {
+            if self.depth == skip {
+                self.skip_from = None;
+            }
+            return Ok(());
+        }
         if let Some(from) = self.collect_from {
             if self.depth >= from {
                 let node = match self.stack.pop() {
@@ -238,15 +276,25 @@ impl State {
 }
 
 fn start_node(e: &BytesStart<'_>) -> Result<Node, String> {
-    let name = std::str::from_utf8(e.local_name().into_inner()).map_err(|_| "element name is not UTF-8".to_string())?;
-    let mut node = Node { name: CompactString::new(name), ..Node::default() };
-    // Duplicate-attribute checks cost a scan per attribute and buy nothing here.
+    let name = std::str::from_utf8(e.local_name().into_inner())
+        .map_err(|_| "element name is not UTF-8".to_string())?;
+    let mut node = Node {
+        name: CompactString::new(name),
+        ..Node::default()
+    };
+    // Most elements carry no `type` attribute: skip attribute parsing for them. Duplicate
+    // checks cost a scan per attribute and buy nothing here.
+    if memchr::memmem::find(e.attributes_raw(), b"type").is_none() {
+        return Ok(node);
+    }
     for attr in e.attributes().with_checks(false) {
         let attr = attr.map_err(|err| format!("attribute: {err}"))?;
         if attr.key.local_name().as_ref() != b"type" {
             continue;
         }
-        let value = attr.unescape_value().map_err(|err| format!("attribute value: {err}"))?;
+        let value = attr
+            .unescape_value()
+            .map_err(|err| format!("attribute value: {err}"))?;
         if attr.key.prefix().is_some() {
             // `xsd:int` → `int`, `VirtualDisk` stays.
             let local = value.rsplit_once(':').map_or(&*value, |(_, l)| l);
@@ -276,16 +324,25 @@ fn push_reference(top: &mut Node, r: &quick_xml::events::BytesRef<'_>) -> Result
 
 fn xml_error(method: &'static str, e: quick_xml::Error) -> VsphereError {
     if let quick_xml::Error::Io(io) = &e {
-        if let Some(inner) = io.get_ref().and_then(|r| r.downcast_ref::<super::transport::BodyError>()) {
+        if let Some(inner) = io
+            .get_ref()
+            .and_then(|r| r.downcast_ref::<super::transport::BodyError>())
+        {
             return inner.clone().into_vsphere(method);
         }
-        return VsphereError::Malformed { method, reason: format!("reading body: {io}") };
+        return VsphereError::Malformed {
+            method,
+            reason: format!("reading body: {io}"),
+        };
     }
     if matches!(e, quick_xml::Error::Syntax(_)) {
         // An unclosed tag or comment at the end of input is a cut-off answer.
         return VsphereError::Truncated { method };
     }
-    VsphereError::Malformed { method, reason: e.to_string() }
+    VsphereError::Malformed {
+        method,
+        reason: e.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -57,7 +57,10 @@ fn http_url_is_refused() {
     let pw = password_file();
     let text = minimal(pw.path()).replace("https://", "http://");
     let err = check(&text).expect_err("http").to_string();
-    assert!(err.contains("vcenter[0].url = http://vc.example.com"), "{err}");
+    assert!(
+        err.contains("vcenter[0].url = http://vc.example.com"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -71,11 +74,15 @@ fn missing_password_file_names_path_but_not_secret() {
 fn systemd_credential_is_read_from_credentials_directory() {
     let dir = tempfile::tempdir().expect("dir");
     std::fs::write(dir.path().join("vc-pass"), "from-cred\n").expect("write");
-    let text = "[[vcenter]]\nurl = \"https://vc\"\nusername = \"u\"\npassword_credential = \"vc-pass\"\n";
-    let ctx = Context { credentials_dir: Some(dir.path().to_owned()) };
+    let text =
+        "[[vcenter]]\nurl = \"https://vc\"\nusername = \"u\"\npassword_credential = \"vc-pass\"\n";
+    let ctx = Context {
+        credentials_dir: Some(dir.path().to_owned()),
+    };
     let cfg = validate(raw::parse_str(text).expect("parse"), &ctx).expect("valid");
     assert_eq!(cfg.vcenters[0].password.expose(), "from-cred");
-    let err = validate(raw::parse_str(text).expect("parse"), &Context::default()).expect_err("no dir");
+    let err =
+        validate(raw::parse_str(text).expect("parse"), &Context::default()).expect_err("no dir");
     assert!(err.to_string().contains("CREDENTIALS_DIRECTORY"), "{err}");
 }
 
@@ -83,15 +90,24 @@ fn systemd_credential_is_read_from_credentials_directory() {
 fn thumbprint_pins_and_conflicting_trust_is_refused() {
     let pw = password_file();
     let tp = "AB:".repeat(31) + "AB";
-    let text = format!("{}[vcenter.tls]\nthumbprint_sha256 = \"{tp}\"\n", minimal(pw.path()));
+    let text = format!(
+        "{}[vcenter.tls]\nthumbprint_sha256 = \"{tp}\"\n",
+        minimal(pw.path())
+    );
     let cfg = check(&text).expect("valid");
-    assert_eq!(cfg.vcenters[0].tls, TlsPolicy::Pinned { sha256: [0xAB; 32] });
+    assert_eq!(
+        cfg.vcenters[0].tls,
+        TlsPolicy::Pinned { sha256: [0xAB; 32] }
+    );
 
     let both = format!("{text}insecure = true\n");
     let err = check(&both).expect_err("conflict").to_string();
     assert!(err.contains("vcenter[0].tls"), "{err}");
 
-    let bad = format!("{}[vcenter.tls]\nthumbprint_sha256 = \"xyz\"\n", minimal(pw.path()));
+    let bad = format!(
+        "{}[vcenter.tls]\nthumbprint_sha256 = \"xyz\"\n",
+        minimal(pw.path())
+    );
     let err = check(&bad).expect_err("bad thumbprint").to_string();
     assert!(err.contains("thumbprint_sha256 = xyz"), "{err}");
 }
@@ -108,7 +124,9 @@ fn duplicate_names_and_too_many_vcenters_are_refused() {
 
 #[test]
 fn no_vcenter_is_an_error() {
-    let err = check("[agent]\ninventory_interval_secs = 60\n").expect_err("none").to_string();
+    let err = check("[agent]\ninventory_interval_secs = 60\n")
+        .expect_err("none")
+        .to_string();
     assert!(err.contains("vcenter is required"), "{err}");
 }
 
@@ -116,9 +134,13 @@ fn no_vcenter_is_an_error() {
 fn environment_overrides_file() {
     let pw = password_file();
     let mut file = tempfile::NamedTempFile::new().expect("temp");
-    file.write_all(minimal(pw.path()).as_bytes()).expect("write");
+    file.write_all(minimal(pw.path()).as_bytes())
+        .expect("write");
     let env = vec![
-        ("VSCOUT_AGENT__INVENTORY_INTERVAL_SECS".to_string(), "42".to_string()),
+        (
+            "VSCOUT_AGENT__INVENTORY_INTERVAL_SECS".to_string(),
+            "42".to_string(),
+        ),
         ("UNRELATED".to_string(), "x".to_string()),
         ("VSCOUT_CONFIG".to_string(), "/elsewhere.toml".to_string()),
         ("VSCOUT_REPORT_RESOURCES".to_string(), "1".to_string()),

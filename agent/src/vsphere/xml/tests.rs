@@ -34,41 +34,70 @@ fn vcenter_xsi_prefix_is_the_same() {
     let body = VCSIM_PAGE
         .replace("xmlns:XMLSchema-instance", "xmlns:xsi")
         .replace("XMLSchema-instance:type", "xsi:type");
-    assert_eq!(collect(&body, 4).expect("parse"), collect(VCSIM_PAGE, 4).expect("parse"));
+    assert_eq!(
+        collect(&body, 4).expect("parse"),
+        collect(VCSIM_PAGE, 4).expect("parse")
+    );
 }
 
 #[test]
 fn fault_becomes_typed_error() {
     let body = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>Permission to perform this operation was denied.</faultstring><detail><NoPermissionFault xsi:type="NoPermission"><privilegeId>System.View</privilegeId></NoPermissionFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>"#;
     match collect(body, 3) {
-        Err(VsphereError::Fault { fault_type, message, .. }) => {
+        Err(VsphereError::Fault {
+            fault_type,
+            message,
+            ..
+        }) => {
             assert_eq!(fault_type, "NoPermission");
             assert!(message.contains("denied"));
         }
         other => panic!("expected fault, got {other:?}"),
     }
-    let na = body.replace(r#"NoPermissionFault xsi:type="NoPermission""#, "NotAuthenticatedFault").replace("</NoPermissionFault>", "</NotAuthenticatedFault>");
-    assert!(matches!(collect(&na, 3), Err(VsphereError::NotAuthenticated { .. })));
+    let na = body
+        .replace(
+            r#"NoPermissionFault xsi:type="NoPermission""#,
+            "NotAuthenticatedFault",
+        )
+        .replace("</NoPermissionFault>", "</NotAuthenticatedFault>");
+    assert!(matches!(
+        collect(&na, 3),
+        Err(VsphereError::NotAuthenticated { .. })
+    ));
     let unknown = body.replace("NoPermission\"", "BrandNewFault2031\"");
-    assert!(matches!(collect(&unknown, 3), Err(VsphereError::Fault { fault_type, .. }) if fault_type == "BrandNewFault2031"));
+    assert!(
+        matches!(collect(&unknown, 3), Err(VsphereError::Fault { fault_type, .. }) if fault_type == "BrandNewFault2031")
+    );
 }
 
 #[test]
 fn truncated_input_is_an_error_at_every_cut() {
     for cut in [10, 100, 300, VCSIM_PAGE.len() - 30, VCSIM_PAGE.len() - 1] {
         let err = collect(&VCSIM_PAGE[..cut], 4).expect_err("truncated");
-        assert!(matches!(err, VsphereError::Truncated { .. } | VsphereError::Malformed { .. }), "cut {cut}: {err:?}");
+        assert!(
+            matches!(
+                err,
+                VsphereError::Truncated { .. } | VsphereError::Malformed { .. }
+            ),
+            "cut {cut}: {err:?}"
+        );
     }
 }
 
 #[test]
 fn malformed_and_non_soap_inputs_are_errors() {
-    assert!(matches!(collect("<html><body>proxy error</body></html>", 3), Err(VsphereError::NotSoap { .. })));
+    assert!(matches!(
+        collect("<html><body>proxy error</body></html>", 3),
+        Err(VsphereError::NotSoap { .. })
+    ));
     assert!(matches!(collect("", 3), Err(VsphereError::NotSoap { .. })));
     let bad = VCSIM_PAGE.replace("</propSet>", "</propset>");
     assert!(collect(&bad, 4).is_err());
     let entity = VCSIM_PAGE.replace("&amp;", "&bogus;");
-    assert!(matches!(collect(&entity, 4), Err(VsphereError::Malformed { .. })));
+    assert!(matches!(
+        collect(&entity, 4),
+        Err(VsphereError::Malformed { .. })
+    ));
 }
 
 #[test]
@@ -76,7 +105,10 @@ fn deep_nesting_is_refused_without_recursion() {
     let mut body = String::from(r#"<Envelope><Body><R><returnval>"#);
     body.push_str(&"<a>".repeat(100_000));
     let err = collect(&body, 3).expect_err("too deep");
-    assert!(matches!(err, VsphereError::Malformed { ref reason, .. } if reason.contains("deeper")), "{err:?}");
+    assert!(
+        matches!(err, VsphereError::Malformed { ref reason, .. } if reason.contains("deeper")),
+        "{err:?}"
+    );
 }
 
 #[test]
