@@ -57,7 +57,8 @@ fn example_config_is_valid() {
     let dir = tempfile::tempdir().expect("tmp");
     let pw = dir.path().join("pw");
     std::fs::write(&pw, "secret\n").expect("write");
-    let text = include_str!("../examples/agent.toml").replace("/etc/vscout/vc01.password", pw.to_str().expect("utf8"));
+    let text = include_str!("../examples/agent.toml")
+        .replace("/etc/vscout/vc01.password", pw.to_str().expect("utf8"));
     let cfg = vscout::config::from_toml_str(&text).expect("the shipped example must be valid");
     assert_eq!(cfg.vcenters.len(), 1);
     assert_eq!(cfg.vcenters[0].name, "vc01");

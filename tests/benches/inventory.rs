@@ -3,14 +3,15 @@
 //!
 //! 1. runs the release `vscout inventory` against it and prints wall time, the agent's own
 //!    CPU time and peak RSS (the agent measures itself: `VSCOUT_REPORT_RESOURCES`);
-//! 2. records the RetrievePropertiesEx answer through the test proxy, and times vscout's
-//!    parser on it against a bare quick-xml event scan of the same bytes, in one run,
-//!    reporting the ratio (machines here are shared and noisy; ratios travel, seconds don't).
+//! 2. records the RetrievePropertiesEx answer through the test proxy and hands it to the
+//!    parser bench (`agent/benches/parse.rs`), which times vscout's parser against a bare
+//!    quick-xml event scan of the same bytes in one run and reports the ratio (machines
+//!    here are shared and noisy; ratios travel, seconds don't).
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use vscout::vsphere::{About, Client, ObjectContent};
+use vscout::vsphere::Client;
 use vscout_e2e::proxy::Proxy;
 use vscout_e2e::{vcenter_config, write_agent_config, Certs, SimOptions, Trust, Vcsim, PASSWORD};
 
@@ -103,80 +104,17 @@ fn main() -> anyhow::Result<()> {
         client.logout().await?;
         anyhow::Ok(())
     })?;
-    let bytes = std::fs::read(&answer)?;
-    println!("recorded answer: {:.1} MB", bytes.len() as f64 / 1e6);
-
-    let scan = || {
-        let mut reader = quick_xml::Reader::from_reader(bytes.as_slice());
-        let mut buf = Vec::new();
-        let mut events = 0u64;
-        loop {
-            match reader.read_event_into(&mut buf) {
-                Ok(quick_xml::events::Event::Eof) => break,
-                Ok(_) => events += 1,
-                Err(e) => panic!("scan: {e}"),
-            }
-            buf.clear();
-        }
-        events
-    };
-    let parse = || {
-        let mut objects = 0u64;
-        vscout::vsphere::parse_retrieve_response(
-            &bytes,
-            vscout::inventory::PRUNED_DEVICE_TYPES,
-            |_: ObjectContent| {
-                objects += 1;
-                Ok(())
-            },
-        )
-        .expect("parse");
-        objects
-    };
-    let about = About {
-        api_version: "6.5".into(),
-        ..About::default()
-    };
-    let build = || {
-        vscout::inventory::from_captured_answer(&bytes, &about)
-            .expect("inventory")
-            .vms
-            .len() as u64
-    };
-    // Interleave the three so that noise from other tenants hits all alike; keep the best.
-    let mut best = [Duration::MAX; 3];
-    let mut counts = [0u64; 3];
-    for _ in 0..5 {
-        for (i, f) in [&scan as &dyn Fn() -> u64, &parse, &build]
-            .iter()
-            .enumerate()
-        {
-            let t = Instant::now();
-            counts[i] = f();
-            best[i] = best[i].min(t.elapsed());
-        }
-    }
-    let mb = bytes.len() as f64 / 1e6;
-    let secs = |d: Duration| d.as_secs_f64();
     println!(
-        "bare quick-xml scan : {:>7.1} ms ({:.0} MB/s, {} events)",
-        secs(best[0]) * 1e3,
-        mb / secs(best[0]),
-        counts[0]
-    );
-    println!(
-        "vscout parse        : {:>7.1} ms ({} objects) = {:.2}x the scan",
-        secs(best[1]) * 1e3,
-        counts[1],
-        secs(best[1]) / secs(best[0])
-    );
-    println!(
-        "parse + map + resolve: {:>6.1} ms ({} VMs) = {:.2}x the scan",
-        secs(best[2]) * 1e3,
-        counts[2],
-        secs(best[2]) / secs(best[0])
+        "recorded answer: {:.1} MB; parsing it with the parser bench:",
+        std::fs::metadata(&answer)?.len() as f64 / 1e6
     );
     drop(sim);
+    let status = Command::new(env!("CARGO"))
+        .args(["bench", "-p", "vscout", "--bench", "parse"])
+        .env("VSCOUT_PARSE_FILE", &answer)
+        .current_dir(vscout_e2e::workspace_root())
+        .status()?;
+    anyhow::ensure!(status.success(), "parser bench failed");
     Ok(())
 }
 

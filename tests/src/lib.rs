@@ -278,22 +278,49 @@ pub fn write_agent_config(
     Ok(path)
 }
 
-/// The `vscout` binary cargo built next to the test executables.
-pub fn vscout_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    dir.join("vscout")
-}
-
-/// Runs `vscout` with arguments and returns its output (with a deadline).
-pub fn run_vscout(args: &[&str]) -> Result<Output> {
-    let bin = vscout_binary();
+/// The `vscout` binary cargo built next to the test executables. Refuses a binary older
+/// than the agent's sources: `cargo test --workspace` rebuilds it, but
+/// `cargo test -p vscout-e2e` alone does not, and a stale binary would test old code.
+pub fn vscout_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().and_then(Path::parent).context("target dir")?;
+    let bin = dir.join("vscout");
     if !bin.exists() {
         bail!(
             "{} is missing: build the workspace first (cargo build --workspace)",
             bin.display()
         );
     }
+    let built = std::fs::metadata(&bin)?.modified()?;
+    if newest_mtime(&workspace_root().join("agent/src")).is_some_and(|src| src > built) {
+        bail!(
+            "{} is older than agent/src: run `cargo build -p vscout` (or `cargo test --workspace`)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// Newest modification time of the files under `dir`.
+fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).ok()?.flatten() {
+            let meta = entry.metadata().ok()?;
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if let Ok(m) = meta.modified() {
+                newest = newest.max(Some(m));
+            }
+        }
+    }
+    newest
+}
+
+/// Runs `vscout` with arguments and returns its output (with a deadline).
+pub fn run_vscout(args: &[&str]) -> Result<Output> {
+    let bin = vscout_binary()?;
     let child = Command::new(&bin)
         .args(args)
         .env_remove("RUST_LOG")
@@ -415,5 +442,53 @@ pub mod admin {
             resp.status()
         );
         Ok(())
+    }
+}
+
+/// A simulated vCenter with its own certificates in its own temporary directory: the
+/// set-up every end-to-end test starts from.
+#[derive(Debug)]
+pub struct Estate {
+    pub sim: Vcsim,
+    pub certs: Certs,
+    pub dir: tempfile::TempDir,
+}
+
+impl Estate {
+    pub fn start(opts: &SimOptions) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let certs = Certs::generate(dir.path())?;
+        let sim = Vcsim::start(opts, &certs)?;
+        Ok(Self { sim, certs, dir })
+    }
+
+    /// Trust that pins this estate's certificate.
+    pub fn pin(&self) -> Trust {
+        Trust::Pin(self.certs.thumbprint.clone())
+    }
+
+    /// Writes an agent config for this vCenter (pinned) and returns its path as a string.
+    pub fn agent_config(&self, password: &str, extra_agent: &str) -> Result<String> {
+        let path = write_agent_config(
+            self.dir.path(),
+            &[("sim", &self.sim.url, self.pin())],
+            password,
+            extra_agent,
+        )?;
+        path.to_str().map(str::to_owned).context("utf-8 path")
+    }
+
+    /// A library-level config for a client of `url` (this vCenter or a proxy in front).
+    pub fn client_config(
+        &self,
+        url: &str,
+        page_size: u32,
+    ) -> Result<vscout::config::VcenterConfig> {
+        vcenter_config("sim", url, self.pin(), page_size)
+    }
+
+    /// A path inside the estate's directory, as a string.
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use vscout::inventory::Inventory;
-use vscout_e2e::{run_vscout, write_agent_config, Certs, SimOptions, Trust, Vcsim, PASSWORD};
+use vscout_e2e::{run_vscout, write_agent_config, Estate, SimOptions, Trust, PASSWORD};
 
 fn estate() -> SimOptions {
     SimOptions {
@@ -28,20 +28,13 @@ fn stderr(o: &std::process::Output) -> String {
 
 #[test]
 fn inventory_json_and_csv_match_the_simulated_estate() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let certs = Certs::generate(dir.path()).expect("certs");
     let opts = estate();
-    let sim = Vcsim::start(&opts, &certs).expect("vcsim");
-    let cfg = write_agent_config(
-        dir.path(),
-        &[("sim", &sim.url, Trust::Pin(certs.thumbprint.clone()))],
-        PASSWORD,
-        "",
-    )
-    .expect("cfg");
+    let e = Estate::start(&opts).expect("vcsim");
+    let cfg = write_agent_config(e.dir.path(), &[("sim", &e.sim.url, e.pin())], PASSWORD, "")
+        .expect("cfg");
     let cfg = cfg.to_str().expect("utf8");
 
-    let json_dir = dir.path().join("json");
+    let json_dir = e.dir.path().join("json");
     let out = run_vscout(&[
         "--config",
         cfg,
@@ -145,7 +138,7 @@ fn inventory_json_and_csv_match_the_simulated_estate() {
     }
 
     // CSV of the same estate agrees with the JSON.
-    let csv_dir = dir.path().join("csv");
+    let csv_dir = e.dir.path().join("csv");
     let out = run_vscout(&[
         "--config",
         cfg,
@@ -194,25 +187,15 @@ fn inventory_json_and_csv_match_the_simulated_estate() {
 
 #[test]
 fn standalone_esxi_host_is_inventoried() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let certs = Certs::generate(dir.path()).expect("certs");
-    let sim = Vcsim::start(
-        &SimOptions {
-            esx: true,
-            vms_per_pool: 3,
-            ..SimOptions::default()
-        },
-        &certs,
-    )
+    let e = Estate::start(&SimOptions {
+        esx: true,
+        vms_per_pool: 3,
+        ..SimOptions::default()
+    })
     .expect("vcsim");
-    let cfg = write_agent_config(
-        dir.path(),
-        &[("esx", &sim.url, Trust::Pin(certs.thumbprint.clone()))],
-        PASSWORD,
-        "",
-    )
-    .expect("cfg");
-    let out_dir = dir.path().join("out");
+    let cfg = write_agent_config(e.dir.path(), &[("esx", &e.sim.url, e.pin())], PASSWORD, "")
+        .expect("cfg");
+    let out_dir = e.dir.path().join("out");
     let out = run_vscout(&[
         "--config",
         cfg.to_str().expect("p"),
@@ -237,13 +220,11 @@ fn standalone_esxi_host_is_inventoried() {
 
 #[test]
 fn tls_is_verified_by_default_and_the_error_shows_the_thumbprint() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let certs = Certs::generate(dir.path()).expect("certs");
-    let sim = Vcsim::start(&SimOptions::default(), &certs).expect("vcsim");
-    let out_dir = dir.path().join("out");
+    let e = Estate::start(&SimOptions::default()).expect("vcsim");
+    let out_dir = e.dir.path().join("out");
     let run = |trust: Trust| {
-        let cfg =
-            write_agent_config(dir.path(), &[("sim", &sim.url, trust)], PASSWORD, "").expect("cfg");
+        let cfg = write_agent_config(e.dir.path(), &[("sim", &e.sim.url, trust)], PASSWORD, "")
+            .expect("cfg");
         run_vscout(&[
             "--config",
             cfg.to_str().expect("p"),
@@ -257,18 +238,20 @@ fn tls_is_verified_by_default_and_the_error_shows_the_thumbprint() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("tls verification failed") && err.contains(&certs.thumbprint),
+        err.contains("tls verification failed") && err.contains(&e.certs.thumbprint),
         "{err}"
     );
 
     let wrong_pin = "00:".repeat(31) + "00";
     let out = run(Trust::Pin(wrong_pin));
     assert!(!out.status.success());
-    assert!(stderr(&out).contains(&certs.thumbprint));
+    assert!(stderr(&out).contains(&e.certs.thumbprint));
 
-    let out = run(Trust::Pin(certs.thumbprint.to_lowercase().replace(':', "")));
+    let out = run(Trust::Pin(
+        e.certs.thumbprint.to_lowercase().replace(':', ""),
+    ));
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = run(Trust::Ca(certs.ca_pem.clone()));
+    let out = run(Trust::Ca(e.certs.ca_pem.clone()));
     assert!(out.status.success(), "{}", stderr(&out));
     let out = run(Trust::Insecure);
     assert!(out.status.success());
@@ -281,12 +264,10 @@ fn tls_is_verified_by_default_and_the_error_shows_the_thumbprint() {
 
 #[test]
 fn wrong_password_is_a_clear_error_without_the_password() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let certs = Certs::generate(dir.path()).expect("certs");
-    let sim = Vcsim::start(&SimOptions::default(), &certs).expect("vcsim");
+    let e = Estate::start(&SimOptions::default()).expect("vcsim");
     let cfg = write_agent_config(
-        dir.path(),
-        &[("sim", &sim.url, Trust::Pin(certs.thumbprint.clone()))],
+        e.dir.path(),
+        &[("sim", &e.sim.url, e.pin())],
         "wrong-password",
         "",
     )
@@ -296,13 +277,13 @@ fn wrong_password_is_a_clear_error_without_the_password() {
         cfg.to_str().expect("p"),
         "inventory",
         "--output",
-        dir.path().join("o").to_str().expect("p"),
+        e.dir.path().join("o").to_str().expect("p"),
     ])
     .expect("run");
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("InvalidLogin") && err.contains(vscout_e2e::USER) && err.contains(&sim.url),
+        err.contains("InvalidLogin") && err.contains(vscout_e2e::USER) && err.contains(&e.sim.url),
         "{err}"
     );
     assert!(!err.contains("wrong-password"));
@@ -318,16 +299,9 @@ fn wrong_password_is_a_clear_error_without_the_password() {
 
 #[test]
 fn check_passes_against_a_healthy_vcenter_and_fails_on_an_unreachable_port() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let certs = Certs::generate(dir.path()).expect("certs");
-    let sim = Vcsim::start(&SimOptions::default(), &certs).expect("vcsim");
-    let cfg = write_agent_config(
-        dir.path(),
-        &[("sim", &sim.url, Trust::Pin(certs.thumbprint.clone()))],
-        PASSWORD,
-        "",
-    )
-    .expect("cfg");
+    let e = Estate::start(&SimOptions::default()).expect("vcsim");
+    let cfg = write_agent_config(e.dir.path(), &[("sim", &e.sim.url, e.pin())], PASSWORD, "")
+        .expect("cfg");
     let out = run_vscout(&["--config", cfg.to_str().expect("p"), "check"]).expect("check");
     let table = stdout(&out);
     assert!(out.status.success(), "{table}\n{}", stderr(&out));
@@ -343,8 +317,13 @@ fn check_passes_against_a_healthy_vcenter_and_fails_on_an_unreachable_port() {
         .expect("addr")
         .port();
     let url = format!("https://127.0.0.1:{port}/sdk");
-    let cfg = write_agent_config(dir.path(), &[("gone", &url, Trust::Default)], PASSWORD, "")
-        .expect("cfg");
+    let cfg = write_agent_config(
+        e.dir.path(),
+        &[("gone", &url, Trust::Default)],
+        PASSWORD,
+        "",
+    )
+    .expect("cfg");
     let out = run_vscout(&["--config", cfg.to_str().expect("p"), "check"]).expect("check");
     assert_eq!(out.status.code(), Some(1));
     assert!(

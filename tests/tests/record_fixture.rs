@@ -6,22 +6,18 @@ use std::sync::atomic::Ordering;
 
 use vscout::vsphere::Client;
 use vscout_e2e::proxy::Proxy;
-use vscout_e2e::{vcenter_config, Certs, SimOptions, Trust, Vcsim};
+use vscout_e2e::{vcenter_config, Estate, SimOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn record_inventory_answer() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let certs = Certs::generate(dir.path()).expect("certs");
-    let sim = Vcsim::start(&SimOptions::default(), &certs).expect("vcsim");
-    let proxy = Proxy::start(&sim.url, &certs, 0).await.expect("proxy");
+    let e = Estate::start(&SimOptions::default()).expect("vcsim");
+    let proxy = Proxy::start(&e.sim.url, &e.certs, 0).await.expect("proxy");
     let path = std::env::var_os("VSCOUT_RECORD_FIXTURE")
-        .map_or_else(|| dir.path().join("answer.xml"), Into::into);
+        .map_or_else(|| e.dir.path().join("answer.xml"), Into::into);
     *proxy.state.record_to.lock().expect("lock") = Some(path.clone());
-    let client = Client::connect(
-        &vcenter_config("sim", &proxy.url, Trust::Pin(certs.thumbprint.clone()), 500).expect("cfg"),
-    )
-    .await
-    .expect("connect");
+    let client = Client::connect(&vcenter_config("sim", &proxy.url, e.pin(), 500).expect("cfg"))
+        .await
+        .expect("connect");
     vscout::inventory::collect(&client)
         .await
         .expect("inventory");

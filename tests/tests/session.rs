@@ -8,23 +8,16 @@ use std::time::Duration;
 use vscout::inventory;
 use vscout::vsphere::Client;
 use vscout_e2e::proxy::Proxy;
-use vscout_e2e::{admin, vcenter_config, Certs, SimOptions, Trust, Vcsim};
-
-fn pin(certs: &Certs) -> Trust {
-    Trust::Pin(certs.thumbprint.clone())
-}
+use vscout_e2e::{admin, vcenter_config, Estate, SimOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_rounds_leave_one_session_and_no_views() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let certs = Certs::generate(dir.path()).expect("certs");
-    let sim = Vcsim::start(&SimOptions::default(), &certs).expect("vcsim");
+    let e = Estate::start(&SimOptions::default()).expect("vcsim");
     // No paging here: the proxy only counts CreateContainerView and DestroyView.
-    let proxy = Proxy::start(&sim.url, &certs, 0).await.expect("proxy");
-    let client =
-        Client::connect(&vcenter_config("sim", &proxy.url, pin(&certs), 500).expect("cfg"))
-            .await
-            .expect("connect");
+    let proxy = Proxy::start(&e.sim.url, &e.certs, 0).await.expect("proxy");
+    let client = Client::connect(&vcenter_config("sim", &proxy.url, e.pin(), 500).expect("cfg"))
+        .await
+        .expect("connect");
     let first = inventory::collect(&client).await.expect("round 1");
     for round in 2..=100 {
         let inv = inventory::collect(&client)
@@ -45,7 +38,7 @@ async fn hundred_rounds_leave_one_session_and_no_views() {
         "every view destroyed"
     );
 
-    let admin = Client::connect(&vcenter_config("admin", &sim.url, pin(&certs), 500).expect("cfg"))
+    let admin = Client::connect(&vcenter_config("admin", &e.sim.url, e.pin(), 500).expect("cfg"))
         .await
         .expect("admin");
     assert_eq!(
@@ -65,21 +58,19 @@ async fn hundred_rounds_leave_one_session_and_no_views() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminated_session_is_replaced_by_one_new_login() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let certs = Certs::generate(dir.path()).expect("certs");
-    let sim = Vcsim::start(&SimOptions::default(), &certs).expect("vcsim");
-    let client = Client::connect(&vcenter_config("sim", &sim.url, pin(&certs), 500).expect("cfg"))
+    let e = Estate::start(&SimOptions::default()).expect("vcsim");
+    let client = Client::connect(&vcenter_config("sim", &e.sim.url, e.pin(), 500).expect("cfg"))
         .await
         .expect("connect");
     let before = inventory::collect(&client).await.expect("first");
 
-    let admin = Client::connect(&vcenter_config("admin", &sim.url, pin(&certs), 500).expect("cfg"))
+    let admin = Client::connect(&vcenter_config("admin", &e.sim.url, e.pin(), 500).expect("cfg"))
         .await
         .expect("admin");
     let agent_sessions = admin::other_sessions(&admin).await.expect("sessions");
     assert_eq!(agent_sessions.len(), 1);
     let cookie = admin.session_cookie().expect("cookie");
-    admin::terminate(&sim.url, &certs.ca_pem, &cookie, &agent_sessions)
+    admin::terminate(&e.sim.url, &e.certs.ca_pem, &cookie, &agent_sessions)
         .await
         .expect("terminate");
     assert!(admin::other_sessions(&admin)
@@ -105,15 +96,13 @@ async fn a_terminated_session_is_replaced_by_one_new_login() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vcenter_restart_on_the_same_port_is_survived() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let certs = Certs::generate(dir.path()).expect("certs");
-    let sim = Vcsim::start(&SimOptions::default(), &certs).expect("vcsim");
-    let port = sim.port;
-    let client = Client::connect(&vcenter_config("sim", &sim.url, pin(&certs), 500).expect("cfg"))
+    let e = Estate::start(&SimOptions::default()).expect("vcsim");
+    let port = e.sim.port;
+    let client = Client::connect(&vcenter_config("sim", &e.sim.url, e.pin(), 500).expect("cfg"))
         .await
         .expect("connect");
     inventory::collect(&client).await.expect("before restart");
-    sim.stop();
+    e.sim.stop();
     let err = inventory::collect(&client)
         .await
         .expect_err("vcenter is down");
@@ -124,7 +113,7 @@ async fn a_vcenter_restart_on_the_same_port_is_survived() {
         vms_per_pool: 3,
         ..SimOptions::default()
     };
-    let _sim2 = Vcsim::start(&opts, &certs).expect("restart");
+    let _sim2 = vscout_e2e::Vcsim::start(&opts, &e.certs).expect("restart");
     let inv = inventory::collect(&client)
         .await
         .expect("after restart: the old cookie is unknown, so log in again");
@@ -133,22 +122,19 @@ async fn a_vcenter_restart_on_the_same_port_is_survived() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paged_answers_are_followed_to_the_end() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let certs = Certs::generate(dir.path()).expect("certs");
     let opts = SimOptions {
         clusters: 2,
         vms_per_pool: 10,
         ..SimOptions::default()
     };
-    let sim = Vcsim::start(&opts, &certs).expect("vcsim");
-    let direct =
-        Client::connect(&vcenter_config("direct", &sim.url, pin(&certs), 500).expect("cfg"))
-            .await
-            .expect("direct");
+    let e = Estate::start(&opts).expect("vcsim");
+    let direct = Client::connect(&vcenter_config("direct", &e.sim.url, e.pin(), 500).expect("cfg"))
+        .await
+        .expect("direct");
     let expected = inventory::collect(&direct).await.expect("direct inventory");
 
-    let proxy = Proxy::start(&sim.url, &certs, 7).await.expect("proxy");
-    let paged = Client::connect(&vcenter_config("paged", &proxy.url, pin(&certs), 7).expect("cfg"))
+    let proxy = Proxy::start(&e.sim.url, &e.certs, 7).await.expect("proxy");
+    let paged = Client::connect(&vcenter_config("paged", &proxy.url, e.pin(), 7).expect("cfg"))
         .await
         .expect("paged");
     let got = inventory::collect(&paged).await.expect("paged inventory");
@@ -183,14 +169,11 @@ async fn paged_answers_are_followed_to_the_end() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_soap_not_authenticated_fault_triggers_one_relogin() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let certs = Certs::generate(dir.path()).expect("certs");
-    let sim = Vcsim::start(&SimOptions::default(), &certs).expect("vcsim");
-    let proxy = Proxy::start(&sim.url, &certs, 0).await.expect("proxy");
-    let client =
-        Client::connect(&vcenter_config("sim", &proxy.url, pin(&certs), 500).expect("cfg"))
-            .await
-            .expect("connect");
+    let e = Estate::start(&SimOptions::default()).expect("vcsim");
+    let proxy = Proxy::start(&e.sim.url, &e.certs, 0).await.expect("proxy");
+    let client = Client::connect(&vcenter_config("sim", &proxy.url, e.pin(), 500).expect("cfg"))
+        .await
+        .expect("connect");
     proxy.state.fail_next_retrieve.store(true, Ordering::SeqCst);
     let inv = inventory::collect(&client)
         .await
@@ -211,24 +194,22 @@ async fn a_soap_not_authenticated_fault_triggers_one_relogin() {
 
 #[test]
 fn daemon_runs_rounds_and_drains_on_sigterm() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let certs = Certs::generate(dir.path()).expect("certs");
-    let sim = Vcsim::start(&SimOptions::default(), &certs).expect("vcsim");
+    let e = Estate::start(&SimOptions::default()).expect("vcsim");
     let cfg = vscout_e2e::write_agent_config(
-        dir.path(),
-        &[("sim", &sim.url, pin(&certs))],
+        e.dir.path(),
+        &[("sim", &e.sim.url, e.pin())],
         vscout_e2e::PASSWORD,
         "inventory_interval_secs = 1",
     )
     .expect("cfg");
-    let child = std::process::Command::new(vscout_e2e::vscout_binary())
+    let child = std::process::Command::new(vscout_e2e::vscout_binary().expect("vscout binary"))
         .args(["--config", cfg.to_str().expect("p"), "run"])
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
     let pid = child.id();
-    let saved = dir.path().join("state/inventory/sim/inventory.json");
+    let saved = e.dir.path().join("state/inventory/sim/inventory.json");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !saved.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));

@@ -110,16 +110,12 @@ impl ObjectContent {
 
     /// A property parsed as `T`.
     pub fn parse<T: std::str::FromStr>(&self, path: &str) -> Option<T> {
-        self.text(path).and_then(|t| t.trim().parse().ok())
+        self.get(path)?.parse()
     }
 
     /// A boolean property.
     pub fn bool(&self, path: &str) -> Option<bool> {
-        match self.text(path)?.trim() {
-            "true" | "1" => Some(true),
-            "false" | "0" => Some(false),
-            _ => None,
-        }
+        self.get(path)?.as_bool()
     }
 
     /// A managed object reference property.

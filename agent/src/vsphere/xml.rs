@@ -64,18 +64,28 @@ impl Node {
         self.at(path).map(|n| n.text.as_str())
     }
 
-    /// Text at a path parsed as `T`; `None` if absent or unparsable.
-    pub fn parse_at<T: std::str::FromStr>(&self, path: &str) -> Option<T> {
-        self.text_at(path).and_then(|t| t.trim().parse().ok())
+    /// This element's text parsed as `T`; `None` if unparsable.
+    pub fn parse<T: std::str::FromStr>(&self) -> Option<T> {
+        self.text.trim().parse().ok()
     }
 
-    /// Boolean text at a path (`true`/`false`/`1`/`0`).
-    pub fn bool_at(&self, path: &str) -> Option<bool> {
-        match self.text_at(path)?.trim() {
+    /// This element's text as an `xsd:boolean` (`true`/`false`/`1`/`0`).
+    pub fn as_bool(&self) -> Option<bool> {
+        match self.text.trim() {
             "true" | "1" => Some(true),
             "false" | "0" => Some(false),
             _ => None,
         }
+    }
+
+    /// Text at a path parsed as `T`; `None` if absent or unparsable.
+    pub fn parse_at<T: std::str::FromStr>(&self, path: &str) -> Option<T> {
+        self.at(path)?.parse()
+    }
+
+    /// Boolean text at a path.
+    pub fn bool_at(&self, path: &str) -> Option<bool> {
+        self.at(path)?.as_bool()
     }
 
     /// The type name vSphere means: `xsi:type` if present, else the element name.
