@@ -292,30 +292,23 @@ pub fn vscout_binary() -> Result<PathBuf> {
         );
     }
     let built = std::fs::metadata(&bin)?.modified()?;
-    if newest_mtime(&workspace_root().join("agent/src")).is_some_and(|src| src > built) {
+    if newest_source_mtime(&bin).is_some_and(|src| src > built) {
         bail!(
-            "{} is older than agent/src: run `cargo build -p vscout` (or `cargo test --workspace`)",
+            "{} is older than its sources: run `cargo build -p vscout` (or `cargo test --workspace`)",
             bin.display()
         );
     }
     Ok(bin)
 }
 
-/// Newest modification time of the files under `dir`.
-fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
-    let mut newest = None;
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).ok()?.flatten() {
-            let meta = entry.metadata().ok()?;
-            if meta.is_dir() {
-                stack.push(entry.path());
-            } else if let Ok(m) = meta.modified() {
-                newest = newest.max(Some(m));
-            }
-        }
-    }
-    newest
+/// Newest modification time of the sources cargo recorded for `bin` in its dep-info
+/// file (`bin.d`): exactly the files whose change makes cargo rebuild it.
+fn newest_source_mtime(bin: &Path) -> Option<std::time::SystemTime> {
+    let depinfo = std::fs::read_to_string(bin.with_extension("d")).ok()?;
+    let (_, deps) = depinfo.split_once(": ")?;
+    deps.split_whitespace()
+        .filter_map(|p| std::fs::metadata(p).ok()?.modified().ok())
+        .max()
 }
 
 /// Runs `vscout` with arguments and returns its output (with a deadline).

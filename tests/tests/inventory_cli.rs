@@ -332,3 +332,27 @@ fn check_passes_against_a_healthy_vcenter_and_fails_on_an_unreachable_port() {
         stdout(&out)
     );
 }
+
+#[test]
+fn an_answer_over_the_size_cap_is_refused_with_a_clear_error() {
+    // About 10 kB of XML per VM: 200 VMs make a 2 MB answer, over a 1 MiB cap.
+    let e = Estate::start(&SimOptions {
+        vms_per_pool: 100,
+        ..SimOptions::default()
+    })
+    .expect("vcsim");
+    let cfg = e.agent_config(PASSWORD, "").expect("cfg");
+    let text = std::fs::read_to_string(&cfg).expect("read").replace(
+        "request_timeout_secs = 60",
+        "request_timeout_secs = 60\nmax_response_mib = 1",
+    );
+    std::fs::write(&cfg, text).expect("write");
+    let out =
+        run_vscout(&["--config", &cfg, "inventory", "--output", &e.path("out")]).expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("larger than the limit of 1048576 bytes"),
+        "{err}"
+    );
+}

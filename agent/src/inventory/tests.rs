@@ -119,3 +119,83 @@ proptest! {
         prop_assert!(from_captured_answer(&ANSWER[..cut], &about()).is_err());
     }
 }
+
+/// A VM as real vCenter describes one that vcsim does not model: snapshots, custom
+/// attributes, guest IPs, an RDM disk on a SCSI controller, a distributed-port NIC.
+const RICH_VM: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema"><soapenv:Body><RetrievePropertiesExResponse xmlns="urn:vim25"><returnval>
+<objects><obj type="Datacenter">datacenter-1</obj><propSet><name>name</name><val xsi:type="xsd:string">Paris</val></propSet></objects>
+<objects><obj type="Folder">group-v1</obj><propSet><name>name</name><val xsi:type="xsd:string">vm</val></propSet><propSet><name>parent</name><val xsi:type="ManagedObjectReference" type="Datacenter">datacenter-1</val></propSet></objects>
+<objects><obj type="Folder">group-v2</obj><propSet><name>name</name><val xsi:type="xsd:string">Finance &amp; HR</val></propSet><propSet><name>parent</name><val xsi:type="ManagedObjectReference" type="Folder">group-v1</val></propSet></objects>
+<objects><obj type="DistributedVirtualPortgroup">dvportgroup-9</obj><propSet><name>name</name><val xsi:type="xsd:string">VLAN 42</val></propSet><propSet><name>key</name><val xsi:type="xsd:string">dvportgroup-9</val></propSet></objects>
+<objects><obj type="VirtualMachine">vm-7</obj>
+<propSet><name>name</name><val xsi:type="xsd:string">erp-db</val></propSet>
+<propSet><name>parent</name><val xsi:type="ManagedObjectReference" type="Folder">group-v2</val></propSet>
+<propSet><name>config.template</name><val xsi:type="xsd:boolean">false</val></propSet>
+<propSet><name>config.cpuHotAddEnabled</name><val xsi:type="xsd:boolean">true</val></propSet>
+<propSet><name>config.cpuAllocation</name><val xsi:type="ResourceAllocationInfo"><reservation>500</reservation><expandableReservation>false</expandableReservation><limit>-1</limit><shares><shares>2000</shares><level>normal</level></shares></val></propSet>
+<propSet><name>config.hardware.device</name><val xsi:type="ArrayOfVirtualDevice">
+ <VirtualDevice xsi:type="ParaVirtualSCSIController"><key>1000</key><deviceInfo><label>SCSI controller 0</label></deviceInfo><busNumber>0</busNumber></VirtualDevice>
+ <VirtualDevice xsi:type="VirtualKeyboard"><key>600</key><deviceInfo><label>Keyboard</label></deviceInfo></VirtualDevice>
+ <VirtualDevice xsi:type="VirtualDisk"><key>2000</key><deviceInfo><label>Hard disk 1</label></deviceInfo><backing xsi:type="VirtualDiskFlatVer2BackingInfo"><fileName>[ds1] erp-db/erp-db.vmdk</fileName><datastore type="Datastore">datastore-3</datastore><diskMode>persistent</diskMode><thinProvisioned>false</thinProvisioned><eagerlyScrub>true</eagerlyScrub></backing><controllerKey>1000</controllerKey><unitNumber>0</unitNumber><capacityInKB>41943040</capacityInKB><capacityInBytes>42949672960</capacityInBytes></VirtualDevice>
+ <VirtualDevice xsi:type="VirtualDisk"><key>2001</key><deviceInfo><label>Hard disk 2</label></deviceInfo><backing xsi:type="VirtualDiskRawDiskMappingVer1BackingInfo"><fileName>[ds1] erp-db/erp-db_1.vmdk</fileName><compatibilityMode>physicalMode</compatibilityMode><diskMode>independent_persistent</diskMode></backing><controllerKey>1000</controllerKey><unitNumber>1</unitNumber><capacityInKB>1024</capacityInKB></VirtualDevice>
+ <VirtualDevice xsi:type="VirtualVmxnet3"><key>4000</key><deviceInfo><label>Network adapter 1</label></deviceInfo><backing xsi:type="VirtualEthernetCardDistributedVirtualPortBackingInfo"><port><switchUuid>50 2a</switchUuid><portgroupKey>dvportgroup-9</portgroupKey></port></backing><connectable><startConnected>true</startConnected><connected>true</connected></connectable><addressType>assigned</addressType><macAddress>00:50:56:aa:bb:cc</macAddress></VirtualDevice>
+</val></propSet>
+<propSet><name>guest.net</name><val xsi:type="ArrayOfGuestNicInfo"><GuestNicInfo><network>VLAN 42</network><ipAddress>10.0.0.5</ipAddress><ipAddress>fe80::1</ipAddress><macAddress>00:50:56:aa:bb:cc</macAddress><connected>true</connected><deviceConfigId>4000</deviceConfigId></GuestNicInfo></val></propSet>
+<propSet><name>guest.ipAddress</name><val xsi:type="xsd:string">10.0.0.5</val></propSet>
+<propSet><name>customValue</name><val xsi:type="ArrayOfCustomFieldValue"><CustomFieldValue xsi:type="CustomFieldStringValue"><key>101</key><value>finance</value></CustomFieldValue></val></propSet>
+<propSet><name>snapshot</name><val xsi:type="VirtualMachineSnapshotInfo"><rootSnapshotList><name>base</name><childSnapshotList><name>pre-upgrade</name><childSnapshotList><name>post-upgrade</name></childSnapshotList></childSnapshotList></rootSnapshotList></val></propSet>
+<missingSet><path>config.createDate</path><fault><fault xsi:type="InvalidProperty"><name>config.createDate</name></fault></fault></missingSet>
+</objects>
+<objects><obj type="Datastore">datastore-3</obj><propSet><name>name</name><val xsi:type="xsd:string">ds1</val></propSet></objects>
+</returnval></RetrievePropertiesExResponse></soapenv:Body></soapenv:Envelope>"#;
+
+#[test]
+fn a_vm_with_snapshots_rdm_dvport_and_custom_values_is_mapped() {
+    let inv = from_captured_answer(RICH_VM.as_bytes(), &about()).expect("parse");
+    let vm = &inv.vms[0];
+    assert_eq!(vm.folder_path, "/Paris/vm/Finance & HR");
+    assert_eq!(vm.datacenter, "Paris");
+    assert_eq!(vm.snapshot_count, 3);
+    assert_eq!(vm.cpu_hot_add, Some(true));
+    assert_eq!(vm.cpu.reservation, Some(500));
+    assert_eq!(vm.cpu.limit, Some(-1));
+    assert_eq!(vm.cpu.shares, Some(2000));
+    assert_eq!(
+        vm.custom_attributes.get("field-101").map(|v| v.as_str()),
+        Some("finance")
+    );
+    assert_eq!(vm.ip_addresses, vec!["10.0.0.5", "fe80::1"]);
+    // The keyboard is pruned; the controller is not a disk or NIC.
+    assert_eq!(vm.disks.len(), 2);
+    let d0 = &vm.disks[0];
+    assert_eq!(
+        (d0.provisioning.as_str(), d0.capacity_bytes),
+        ("thick-eager", Some(42_949_672_960))
+    );
+    assert_eq!(
+        (d0.datastore.as_str(), d0.controller.as_str()),
+        ("ds1", "SCSI controller 0")
+    );
+    let d1 = &vm.disks[1];
+    assert_eq!(d1.provisioning, "rdm-physical");
+    assert_eq!(
+        d1.capacity_bytes,
+        Some(1024 * 1024),
+        "capacityInKB when capacityInBytes is absent"
+    );
+    assert_eq!(
+        d1.datastore, "ds1",
+        "datastore from the file path when the backing has none"
+    );
+    assert_eq!(d1.mode.as_deref(), Some("independent_persistent"));
+    let nic = &vm.nics[0];
+    assert_eq!(nic.adapter_type, "vmxnet3");
+    assert_eq!(nic.network, "VLAN 42");
+    assert_eq!(nic.ip_addresses, vec!["10.0.0.5", "fe80::1"]);
+    assert_eq!(nic.connected, Some(true));
+    assert_eq!(
+        inv.warnings,
+        vec!["VirtualMachine:vm-7 config.createDate: InvalidProperty"]
+    );
+}
