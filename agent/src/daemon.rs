@@ -87,13 +87,23 @@ async fn vcenter_loop(cfg: Arc<AgentConfig>, vc: VcenterConfig, mut stop: watch:
         if now >= next_inventory {
             round += 1;
             let started = Instant::now();
+            let deadline = round_deadline(cfg.inventory_interval);
             let result = tokio::select! {
-                r = inventory::collect(&client) => Some(r),
+                r = tokio::time::timeout(deadline, inventory::collect(&client)) => Some(r),
                 _ = stop.wait_for(|s| *s) => None,
             };
-            match result {
+            match result.map(|r| r.map_err(|_| deadline)) {
                 None => break,
-                Some(Ok(inv)) => {
+                Some(Err(deadline)) => {
+                    error!(vcenter = %vc.name, round, deadline_secs = deadline.as_secs(), "inventory round overran its deadline and was abandoned");
+                    // An abandoned round may leave its container view behind; views belong to
+                    // the session, so a fresh session drops them.
+                    let _ = client.logout().await;
+                    if let Err(e) = client.login().await {
+                        warn!(vcenter = %vc.name, error = %e, "cannot log in again after an abandoned round");
+                    }
+                }
+                Some(Ok(Ok(inv))) => {
                     info!(
                         vcenter = %vc.name, round, vms = inv.vms.len(), hosts = inv.hosts.len(),
                         clusters = inv.clusters.len(), datastores = inv.datastores.len(),
@@ -102,7 +112,7 @@ async fn vcenter_loop(cfg: Arc<AgentConfig>, vc: VcenterConfig, mut stop: watch:
                     );
                     save_latest(&cfg.state_dir, inv);
                 }
-                Some(Err(e)) => log_round_error(&vc, round, &e),
+                Some(Ok(Err(e))) => log_round_error(&vc, round, &e),
             }
             last_call = Instant::now();
             next_inventory = started + cfg.inventory_interval;
@@ -123,6 +133,13 @@ async fn vcenter_loop(cfg: Arc<AgentConfig>, vc: VcenterConfig, mut stop: watch:
         Ok(()) => info!(vcenter = %vc.name, "logged out"),
         Err(e) => warn!(vcenter = %vc.name, error = %e, "logout failed"),
     }
+}
+
+/// How long one inventory round may take: its interval, but at least a minute (large
+/// estates on slow vCenters) and at most 30 minutes (a hung round must not block the
+/// next for hours).
+fn round_deadline(interval: Duration) -> Duration {
+    interval.clamp(Duration::from_secs(60), Duration::from_secs(1800))
 }
 
 fn log_round_error(vc: &VcenterConfig, round: u64, e: &VsphereError) {
