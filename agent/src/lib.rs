@@ -5,6 +5,8 @@
 //! - [`vsphere`]: the only code that speaks SOAP to vCenter (sessions, views, paging).
 //! - [`inventory`]: what the estate holds (VMs, hosts, clusters, datastores, networks),
 //!   collected through `vsphere` and written as JSON or CSV.
+//! - [`perf`]: real-time performance counters, polled exactly once per sample and rolled
+//!   up per window.
 //! - [`check`]: `vscout check`, connectivity and prerequisite checks.
 //! - [`daemon`]: `vscout run`, the long-running loop and its shutdown.
 //! - [`telemetry`]: logging set-up.
@@ -14,6 +16,7 @@ pub mod check;
 pub mod config;
 pub mod daemon;
 pub mod inventory;
+pub mod perf;
 pub mod telemetry;
 pub mod vsphere;
 

@@ -44,6 +44,18 @@ enum Command {
     },
     /// Check connectivity, credentials, permissions and local prerequisites.
     Check,
+    /// Collect performance counters and write their rollups as JSON lines.
+    Perf {
+        /// Roll up the last complete window and exit (the only mode for now).
+        #[arg(long)]
+        once: bool,
+        /// Window length in seconds (a multiple of 20).
+        #[arg(long, default_value_t = 300)]
+        window_secs: u32,
+        /// File to write (JSON lines, one rollup per line).
+        #[arg(long)]
+        output: PathBuf,
+    },
     /// Run as a daemon until SIGTERM or SIGINT.
     Run,
 }
@@ -84,6 +96,11 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 })
             }
+            Command::Perf {
+                once,
+                window_secs,
+                output,
+            } => perf_once(&cfg, once, window_secs, &output).await,
             Command::Run => {
                 vscout::daemon::run(cfg, shutdown_signal()).await;
                 Ok(ExitCode::SUCCESS)
@@ -160,6 +177,55 @@ async fn inventory_once(
     for f in files {
         println!("wrote {}", f.display());
     }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Rolls up the last complete window of every vCenter into one JSON-lines file.
+async fn perf_once(
+    cfg: &AgentConfig,
+    once: bool,
+    window_secs: u32,
+    output: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        once,
+        "only `vscout perf --once` exists for now; `vscout run` collects continuously"
+    );
+    anyhow::ensure!(
+        window_secs >= 60 && window_secs % 20 == 0,
+        "--window-secs {window_secs}: must be at least 60 and a multiple of 20"
+    );
+    let mut all = Vec::new();
+    let mut failed = false;
+    for vc in &cfg.vcenters {
+        let result = async {
+            let client = Client::connect(vc).await?;
+            let r = vscout::perf::last_window(&client, &cfg.perf, window_secs).await;
+            let _ = client.logout().await;
+            r
+        }
+        .await;
+        match result {
+            Ok((rollups, report)) => {
+                println!(
+                    "{}: {} rollups from {} entities ({} samples, {} requests, {} misaligned series dropped)",
+                    vc.name, rollups.len(), report.entities, report.samples, report.requests, report.misaligned_series
+                );
+                all.extend(rollups);
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("vscout: vcenter {}: {e}", vc.name);
+            }
+        }
+    }
+    vscout::perf::write_json_lines(&all, output)
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    println!("wrote {}", output.display());
     Ok(if failed {
         ExitCode::FAILURE
     } else {

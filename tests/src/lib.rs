@@ -400,6 +400,30 @@ pub mod admin {
         cookie: &str,
         keys: &[String],
     ) -> Result<()> {
+        let ids: String = keys
+            .iter()
+            .map(|k| format!("<sessionId>{k}</sessionId>"))
+            .collect();
+        let call = format!(
+            r#"<TerminateSession xmlns="urn:vim25"><_this type="SessionManager">SessionManager</_this>{ids}</TerminateSession>"#
+        );
+        raw_call(url, ca_pem, cookie, &call).await
+    }
+
+    /// Powers a VM off (raw SOAP: vscout only reads).
+    pub async fn power_off(
+        url: &str,
+        ca_pem: &std::path::Path,
+        cookie: &str,
+        vm_id: &str,
+    ) -> Result<()> {
+        let call = format!(
+            r#"<PowerOffVM_Task xmlns="urn:vim25"><_this type="VirtualMachine">{vm_id}</_this></PowerOffVM_Task>"#
+        );
+        raw_call(url, ca_pem, cookie, &call).await
+    }
+
+    async fn raw_call(url: &str, ca_pem: &std::path::Path, cookie: &str, call: &str) -> Result<()> {
         use rustls::pki_types::pem::PemObject;
         let mut roots = rustls::RootCertStore::empty();
         for c in rustls::pki_types::CertificateDer::pem_file_iter(ca_pem)? {
@@ -414,12 +438,8 @@ pub mod admin {
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(cfg)
             .build()?;
-        let ids: String = keys
-            .iter()
-            .map(|k| format!("<sessionId>{k}</sessionId>"))
-            .collect();
         let body = format!(
-            r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><TerminateSession xmlns="urn:vim25"><_this type="SessionManager">SessionManager</_this>{ids}</TerminateSession></soapenv:Body></soapenv:Envelope>"#
+            r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>{call}</soapenv:Body></soapenv:Envelope>"#
         );
         let resp = http
             .post(url)
@@ -429,11 +449,7 @@ pub mod admin {
             .body(body)
             .send()
             .await?;
-        anyhow::ensure!(
-            resp.status().is_success(),
-            "TerminateSession: HTTP {}",
-            resp.status()
-        );
+        anyhow::ensure!(resp.status().is_success(), "{call}: HTTP {}", resp.status());
         Ok(())
     }
 }
@@ -478,6 +494,13 @@ impl Estate {
         page_size: u32,
     ) -> Result<vscout::config::VcenterConfig> {
         vcenter_config("sim", url, self.pin(), page_size)
+    }
+
+    /// The validated `[perf]` settings of an agent config with these `[perf]` lines.
+    pub fn perf_config(&self, perf_lines: &str) -> Result<vscout::config::PerfConfig> {
+        let path = self.agent_config(PASSWORD, "")?;
+        let text = std::fs::read_to_string(path)? + "\n[perf]\n" + perf_lines + "\n";
+        Ok(vscout::config::from_toml_str(&text)?.perf)
     }
 
     /// A path inside the estate's directory, as a string.

@@ -11,7 +11,7 @@
 //! only what vscout's client sends.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
@@ -34,6 +34,11 @@ pub struct ProxyState {
     pub injected_faults: AtomicU64,
     /// When set, the next RetrievePropertiesEx gets a NotAuthenticated SOAP fault.
     pub fail_next_retrieve: AtomicBool,
+    /// When non-zero, a QueryPerf with more query specs than this gets the
+    /// RestrictedByAdministrator fault that vCenter sends for requests over its limits.
+    pub max_perf_specs: AtomicUsize,
+    pub perf_queries: AtomicU64,
+    pub perf_refusals: AtomicU64,
     /// When set, the raw upstream answer of each RetrievePropertiesEx that returns VMs is
     /// saved here (for benchmarks and test fixtures).
     pub record_to: Mutex<Option<std::path::PathBuf>>,
@@ -175,6 +180,9 @@ async fn serve<S: AsyncReadExt + AsyncWriteExt + Unpin>(
             let token = between(&body, "<token>", "</token>").unwrap_or_default();
             st.pages.lock().expect("pages").remove(&token);
             (200, None, envelope("<CancelRetrievePropertiesExResponse xmlns=\"urn:vim25\"></CancelRetrievePropertiesExResponse>"))
+        } else if body.contains("<QueryPerf") && too_many_specs(st, &body) {
+            st.perf_refusals.fetch_add(1, Ordering::SeqCst);
+            (500, None, restricted_fault())
         } else if body.contains("<RetrievePropertiesEx")
             && st.fail_next_retrieve.swap(false, Ordering::SeqCst)
         {
@@ -247,6 +255,18 @@ fn between(s: &str, a: &str, b: &str) -> Option<String> {
 fn envelope(body: &str) -> String {
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>{body}</soapenv:Body></soapenv:Envelope>"#
+    )
+}
+
+fn too_many_specs(st: &ProxyState, body: &str) -> bool {
+    st.perf_queries.fetch_add(1, Ordering::SeqCst);
+    let max = st.max_perf_specs.load(Ordering::SeqCst);
+    max > 0 && body.matches("<querySpec>").count() > max
+}
+
+fn restricted_fault() -> String {
+    envelope(
+        r#"<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>Request exceeds the administrator's limits.</faultstring><detail><RestrictedByAdministratorFault xmlns="urn:vim25" xsi:type="RestrictedByAdministrator"><details>config.vpxd.stats.maxQueryMetrics</details></RestrictedByAdministratorFault></detail></soapenv:Fault>"#,
     )
 }
 

@@ -11,9 +11,9 @@ mod secret;
 mod validate;
 
 pub use error::ConfigError;
-pub use raw::{RawAgent, RawConfig, RawTls, RawVcenter};
+pub use raw::{RawAgent, RawConfig, RawPerf, RawTls, RawVcenter};
 pub use secret::Secret;
-pub use validate::{parse_thumbprint, AgentConfig, TlsPolicy, VcenterConfig};
+pub use validate::{parse_thumbprint, AgentConfig, PerfConfig, TlsPolicy, VcenterConfig};
 
 use std::path::Path;
 

@@ -18,6 +18,32 @@ pub struct RawConfig {
     /// The vCenters (or standalone ESXi hosts) to discover; at least one, at most 10.
     #[serde(default)]
     pub vcenter: Vec<RawVcenter>,
+    /// Performance collection.
+    #[serde(default)]
+    pub perf: RawPerf,
+}
+
+/// `[perf]`: performance counter collection.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPerf {
+    /// Collect performance counters in `vscout run`. Default true.
+    pub enabled: Option<bool>,
+    /// How often real-time counters are polled, in seconds (20 to 300). Default 60.
+    pub interval_secs: Option<u64>,
+    /// Rollup window, in seconds (60 to 86400, a multiple of 20). Default 300.
+    pub window_secs: Option<u64>,
+    /// Most entities in one QueryPerf request (1 to 256). Default 256.
+    pub max_entities_per_query: Option<u64>,
+    /// Most entity × counter pairs in one QueryPerf request (1 to 100000). Default 20000;
+    /// vCenter refuses requests over about 500,000 XML elements.
+    pub max_metrics_per_query: Option<u64>,
+    /// QueryPerf requests in flight at once per vCenter (1 to 16). Default 4.
+    pub concurrency: Option<u64>,
+    /// Real-time VM counters by name (`group.name.rollup`); default: the built-in list.
+    pub vm_counters: Option<Vec<String>>,
+    /// Real-time host counters by name; default: the built-in list.
+    pub host_counters: Option<Vec<String>>,
 }
 
 /// `[agent]`: settings of the agent process.

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawTls, RawVcenter};
+use super::raw::{RawConfig, RawPerf, RawTls, RawVcenter};
 use super::{ConfigError, Secret};
 
 /// At most this many vCenters per agent: one appliance, one estate's worth of vCenters.
@@ -24,6 +24,80 @@ pub struct AgentConfig {
     pub shutdown_timeout: Duration,
     /// The vCenters, in file order; names are unique.
     pub vcenters: Vec<VcenterConfig>,
+    /// Performance collection.
+    pub perf: PerfConfig,
+}
+
+/// Validated `[perf]`.
+#[derive(Debug, Clone)]
+pub struct PerfConfig {
+    pub enabled: bool,
+    pub interval: Duration,
+    pub window_secs: u32,
+    pub max_entities_per_query: usize,
+    pub max_metrics_per_query: usize,
+    pub concurrency: usize,
+    pub vm_counters: Vec<String>,
+    pub host_counters: Vec<String>,
+}
+
+fn validate_perf(p: RawPerf) -> Result<PerfConfig, ConfigError> {
+    let interval = ranged("perf.interval_secs", p.interval_secs, 60, 20, 300)?;
+    let window = ranged("perf.window_secs", p.window_secs, 300, 60, 86_400)?;
+    if window % 20 != 0 {
+        return Err(ConfigError::invalid(
+            "perf.window_secs",
+            window,
+            "must be a multiple of 20 (the real-time interval)",
+        ));
+    }
+    let entities = ranged(
+        "perf.max_entities_per_query",
+        p.max_entities_per_query,
+        256,
+        1,
+        256,
+    )?;
+    let metrics = ranged(
+        "perf.max_metrics_per_query",
+        p.max_metrics_per_query,
+        20_000,
+        1,
+        100_000,
+    )?;
+    let concurrency = ranged("perf.concurrency", p.concurrency, 4, 1, 16)?;
+    let names =
+        |key: &str, v: Option<Vec<String>>, default: &[&str]| -> Result<Vec<String>, ConfigError> {
+            let list = v.unwrap_or_else(|| default.iter().map(|s| (*s).to_owned()).collect());
+            for name in &list {
+                if name.split('.').count() != 3 || name.split('.').any(str::is_empty) {
+                    return Err(ConfigError::invalid(
+                        key,
+                        name,
+                        "counter names are group.name.rollup, e.g. cpu.usage.average",
+                    ));
+                }
+            }
+            Ok(list)
+        };
+    Ok(PerfConfig {
+        enabled: p.enabled.unwrap_or(true),
+        interval: Duration::from_secs(interval),
+        window_secs: window as u32,
+        max_entities_per_query: entities as usize,
+        max_metrics_per_query: metrics as usize,
+        concurrency: concurrency as usize,
+        vm_counters: names(
+            "perf.vm_counters",
+            p.vm_counters,
+            crate::perf::DEFAULT_VM_COUNTERS,
+        )?,
+        host_counters: names(
+            "perf.host_counters",
+            p.host_counters,
+            crate::perf::DEFAULT_HOST_COUNTERS,
+        )?,
+    })
 }
 
 /// One validated vCenter entry.
@@ -152,7 +226,9 @@ pub fn validate(raw: RawConfig, ctx: &Context) -> Result<AgentConfig, ConfigErro
         }
         vcenters.push(vc);
     }
+    let perf = validate_perf(raw.perf)?;
     Ok(AgentConfig {
+        perf,
         state_dir,
         inventory_interval: Duration::from_secs(inventory_interval),
         keepalive_interval: Duration::from_secs(keepalive),

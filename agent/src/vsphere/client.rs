@@ -414,7 +414,11 @@ impl Client {
     }
 
     /// Sends a small call and returns its `returnval` elements.
-    async fn invoke(&self, method: &'static str, body: String) -> Result<Vec<Node>, VsphereError> {
+    pub(super) async fn invoke(
+        &self,
+        method: &'static str,
+        body: String,
+    ) -> Result<Vec<Node>, VsphereError> {
         let cookie = self.session_cookie();
         let resp = self
             .transport

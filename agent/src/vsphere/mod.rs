@@ -14,6 +14,7 @@ mod envelope;
 mod error;
 mod fault;
 mod objects;
+mod perf;
 mod tls;
 mod transport;
 pub mod xml;
@@ -22,6 +23,7 @@ pub use client::{About, Client, CollectAll, ObjectSink, RetrieveStats, ServiceCo
 pub use envelope::{Objects, PropertySpec};
 pub use error::VsphereError;
 pub use objects::{MoRef, ObjectContent};
+pub use perf::{MetricId, PerfCounterInfo, PerfEntityMetric, PerfQuery, PerfSeries};
 pub use tls::format_thumbprint;
 pub use xml::Node;
 

@@ -1,0 +1,17 @@
+//! Performance collection: real-time counters of VMs and hosts, polled with high-water
+//! marks so that every 20-second sample is taken exactly once, and rolled up per window.
+//!
+//! - `catalog`: default counters, resolved by name against each vCenter's catalog.
+//! - `poller`: one poll (targets, time range, batching, halving, new samples only).
+//! - `rollup`: windows and their exact statistics; the `Rollup` record.
+//! - `once`: `vscout perf --once`.
+
+mod catalog;
+mod once;
+mod poller;
+pub mod rollup;
+
+pub use catalog::{resolve, Counter, Resolved, DEFAULT_HOST_COUNTERS, DEFAULT_VM_COUNTERS};
+pub use once::{last_window, write_json_lines};
+pub use poller::{vcenter_now_ms, PollReport, Poller, SampleSink, REALTIME_SECS};
+pub use rollup::{Aggregator, Rollup, SeriesKey, WindowStats};

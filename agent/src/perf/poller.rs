@@ -1,0 +1,325 @@
+//! One real-time poll: which entities, which time range, how requests are batched and run,
+//! and which samples are new.
+//!
+//! Every (entity, counter, instance) has a high-water mark: the timestamp of its newest
+//! sample. A poll asks each entity for `(oldest of its marks, vCenter's now]` and keeps
+//! only samples newer than their series' mark, so every sample is taken exactly once
+//! however late or early a poll runs (vCenter keeps an hour of real-time data; vscout
+//! never asks further back). Time is vCenter's (`CurrentTime`), never the local clock.
+
+use std::collections::HashMap;
+
+use compact_str::CompactString;
+use futures_util::stream::{self, StreamExt};
+use tracing::{debug, warn};
+
+use super::catalog::{resolve, Resolved};
+use super::rollup::SeriesKey;
+use crate::config::PerfConfig;
+use crate::inventory::VcenterInventory;
+use crate::vsphere::{
+    datetime, Client, MetricId, MoRef, PerfEntityMetric, PerfQuery, VsphereError,
+};
+
+/// The real-time interval, in seconds.
+pub const REALTIME_SECS: u32 = 20;
+/// How far back vCenter keeps real-time samples.
+const REALTIME_RETENTION_MS: i64 = 3600 * 1000;
+
+/// Receives every new sample of a poll.
+pub trait SampleSink {
+    /// `raw` is vCenter's value (-1: no data); `unit` the counter's unit.
+    fn sample(&mut self, key: &SeriesKey, unit: &str, interval_secs: u32, ts_ms: i64, raw: i64);
+}
+
+impl SampleSink for super::rollup::Aggregator {
+    fn sample(&mut self, key: &SeriesKey, unit: &str, interval_secs: u32, ts_ms: i64, raw: i64) {
+        self.add(key, unit, interval_secs, ts_ms, raw);
+    }
+}
+
+/// What one poll did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollReport {
+    pub entities: usize,
+    pub requests: usize,
+    pub samples: u64,
+    /// Samples at or before their series' mark (already taken).
+    pub repeated: u64,
+    /// Series whose length differed from their timestamps (vcsim drops zeros): dropped.
+    pub misaligned_series: u64,
+    /// Batches split in two after a "too large" fault.
+    pub halvings: u64,
+}
+
+/// The counters of each entity type, resolved, and the marks of every series.
+#[derive(Debug)]
+pub struct Poller {
+    cfg: PerfConfig,
+    vm: Resolved,
+    host: Resolved,
+    marks: HashMap<(MoRef, i32, CompactString), i64>,
+    entity_marks: HashMap<MoRef, i64>,
+}
+
+impl Poller {
+    /// Reads the counter catalog and resolves the configured counters.
+    pub async fn new(client: &Client, cfg: &PerfConfig) -> Result<Self, VsphereError> {
+        let catalog = client.perf_counters().await?;
+        let vm = resolve(&catalog, &cfg.vm_counters);
+        let host = resolve(&catalog, &cfg.host_counters);
+        for (kind, r) in [("VM", &vm), ("host", &host)] {
+            if !r.missing.is_empty() {
+                warn!(vcenter = %client.name(), missing = ?r.missing, "{kind} counters this vCenter does not have; they are skipped");
+            }
+        }
+        Ok(Self {
+            cfg: cfg.clone(),
+            vm,
+            host,
+            marks: HashMap::new(),
+            entity_marks: HashMap::new(),
+        })
+    }
+
+    /// The counters resolved for VMs and hosts.
+    pub fn resolved(&self) -> (&Resolved, &Resolved) {
+        (&self.vm, &self.host)
+    }
+
+    /// What to poll in an inventory: powered-on VMs and connected, powered-on hosts.
+    pub fn targets(inv: &VcenterInventory) -> Vec<MoRef> {
+        let vms = inv
+            .vms
+            .iter()
+            .filter(|v| !v.template && v.power_state.as_deref() == Some("poweredOn"))
+            .map(|v| MoRef::new("VirtualMachine", v.id.clone()));
+        let hosts = inv
+            .hosts
+            .iter()
+            .filter(|h| {
+                h.connection_state.as_deref() == Some("connected")
+                    && h.power_state.as_deref() != Some("poweredOff")
+            })
+            .map(|h| MoRef::new("HostSystem", h.id.clone()));
+        vms.chain(hosts).collect()
+    }
+
+    /// Forgets the marks of entities no longer in `targets` (deleted or powered off), so
+    /// memory follows the estate.
+    pub fn retain(&mut self, targets: &[MoRef]) {
+        let keep: std::collections::HashSet<&MoRef> = targets.iter().collect();
+        self.marks.retain(|(e, _, _), _| keep.contains(e));
+        self.entity_marks.retain(|e, _| keep.contains(e));
+    }
+
+    fn counters_of(&self, entity: &MoRef) -> &Resolved {
+        if entity.kind == "HostSystem" {
+            &self.host
+        } else {
+            &self.vm
+        }
+    }
+
+    /// Polls `targets` up to `end_ms` (vCenter's now). An entity never polled before is
+    /// asked for `lookback_ms` of history.
+    pub async fn poll(
+        &mut self,
+        client: &Client,
+        targets: &[MoRef],
+        end_ms: i64,
+        lookback_ms: i64,
+        sink: &mut impl SampleSink,
+    ) -> Result<PollReport, VsphereError> {
+        let mut report = PollReport::default();
+        let mut queries = Vec::new();
+        let oldest = end_ms - REALTIME_RETENTION_MS;
+        for entity in targets {
+            let counters = self.counters_of(entity);
+            if counters.counters.is_empty() {
+                continue;
+            }
+            let start = self
+                .entity_marks
+                .get(entity)
+                .copied()
+                .unwrap_or(end_ms - lookback_ms)
+                .max(oldest);
+            if start >= end_ms {
+                continue;
+            }
+            let span = (end_ms - start) / (i64::from(REALTIME_SECS) * 1000);
+            queries.push(PerfQuery {
+                entity: entity.clone(),
+                start_ms: Some(start),
+                end_ms: Some(end_ms),
+                max_sample: (span + 1).clamp(1, 180) as u32,
+                metrics: counters
+                    .counters
+                    .iter()
+                    .map(|c| MetricId {
+                        counter: c.key,
+                        instance: "*".into(),
+                    })
+                    .collect(),
+                interval_secs: REALTIME_SECS,
+            });
+        }
+        report.entities = queries.len();
+        // The start of each entity's range is exclusive: a series seen for the first time
+        // takes only samples after it.
+        let starts: HashMap<MoRef, i64> = queries
+            .iter()
+            .filter_map(|q| Some((q.entity.clone(), q.start_ms?)))
+            .collect();
+        let batches = self.batches(queries);
+        report.requests = batches.len();
+        let results: Vec<Result<(Vec<PerfEntityMetric>, u64), VsphereError>> =
+            stream::iter(batches)
+                .map(|batch| query_halving(client, batch))
+                .buffer_unordered(self.cfg.concurrency)
+                .collect()
+                .await;
+        for result in results {
+            let (answers, halvings) = result?;
+            report.halvings += halvings;
+            for answer in answers {
+                let start = answer.entity.as_ref().and_then(|e| starts.get(e)).copied();
+                self.take(answer, start.unwrap_or(i64::MIN), sink, &mut report);
+            }
+        }
+        Ok(report)
+    }
+
+    /// Splits queries into requests of at most `max_entities_per_query` entities and
+    /// `max_metrics_per_query` entity × counter pairs.
+    fn batches(&self, queries: Vec<PerfQuery>) -> Vec<Vec<PerfQuery>> {
+        let mut out: Vec<Vec<PerfQuery>> = Vec::new();
+        let mut metrics = 0;
+        for q in queries {
+            let n = q.metrics.len();
+            let full = out.last().is_none_or(|b| {
+                b.len() >= self.cfg.max_entities_per_query
+                    || metrics + n > self.cfg.max_metrics_per_query
+            });
+            if full {
+                out.push(Vec::new());
+                metrics = 0;
+            }
+            metrics += n;
+            if let Some(b) = out.last_mut() {
+                b.push(q);
+            }
+        }
+        out
+    }
+
+    /// Keeps the new samples of one entity's answer and moves its marks.
+    fn take(
+        &mut self,
+        answer: PerfEntityMetric,
+        start: i64,
+        sink: &mut impl SampleSink,
+        report: &mut PollReport,
+    ) {
+        let Some(entity) = answer.entity else { return };
+        let counters = if entity.kind == "HostSystem" {
+            &self.host
+        } else {
+            &self.vm
+        };
+        let default_mark = start;
+        let mut oldest_new_mark: Option<i64> = None;
+        for series in answer.series {
+            if series.values.len() != answer.timestamps_ms.len() {
+                report.misaligned_series += 1;
+                debug!(entity = %entity, counter = series.id.counter, values = series.values.len(), timestamps = answer.timestamps_ms.len(), "series length differs from its timestamps; dropped");
+                continue;
+            }
+            let Some(counter) = counters.by_key(series.id.counter) else {
+                continue;
+            };
+            let mark_key = (
+                entity.clone(),
+                series.id.counter,
+                series.id.instance.clone(),
+            );
+            let mark = self.marks.get(&mark_key).copied().unwrap_or(default_mark);
+            let key = SeriesKey {
+                entity_type: entity.kind.clone(),
+                entity_id: entity.value.clone(),
+                counter: counter.name.clone(),
+                instance: series.id.instance.clone(),
+            };
+            let mut newest = mark;
+            for (&ts, &v) in answer.timestamps_ms.iter().zip(&series.values) {
+                if ts <= mark {
+                    report.repeated += 1;
+                    continue;
+                }
+                sink.sample(&key, &counter.unit, REALTIME_SECS, ts, v);
+                report.samples += 1;
+                newest = newest.max(ts);
+            }
+            if newest > mark {
+                self.marks.insert(mark_key, newest);
+            }
+            oldest_new_mark = Some(oldest_new_mark.map_or(newest, |o| o.min(newest)));
+        }
+        // The entity's next start is the oldest of its series' marks: no series can miss
+        // a sample, and the per-series marks drop the repeats.
+        if let Some(m) = oldest_new_mark.filter(|m| *m > i64::MIN) {
+            self.entity_marks.insert(entity, m);
+        }
+    }
+}
+
+/// Faults that mean "this request is too big": split it and try the halves.
+fn too_large(e: &VsphereError) -> bool {
+    match e {
+        VsphereError::Fault {
+            fault_type,
+            message,
+            ..
+        } => {
+            fault_type == "RestrictedByAdministrator"
+                || message.contains("too large")
+                || message.contains("exceeds")
+                || message.contains("maxQueryMetrics")
+        }
+        _ => false,
+    }
+}
+
+/// Runs one batch, halving it (recursively) while vCenter says it is too large.
+async fn query_halving(
+    client: &Client,
+    batch: Vec<PerfQuery>,
+) -> Result<(Vec<PerfEntityMetric>, u64), VsphereError> {
+    let mut pending = vec![batch];
+    let mut answers = Vec::new();
+    let mut halvings = 0;
+    while let Some(b) = pending.pop() {
+        match client.query_perf(&b).await {
+            Ok(a) => answers.extend(a),
+            Err(e) if too_large(&e) && b.len() > 1 => {
+                halvings += 1;
+                let mut first = b;
+                let second = first.split_off(first.len() / 2);
+                pending.push(second);
+                pending.push(first);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((answers, halvings))
+}
+
+/// vCenter's clock in Unix milliseconds.
+pub async fn vcenter_now_ms(client: &Client) -> Result<i64, VsphereError> {
+    let t = client.current_time().await?;
+    datetime::parse_unix_millis(&t).ok_or(VsphereError::Protocol {
+        method: "CurrentTime",
+        reason: format!("unreadable time {t:?}"),
+    })
+}

@@ -1,0 +1,268 @@
+//! Window rollups: raw samples are held only until their window closes, then reduced to
+//! count, min, max, mean and exact p50/p95/p99 per (entity, counter, instance).
+//!
+//! Percentiles are exact, by nearest rank over the window's samples: a 5-minute window
+//! holds 15 real-time samples, so sorting them costs nothing and a sketch would only add
+//! error. (Daily summaries across windows are where a mergeable sketch belongs.)
+//!
+//! A sample with timestamp `t` covers the interval that *ends* at `t` (vCenter's
+//! convention), so it belongs to the window `(start, start + window]`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
+
+/// Version of the `Rollup` record layout.
+pub const ROLLUP_SCHEMA_VERSION: u32 = 1;
+
+/// What a series is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    pub entity_type: CompactString,
+    pub entity_id: CompactString,
+    /// `group.name.rollup`.
+    pub counter: CompactString,
+    /// Instance (`""` is the aggregate).
+    pub instance: CompactString,
+}
+
+/// Statistics of one window's samples.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WindowStats {
+    pub count: u32,
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+/// One rolled-up window of one series: the record the agent keeps and ships.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollup {
+    pub schema_version: u32,
+    pub vcenter: CompactString,
+    pub entity_type: CompactString,
+    pub entity_id: CompactString,
+    pub counter: CompactString,
+    pub instance: CompactString,
+    /// Unit after scaling (`percent` values are in percent, not hundredths).
+    pub unit: CompactString,
+    /// Window start, Unix seconds (the window is `(start, start + window_secs]`).
+    pub window_start: i64,
+    pub window_secs: u32,
+    /// Samples the window should hold (`window_secs / interval`), so completeness is known.
+    pub expected_samples: u32,
+    /// Samples vCenter reported as "no data" (-1), not counted in `stats`.
+    pub missing_samples: u32,
+    /// `None` when the window had no valid sample.
+    pub stats: Option<WindowStats>,
+}
+
+/// Exact statistics of `values` (any order); `None` for no values.
+pub fn stats(values: &mut [f64]) -> Option<WindowStats> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let sum: f64 = values.iter().sum();
+    Some(WindowStats {
+        count: n as u32,
+        min: values[0],
+        max: values[n - 1],
+        mean: sum / n as f64,
+        p50: nearest_rank(values, 50.0),
+        p95: nearest_rank(values, 95.0),
+        p99: nearest_rank(values, 99.0),
+    })
+}
+
+/// The nearest-rank percentile of sorted values: the smallest value such that at least
+/// `p` percent of the values are at or below it.
+fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    values: Vec<f64>,
+    missing: u32,
+    unit: CompactString,
+    interval_secs: u32,
+}
+
+/// Collects samples into windows and hands out each window's rollups once it closes.
+#[derive(Debug)]
+pub struct Aggregator {
+    vcenter: CompactString,
+    window_ms: i64,
+    windows: BTreeMap<i64, HashMap<SeriesKey, Pending>>,
+}
+
+impl Aggregator {
+    pub fn new(vcenter: &str, window_secs: u32) -> Self {
+        Self {
+            vcenter: vcenter.into(),
+            window_ms: i64::from(window_secs) * 1000,
+            windows: BTreeMap::new(),
+        }
+    }
+
+    /// Start (Unix ms) of the window a sample at `ts_ms` belongs to.
+    pub fn window_of(&self, ts_ms: i64) -> i64 {
+        (ts_ms - 1).div_euclid(self.window_ms) * self.window_ms
+    }
+
+    /// Adds one sample. `raw` is vCenter's integer value; -1 means "no data". Percent
+    /// counters arrive in hundredths and are scaled to percent here.
+    pub fn add(&mut self, key: &SeriesKey, unit: &str, interval_secs: u32, ts_ms: i64, raw: i64) {
+        let start = self.window_of(ts_ms);
+        let pending = self
+            .windows
+            .entry(start)
+            .or_default()
+            .entry(key.clone())
+            .or_insert_with(|| Pending {
+                unit: unit.into(),
+                interval_secs,
+                ..Pending::default()
+            });
+        if raw < 0 {
+            pending.missing += 1;
+        } else if unit == "percent" {
+            pending.values.push(raw as f64 / 100.0);
+        } else {
+            pending.values.push(raw as f64);
+        }
+    }
+
+    /// Samples held (not yet rolled up).
+    pub fn pending_samples(&self) -> usize {
+        self.windows
+            .values()
+            .flat_map(|w| w.values())
+            .map(|p| p.values.len())
+            .sum()
+    }
+
+    /// Rolls up and forgets every window that ends at or before `closed_before_ms`.
+    pub fn drain_closed(&mut self, closed_before_ms: i64) -> Vec<Rollup> {
+        let mut out = Vec::new();
+        while let Some((&start, _)) = self.windows.first_key_value() {
+            if start + self.window_ms > closed_before_ms {
+                break;
+            }
+            let Some((_, series)) = self.windows.pop_first() else {
+                break;
+            };
+            let mut series: Vec<(SeriesKey, Pending)> = series.into_iter().collect();
+            series.sort_by(|a, b| a.0.cmp(&b.0));
+            for (key, mut p) in series {
+                let window_secs = (self.window_ms / 1000) as u32;
+                out.push(Rollup {
+                    schema_version: ROLLUP_SCHEMA_VERSION,
+                    vcenter: self.vcenter.clone(),
+                    entity_type: key.entity_type,
+                    entity_id: key.entity_id,
+                    counter: key.counter,
+                    instance: key.instance,
+                    unit: p.unit,
+                    window_start: start / 1000,
+                    window_secs,
+                    expected_samples: window_secs / p.interval_secs.max(1),
+                    missing_samples: p.missing,
+                    stats: stats(&mut p.values),
+                });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(counter: &str) -> SeriesKey {
+        SeriesKey {
+            entity_type: "VirtualMachine".into(),
+            entity_id: "vm-1".into(),
+            counter: counter.into(),
+            instance: "".into(),
+        }
+    }
+
+    #[test]
+    fn stats_by_hand() {
+        // 1..=20: mean 10.5; nearest rank p50 = 10th = 10, p95 = 19th = 19, p99 = 20th = 20.
+        let mut v: Vec<f64> = (1..=20).rev().map(f64::from).collect();
+        let s = stats(&mut v).expect("stats");
+        assert_eq!((s.count, s.min, s.max, s.mean), (20, 1.0, 20.0, 10.5));
+        assert_eq!((s.p50, s.p95, s.p99), (10.0, 19.0, 20.0));
+        assert_eq!(stats(&mut []), None);
+        let one = stats(&mut [7.0]).expect("one");
+        assert_eq!(
+            (one.count, one.min, one.max, one.mean, one.p50, one.p95, one.p99),
+            (1, 7.0, 7.0, 7.0, 7.0, 7.0, 7.0)
+        );
+        // 15 samples (a 5-minute window): p95 = ceil(14.25) = 15th, p50 = ceil(7.5) = 8th.
+        let mut w: Vec<f64> = (1..=15).map(|x| f64::from(x) * 10.0).collect();
+        let s = stats(&mut w).expect("stats");
+        assert_eq!((s.p50, s.p95, s.p99, s.mean), (80.0, 150.0, 150.0, 80.0));
+    }
+
+    #[test]
+    fn windows_close_in_order_and_count_missing_samples() {
+        let mut agg = Aggregator::new("vc", 300);
+        let k = key("cpu.usage.average");
+        // Samples at 20 s ..= 300 s belong to window (0, 300]; 320 s to the next.
+        for t in (20..=300).step_by(20) {
+            agg.add(
+                &k,
+                "percent",
+                20,
+                t * 1000,
+                if t == 100 { -1 } else { 1234 },
+            );
+        }
+        agg.add(&k, "percent", 20, 320_000, 500);
+        assert_eq!(agg.drain_closed(299_999), vec![], "window not closed yet");
+        let out = agg.drain_closed(300_000);
+        assert_eq!(out.len(), 1);
+        let r = &out[0];
+        assert_eq!(
+            (
+                r.window_start,
+                r.window_secs,
+                r.expected_samples,
+                r.missing_samples
+            ),
+            (0, 300, 15, 1)
+        );
+        let s = r.stats.expect("stats");
+        assert_eq!(
+            (s.count, s.min, s.max),
+            (14, 12.34, 12.34),
+            "percent in hundredths is scaled"
+        );
+        assert_eq!(agg.pending_samples(), 1);
+        let next = agg.drain_closed(600_000);
+        assert_eq!(next[0].window_start, 300);
+    }
+
+    #[test]
+    fn a_window_of_only_no_data_samples_has_no_stats() {
+        let mut agg = Aggregator::new("vc", 60);
+        let k = key("mem.usage.average");
+        for t in [20, 40, 60] {
+            agg.add(&k, "percent", 20, t * 1000, -1);
+        }
+        let out = agg.drain_closed(60_000);
+        assert_eq!(out[0].stats, None);
+        assert_eq!((out[0].missing_samples, out[0].expected_samples), (3, 3));
+    }
+}
