@@ -231,3 +231,38 @@ async fn a_request_vcenter_finds_too_large_is_halved_until_it_passes() {
         "every entity's samples arrive after halving"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_without_data_are_reported_by_name() {
+    let e = Estate::start(&SimOptions::default()).expect("vcsim");
+    let client = Client::connect(&e.client_config(&e.sim.url, 500).expect("cfg"))
+        .await
+        .expect("connect");
+    let inv = vscout::inventory::collect(&client)
+        .await
+        .expect("inventory");
+    let targets = Poller::targets(&inv);
+    let cfg = e
+        .perf_config(
+            "vm_counters = [\"cpu.usage.average\", \"mem.usage.average\", \"no.such.counter\"]",
+        )
+        .expect("perf cfg");
+    let poller = Poller::new(&client, &cfg).await.expect("poller");
+    let (vm, _) = poller.resolved();
+    assert_eq!(
+        vm.missing,
+        vec!["no.such.counter"],
+        "unknown to the catalog"
+    );
+    let unavailable = poller
+        .unavailable(&client, &targets)
+        .await
+        .expect("available metrics");
+    assert!(
+        !unavailable.contains(&"vm:cpu.usage.average".to_string()),
+        "{unavailable:?}"
+    );
+    assert!(unavailable
+        .iter()
+        .all(|u| u.starts_with("vm:") || u.starts_with("host:")));
+}

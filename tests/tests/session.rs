@@ -229,6 +229,10 @@ fn daemon_runs_rounds_and_drains_on_sigterm() {
     );
     assert!(log.contains("logged out"), "{log}");
     assert!(
+        log.contains("performance window closed"),
+        "the first poll closes a window: {log}"
+    );
+    assert!(
         !log.contains(vscout_e2e::PASSWORD),
         "the password never reaches the log"
     );

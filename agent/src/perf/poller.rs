@@ -82,6 +82,51 @@ impl Poller {
         })
     }
 
+    /// Asks vCenter which metrics a few VMs and a host really have (QueryAvailablePerfMetric)
+    /// and returns, by name, the configured counters none of them has: the vCenter's
+    /// statistics level hides them, or the hardware lacks them. Logged once at start.
+    pub async fn unavailable(
+        &self,
+        client: &Client,
+        targets: &[MoRef],
+    ) -> Result<Vec<String>, VsphereError> {
+        let vms = targets
+            .iter()
+            .filter(|t| t.kind == "VirtualMachine")
+            .take(2);
+        let hosts = targets.iter().filter(|t| t.kind == "HostSystem").take(1);
+        let mut missing = Vec::new();
+        let mut seen_vm = std::collections::HashSet::new();
+        let mut seen_host = std::collections::HashSet::new();
+        let mut asked = (false, false);
+        for t in vms.chain(hosts) {
+            let ids = client.available_metrics(t, REALTIME_SECS).await?;
+            let seen = if t.kind == "HostSystem" {
+                asked.1 = true;
+                &mut seen_host
+            } else {
+                asked.0 = true;
+                &mut seen_vm
+            };
+            seen.extend(ids.into_iter().map(|m| m.counter));
+        }
+        for (asked, seen, resolved, kind) in [
+            (asked.0, &seen_vm, &self.vm, "vm"),
+            (asked.1, &seen_host, &self.host, "host"),
+        ] {
+            if asked {
+                missing.extend(
+                    resolved
+                        .counters
+                        .iter()
+                        .filter(|c| !seen.contains(&c.key))
+                        .map(|c| format!("{kind}:{}", c.name)),
+                );
+            }
+        }
+        Ok(missing)
+    }
+
     /// The counters resolved for VMs and hosts.
     pub fn resolved(&self) -> (&Resolved, &Resolved) {
         (&self.vm, &self.host)
