@@ -181,6 +181,8 @@ impl VcenterTask {
                 self.targets = Poller::targets(&inv);
                 if let Some(p) = self.perf.as_mut() {
                     p.poller.retain(&self.targets);
+                    let ids = self.targets.iter().map(|t| t.value.clone()).collect();
+                    p.agg.retain_entities(&ids);
                 }
                 save_latest(&self.cfg.state_dir, inv);
             }

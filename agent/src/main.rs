@@ -199,31 +199,36 @@ async fn perf_once(
         window_secs >= 60 && window_secs % 20 == 0,
         "--window-secs {window_secs}: must be at least 60 and a multiple of 20"
     );
-    let mut all = Vec::new();
+    let mut writer = vscout::perf::RollupWriter::create(output)
+        .with_context(|| format!("cannot create {}", output.display()))?;
     let mut failed = false;
     for vc in &cfg.vcenters {
         let result = async {
             let client = Client::connect(vc).await?;
-            let r = vscout::perf::last_window(&client, &cfg.perf, window_secs).await;
+            let r = vscout::perf::last_window(&client, &cfg.perf, window_secs, &mut writer).await;
             let _ = client.logout().await;
             r
         }
         .await;
         match result {
-            Ok((rollups, report)) => {
-                println!(
-                    "{}: {} rollups from {} entities ({} samples, {} requests, {} misaligned series dropped)",
-                    vc.name, rollups.len(), report.entities, report.samples, report.requests, report.misaligned_series
-                );
-                all.extend(rollups);
-            }
+            Ok(Ok((rollups, report))) => println!(
+                "{}: {rollups} rollups from {} entities ({} samples, {} requests, {} misaligned series dropped; poll took {} ms)",
+                vc.name,
+                report.entities,
+                report.samples,
+                report.requests,
+                report.misaligned_series,
+                report.elapsed.as_millis()
+            ),
+            Ok(Err(e)) => anyhow::bail!("cannot write {}: {e}", output.display()),
             Err(e) => {
                 failed = true;
                 eprintln!("vscout: vcenter {}: {e}", vc.name);
             }
         }
     }
-    vscout::perf::write_json_lines(&all, output)
+    writer
+        .finish()
         .with_context(|| format!("cannot write {}", output.display()))?;
     println!("wrote {}", output.display());
     Ok(if failed {

@@ -40,7 +40,7 @@ fn main() -> anyhow::Result<()> {
     );
 
     // 1. The agent, end to end, measured from the inside.
-    let bin = release_vscout()?;
+    let bin = vscout_e2e::release_vscout()?;
     let cfg = write_agent_config(
         dir.path(),
         &[("bench", &sim.url, Trust::Pin(certs.thumbprint.clone()))],
@@ -116,17 +116,4 @@ fn main() -> anyhow::Result<()> {
         .status()?;
     anyhow::ensure!(status.success(), "parser bench failed");
     Ok(())
-}
-
-/// Builds (if needed) and returns the release `vscout` binary.
-fn release_vscout() -> anyhow::Result<std::path::PathBuf> {
-    let root = vscout_e2e::workspace_root();
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "-p", "vscout", "--bin", "vscout"])
-        .current_dir(&root)
-        .status()?;
-    anyhow::ensure!(status.success(), "cargo build --release failed");
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into);
-    Ok(target.join("release/vscout"))
 }

@@ -311,6 +311,16 @@ fn newest_source_mtime(bin: &Path) -> Option<std::time::SystemTime> {
         .max()
 }
 
+/// Builds (if needed) the release `vscout` binary and returns its path; for benchmarks.
+pub fn release_vscout() -> Result<PathBuf> {
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["build", "--release", "-p", "vscout", "--bin", "vscout"])
+        .current_dir(workspace_root())
+        .status()?;
+    anyhow::ensure!(status.success(), "cargo build --release failed");
+    Ok(target_dir().join("release/vscout"))
+}
+
 /// Runs `vscout` with arguments and returns its output (with a deadline).
 pub fn run_vscout(args: &[&str]) -> Result<Output> {
     let bin = vscout_binary()?;

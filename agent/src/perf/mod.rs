@@ -12,6 +12,6 @@ mod poller;
 pub mod rollup;
 
 pub use catalog::{resolve, Counter, Resolved, DEFAULT_HOST_COUNTERS, DEFAULT_VM_COUNTERS};
-pub use once::{last_window, write_json_lines};
+pub use once::{last_window, RollupWriter};
 pub use poller::{vcenter_now_ms, PollReport, Poller, SampleSink, REALTIME_SECS};
 pub use rollup::{Aggregator, Rollup, SeriesKey, WindowStats};

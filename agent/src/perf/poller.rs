@@ -50,6 +50,8 @@ pub struct PollReport {
     pub misaligned_series: u64,
     /// Batches split in two after a "too large" fault.
     pub halvings: u64,
+    /// Wall time of the poll.
+    pub elapsed: std::time::Duration,
 }
 
 /// The counters of each entity type, resolved, and the marks of every series.
@@ -176,6 +178,7 @@ impl Poller {
         lookback_ms: i64,
         sink: &mut impl SampleSink,
     ) -> Result<PollReport, VsphereError> {
+        let started = std::time::Instant::now();
         let mut report = PollReport::default();
         let mut queries = Vec::new();
         let oldest = end_ms - REALTIME_RETENTION_MS;
@@ -233,6 +236,7 @@ impl Poller {
                 self.take(answer, start.unwrap_or(i64::MIN), sink, &mut report);
             }
         }
+        report.elapsed = started.elapsed();
         Ok(report)
     }
 

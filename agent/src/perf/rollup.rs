@@ -87,20 +87,31 @@ fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-#[derive(Debug, Default)]
-struct Pending {
-    values: Vec<f64>,
-    missing: u32,
-    unit: CompactString,
+/// A closed window's samples of one series, with what the series is.
+type Group<'a> = (&'a SeriesKey, SeriesMeta, &'a [(u32, i64)]);
+
+/// What a series id stands for, besides its key.
+#[derive(Debug, Clone, Copy)]
+struct SeriesMeta {
+    id: u32,
+    /// Index into `Aggregator::units`.
+    unit: u8,
     interval_secs: u32,
 }
 
 /// Collects samples into windows and hands out each window's rollups once it closes.
+///
+/// Memory is what bounds a 10,000-VM agent: each series key is stored once, in `series`,
+/// and an open window is a flat list of `(series id, raw value)` pairs, 16 bytes a sample.
+/// When the window closes the list is sorted by id and reduced.
 #[derive(Debug)]
 pub struct Aggregator {
     vcenter: CompactString,
     window_ms: i64,
-    windows: BTreeMap<i64, HashMap<SeriesKey, Pending>>,
+    series: HashMap<SeriesKey, SeriesMeta>,
+    units: Vec<CompactString>,
+    next_id: u32,
+    windows: BTreeMap<i64, Vec<(u32, i64)>>,
 }
 
 impl Aggregator {
@@ -108,6 +119,9 @@ impl Aggregator {
         Self {
             vcenter: vcenter.into(),
             window_ms: i64::from(window_secs) * 1000,
+            series: HashMap::new(),
+            units: Vec::new(),
+            next_id: 0,
             windows: BTreeMap::new(),
         }
     }
@@ -118,68 +132,118 @@ impl Aggregator {
     }
 
     /// Adds one sample. `raw` is vCenter's integer value; -1 means "no data". Percent
-    /// counters arrive in hundredths and are scaled to percent here.
+    /// counters arrive in hundredths; they are scaled to percent when the window closes.
     pub fn add(&mut self, key: &SeriesKey, unit: &str, interval_secs: u32, ts_ms: i64, raw: i64) {
+        let id = match self.series.get(key) {
+            Some(m) => m.id,
+            None => {
+                let unit_idx = match self.units.iter().position(|u| u == unit) {
+                    Some(i) => i,
+                    None => {
+                        self.units.push(unit.into());
+                        self.units.len() - 1
+                    }
+                };
+                let id = self.next_id;
+                self.next_id = self.next_id.wrapping_add(1);
+                let meta = SeriesMeta {
+                    id,
+                    unit: u8::try_from(unit_idx).unwrap_or(u8::MAX),
+                    interval_secs,
+                };
+                self.series.insert(key.clone(), meta);
+                id
+            }
+        };
         let start = self.window_of(ts_ms);
-        let pending = self
-            .windows
-            .entry(start)
-            .or_default()
-            .entry(key.clone())
-            .or_insert_with(|| Pending {
-                unit: unit.into(),
-                interval_secs,
-                ..Pending::default()
-            });
-        if raw < 0 {
-            pending.missing += 1;
-        } else if unit == "percent" {
-            pending.values.push(raw as f64 / 100.0);
-        } else {
-            pending.values.push(raw as f64);
-        }
+        self.windows.entry(start).or_default().push((id, raw));
     }
 
     /// Samples held (not yet rolled up).
     pub fn pending_samples(&self) -> usize {
-        self.windows
+        self.windows.values().map(Vec::len).sum()
+    }
+
+    /// Series known (their keys are kept until `retain_entities` drops them).
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Forgets the series of entities not in `entity_ids` (deleted or powered off), unless
+    /// an open window still holds their samples: memory follows the estate.
+    pub fn retain_entities(&mut self, entity_ids: &std::collections::HashSet<CompactString>) {
+        let open: std::collections::HashSet<u32> = self
+            .windows
             .values()
-            .flat_map(|w| w.values())
-            .map(|p| p.values.len())
-            .sum()
+            .flat_map(|w| w.iter().map(|(id, _)| *id))
+            .collect();
+        self.series
+            .retain(|k, m| entity_ids.contains(&k.entity_id) || open.contains(&m.id));
     }
 
     /// Rolls up and forgets every window that ends at or before `closed_before_ms`.
     pub fn drain_closed(&mut self, closed_before_ms: i64) -> Vec<Rollup> {
         let mut out = Vec::new();
+        self.drain_closed_with(closed_before_ms, |r| out.push(r));
+        out
+    }
+
+    /// As `drain_closed`, handing each rollup to `each` as it is made (a 10,000-VM window
+    /// has over 100,000 of them: the caller may write them out instead of collecting).
+    pub fn drain_closed_with(&mut self, closed_before_ms: i64, mut each: impl FnMut(Rollup)) {
         while let Some((&start, _)) = self.windows.first_key_value() {
             if start + self.window_ms > closed_before_ms {
                 break;
             }
-            let Some((_, series)) = self.windows.pop_first() else {
+            let Some((_, mut samples)) = self.windows.pop_first() else {
                 break;
             };
-            let mut series: Vec<(SeriesKey, Pending)> = series.into_iter().collect();
-            series.sort_by(|a, b| a.0.cmp(&b.0));
-            for (key, mut p) in series {
-                let window_secs = (self.window_ms / 1000) as u32;
-                out.push(Rollup {
+            samples.sort_unstable_by_key(|(id, _)| *id);
+            let by_id: HashMap<u32, (&SeriesKey, SeriesMeta)> = {
+                let wanted: std::collections::HashSet<u32> =
+                    samples.iter().map(|(id, _)| *id).collect();
+                self.series
+                    .iter()
+                    .filter(|(_, m)| wanted.contains(&m.id))
+                    .map(|(k, m)| (m.id, (k, *m)))
+                    .collect()
+            };
+            let mut groups: Vec<Group<'_>> = samples
+                .chunk_by(|a, b| a.0 == b.0)
+                .filter_map(|g| by_id.get(&g[0].0).map(|(k, m)| (*k, *m, g)))
+                .collect();
+            groups.sort_by(|a, b| a.0.cmp(b.0));
+            let window_secs = (self.window_ms / 1000) as u32;
+            for (key, meta, group) in groups {
+                let unit = self
+                    .units
+                    .get(usize::from(meta.unit))
+                    .cloned()
+                    .unwrap_or_default();
+                // Percent counters arrive in hundredths of a percent.
+                let scale = if unit == "percent" { 100.0 } else { 1.0 };
+                let mut values: Vec<f64> = group
+                    .iter()
+                    .filter(|(_, v)| *v >= 0)
+                    .map(|(_, v)| *v as f64 / scale)
+                    .collect();
+                let missing = (group.len() - values.len()) as u32;
+                each(Rollup {
                     schema_version: ROLLUP_SCHEMA_VERSION,
                     vcenter: self.vcenter.clone(),
-                    entity_type: key.entity_type,
-                    entity_id: key.entity_id,
-                    counter: key.counter,
-                    instance: key.instance,
-                    unit: p.unit,
+                    entity_type: key.entity_type.clone(),
+                    entity_id: key.entity_id.clone(),
+                    counter: key.counter.clone(),
+                    instance: key.instance.clone(),
+                    unit,
                     window_start: start / 1000,
                     window_secs,
-                    expected_samples: window_secs / p.interval_secs.max(1),
-                    missing_samples: p.missing,
-                    stats: stats(&mut p.values),
+                    expected_samples: window_secs / meta.interval_secs.max(1),
+                    missing_samples: missing,
+                    stats: stats(&mut values),
                 });
             }
         }
-        out
     }
 }
 
@@ -252,6 +316,43 @@ mod tests {
         assert_eq!(agg.pending_samples(), 1);
         let next = agg.drain_closed(600_000);
         assert_eq!(next[0].window_start, 300);
+    }
+
+    #[test]
+    fn series_of_vanished_entities_are_forgotten_once_their_windows_close() {
+        let mut agg = Aggregator::new("vc", 60);
+        let mut other = key("cpu.usage.average");
+        other.entity_id = "vm-2".into();
+        agg.add(&key("cpu.usage.average"), "percent", 20, 20_000, 1);
+        agg.add(&other, "percent", 20, 20_000, 1);
+        let keep: std::collections::HashSet<CompactString> = ["vm-1".into()].into_iter().collect();
+        agg.retain_entities(&keep);
+        assert_eq!(agg.series_count(), 2, "vm-2 still has an open window");
+        assert_eq!(agg.drain_closed(60_000).len(), 2);
+        agg.retain_entities(&keep);
+        assert_eq!(agg.series_count(), 1);
+    }
+
+    #[test]
+    fn interleaved_series_are_rolled_up_separately() {
+        let mut agg = Aggregator::new("vc", 60);
+        let (a, b) = (key("cpu.usage.average"), key("mem.consumed.average"));
+        for (i, t) in [20, 40, 60].into_iter().enumerate() {
+            agg.add(&a, "percent", 20, t * 1000, 100 * (i as i64 + 1));
+            agg.add(&b, "kiloBytes", 20, t * 1000, 1000);
+        }
+        let out = agg.drain_closed(60_000);
+        assert_eq!(out.len(), 2);
+        let sa = out[0].stats.expect("a");
+        assert_eq!(
+            (out[0].counter.as_str(), sa.min, sa.max, sa.mean),
+            ("cpu.usage.average", 1.0, 3.0, 2.0)
+        );
+        let sb = out[1].stats.expect("b");
+        assert_eq!(
+            (out[1].unit.as_str(), sb.count, sb.mean),
+            ("kiloBytes", 3, 1000.0)
+        );
     }
 
     #[test]

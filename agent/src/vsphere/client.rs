@@ -419,13 +419,30 @@ impl Client {
         method: &'static str,
         body: String,
     ) -> Result<Vec<Node>, VsphereError> {
+        let mut out = Vec::new();
+        self.invoke_each(method, body, |n| {
+            out.push(n);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Sends a call and hands each `returnval` element to `each` as soon as it is parsed,
+    /// so a large answer (QueryPerf for 256 entities) is never held as one tree.
+    pub(super) async fn invoke_each(
+        &self,
+        method: &'static str,
+        body: String,
+        each: impl FnMut(Node) -> Result<(), VsphereError>,
+    ) -> Result<(), VsphereError> {
         let cookie = self.session_cookie();
         let resp = self
             .transport
             .post(method, &self.soap_action, cookie.as_deref(), body)
             .await?;
         let bytes = self.transport.read_all(resp, method).await?;
-        collect_returnvals(&bytes, method).map_err(|e| self.with_url(e))
+        xml::parse_response(bytes.as_slice(), method, 3, each).map_err(|e| self.with_url(e))
     }
 
     /// Fills in the URL that errors raised below the client do not know.
