@@ -254,6 +254,13 @@ impl VcenterTask {
                 let closed = end - i64::from(REALTIME_SECS) * 1000;
                 let rollups = perf.agg.drain_closed(closed);
                 log_windows(&vc_name, &rollups);
+                let mut days: std::collections::BTreeMap<i64, usize> =
+                    std::collections::BTreeMap::new();
+                perf.agg
+                    .drain_closed_days_with(closed, |d| *days.entry(d.day_start).or_default() += 1);
+                for (day_start, series) in days {
+                    info!(vcenter = %vc_name, day_start, series, "daily performance summaries closed");
+                }
             }
         }
         true

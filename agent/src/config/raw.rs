@@ -44,6 +44,9 @@ pub struct RawPerf {
     pub vm_counters: Option<Vec<String>>,
     /// Real-time host counters by name; default: the built-in list.
     pub host_counters: Option<Vec<String>>,
+    /// Counters that also get a daily summary (a mergeable sketch, for month-long
+    /// percentiles); default: CPU, memory, disk and network usage.
+    pub daily_counters: Option<Vec<String>>,
 }
 
 /// `[agent]`: settings of the agent process.

@@ -39,6 +39,7 @@ pub struct PerfConfig {
     pub concurrency: usize,
     pub vm_counters: Vec<String>,
     pub host_counters: Vec<String>,
+    pub daily_counters: Vec<String>,
 }
 
 fn validate_perf(p: RawPerf) -> Result<PerfConfig, ConfigError> {
@@ -96,6 +97,11 @@ fn validate_perf(p: RawPerf) -> Result<PerfConfig, ConfigError> {
             "perf.host_counters",
             p.host_counters,
             crate::perf::DEFAULT_HOST_COUNTERS,
+        )?,
+        daily_counters: names(
+            "perf.daily_counters",
+            p.daily_counters,
+            crate::perf::DEFAULT_DAILY_COUNTERS,
         )?,
     })
 }

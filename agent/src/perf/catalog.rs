@@ -45,6 +45,19 @@ pub const DEFAULT_HOST_COUNTERS: &[&str] = &[
     "power.power.average",
 ];
 
+/// Counters that get daily summaries by default: what right-sizing reads over a month.
+/// Each is a sketch of a few hundred bytes per series and day, so the list is short.
+pub const DEFAULT_DAILY_COUNTERS: &[&str] = &[
+    "cpu.usage.average",
+    "cpu.usagemhz.average",
+    "mem.usage.average",
+    "mem.active.average",
+    "mem.consumed.average",
+    "disk.usage.average",
+    "net.received.average",
+    "net.transmitted.average",
+];
+
 /// A counter resolved against one vCenter's catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Counter {

@@ -5,13 +5,17 @@
 //! - `poller`: one poll (targets, time range, batching, halving, new samples only).
 //! - `rollup`: windows and their exact statistics; the `Rollup` record.
 //! - `once`: `vscout perf --once`.
+//! - `sketch`: the mergeable quantile sketch of daily summaries.
 
 mod catalog;
 mod once;
 mod poller;
 pub mod rollup;
+pub mod sketch;
 
-pub use catalog::{resolve, Counter, Resolved, DEFAULT_HOST_COUNTERS, DEFAULT_VM_COUNTERS};
+pub use catalog::{
+    resolve, Counter, Resolved, DEFAULT_DAILY_COUNTERS, DEFAULT_HOST_COUNTERS, DEFAULT_VM_COUNTERS,
+};
 pub use once::{last_window, RollupWriter};
 pub use poller::{vcenter_now_ms, PollReport, Poller, SampleSink, REALTIME_SECS};
-pub use rollup::{Aggregator, Rollup, SeriesKey, WindowStats};
+pub use rollup::{Aggregator, DailySummary, Rollup, SeriesKey, WindowStats};

@@ -60,7 +60,11 @@ pub struct Poller {
     cfg: PerfConfig,
     vm: Resolved,
     host: Resolved,
-    marks: HashMap<(MoRef, i32, CompactString), i64>,
+    /// Entities numbered, so that a series mark is keyed by 32 bytes, not 100: at 10,000
+    /// VMs there are over 100,000 marks.
+    entity_ids: HashMap<MoRef, u32>,
+    next_entity: u32,
+    marks: HashMap<(u32, i32, CompactString), i64>,
     entity_marks: HashMap<MoRef, i64>,
 }
 
@@ -79,6 +83,8 @@ impl Poller {
             cfg: cfg.clone(),
             vm,
             host,
+            entity_ids: HashMap::new(),
+            next_entity: 0,
             marks: HashMap::new(),
             entity_marks: HashMap::new(),
         })
@@ -156,7 +162,9 @@ impl Poller {
     /// memory follows the estate.
     pub fn retain(&mut self, targets: &[MoRef]) {
         let keep: std::collections::HashSet<&MoRef> = targets.iter().collect();
-        self.marks.retain(|(e, _, _), _| keep.contains(e));
+        self.entity_ids.retain(|e, _| keep.contains(e));
+        let ids: std::collections::HashSet<u32> = self.entity_ids.values().copied().collect();
+        self.marks.retain(|(e, _, _), _| ids.contains(e));
         self.entity_marks.retain(|e, _| keep.contains(e));
     }
 
@@ -222,13 +230,12 @@ impl Poller {
             .collect();
         let batches = self.batches(queries);
         report.requests = batches.len();
-        let results: Vec<Result<(Vec<PerfEntityMetric>, u64), VsphereError>> =
-            stream::iter(batches)
-                .map(|batch| query_halving(client, batch))
-                .buffer_unordered(self.cfg.concurrency)
-                .collect()
-                .await;
-        for result in results {
+        // Answers are taken as each request completes, not gathered first: memory holds
+        // at most `concurrency` answers.
+        let mut results = stream::iter(batches)
+            .map(|batch| query_halving(client, batch))
+            .buffer_unordered(self.cfg.concurrency);
+        while let Some(result) = results.next().await {
             let (answers, halvings) = result?;
             report.halvings += halvings;
             for answer in answers {
@@ -278,6 +285,15 @@ impl Poller {
             &self.vm
         };
         let default_mark = start;
+        let entity_id = match self.entity_ids.get(&entity) {
+            Some(id) => *id,
+            None => {
+                let id = self.next_entity;
+                self.next_entity = self.next_entity.wrapping_add(1);
+                self.entity_ids.insert(entity.clone(), id);
+                id
+            }
+        };
         let mut oldest_new_mark: Option<i64> = None;
         for series in answer.series {
             if series.values.len() != answer.timestamps_ms.len() {
@@ -288,11 +304,7 @@ impl Poller {
             let Some(counter) = counters.by_key(series.id.counter) else {
                 continue;
             };
-            let mark_key = (
-                entity.clone(),
-                series.id.counter,
-                series.id.instance.clone(),
-            );
+            let mark_key = (entity_id, series.id.counter, series.id.instance.clone());
             let mark = self.marks.get(&mark_key).copied().unwrap_or(default_mark);
             let key = SeriesKey {
                 entity_type: entity.kind.clone(),

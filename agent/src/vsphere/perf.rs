@@ -118,17 +118,25 @@ impl Client {
         Ok(vals.iter().filter_map(metric_id).collect())
     }
 
-    /// QueryPerf for several entities at once; one answer per entity that has data.
+    /// QueryPerf for several entities at once; one answer per entity that has data. Each
+    /// entity's answer is converted as it is parsed (the XML tree of 256 entities is never
+    /// held at once).
     pub async fn query_perf(
         &self,
         queries: &[PerfQuery],
     ) -> Result<Vec<PerfEntityMetric>, VsphereError> {
         let pm = self.perf_manager("QueryPerf")?;
         let body = envelope::call("QueryPerf", &pm, &query_specs(queries));
-        let vals = self
-            .with_session(|| self.invoke("QueryPerf", body.clone()))
+        self.with_session(|| async {
+            let mut out = Vec::with_capacity(queries.len());
+            self.invoke_each("QueryPerf", body.clone(), |n| {
+                out.push(entity_metric(&n));
+                Ok(())
+            })
             .await?;
-        Ok(vals.iter().map(entity_metric).collect())
+            Ok(out)
+        })
+        .await
     }
 }
 

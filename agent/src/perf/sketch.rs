@@ -1,0 +1,159 @@
+//! A small mergeable quantile sketch for daily summaries: a log-bucketed histogram
+//! (the DDSketch idea) with a relative-accuracy guarantee.
+//!
+//! A positive value `v` goes to bucket `i = ceil(ln v / ln γ)` with `γ = (1 + α) / (1 − α)`;
+//! every value in bucket `i` lies in `(γ^(i−1), γ^i]`, and the bucket's representative
+//! `2γ^i / (γ + 1)` is within a relative error `α` of all of them. So any quantile read from
+//! the sketch is within `α` (here 1%) of the true quantile's value. Zeros are counted apart;
+//! negative values (vCenter's "no data") are not added. Merging two sketches adds their
+//! bucket counts, so a month's p95 is the p95 of thirty merged days, with the same error
+//! bound and no raw data.
+//!
+//! Buckets are kept sparse and sorted, `(i16 index, u32 count)`: a day of one VM counter
+//! spans a few dozen buckets, a few hundred bytes.
+
+use serde::{Deserialize, Serialize};
+
+/// Relative accuracy of every quantile.
+pub const RELATIVE_ACCURACY: f64 = 0.01;
+
+fn gamma() -> f64 {
+    (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY)
+}
+
+/// The sketch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sketch {
+    /// Values equal to zero.
+    pub zeros: u64,
+    /// `(bucket index, count)`, sorted by index.
+    pub bins: Vec<(i16, u32)>,
+}
+
+impl Sketch {
+    /// Adds a value; negative and non-finite values are ignored.
+    pub fn add(&mut self, v: f64) {
+        if !v.is_finite() || v < 0.0 {
+            return;
+        }
+        if v == 0.0 {
+            self.zeros += 1;
+            return;
+        }
+        let idx = (v.ln() / gamma().ln())
+            .ceil()
+            .clamp(f64::from(i16::MIN), f64::from(i16::MAX)) as i16;
+        match self.bins.binary_search_by_key(&idx, |(i, _)| *i) {
+            Ok(pos) => self.bins[pos].1 = self.bins[pos].1.saturating_add(1),
+            Err(pos) => self.bins.insert(pos, (idx, 1)),
+        }
+    }
+
+    /// Values added.
+    pub fn count(&self) -> u64 {
+        self.zeros + self.bins.iter().map(|(_, c)| u64::from(*c)).sum::<u64>()
+    }
+
+    /// Adds `other`'s counts to this sketch.
+    pub fn merge(&mut self, other: &Sketch) {
+        self.zeros += other.zeros;
+        let mut merged = Vec::with_capacity(self.bins.len() + other.bins.len());
+        let (x, y) = (&self.bins, &other.bins);
+        let (mut i, mut j) = (0, 0);
+        while i < x.len() || j < y.len() {
+            match (x.get(i), y.get(j)) {
+                (Some(p), Some(q)) if p.0 == q.0 => {
+                    merged.push((p.0, p.1.saturating_add(q.1)));
+                    i += 1;
+                    j += 1;
+                }
+                (Some(p), Some(q)) if p.0 < q.0 => {
+                    merged.push(*p);
+                    i += 1;
+                }
+                (Some(p), None) => {
+                    merged.push(*p);
+                    i += 1;
+                }
+                (_, Some(q)) => {
+                    merged.push(*q);
+                    j += 1;
+                }
+                (None, None) => break,
+            }
+        }
+        self.bins = merged;
+    }
+
+    /// The `q` quantile (0 ≤ q ≤ 1) by nearest rank, within `RELATIVE_ACCURACY`; `None`
+    /// for an empty sketch.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let n = self.count();
+        if n == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as u64).max(1);
+        if rank <= self.zeros {
+            return Some(0.0);
+        }
+        let g = gamma();
+        let mut seen = self.zeros;
+        for (i, c) in &self.bins {
+            seen += u64::from(*c);
+            if seen >= rank {
+                return Some(2.0 * g.powi(i32::from(*i)) / (g + 1.0));
+            }
+        }
+        self.bins
+            .last()
+            .map(|(i, _)| 2.0 * g.powi(i32::from(*i)) / (g + 1.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn exact(values: &mut [f64], q: f64) -> f64 {
+        values.sort_by(f64::total_cmp);
+        let rank = ((q * values.len() as f64).ceil() as usize).max(1);
+        values[rank - 1]
+    }
+
+    #[test]
+    fn empty_zero_and_single_values() {
+        let mut s = Sketch::default();
+        assert_eq!(s.quantile(0.95), None);
+        s.add(-1.0);
+        assert_eq!(s.count(), 0, "no-data values are not added");
+        s.add(0.0);
+        assert_eq!(s.quantile(0.5), Some(0.0));
+        let mut one = Sketch::default();
+        one.add(42.0);
+        let v = one.quantile(0.99).expect("value");
+        assert!((v - 42.0).abs() <= 42.0 * RELATIVE_ACCURACY, "{v}");
+    }
+
+    proptest! {
+        #[test]
+        fn quantiles_are_within_the_relative_accuracy(values in prop::collection::vec(0.001f64..1e7, 1..400), q in 0.0f64..1.0) {
+            let mut s = Sketch::default();
+            for v in &values { s.add(*v); }
+            let mut sorted = values.clone();
+            let truth = exact(&mut sorted, q);
+            let got = s.quantile(q).expect("non-empty");
+            prop_assert!((got - truth).abs() <= truth * RELATIVE_ACCURACY * 1.000001, "q {q}: sketch {got}, exact {truth}");
+        }
+
+        #[test]
+        fn merging_equals_adding_everything_to_one(a in prop::collection::vec(0.0f64..1e5, 0..200), b in prop::collection::vec(0.0f64..1e5, 0..200)) {
+            let (mut sa, mut sb, mut all) = (Sketch::default(), Sketch::default(), Sketch::default());
+            for v in &a { sa.add(*v); all.add(*v); }
+            for v in &b { sb.add(*v); all.add(*v); }
+            sa.merge(&sb);
+            prop_assert_eq!(sa, all);
+        }
+    }
+}
