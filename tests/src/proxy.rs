@@ -38,6 +38,8 @@ pub struct ProxyState {
     /// RestrictedByAdministrator fault that vCenter sends for requests over its limits.
     pub max_perf_specs: AtomicUsize,
     pub perf_queries: AtomicU64,
+    /// Bodies of the QueryPerf requests seen, for tests that check what was asked.
+    pub perf_bodies: Mutex<Vec<String>>,
     pub perf_refusals: AtomicU64,
     /// When set, the raw upstream answer of each RetrievePropertiesEx that returns VMs is
     /// saved here (for benchmarks and test fixtures).
@@ -260,6 +262,7 @@ fn envelope(body: &str) -> String {
 
 fn too_many_specs(st: &ProxyState, body: &str) -> bool {
     st.perf_queries.fetch_add(1, Ordering::SeqCst);
+    st.perf_bodies.lock().expect("bodies").push(body.to_owned());
     let max = st.max_perf_specs.load(Ordering::SeqCst);
     max > 0 && body.matches("<querySpec>").count() > max
 }

@@ -52,9 +52,12 @@ fn perf_once_rolls_up_every_served_counter_of_every_powered_on_vm() {
         .collect();
     let mut counters_by_vm: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in &rollups {
-        assert_eq!((r.window_secs, r.expected_samples), (300, 15));
+        // Real-time: 15 samples of 20 s; clusters and datastores: one 5-minute sample.
+        let realtime = r.entity_type == "VirtualMachine" || r.entity_type == "HostSystem";
+        let per_window = if realtime { 15 } else { 1 };
+        assert_eq!((r.window_secs, r.expected_samples), (300, per_window));
         let s = r.stats.expect("stats");
-        assert_eq!(s.count, 15, "a complete 5-minute window: {r:?}");
+        assert_eq!(s.count, per_window, "a complete 5-minute window: {r:?}");
         assert!(s.min <= s.p50 && s.p50 <= s.p95 && s.p95 <= s.p99 && s.p99 <= s.max);
         if r.entity_type == "VirtualMachine" {
             counters_by_vm
@@ -86,7 +89,11 @@ async fn consecutive_and_late_polls_take_every_sample_once() {
     let inv = vscout::inventory::collect(&client)
         .await
         .expect("inventory");
-    let targets = Poller::targets(&inv);
+    // Real-time entities only: clusters and datastores have their own 5-minute grid.
+    let targets: Vec<_> = Poller::targets(&inv)
+        .into_iter()
+        .filter(|t| t.kind == "VirtualMachine" || t.kind == "HostSystem")
+        .collect();
     let cfg = e.perf_config("").expect("perf cfg");
     let mut poller = Poller::new(&client, &cfg).await.expect("poller");
     let mut rec = Recorder::default();
@@ -265,4 +272,77 @@ async fn counters_without_data_are_reported_by_name() {
     assert!(unavailable
         .iter()
         .all(|u| u.starts_with("vm:") || u.starts_with("host:")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_and_datastores_are_asked_for_five_minute_data_apart_from_real_time() {
+    let e = Estate::start(&SimOptions {
+        clusters: 2,
+        datastores: 2,
+        ..SimOptions::default()
+    })
+    .expect("vcsim");
+    let proxy = Proxy::start(&e.sim.url, &e.certs, 0).await.expect("proxy");
+    let client = Client::connect(&e.client_config(&proxy.url, 500).expect("cfg"))
+        .await
+        .expect("connect");
+    let inv = vscout::inventory::collect(&client)
+        .await
+        .expect("inventory");
+    let targets = Poller::targets(&inv);
+    assert!(targets.iter().any(|t| t.kind == "ClusterComputeResource"));
+    assert!(targets.iter().any(|t| t.kind == "Datastore"));
+    let cfg = e.perf_config("").expect("perf cfg");
+    let mut poller = Poller::new(&client, &cfg).await.expect("poller");
+    let mut rec = Recorder::default();
+    let now = vcenter_now_ms(&client).await.expect("now");
+    let report = poller
+        .poll(&client, &targets, now, 300_000, &mut rec)
+        .await
+        .expect("poll");
+
+    let bodies = proxy.state.perf_bodies.lock().expect("bodies").clone();
+    let historical: Vec<&String> = bodies
+        .iter()
+        .filter(|b| b.contains("<intervalId>300</intervalId>"))
+        .collect();
+    assert!(!historical.is_empty(), "a historical request was sent");
+    for b in &historical {
+        assert!(
+            !b.contains(r#"type="VirtualMachine""#) && !b.contains(r#"type="HostSystem""#),
+            "real-time entities are not in historical requests"
+        );
+        // The range ends on a 5-minute boundary.
+        let end = b
+            .split("<endTime>")
+            .nth(1)
+            .and_then(|r| r.split("</endTime>").next())
+            .expect("endTime");
+        let ms = vscout::vsphere::datetime::parse_unix_millis(end).expect("time");
+        assert_eq!(ms % 300_000, 0, "{end}");
+    }
+    assert!(bodies.iter().any(
+        |b| b.contains("<intervalId>20</intervalId>") && b.contains(r#"type="VirtualMachine""#)
+    ));
+    assert_eq!(report.failed_requests, 0, "{report:?}");
+    assert!(rec.0.keys().any(|k| k.entity_type == "VirtualMachine"));
+    let cluster_series: Vec<_> = rec
+        .0
+        .iter()
+        .filter(|(k, _)| k.entity_type == "ClusterComputeResource")
+        .collect();
+    assert!(
+        !cluster_series.is_empty(),
+        "vcsim serves cluster statistics"
+    );
+    for (key, ts) in cluster_series {
+        assert!(
+            ts.iter().all(|t| t % 300_000 == 0),
+            "{key:?}: 5-minute samples {ts:?}"
+        );
+        assert!(
+            ts.len() > 1,
+            "{key:?}: the lookback reaches several intervals back"
+        );
+    }
 }

@@ -44,6 +44,14 @@ pub struct RawPerf {
     pub vm_counters: Option<Vec<String>>,
     /// Real-time host counters by name; default: the built-in list.
     pub host_counters: Option<Vec<String>>,
+    /// Historical (300 s) cluster counters by name; default: the built-in list.
+    pub cluster_counters: Option<Vec<String>>,
+    /// Historical (300 s) datastore counters by name; default: the built-in list.
+    pub datastore_counters: Option<Vec<String>>,
+    /// How far back a cluster or datastore never polled before is asked for, in seconds
+    /// (300 to 86400). vCenter publishes historical samples late, so a poll always looks
+    /// back several intervals from the last sample it has. Default 1800.
+    pub historical_lookback_secs: Option<u64>,
     /// Counters that also get a daily summary (a mergeable sketch, for month-long
     /// percentiles); default: CPU, memory, disk and network usage.
     pub daily_counters: Option<Vec<String>>,

@@ -40,6 +40,9 @@ pub struct PerfConfig {
     pub vm_counters: Vec<String>,
     pub host_counters: Vec<String>,
     pub daily_counters: Vec<String>,
+    pub cluster_counters: Vec<String>,
+    pub datastore_counters: Vec<String>,
+    pub historical_lookback_secs: u32,
 }
 
 fn validate_perf(p: RawPerf) -> Result<PerfConfig, ConfigError> {
@@ -103,6 +106,23 @@ fn validate_perf(p: RawPerf) -> Result<PerfConfig, ConfigError> {
             p.daily_counters,
             crate::perf::DEFAULT_DAILY_COUNTERS,
         )?,
+        cluster_counters: names(
+            "perf.cluster_counters",
+            p.cluster_counters,
+            crate::perf::DEFAULT_CLUSTER_COUNTERS,
+        )?,
+        datastore_counters: names(
+            "perf.datastore_counters",
+            p.datastore_counters,
+            crate::perf::DEFAULT_DATASTORE_COUNTERS,
+        )?,
+        historical_lookback_secs: ranged(
+            "perf.historical_lookback_secs",
+            p.historical_lookback_secs,
+            1800,
+            300,
+            86_400,
+        )? as u32,
     })
 }
 

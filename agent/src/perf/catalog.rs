@@ -45,6 +45,23 @@ pub const DEFAULT_HOST_COUNTERS: &[&str] = &[
     "power.power.average",
 ];
 
+/// Historical (5-minute) cluster counters collected by default: vCenter keeps no
+/// real-time data for clusters.
+pub const DEFAULT_CLUSTER_COUNTERS: &[&str] = &[
+    "cpu.usage.average",
+    "cpu.usagemhz.average",
+    "mem.usage.average",
+    "mem.consumed.average",
+];
+
+/// Historical (5-minute) datastore counters collected by default (capacity and free space
+/// come from the inventory's properties).
+pub const DEFAULT_DATASTORE_COUNTERS: &[&str] = &[
+    "disk.used.latest",
+    "disk.provisioned.latest",
+    "disk.capacity.latest",
+];
+
 /// Counters that get daily summaries by default: what right-sizing reads over a month.
 /// Each is a sketch of a few hundred bytes per series and day, so the list is short.
 pub const DEFAULT_DAILY_COUNTERS: &[&str] = &[

@@ -14,7 +14,8 @@ pub mod rollup;
 pub mod sketch;
 
 pub use catalog::{
-    resolve, Counter, Resolved, DEFAULT_DAILY_COUNTERS, DEFAULT_HOST_COUNTERS, DEFAULT_VM_COUNTERS,
+    resolve, Counter, Resolved, DEFAULT_CLUSTER_COUNTERS, DEFAULT_DAILY_COUNTERS,
+    DEFAULT_DATASTORE_COUNTERS, DEFAULT_HOST_COUNTERS, DEFAULT_VM_COUNTERS,
 };
 pub use once::{last_window, RollupWriter};
 pub use poller::{vcenter_now_ms, PollReport, Poller, SampleSink, REALTIME_SECS};

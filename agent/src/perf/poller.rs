@@ -25,6 +25,17 @@ use crate::vsphere::{
 pub const REALTIME_SECS: u32 = 20;
 /// How far back vCenter keeps real-time samples.
 const REALTIME_RETENTION_MS: i64 = 3600 * 1000;
+/// The historical interval used for clusters and datastores, in seconds.
+pub const HISTORICAL_SECS: u32 = 300;
+/// How far back vCenter keeps 5-minute samples (its "past day" interval).
+const HISTORICAL_RETENTION_MS: i64 = 86_400 * 1000;
+/// vCenter's default `config.vpxd.stats.maxQueryMetrics`.
+const DEFAULT_MAX_QUERY_METRICS: usize = 64;
+
+/// Whether an entity type has only historical (5-minute) statistics.
+fn is_historical(entity: &MoRef) -> bool {
+    entity.kind == "ClusterComputeResource" || entity.kind == "Datastore"
+}
 
 /// Receives every new sample of a poll.
 pub trait SampleSink {
@@ -50,6 +61,8 @@ pub struct PollReport {
     pub misaligned_series: u64,
     /// Batches split in two after a "too large" fault.
     pub halvings: u64,
+    /// Requests that failed; the others' samples are still taken.
+    pub failed_requests: u64,
     /// Wall time of the poll.
     pub elapsed: std::time::Duration,
 }
@@ -60,6 +73,10 @@ pub struct Poller {
     cfg: PerfConfig,
     vm: Resolved,
     host: Resolved,
+    cluster: Resolved,
+    datastore: Resolved,
+    /// Most entity × counter pairs in one historical query (`maxQueryMetrics`).
+    historical_cap: usize,
     /// Entities numbered, so that a series mark is keyed by 32 bytes, not 100: at 10,000
     /// VMs there are over 100,000 marks.
     entity_ids: HashMap<MoRef, u32>,
@@ -74,7 +91,23 @@ impl Poller {
         let catalog = client.perf_counters().await?;
         let vm = resolve(&catalog, &cfg.vm_counters);
         let host = resolve(&catalog, &cfg.host_counters);
-        for (kind, r) in [("VM", &vm), ("host", &host)] {
+        let cluster = resolve(&catalog, &cfg.cluster_counters);
+        let datastore = resolve(&catalog, &cfg.datastore_counters);
+        // vCenter caps historical queries at config.vpxd.stats.maxQueryMetrics pairs
+        // (64 unless an administrator changed it; -1 is unlimited). Without the option,
+        // assume the default; a refusal would still be halved.
+        let historical_cap = match client.max_query_metrics().await {
+            Ok(Some(n)) if n > 0 => n as usize,
+            Ok(Some(_)) => cfg.max_metrics_per_query,
+            Ok(None) | Err(_) => DEFAULT_MAX_QUERY_METRICS,
+        }
+        .min(cfg.max_metrics_per_query);
+        for (kind, r) in [
+            ("VM", &vm),
+            ("host", &host),
+            ("cluster", &cluster),
+            ("datastore", &datastore),
+        ] {
             if !r.missing.is_empty() {
                 warn!(vcenter = %client.name(), missing = ?r.missing, "{kind} counters this vCenter does not have; they are skipped");
             }
@@ -83,6 +116,9 @@ impl Poller {
             cfg: cfg.clone(),
             vm,
             host,
+            cluster,
+            datastore,
+            historical_cap,
             entity_ids: HashMap::new(),
             next_entity: 0,
             marks: HashMap::new(),
@@ -140,7 +176,8 @@ impl Poller {
         (&self.vm, &self.host)
     }
 
-    /// What to poll in an inventory: powered-on VMs and connected, powered-on hosts.
+    /// What to poll in an inventory: powered-on VMs and connected, powered-on hosts
+    /// (real-time), clusters and accessible datastores (historical).
     pub fn targets(inv: &VcenterInventory) -> Vec<MoRef> {
         let vms = inv
             .vms
@@ -155,7 +192,16 @@ impl Poller {
                     && h.power_state.as_deref() != Some("poweredOff")
             })
             .map(|h| MoRef::new("HostSystem", h.id.clone()));
-        vms.chain(hosts).collect()
+        let clusters = inv
+            .clusters
+            .iter()
+            .map(|c| MoRef::new("ClusterComputeResource", c.id.clone()));
+        let datastores = inv
+            .datastores
+            .iter()
+            .filter(|d| d.accessible != Some(false))
+            .map(|d| MoRef::new("Datastore", d.id.clone()));
+        vms.chain(hosts).chain(clusters).chain(datastores).collect()
     }
 
     /// Forgets the marks of entities no longer in `targets` (deleted or powered off), so
@@ -169,10 +215,11 @@ impl Poller {
     }
 
     fn counters_of(&self, entity: &MoRef) -> &Resolved {
-        if entity.kind == "HostSystem" {
-            &self.host
-        } else {
-            &self.vm
+        match entity.kind.as_str() {
+            "HostSystem" => &self.host,
+            "ClusterComputeResource" => &self.cluster,
+            "Datastore" => &self.datastore,
+            _ => &self.vm,
         }
     }
 
@@ -189,27 +236,49 @@ impl Poller {
         let started = std::time::Instant::now();
         let mut report = PollReport::default();
         let mut queries = Vec::new();
-        let oldest = end_ms - REALTIME_RETENTION_MS;
+        let mut historical = Vec::new();
         for entity in targets {
             let counters = self.counters_of(entity);
             if counters.counters.is_empty() {
                 continue;
             }
+            // Clusters and datastores have 5-minute data only, published late: their range
+            // ends at the last 5-minute boundary and reaches back further.
+            let (interval, end, lookback, oldest, most) = if is_historical(entity) {
+                let step = i64::from(HISTORICAL_SECS) * 1000;
+                let end = end_ms.div_euclid(step) * step;
+                let lookback = i64::from(self.cfg.historical_lookback_secs) * 1000;
+                (
+                    HISTORICAL_SECS,
+                    end,
+                    lookback,
+                    end - HISTORICAL_RETENTION_MS,
+                    288,
+                )
+            } else {
+                (
+                    REALTIME_SECS,
+                    end_ms,
+                    lookback_ms,
+                    end_ms - REALTIME_RETENTION_MS,
+                    180,
+                )
+            };
             let start = self
                 .entity_marks
                 .get(entity)
                 .copied()
-                .unwrap_or(end_ms - lookback_ms)
+                .unwrap_or(end - lookback)
                 .max(oldest);
-            if start >= end_ms {
+            if start >= end {
                 continue;
             }
-            let span = (end_ms - start) / (i64::from(REALTIME_SECS) * 1000);
-            queries.push(PerfQuery {
+            let span = (end - start) / (i64::from(interval) * 1000);
+            let query = PerfQuery {
                 entity: entity.clone(),
                 start_ms: Some(start),
-                end_ms: Some(end_ms),
-                max_sample: (span + 1).clamp(1, 180) as u32,
+                end_ms: Some(end),
+                max_sample: (span + 1).clamp(1, most) as u32,
                 metrics: counters
                     .counters
                     .iter()
@@ -218,25 +287,42 @@ impl Poller {
                         instance: "*".into(),
                     })
                     .collect(),
-                interval_secs: REALTIME_SECS,
-            });
+                interval_secs: interval,
+            };
+            if interval == HISTORICAL_SECS {
+                historical.push(query);
+            } else {
+                queries.push(query);
+            }
         }
-        report.entities = queries.len();
+        report.entities = queries.len() + historical.len();
         // The start of each entity's range is exclusive: a series seen for the first time
         // takes only samples after it.
         let starts: HashMap<MoRef, i64> = queries
             .iter()
+            .chain(&historical)
             .filter_map(|q| Some((q.entity.clone(), q.start_ms?)))
             .collect();
-        let batches = self.batches(queries);
+        let mut batches = self.batches(queries, self.cfg.max_metrics_per_query);
+        batches.extend(self.batches(historical, self.historical_cap));
         report.requests = batches.len();
         // Answers are taken as each request completes, not gathered first: memory holds
         // at most `concurrency` answers.
         let mut results = stream::iter(batches)
             .map(|batch| query_halving(client, batch))
             .buffer_unordered(self.cfg.concurrency);
+        // One failed request does not lose the others' samples.
+        let mut first_error = None;
         while let Some(result) = results.next().await {
-            let (answers, halvings) = result?;
+            let (answers, halvings) = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    report.failed_requests += 1;
+                    warn!(vcenter = %client.name(), error = %e, "a QueryPerf request failed");
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
             report.halvings += halvings;
             for answer in answers {
                 let start = answer.entity.as_ref().and_then(|e| starts.get(e)).copied();
@@ -244,19 +330,24 @@ impl Poller {
             }
         }
         report.elapsed = started.elapsed();
-        Ok(report)
+        match first_error {
+            // Nothing came through: the poll as a whole failed (session, network, …).
+            Some(e) if report.samples == 0 && report.failed_requests == report.requests as u64 => {
+                Err(e)
+            }
+            _ => Ok(report),
+        }
     }
 
     /// Splits queries into requests of at most `max_entities_per_query` entities and
     /// `max_metrics_per_query` entity × counter pairs.
-    fn batches(&self, queries: Vec<PerfQuery>) -> Vec<Vec<PerfQuery>> {
+    fn batches(&self, queries: Vec<PerfQuery>, max_metrics: usize) -> Vec<Vec<PerfQuery>> {
         let mut out: Vec<Vec<PerfQuery>> = Vec::new();
         let mut metrics = 0;
         for q in queries {
             let n = q.metrics.len();
             let full = out.last().is_none_or(|b| {
-                b.len() >= self.cfg.max_entities_per_query
-                    || metrics + n > self.cfg.max_metrics_per_query
+                b.len() >= self.cfg.max_entities_per_query || metrics + n > max_metrics
             });
             if full {
                 out.push(Vec::new());
@@ -279,10 +370,17 @@ impl Poller {
         report: &mut PollReport,
     ) {
         let Some(entity) = answer.entity else { return };
-        let counters = if entity.kind == "HostSystem" {
-            &self.host
+        let interval = if is_historical(&entity) {
+            HISTORICAL_SECS
         } else {
-            &self.vm
+            REALTIME_SECS
+        };
+        // Field by field (not `counters_of`): the marks are updated below.
+        let counters = match entity.kind.as_str() {
+            "HostSystem" => &self.host,
+            "ClusterComputeResource" => &self.cluster,
+            "Datastore" => &self.datastore,
+            _ => &self.vm,
         };
         let default_mark = start;
         let entity_id = match self.entity_ids.get(&entity) {
@@ -318,7 +416,7 @@ impl Poller {
                     report.repeated += 1;
                     continue;
                 }
-                sink.sample(&key, &counter.unit, REALTIME_SECS, ts, v);
+                sink.sample(&key, &counter.unit, interval, ts, v);
                 report.samples += 1;
                 newest = newest.max(ts);
             }

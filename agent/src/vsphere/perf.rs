@@ -140,6 +140,30 @@ impl Client {
     }
 }
 
+impl Client {
+    /// `config.vpxd.stats.maxQueryMetrics` (QueryOptions on the OptionManager): the most
+    /// entity × counter pairs vCenter accepts in one historical query; `Ok(None)` when the
+    /// endpoint does not have the option (ESXi, vcsim) and -1 means unlimited.
+    pub async fn max_query_metrics(&self) -> Result<Option<i64>, VsphereError> {
+        let Some(om) = self.service_content().setting.clone() else {
+            return Ok(None);
+        };
+        let body = envelope::call(
+            "QueryOptions",
+            &om,
+            "<name>config.vpxd.stats.maxQueryMetrics</name>",
+        );
+        match self
+            .with_session(|| self.invoke("QueryOptions", body.clone()))
+            .await
+        {
+            Ok(vals) => Ok(vals.iter().find_map(|v| v.parse_at::<i64>("value"))),
+            Err(VsphereError::Fault { fault_type, .. }) if fault_type == "InvalidName" => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 fn counter_info(n: &Node) -> Option<PerfCounterInfo> {
     let group = n.text_at("groupInfo/key")?;
     let name = n.text_at("nameInfo/key")?;

@@ -149,3 +149,40 @@ fn environment_overrides_file() {
     let cfg = validate(raw, &Context::default()).expect("valid");
     assert_eq!(cfg.inventory_interval, Duration::from_secs(42));
 }
+
+#[test]
+fn perf_defaults_and_bad_values() {
+    let pw = password_file();
+    let cfg = check(&minimal(pw.path())).expect("valid");
+    assert_eq!(cfg.perf.interval, Duration::from_secs(60));
+    assert_eq!(
+        (
+            cfg.perf.window_secs,
+            cfg.perf.concurrency,
+            cfg.perf.max_entities_per_query
+        ),
+        (300, 4, 256)
+    );
+    assert!(cfg
+        .perf
+        .vm_counters
+        .contains(&"cpu.ready.summation".to_string()));
+    assert!(cfg
+        .perf
+        .daily_counters
+        .contains(&"cpu.usage.average".to_string()));
+    assert_eq!(cfg.perf.historical_lookback_secs, 1800);
+
+    let err = check(&(minimal(pw.path()) + "[perf]\ninterval_secs = 10\n"))
+        .expect_err("range")
+        .to_string();
+    assert!(err.contains("perf.interval_secs = 10"), "{err}");
+    let err = check(&(minimal(pw.path()) + "[perf]\nwindow_secs = 90\n"))
+        .expect_err("multiple")
+        .to_string();
+    assert!(err.contains("perf.window_secs = 90"), "{err}");
+    let err = check(&(minimal(pw.path()) + "[perf]\nvm_counters = [\"cpu.usage\"]\n"))
+        .expect_err("name")
+        .to_string();
+    assert!(err.contains("perf.vm_counters = cpu.usage"), "{err}");
+}
