@@ -420,6 +420,19 @@ pub mod admin {
         raw_call(url, ca_pem, cookie, &call).await
     }
 
+    /// Powers a VM on (raw SOAP: vscout only reads).
+    pub async fn power_on(
+        url: &str,
+        ca_pem: &std::path::Path,
+        cookie: &str,
+        vm_id: &str,
+    ) -> Result<()> {
+        let call = format!(
+            r#"<PowerOnVM_Task xmlns="urn:vim25"><_this type="VirtualMachine">{vm_id}</_this></PowerOnVM_Task>"#
+        );
+        raw_call(url, ca_pem, cookie, &call).await
+    }
+
     /// Powers a VM off (raw SOAP: vscout only reads).
     pub async fn power_off(
         url: &str,

@@ -159,7 +159,7 @@ async fn consecutive_and_late_polls_take_every_sample_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_powered_off_vm_is_dropped_from_the_targets() {
+async fn targets_follow_power_state_without_a_restart() {
     let e = Estate::start(&SimOptions::default()).expect("vcsim");
     let client = Client::connect(&e.client_config(&e.sim.url, 500).expect("cfg"))
         .await
@@ -198,6 +198,33 @@ async fn a_powered_off_vm_is_dropped_from_the_targets() {
         .expect("poll");
     assert!(rec.0.keys().all(|k| k.entity_id != victim.as_str()));
     assert!(rec.0.keys().any(|k| k.entity_type == "VirtualMachine"));
+
+    // Powered on again, it is picked up by the next inventory and polled from then on.
+    admin::power_on(&e.sim.url, &e.certs.ca_pem, &cookie, &victim)
+        .await
+        .expect("power on");
+    let mut again = after.clone();
+    for _ in 0..50 {
+        let inv = vscout::inventory::collect(&client)
+            .await
+            .expect("inventory");
+        again = Poller::targets(&inv);
+        if again.len() == before.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(again.iter().any(|t| t.value == victim.as_str()));
+    poller.retain(&again);
+    let now = vcenter_now_ms(&client).await.expect("now");
+    poller
+        .poll(&client, &again, now, 60_000, &mut rec)
+        .await
+        .expect("poll");
+    assert!(
+        rec.0.keys().any(|k| k.entity_id == victim.as_str()),
+        "the VM is polled again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
