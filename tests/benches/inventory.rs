@@ -20,22 +20,14 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let pools = 10u32; // 9 clusters + 1 standalone host, one resource pool each
-    let opts = SimOptions {
-        clusters: pools - 1,
-        hosts_per_cluster: 4,
-        standalone_hosts: 1,
-        vms_per_pool: vms / pools,
-        datastores: 4,
-        ..SimOptions::default()
-    };
+    let opts = SimOptions::bench(vms);
     let dir = tempfile::tempdir()?;
     let certs = Certs::generate(dir.path())?;
     let started = Instant::now();
     let sim = Vcsim::start(&opts, &certs)?;
     println!(
         "vcsim with {} VMs up in {:.1} s",
-        opts.vms_per_pool * pools,
+        opts.vm_count(),
         started.elapsed().as_secs_f64()
     );
 

@@ -29,20 +29,12 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let pools = 10u32;
-    let opts = SimOptions {
-        clusters: pools - 1,
-        hosts_per_cluster: 4,
-        standalone_hosts: 1,
-        vms_per_pool: vms / pools,
-        datastores: 4,
-        ..SimOptions::default()
-    };
+    let opts = SimOptions::bench(vms);
     let t = Instant::now();
     let e = Estate::start(&opts)?;
     println!(
         "vcsim with {} VMs up in {:.1} s",
-        opts.vms_per_pool * pools,
+        opts.vm_count(),
         t.elapsed().as_secs_f64()
     );
     let bin = vscout_e2e::release_vscout()?;

@@ -144,6 +144,27 @@ pub struct SimOptions {
     pub listen: String,
 }
 
+impl SimOptions {
+    /// The benchmarks' estate: `vms` VMs in 10 resource pools (9 clusters of 4 hosts and
+    /// a standalone host), 4 datastores.
+    pub fn bench(vms: u32) -> Self {
+        let pools = 10;
+        Self {
+            clusters: pools - 1,
+            hosts_per_cluster: 4,
+            standalone_hosts: 1,
+            vms_per_pool: vms / pools,
+            datastores: 4,
+            ..Self::default()
+        }
+    }
+
+    /// The number of VMs vcsim creates for these options.
+    pub fn vm_count(&self) -> u32 {
+        self.datacenters * (self.clusters + self.standalone_hosts) * self.vms_per_pool
+    }
+}
+
 impl Default for SimOptions {
     fn default() -> Self {
         Self {
@@ -427,10 +448,7 @@ pub mod admin {
         cookie: &str,
         vm_id: &str,
     ) -> Result<()> {
-        let call = format!(
-            r#"<PowerOnVM_Task xmlns="urn:vim25"><_this type="VirtualMachine">{vm_id}</_this></PowerOnVM_Task>"#
-        );
-        raw_call(url, ca_pem, cookie, &call).await
+        vm_task(url, ca_pem, cookie, vm_id, "PowerOnVM_Task").await
     }
 
     /// Powers a VM off (raw SOAP: vscout only reads).
@@ -440,8 +458,18 @@ pub mod admin {
         cookie: &str,
         vm_id: &str,
     ) -> Result<()> {
+        vm_task(url, ca_pem, cookie, vm_id, "PowerOffVM_Task").await
+    }
+
+    async fn vm_task(
+        url: &str,
+        ca_pem: &std::path::Path,
+        cookie: &str,
+        vm_id: &str,
+        task: &str,
+    ) -> Result<()> {
         let call = format!(
-            r#"<PowerOffVM_Task xmlns="urn:vim25"><_this type="VirtualMachine">{vm_id}</_this></PowerOffVM_Task>"#
+            r#"<{task} xmlns="urn:vim25"><_this type="VirtualMachine">{vm_id}</_this></{task}>"#
         );
         raw_call(url, ca_pem, cookie, &call).await
     }

@@ -6,9 +6,24 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 
 use vscout::perf::{vcenter_now_ms, Poller, SampleSink, SeriesKey};
-use vscout::vsphere::Client;
+use vscout::vsphere::{Client, MoRef};
 use vscout_e2e::proxy::Proxy;
 use vscout_e2e::{admin, run_vscout, Estate, SimOptions, PASSWORD};
+
+/// Connects to `url` (vcsim, or a proxy in front of it), takes the inventory for its
+/// targets, and makes a poller with these `[perf]` lines.
+async fn connect_and_poll_setup(e: &Estate, url: &str, perf: &str) -> (Client, Vec<MoRef>, Poller) {
+    let client = Client::connect(&e.client_config(url, 500).expect("cfg"))
+        .await
+        .expect("connect");
+    let inv = vscout::inventory::collect(&client)
+        .await
+        .expect("inventory");
+    let targets = Poller::targets(&inv);
+    let cfg = e.perf_config(perf).expect("perf cfg");
+    let poller = Poller::new(&client, &cfg).await.expect("poller");
+    (client, targets, poller)
+}
 
 /// Records every sample a poll hands over.
 #[derive(Default)]
@@ -238,18 +253,9 @@ async fn a_request_vcenter_finds_too_large_is_halved_until_it_passes() {
     // the way vCenter refuses requests over its limits.
     let proxy = Proxy::start(&e.sim.url, &e.certs, 0).await.expect("proxy");
     proxy.state.max_perf_specs.store(3, Ordering::SeqCst);
-    let client = Client::connect(&e.client_config(&proxy.url, 500).expect("cfg"))
-        .await
-        .expect("connect");
-    let inv = vscout::inventory::collect(&client)
-        .await
-        .expect("inventory");
-    let targets = Poller::targets(&inv);
+    let (client, targets, mut poller) =
+        connect_and_poll_setup(&e, &proxy.url, "max_entities_per_query = 256").await;
     assert!(targets.len() > 8);
-    let cfg = e
-        .perf_config("max_entities_per_query = 256")
-        .expect("perf cfg");
-    let mut poller = Poller::new(&client, &cfg).await.expect("poller");
     let mut rec = Recorder::default();
     let now = vcenter_now_ms(&client).await.expect("now");
     let report = poller
@@ -269,19 +275,12 @@ async fn a_request_vcenter_finds_too_large_is_halved_until_it_passes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_without_data_are_reported_by_name() {
     let e = Estate::start(&SimOptions::default()).expect("vcsim");
-    let client = Client::connect(&e.client_config(&e.sim.url, 500).expect("cfg"))
-        .await
-        .expect("connect");
-    let inv = vscout::inventory::collect(&client)
-        .await
-        .expect("inventory");
-    let targets = Poller::targets(&inv);
-    let cfg = e
-        .perf_config(
-            "vm_counters = [\"cpu.usage.average\", \"mem.usage.average\", \"no.such.counter\"]",
-        )
-        .expect("perf cfg");
-    let poller = Poller::new(&client, &cfg).await.expect("poller");
+    let (client, targets, poller) = connect_and_poll_setup(
+        &e,
+        &e.sim.url,
+        "vm_counters = [\"cpu.usage.average\", \"mem.usage.average\", \"no.such.counter\"]",
+    )
+    .await;
     let (vm, _) = poller.resolved();
     assert_eq!(
         vm.missing,
@@ -310,17 +309,9 @@ async fn clusters_and_datastores_are_asked_for_five_minute_data_apart_from_real_
     })
     .expect("vcsim");
     let proxy = Proxy::start(&e.sim.url, &e.certs, 0).await.expect("proxy");
-    let client = Client::connect(&e.client_config(&proxy.url, 500).expect("cfg"))
-        .await
-        .expect("connect");
-    let inv = vscout::inventory::collect(&client)
-        .await
-        .expect("inventory");
-    let targets = Poller::targets(&inv);
+    let (client, targets, mut poller) = connect_and_poll_setup(&e, &proxy.url, "").await;
     assert!(targets.iter().any(|t| t.kind == "ClusterComputeResource"));
     assert!(targets.iter().any(|t| t.kind == "Datastore"));
-    let cfg = e.perf_config("").expect("perf cfg");
-    let mut poller = Poller::new(&client, &cfg).await.expect("poller");
     let mut rec = Recorder::default();
     let now = vcenter_now_ms(&client).await.expect("now");
     let report = poller

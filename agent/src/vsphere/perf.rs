@@ -118,23 +118,21 @@ impl Client {
         Ok(vals.iter().filter_map(metric_id).collect())
     }
 
-    /// QueryPerf for several entities at once; one answer per entity that has data. Each
-    /// entity's answer is converted as it is parsed (the XML tree of 256 entities is never
-    /// held at once).
+    /// QueryPerf for several entities at once; one answer per entity that has data. The
+    /// answer is streamed and each entity's part converted as it is parsed: neither the
+    /// body nor the XML tree of 256 entities is ever held whole.
     pub async fn query_perf(
         &self,
         queries: &[PerfQuery],
     ) -> Result<Vec<PerfEntityMetric>, VsphereError> {
         let pm = self.perf_manager("QueryPerf")?;
         let body = envelope::call("QueryPerf", &pm, &query_specs(queries));
-        self.with_session(|| async {
-            let mut out = Vec::with_capacity(queries.len());
-            self.invoke_each("QueryPerf", body.clone(), |n| {
+        self.with_session(|| {
+            let out = Vec::with_capacity(queries.len());
+            self.invoke_streamed("QueryPerf", body.clone(), out, |out, n| {
                 out.push(entity_metric(&n));
                 Ok(())
             })
-            .await?;
-            Ok(out)
         })
         .await
     }
