@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 
-use vscout::perf::{vcenter_now_ms, Poller, SampleSink, SeriesKey};
+use vscout::perf::{vcenter_now_ms, Counter, Poller, SampleSink, SeriesKey};
 use vscout::vsphere::{Client, MoRef};
 use vscout_e2e::proxy::Proxy;
 use vscout_e2e::{admin, run_vscout, Estate, SimOptions, PASSWORD};
@@ -30,7 +30,14 @@ async fn connect_and_poll_setup(e: &Estate, url: &str, perf: &str) -> (Client, V
 struct Recorder(BTreeMap<SeriesKey, Vec<i64>>);
 
 impl SampleSink for Recorder {
-    fn sample(&mut self, key: &SeriesKey, _unit: &str, _interval: u32, ts_ms: i64, _raw: i64) {
+    fn sample(
+        &mut self,
+        key: &SeriesKey,
+        _counter: &Counter,
+        _interval: u32,
+        ts_ms: i64,
+        _raw: i64,
+    ) {
         self.0.entry(key.clone()).or_default().push(ts_ms);
     }
 }
@@ -74,6 +81,10 @@ fn perf_once_rolls_up_every_served_counter_of_every_powered_on_vm() {
         let s = r.stats.expect("stats");
         assert_eq!(s.count, per_window, "a complete 5-minute window: {r:?}");
         assert!(s.min <= s.p50 && s.p50 <= s.p95 && s.p95 <= s.p99 && s.p99 <= s.max);
+        assert!(
+            ["rate", "absolute", "delta"].contains(&r.stats_type.as_str()),
+            "{r:?}"
+        );
         if r.entity_type == "VirtualMachine" {
             counters_by_vm
                 .entry(r.entity_id.to_string())

@@ -81,6 +81,8 @@ pub struct Counter {
     pub key: i32,
     pub name: CompactString,
     pub unit: CompactString,
+    /// `rate`, `absolute` or `delta`: how a value relates to its interval.
+    pub stats_type: CompactString,
 }
 
 /// The counters to query for one entity type, and those that could not be resolved.
@@ -107,6 +109,7 @@ pub fn resolve(catalog: &[PerfCounterInfo], wanted: &[String]) -> Resolved {
                 key: c.key,
                 name: name.as_str().into(),
                 unit: c.unit.as_str().into(),
+                stats_type: c.stats_type.as_str().into(),
             }),
             None => out.missing.push(name.clone()),
         }

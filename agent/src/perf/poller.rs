@@ -13,7 +13,7 @@ use compact_str::CompactString;
 use futures_util::stream::{self, StreamExt};
 use tracing::{debug, warn};
 
-use super::catalog::{resolve, Resolved};
+use super::catalog::{resolve, Counter, Resolved};
 use super::rollup::SeriesKey;
 use crate::config::PerfConfig;
 use crate::inventory::VcenterInventory;
@@ -40,12 +40,33 @@ fn is_historical(entity: &MoRef) -> bool {
 /// Receives every new sample of a poll.
 pub trait SampleSink {
     /// `raw` is vCenter's value (-1: no data); `unit` the counter's unit.
-    fn sample(&mut self, key: &SeriesKey, unit: &str, interval_secs: u32, ts_ms: i64, raw: i64);
+    fn sample(
+        &mut self,
+        key: &SeriesKey,
+        counter: &Counter,
+        interval_secs: u32,
+        ts_ms: i64,
+        raw: i64,
+    );
 }
 
 impl SampleSink for super::rollup::Aggregator {
-    fn sample(&mut self, key: &SeriesKey, unit: &str, interval_secs: u32, ts_ms: i64, raw: i64) {
-        self.add(key, unit, interval_secs, ts_ms, raw);
+    fn sample(
+        &mut self,
+        key: &SeriesKey,
+        counter: &Counter,
+        interval_secs: u32,
+        ts_ms: i64,
+        raw: i64,
+    ) {
+        self.add_typed(
+            key,
+            &counter.unit,
+            &counter.stats_type,
+            interval_secs,
+            ts_ms,
+            raw,
+        );
     }
 }
 
@@ -416,7 +437,7 @@ impl Poller {
                     report.repeated += 1;
                     continue;
                 }
-                sink.sample(&key, &counter.unit, interval, ts, v);
+                sink.sample(&key, counter, interval, ts, v);
                 report.samples += 1;
                 newest = newest.max(ts);
             }

@@ -52,6 +52,8 @@ pub struct Rollup {
     pub instance: CompactString,
     /// Unit after scaling (`percent` values are in percent, not hundredths).
     pub unit: CompactString,
+    /// vCenter's statsType: `rate`, `absolute` or `delta`.
+    pub stats_type: CompactString,
     /// Window start, Unix seconds (the window is `(start, start + window_secs]`).
     pub window_start: i64,
     pub window_secs: u32,
@@ -74,6 +76,8 @@ pub struct DailySummary {
     pub counter: CompactString,
     pub instance: CompactString,
     pub unit: CompactString,
+    /// vCenter's statsType: `rate`, `absolute` or `delta`.
+    pub stats_type: CompactString,
     /// Day start, Unix seconds (the day is `(start, start + 86400]`).
     pub day_start: i64,
     /// Valid samples in the sketch, and how many the day should hold.
@@ -214,7 +218,8 @@ pub struct Aggregator {
     next_entity: u32,
     /// Counter names, numbered by position.
     counters: Vec<CompactString>,
-    units: Vec<CompactString>,
+    /// (unit, statsType) pairs, numbered by position.
+    units: Vec<(CompactString, CompactString)>,
     next_id: u32,
     windows: BTreeMap<i64, Samples>,
     /// Counters that get daily summaries.
@@ -258,6 +263,19 @@ impl Aggregator {
     /// Adds one sample. `raw` is vCenter's integer value; -1 means "no data". Percent
     /// counters arrive in hundredths; they are scaled to percent when the window closes.
     pub fn add(&mut self, key: &SeriesKey, unit: &str, interval_secs: u32, ts_ms: i64, raw: i64) {
+        self.add_typed(key, unit, "", interval_secs, ts_ms, raw);
+    }
+
+    /// As `add`, with the counter's statsType.
+    pub fn add_typed(
+        &mut self,
+        key: &SeriesKey,
+        unit: &str,
+        stats_type: &str,
+        interval_secs: u32,
+        ts_ms: i64,
+        raw: i64,
+    ) {
         let entity = match self.entity_index.get(&key.entity_id) {
             Some(e) => *e,
             None => {
@@ -284,10 +302,14 @@ impl Aggregator {
         let id = match self.series.get(&compact) {
             Some(m) => m.id,
             None => {
-                let unit_idx = match self.units.iter().position(|u| u == unit) {
+                let unit_idx = match self
+                    .units
+                    .iter()
+                    .position(|(u, t)| u == unit && t == stats_type)
+                {
                     Some(i) => i,
                     None => {
-                        self.units.push(unit.into());
+                        self.units.push((unit.into(), stats_type.into()));
                         self.units.len() - 1
                     }
                 };
@@ -365,7 +387,7 @@ impl Aggregator {
                 let Some((key, meta)) = by_id.get(&id) else {
                     return;
                 };
-                let unit = self
+                let (unit, stats_type) = self
                     .units
                     .get(usize::from(meta.unit))
                     .cloned()
@@ -408,6 +430,7 @@ impl Aggregator {
                     counter,
                     instance: key.2.clone(),
                     unit,
+                    stats_type,
                     window_start: start / 1000,
                     window_secs,
                     expected_samples: window_secs / meta.interval_secs.max(1),
@@ -446,6 +469,11 @@ impl Aggregator {
                 .collect();
             out.sort_by_key(|a| a.1.id);
             for (key, meta, sketch, max) in out {
+                let (unit, stats_type) = self
+                    .units
+                    .get(usize::from(meta.unit))
+                    .cloned()
+                    .unwrap_or_default();
                 let (entity_type, entity_id) =
                     self.entity_names.get(&key.0).cloned().unwrap_or_default();
                 each(DailySummary {
@@ -459,11 +487,8 @@ impl Aggregator {
                         .cloned()
                         .unwrap_or_default(),
                     instance: key.2.clone(),
-                    unit: self
-                        .units
-                        .get(usize::from(meta.unit))
-                        .cloned()
-                        .unwrap_or_default(),
+                    unit: unit.clone(),
+                    stats_type: stats_type.clone(),
                     day_start: day / 1000,
                     samples: sketch.count(),
                     expected_samples: 86_400 / u64::from(meta.interval_secs.max(1)),

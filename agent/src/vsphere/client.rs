@@ -413,40 +413,6 @@ impl Client {
         }
     }
 
-    /// Sends a call whose answer may be large and streams it: each `returnval` element is
-    /// handed to `each` (with `state`) on a blocking thread as soon as it is parsed, and
-    /// the body is never held whole. The state is given back.
-    pub(super) async fn invoke_streamed<S>(
-        &self,
-        method: &'static str,
-        body: String,
-        state: S,
-        each: fn(&mut S, Node) -> Result<(), VsphereError>,
-    ) -> Result<S, VsphereError>
-    where
-        S: Send + 'static,
-    {
-        let cookie = self.session_cookie();
-        let resp = self
-            .transport
-            .post(method, &self.soap_action, cookie.as_deref(), body)
-            .await?;
-        let reader = self.transport.stream(resp);
-        let joined = tokio::task::spawn_blocking(move || {
-            let mut state = state;
-            let input = BufReader::with_capacity(64 * 1024, reader);
-            let result = xml::parse_response(input, method, 3, |n| each(&mut state, n));
-            (state, result)
-        })
-        .await;
-        let (state, result) = joined.map_err(|e| VsphereError::Protocol {
-            method,
-            reason: format!("parser task failed: {e}"),
-        })?;
-        result.map_err(|e| self.with_url(e))?;
-        Ok(state)
-    }
-
     /// Sends a small call and returns its `returnval` elements.
     pub(super) async fn invoke(
         &self,

@@ -118,21 +118,24 @@ impl Client {
         Ok(vals.iter().filter_map(metric_id).collect())
     }
 
-    /// QueryPerf for several entities at once; one answer per entity that has data. The
-    /// answer is streamed and each entity's part converted as it is parsed: neither the
-    /// body nor the XML tree of 256 entities is ever held whole.
+    /// QueryPerf for several entities at once; one answer per entity that has data. Each
+    /// entity's part is converted as it is parsed, so the XML tree of 256 entities is never
+    /// held. (The body itself, about 2.5 MB, is read whole: streaming it through blocking
+    /// threads measured 10 MB more peak RSS at 10,000 VMs, from their allocator arenas.)
     pub async fn query_perf(
         &self,
         queries: &[PerfQuery],
     ) -> Result<Vec<PerfEntityMetric>, VsphereError> {
         let pm = self.perf_manager("QueryPerf")?;
         let body = envelope::call("QueryPerf", &pm, &query_specs(queries));
-        self.with_session(|| {
-            let out = Vec::with_capacity(queries.len());
-            self.invoke_streamed("QueryPerf", body.clone(), out, |out, n| {
+        self.with_session(|| async {
+            let mut out = Vec::with_capacity(queries.len());
+            self.invoke_each("QueryPerf", body.clone(), |n| {
                 out.push(entity_metric(&n));
                 Ok(())
             })
+            .await?;
+            Ok(out)
         })
         .await
     }
