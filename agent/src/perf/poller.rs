@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 
-use compact_str::CompactString;
 use futures_util::stream::{self, StreamExt};
 use tracing::{debug, warn};
 
@@ -102,7 +101,8 @@ pub struct Poller {
     /// VMs there are over 100,000 marks.
     entity_ids: HashMap<MoRef, u32>,
     next_entity: u32,
-    marks: HashMap<(u32, i32, CompactString), i64>,
+    marks: HashMap<(u32, i32, u32), i64>,
+    instances: super::rollup::Interner,
     entity_marks: HashMap<MoRef, i64>,
 }
 
@@ -143,6 +143,7 @@ impl Poller {
             entity_ids: HashMap::new(),
             next_entity: 0,
             marks: HashMap::new(),
+            instances: super::rollup::Interner::default(),
             entity_marks: HashMap::new(),
         })
     }
@@ -423,7 +424,11 @@ impl Poller {
             let Some(counter) = counters.by_key(series.id.counter) else {
                 continue;
             };
-            let mark_key = (entity_id, series.id.counter, series.id.instance.clone());
+            let mark_key = (
+                entity_id,
+                series.id.counter,
+                self.instances.id(&series.id.instance),
+            );
             let mark = self.marks.get(&mark_key).copied().unwrap_or(default_mark);
             let key = SeriesKey {
                 entity_type: entity.kind.clone(),

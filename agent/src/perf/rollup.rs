@@ -121,7 +121,31 @@ fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
 
 /// A series inside the aggregator: numbered entity, numbered counter, instance. 32 bytes
 /// instead of a `SeriesKey`'s 96: there are over 100,000 series at 10,000 VMs.
-type CompactKey = (u32, u16, CompactString);
+type CompactKey = (u32, u16, u32);
+
+/// Instance names (`""`, `"*"`, `scsi0:0`, `4000` …), numbered: a few per estate, repeated
+/// across thousands of entities.
+#[derive(Debug, Default)]
+pub(crate) struct Interner {
+    index: HashMap<CompactString, u32>,
+    names: Vec<CompactString>,
+}
+
+impl Interner {
+    pub(crate) fn id(&mut self, name: &CompactString) -> u32 {
+        if let Some(i) = self.index.get(name) {
+            return *i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(name.clone());
+        self.index.insert(name.clone(), i);
+        i
+    }
+
+    pub(crate) fn name(&self, id: u32) -> CompactString {
+        self.names.get(id as usize).cloned().unwrap_or_default()
+    }
+}
 
 /// An open window's samples: `(series id, raw value)` in fixed-size chunks, 8 bytes a
 /// sample. Chunks instead of one growing vector: no doubling, so no moment where a 10,000-VM
@@ -218,6 +242,7 @@ pub struct Aggregator {
     next_entity: u32,
     /// Counter names, numbered by position.
     counters: Vec<CompactString>,
+    instances: Interner,
     /// (unit, statsType) pairs, numbered by position.
     units: Vec<(CompactString, CompactString)>,
     next_id: u32,
@@ -238,6 +263,7 @@ impl Aggregator {
             entity_names: HashMap::new(),
             next_entity: 0,
             counters: Vec::new(),
+            instances: Interner::default(),
             units: Vec::new(),
             next_id: 0,
             windows: BTreeMap::new(),
@@ -294,11 +320,8 @@ impl Aggregator {
                 self.counters.len() - 1
             }
         };
-        let compact: CompactKey = (
-            entity,
-            u16::try_from(counter).unwrap_or(u16::MAX),
-            key.instance.clone(),
-        );
+        let instance = self.instances.id(&key.instance);
+        let compact: CompactKey = (entity, u16::try_from(counter).unwrap_or(u16::MAX), instance);
         let id = match self.series.get(&compact) {
             Some(m) => m.id,
             None => {
@@ -378,7 +401,7 @@ impl Aggregator {
                 .series
                 .iter()
                 .filter(|(_, m)| wanted.contains(&m.id))
-                .map(|(k, m)| (m.id, (k.clone(), *m)))
+                .map(|(k, m)| (m.id, (*k, *m)))
                 .collect();
             drop(wanted);
             let window_secs = (self.window_ms / 1000) as u32;
@@ -428,7 +451,7 @@ impl Aggregator {
                     entity_type,
                     entity_id,
                     counter,
-                    instance: key.2.clone(),
+                    instance: self.instances.name(key.2),
                     unit,
                     stats_type,
                     window_start: start / 1000,
@@ -486,7 +509,7 @@ impl Aggregator {
                         .get(usize::from(key.1))
                         .cloned()
                         .unwrap_or_default(),
-                    instance: key.2.clone(),
+                    instance: self.instances.name(key.2),
                     unit: unit.clone(),
                     stats_type: stats_type.clone(),
                     day_start: day / 1000,
