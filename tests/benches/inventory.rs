@@ -16,10 +16,7 @@ use vscout_e2e::proxy::Proxy;
 use vscout_e2e::{vcenter_config, write_agent_config, Certs, SimOptions, Trust, Vcsim, PASSWORD};
 
 fn main() -> anyhow::Result<()> {
-    let vms: u32 = std::env::var("VSCOUT_BENCH_VMS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let vms = vscout_e2e::bench_vms();
     let opts = SimOptions::bench(vms);
     let dir = tempfile::tempdir()?;
     let certs = Certs::generate(dir.path())?;

@@ -25,10 +25,7 @@ fn resources(stderr: &str) -> (u64, u64) {
 }
 
 fn main() -> anyhow::Result<()> {
-    let vms: u32 = std::env::var("VSCOUT_BENCH_VMS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let vms = vscout_e2e::bench_vms();
     let opts = SimOptions::bench(vms);
     let t = Instant::now();
     let e = Estate::start(&opts)?;

@@ -332,6 +332,14 @@ fn newest_source_mtime(bin: &Path) -> Option<std::time::SystemTime> {
         .max()
 }
 
+/// VMs in the benchmarks' estate: `$VSCOUT_BENCH_VMS`, default 10,000.
+pub fn bench_vms() -> u32 {
+    std::env::var("VSCOUT_BENCH_VMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
+
 /// Builds (if needed) the release `vscout` binary and returns its path; for benchmarks.
 pub fn release_vscout() -> Result<PathBuf> {
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))

@@ -25,6 +25,21 @@ async fn connect_and_poll_setup(e: &Estate, url: &str, perf: &str) -> (Client, V
     (client, targets, poller)
 }
 
+/// Takes inventories until their targets satisfy `done` (vcsim completes power tasks
+/// asynchronously), for at most five seconds; returns the last targets.
+async fn targets_once(client: &Client, done: impl Fn(&[MoRef]) -> bool) -> Vec<MoRef> {
+    let mut targets = Vec::new();
+    for _ in 0..50 {
+        let inv = vscout::inventory::collect(client).await.expect("inventory");
+        targets = Poller::targets(&inv);
+        if done(&targets) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    targets
+}
+
 /// Records every sample a poll hands over.
 #[derive(Default)]
 struct Recorder(BTreeMap<SeriesKey, Vec<i64>>);
@@ -199,18 +214,7 @@ async fn targets_follow_power_state_without_a_restart() {
     admin::power_off(&e.sim.url, &e.certs.ca_pem, &cookie, &victim)
         .await
         .expect("power off");
-    // The task completes asynchronously in vcsim; wait for the inventory to show it.
-    let mut after = before.clone();
-    for _ in 0..50 {
-        let inv = vscout::inventory::collect(&client)
-            .await
-            .expect("inventory");
-        after = Poller::targets(&inv);
-        if after.len() < before.len() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let after = targets_once(&client, |t| t.len() < before.len()).await;
     assert_eq!(after.len(), before.len() - 1);
     assert!(!after.iter().any(|t| t.value == victim.as_str()));
 
@@ -229,17 +233,7 @@ async fn targets_follow_power_state_without_a_restart() {
     admin::power_on(&e.sim.url, &e.certs.ca_pem, &cookie, &victim)
         .await
         .expect("power on");
-    let mut again = after.clone();
-    for _ in 0..50 {
-        let inv = vscout::inventory::collect(&client)
-            .await
-            .expect("inventory");
-        again = Poller::targets(&inv);
-        if again.len() == before.len() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let again = targets_once(&client, |t| t.len() == before.len()).await;
     assert!(again.iter().any(|t| t.value == victim.as_str()));
     poller.retain(&again);
     let now = vcenter_now_ms(&client).await.expect("now");

@@ -38,7 +38,7 @@ fn is_historical(entity: &MoRef) -> bool {
 
 /// Receives every new sample of a poll.
 pub trait SampleSink {
-    /// `raw` is vCenter's value (-1: no data); `unit` the counter's unit.
+    /// `raw` is vCenter's value (-1: no data); `counter` says its name, unit and statsType.
     fn sample(
         &mut self,
         key: &SeriesKey,
