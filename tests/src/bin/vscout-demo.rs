@@ -1,7 +1,8 @@
 //! `vscout-demo`: the README's first command. Starts vcsim (a simulated vCenter with a
 //! cluster, hosts and VMs) on loopback with a certificate made for it, writes an agent
-//! configuration that pins that certificate, then runs the real `vscout check` and
-//! `vscout inventory` (JSON and CSV) into the directory given (default `demo-output`).
+//! configuration that pins that certificate, then runs the real `vscout check`,
+//! `vscout inventory` (JSON and CSV) and `vscout perf --once` into the directory given
+//! (default `demo-output`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -65,8 +66,27 @@ fn main() -> Result<()> {
             .status()?;
         ensure!(status.success(), "vscout inventory failed");
     }
+    let rollups = out.join("rollups.jsonl");
     println!(
-        "\nThe inventory is in {} (inventory.json and one CSV per table).",
+        "\n$ vscout perf --once --window-secs 300 --output {}",
+        rollups.display()
+    );
+    let status = Command::new(&vscout)
+        .args([
+            "--config",
+            cfg,
+            "perf",
+            "--once",
+            "--window-secs",
+            "300",
+            "--output",
+        ])
+        .arg(&rollups)
+        .env("RUST_LOG", "warn")
+        .status()?;
+    ensure!(status.success(), "vscout perf failed");
+    println!(
+        "\nThe inventory is in {} (inventory.json and one CSV per table), the last 5-minute window's performance rollups in rollups.jsonl.",
         out.display()
     );
     Ok(())
