@@ -5,20 +5,27 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 
+use vscout::inventory::VcenterInventory;
 use vscout::perf::{vcenter_now_ms, Counter, Poller, SampleSink, SeriesKey};
 use vscout::vsphere::{Client, MoRef};
 use vscout_e2e::proxy::Proxy;
 use vscout_e2e::{admin, run_vscout, Estate, SimOptions, PASSWORD};
 
-/// Connects to `url` (vcsim, or a proxy in front of it), takes the inventory for its
-/// targets, and makes a poller with these `[perf]` lines.
-async fn connect_and_poll_setup(e: &Estate, url: &str, perf: &str) -> (Client, Vec<MoRef>, Poller) {
+/// Connects to `url` (vcsim, or a proxy in front of it) and takes the inventory.
+async fn connect_and_inventory(e: &Estate, url: &str) -> (Client, VcenterInventory) {
     let client = Client::connect(&e.client_config(url, 500).expect("cfg"))
         .await
         .expect("connect");
     let inv = vscout::inventory::collect(&client)
         .await
         .expect("inventory");
+    (client, inv)
+}
+
+/// Connects to `url`, takes the inventory for its targets, and makes a poller with these
+/// `[perf]` lines.
+async fn connect_and_poll_setup(e: &Estate, url: &str, perf: &str) -> (Client, Vec<MoRef>, Poller) {
+    let (client, inv) = connect_and_inventory(e, url).await;
     let targets = Poller::targets(&inv);
     let cfg = e.perf_config(perf).expect("perf cfg");
     let poller = Poller::new(&client, &cfg).await.expect("poller");
@@ -124,12 +131,7 @@ fn perf_once_rolls_up_every_served_counter_of_every_powered_on_vm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consecutive_and_late_polls_take_every_sample_once() {
     let e = Estate::start(&SimOptions::default()).expect("vcsim");
-    let client = Client::connect(&e.client_config(&e.sim.url, 500).expect("cfg"))
-        .await
-        .expect("connect");
-    let inv = vscout::inventory::collect(&client)
-        .await
-        .expect("inventory");
+    let (client, inv) = connect_and_inventory(&e, &e.sim.url).await;
     // Real-time entities only: clusters and datastores have their own 5-minute grid.
     let targets: Vec<_> = Poller::targets(&inv)
         .into_iter()
@@ -202,12 +204,7 @@ async fn consecutive_and_late_polls_take_every_sample_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn targets_follow_power_state_without_a_restart() {
     let e = Estate::start(&SimOptions::default()).expect("vcsim");
-    let client = Client::connect(&e.client_config(&e.sim.url, 500).expect("cfg"))
-        .await
-        .expect("connect");
-    let inv = vscout::inventory::collect(&client)
-        .await
-        .expect("inventory");
+    let (client, inv) = connect_and_inventory(&e, &e.sim.url).await;
     let before = Poller::targets(&inv);
     let victim = inv.vms[0].id.to_string();
     let cookie = client.session_cookie().expect("cookie");

@@ -69,6 +69,26 @@ impl SampleSink for super::rollup::Aggregator {
     }
 }
 
+/// The resolved counters of each entity type.
+#[derive(Debug)]
+struct CountersByKind {
+    vm: Resolved,
+    host: Resolved,
+    cluster: Resolved,
+    datastore: Resolved,
+}
+
+impl CountersByKind {
+    fn of(&self, entity: &MoRef) -> &Resolved {
+        match entity.kind.as_str() {
+            "HostSystem" => &self.host,
+            "ClusterComputeResource" => &self.cluster,
+            "Datastore" => &self.datastore,
+            _ => &self.vm,
+        }
+    }
+}
+
 /// What one poll did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PollReport {
@@ -91,10 +111,7 @@ pub struct PollReport {
 #[derive(Debug)]
 pub struct Poller {
     cfg: PerfConfig,
-    vm: Resolved,
-    host: Resolved,
-    cluster: Resolved,
-    datastore: Resolved,
+    counters: CountersByKind,
     /// Most entity × counter pairs in one historical query (`maxQueryMetrics`).
     historical_cap: usize,
     /// Entities numbered, so that a series mark is keyed by 32 bytes, not 100: at 10,000
@@ -135,10 +152,12 @@ impl Poller {
         }
         Ok(Self {
             cfg: cfg.clone(),
-            vm,
-            host,
-            cluster,
-            datastore,
+            counters: CountersByKind {
+                vm,
+                host,
+                cluster,
+                datastore,
+            },
             historical_cap,
             entity_ids: HashMap::new(),
             next_entity: 0,
@@ -177,8 +196,8 @@ impl Poller {
             seen.extend(ids.into_iter().map(|m| m.counter));
         }
         for (asked, seen, resolved, kind) in [
-            (asked.0, &seen_vm, &self.vm, "vm"),
-            (asked.1, &seen_host, &self.host, "host"),
+            (asked.0, &seen_vm, &self.counters.vm, "vm"),
+            (asked.1, &seen_host, &self.counters.host, "host"),
         ] {
             if asked {
                 missing.extend(
@@ -195,7 +214,7 @@ impl Poller {
 
     /// The counters resolved for VMs and hosts.
     pub fn resolved(&self) -> (&Resolved, &Resolved) {
-        (&self.vm, &self.host)
+        (&self.counters.vm, &self.counters.host)
     }
 
     /// What to poll in an inventory: powered-on VMs and connected, powered-on hosts
@@ -236,15 +255,6 @@ impl Poller {
         self.entity_marks.retain(|e, _| keep.contains(e));
     }
 
-    fn counters_of(&self, entity: &MoRef) -> &Resolved {
-        match entity.kind.as_str() {
-            "HostSystem" => &self.host,
-            "ClusterComputeResource" => &self.cluster,
-            "Datastore" => &self.datastore,
-            _ => &self.vm,
-        }
-    }
-
     /// Polls `targets` up to `end_ms` (vCenter's now). An entity never polled before is
     /// asked for `lookback_ms` of history.
     pub async fn poll(
@@ -260,7 +270,7 @@ impl Poller {
         let mut queries = Vec::new();
         let mut historical = Vec::new();
         for entity in targets {
-            let counters = self.counters_of(entity);
+            let counters = self.counters.of(entity);
             if counters.counters.is_empty() {
                 continue;
             }
@@ -397,13 +407,8 @@ impl Poller {
         } else {
             REALTIME_SECS
         };
-        // Field by field (not `counters_of`): the marks are updated below.
-        let counters = match entity.kind.as_str() {
-            "HostSystem" => &self.host,
-            "ClusterComputeResource" => &self.cluster,
-            "Datastore" => &self.datastore,
-            _ => &self.vm,
-        };
+        // A field borrow, not a method on `self`: the marks are updated below.
+        let counters = self.counters.of(&entity);
         let default_mark = start;
         let entity_id = match self.entity_ids.get(&entity) {
             Some(id) => *id,

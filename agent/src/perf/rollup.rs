@@ -216,6 +216,64 @@ impl Samples {
     }
 }
 
+/// What the numbers in a `CompactKey` and a `SeriesMeta` stand for.
+#[derive(Debug, Default)]
+struct Names {
+    /// (type, id) of each numbered entity.
+    entity_names: HashMap<u32, (CompactString, CompactString)>,
+    /// Counter names, numbered by position.
+    counters: Vec<CompactString>,
+    instances: Interner,
+    /// (unit, statsType) pairs, numbered by position.
+    units: Vec<(CompactString, CompactString)>,
+}
+
+/// A series' identity in words, as records carry it.
+#[derive(Debug, Default)]
+struct SeriesNames {
+    entity_type: CompactString,
+    entity_id: CompactString,
+    counter: CompactString,
+    instance: CompactString,
+    unit: CompactString,
+    stats_type: CompactString,
+}
+
+impl Names {
+    fn describe(&self, key: &CompactKey, meta: &SeriesMeta) -> SeriesNames {
+        let (entity_type, entity_id) = self.entity_names.get(&key.0).cloned().unwrap_or_default();
+        let (unit, stats_type) = self
+            .units
+            .get(usize::from(meta.unit))
+            .cloned()
+            .unwrap_or_default();
+        SeriesNames {
+            entity_type,
+            entity_id,
+            counter: self
+                .counters
+                .get(usize::from(key.1))
+                .cloned()
+                .unwrap_or_default(),
+            instance: self.instances.name(key.2),
+            unit,
+            stats_type,
+        }
+    }
+}
+
+/// The series whose id `wanted` accepts, by id.
+fn series_by_id(
+    series: &HashMap<CompactKey, SeriesMeta>,
+    wanted: impl Fn(u32) -> bool,
+) -> HashMap<u32, (CompactKey, SeriesMeta)> {
+    series
+        .iter()
+        .filter(|(_, m)| wanted(m.id))
+        .map(|(k, m)| (m.id, (*k, *m)))
+        .collect()
+}
+
 /// What a series id stands for, besides its key.
 #[derive(Debug, Clone, Copy)]
 struct SeriesMeta {
@@ -238,13 +296,8 @@ pub struct Aggregator {
     series: HashMap<CompactKey, SeriesMeta>,
     /// Entities by id (`vm-42`), numbered; and the numbers' (type, id).
     entity_index: HashMap<CompactString, u32>,
-    entity_names: HashMap<u32, (CompactString, CompactString)>,
     next_entity: u32,
-    /// Counter names, numbered by position.
-    counters: Vec<CompactString>,
-    instances: Interner,
-    /// (unit, statsType) pairs, numbered by position.
-    units: Vec<(CompactString, CompactString)>,
+    names: Names,
     next_id: u32,
     windows: BTreeMap<i64, Samples>,
     /// Counters that get daily summaries.
@@ -260,11 +313,8 @@ impl Aggregator {
             window_ms: i64::from(window_secs) * 1000,
             series: HashMap::new(),
             entity_index: HashMap::new(),
-            entity_names: HashMap::new(),
             next_entity: 0,
-            counters: Vec::new(),
-            instances: Interner::default(),
-            units: Vec::new(),
+            names: Names::default(),
             next_id: 0,
             windows: BTreeMap::new(),
             daily_counters: Vec::new(),
@@ -308,32 +358,34 @@ impl Aggregator {
                 let e = self.next_entity;
                 self.next_entity = self.next_entity.wrapping_add(1);
                 self.entity_index.insert(key.entity_id.clone(), e);
-                self.entity_names
+                self.names
+                    .entity_names
                     .insert(e, (key.entity_type.clone(), key.entity_id.clone()));
                 e
             }
         };
-        let counter = match self.counters.iter().position(|c| *c == key.counter) {
+        let counter = match self.names.counters.iter().position(|c| *c == key.counter) {
             Some(c) => c,
             None => {
-                self.counters.push(key.counter.clone());
-                self.counters.len() - 1
+                self.names.counters.push(key.counter.clone());
+                self.names.counters.len() - 1
             }
         };
-        let instance = self.instances.id(&key.instance);
+        let instance = self.names.instances.id(&key.instance);
         let compact: CompactKey = (entity, u16::try_from(counter).unwrap_or(u16::MAX), instance);
         let id = match self.series.get(&compact) {
             Some(m) => m.id,
             None => {
                 let unit_idx = match self
+                    .names
                     .units
                     .iter()
                     .position(|(u, t)| u == unit && t == stats_type)
                 {
                     Some(i) => i,
                     None => {
-                        self.units.push((unit.into(), stats_type.into()));
-                        self.units.len() - 1
+                        self.names.units.push((unit.into(), stats_type.into()));
+                        self.names.units.len() - 1
                     }
                 };
                 let id = self.next_id;
@@ -367,7 +419,7 @@ impl Aggregator {
         let mut open: std::collections::HashSet<u32> =
             self.windows.values().flat_map(Samples::ids).collect();
         open.extend(self.days.values().flat_map(|d| d.keys().copied()));
-        let names = &self.entity_names;
+        let names = &self.names.entity_names;
         self.series.retain(|k, m| {
             open.contains(&m.id)
                 || names
@@ -375,7 +427,7 @@ impl Aggregator {
                     .is_some_and(|(_, id)| entity_ids.contains(id))
         });
         let used: std::collections::HashSet<u32> = self.series.keys().map(|k| k.0).collect();
-        self.entity_names.retain(|e, _| used.contains(e));
+        self.names.entity_names.retain(|e, _| used.contains(e));
         self.entity_index.retain(|_, e| used.contains(e));
     }
 
@@ -397,12 +449,7 @@ impl Aggregator {
                 break;
             };
             let wanted: std::collections::HashSet<u32> = samples.ids().collect();
-            let by_id: HashMap<u32, (CompactKey, SeriesMeta)> = self
-                .series
-                .iter()
-                .filter(|(_, m)| wanted.contains(&m.id))
-                .map(|(k, m)| (m.id, (*k, *m)))
-                .collect();
+            let by_id = series_by_id(&self.series, |id| wanted.contains(&id));
             drop(wanted);
             let window_secs = (self.window_ms / 1000) as u32;
             let mut values: Vec<f64> = Vec::with_capacity(32);
@@ -410,13 +457,9 @@ impl Aggregator {
                 let Some((key, meta)) = by_id.get(&id) else {
                     return;
                 };
-                let (unit, stats_type) = self
-                    .units
-                    .get(usize::from(meta.unit))
-                    .cloned()
-                    .unwrap_or_default();
+                let names = self.names.describe(key, meta);
                 // Percent counters arrive in hundredths of a percent.
-                let scale = if unit == "percent" { 100.0 } else { 1.0 };
+                let scale = if names.unit == "percent" { 100.0 } else { 1.0 };
                 values.clear();
                 values.extend(
                     group
@@ -425,12 +468,7 @@ impl Aggregator {
                         .map(|v| f64::from(*v) / scale),
                 );
                 let missing = (group.len() - values.len()) as u32;
-                let counter = self
-                    .counters
-                    .get(usize::from(key.1))
-                    .cloned()
-                    .unwrap_or_default();
-                if self.daily_counters.contains(&counter) {
+                if self.daily_counters.contains(&names.counter) {
                     let day = (start + self.window_ms - 1).div_euclid(DAY_MS) * DAY_MS;
                     let (sketch, max) = self
                         .days
@@ -443,17 +481,15 @@ impl Aggregator {
                         *max = max.max(*v);
                     }
                 }
-                let (entity_type, entity_id) =
-                    self.entity_names.get(&key.0).cloned().unwrap_or_default();
                 each(Rollup {
                     schema_version: ROLLUP_SCHEMA_VERSION,
                     vcenter: self.vcenter.clone(),
-                    entity_type,
-                    entity_id,
-                    counter,
-                    instance: self.instances.name(key.2),
-                    unit,
-                    stats_type,
+                    entity_type: names.entity_type,
+                    entity_id: names.entity_id,
+                    counter: names.counter,
+                    instance: names.instance,
+                    unit: names.unit,
+                    stats_type: names.stats_type,
                     window_start: start / 1000,
                     window_secs,
                     expected_samples: window_secs / meta.interval_secs.max(1),
@@ -480,38 +516,23 @@ impl Aggregator {
             let Some((_, series)) = self.days.pop_first() else {
                 break;
             };
-            let by_id: HashMap<u32, (&CompactKey, SeriesMeta)> = self
-                .series
-                .iter()
-                .filter(|(_, m)| series.contains_key(&m.id))
-                .map(|(k, m)| (m.id, (k, *m)))
-                .collect();
-            let mut out: Vec<(&CompactKey, SeriesMeta, Sketch, f64)> = series
+            let by_id = series_by_id(&self.series, |id| series.contains_key(&id));
+            let mut out: Vec<(CompactKey, SeriesMeta, Sketch, f64)> = series
                 .into_iter()
                 .filter_map(|(id, (sk, max))| by_id.get(&id).map(|(k, m)| (*k, *m, sk, max)))
                 .collect();
             out.sort_by_key(|a| a.1.id);
             for (key, meta, sketch, max) in out {
-                let (unit, stats_type) = self
-                    .units
-                    .get(usize::from(meta.unit))
-                    .cloned()
-                    .unwrap_or_default();
-                let (entity_type, entity_id) =
-                    self.entity_names.get(&key.0).cloned().unwrap_or_default();
+                let names = self.names.describe(&key, &meta);
                 each(DailySummary {
                     schema_version: ROLLUP_SCHEMA_VERSION,
                     vcenter: self.vcenter.clone(),
-                    entity_type,
-                    entity_id,
-                    counter: self
-                        .counters
-                        .get(usize::from(key.1))
-                        .cloned()
-                        .unwrap_or_default(),
-                    instance: self.instances.name(key.2),
-                    unit: unit.clone(),
-                    stats_type: stats_type.clone(),
+                    entity_type: names.entity_type,
+                    entity_id: names.entity_id,
+                    counter: names.counter,
+                    instance: names.instance,
+                    unit: names.unit,
+                    stats_type: names.stats_type,
                     day_start: day / 1000,
                     samples: sketch.count(),
                     expected_samples: 86_400 / u64::from(meta.interval_secs.max(1)),
