@@ -7,11 +7,13 @@
 //!   collected through `vsphere` and written as JSON or CSV.
 //! - [`perf`]: real-time performance counters, polled exactly once per sample and rolled
 //!   up per window.
+//! - [`buffer`]: the durable on-disk queue between collection and shipping.
 //! - [`check`]: `vscout check`, connectivity and prerequisite checks.
 //! - [`daemon`]: `vscout run`, the long-running loop and its shutdown.
 //! - [`telemetry`]: logging set-up.
 #![forbid(unsafe_code)]
 
+pub mod buffer;
 pub mod check;
 pub mod config;
 pub mod daemon;
