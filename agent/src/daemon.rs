@@ -1,9 +1,14 @@
 //! `vscout run`: the long-running agent. For each vCenter a task keeps one session, takes
 //! an inventory every `inventory_interval` (which also tells which VMs and hosts to poll),
-//! polls real-time performance counters every `perf.interval` and logs each closed
-//! window, keeps the session alive in between, and
-//! reconnects with capped exponential backoff when vCenter is unreachable. `shutdown`
-//! resolving stops every task; sessions are logged out within `shutdown_timeout`.
+//! polls real-time performance counters every `perf.interval`, keeps the session alive in
+//! between, and reconnects with capped exponential backoff when vCenter is unreachable.
+//! Inventories, closed windows, daily summaries and health records go to the on-disk
+//! buffer through a `Sink`; the shipper sends what is stored to the collector.
+//!
+//! Shutdown, when `shutdown` resolves: collection stops (sessions are logged out), the
+//! buffer is synced so nothing appended is left unstored, then the shipper gets what is
+//! left of `shutdown_timeout` (at most 5 s) to finish records in flight. Anything not
+//! acknowledged stays in the buffer for the next start.
 
 use std::future::Future;
 use std::path::Path;
@@ -14,37 +19,162 @@ use tokio::sync::watch;
 
 use tracing::{debug, error, info, warn};
 
+use crate::buffer::{self, Buffer, BufferError, BufferHandle, BufferOptions};
 use crate::config::{AgentConfig, VcenterConfig};
 use crate::inventory::{self, Inventory, SCHEMA_VERSION};
-use crate::perf::{vcenter_now_ms, Aggregator, Poller, Rollup, REALTIME_SECS};
+use crate::perf::{vcenter_now_ms, watermark, Aggregator, Poller, Rollup, REALTIME_SECS};
+use crate::ship::{AgentHealth, Record, ShipError, ShipStats, Shipper, Sink};
 use crate::vsphere::{Client, MoRef, VsphereError};
 
-/// Runs until `shutdown` resolves, then logs out and returns.
-pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) {
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot read or create the agent identity in {dir}: {reason}")]
+    Identity { dir: String, reason: String },
+    #[error(transparent)]
+    Buffer(#[from] BufferError),
+    #[error(transparent)]
+    Ship(#[from] ShipError),
+}
+
+/// vCenter keeps one hour of real-time samples: a restarted agent looks back at most that.
+const REALTIME_RETENTION_MS: i64 = 3_600_000;
+
+/// Runs until `shutdown` resolves, then drains and returns.
+pub async fn run(
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let started = Instant::now();
+    let agent_id =
+        crate::identity::load_or_create(&config.state_dir).map_err(|e| DaemonError::Identity {
+            dir: config.state_dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    let opts = BufferOptions {
+        dir: config.state_dir.join("buffer"),
+        max_bytes: config.buffer.max_bytes,
+        segment_bytes: config.buffer.segment_bytes,
+        fsync_always: config.buffer.fsync_always,
+    };
+    let fs: Arc<dyn buffer::fs::Fs> = Arc::new(buffer::fs::StdFs::default());
+    let buffer = BufferHandle::new(Buffer::open(fs, opts)?);
+    info!(agent_id, version = crate::VERSION, "agent starting");
+
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (ship_stop_tx, ship_stop_rx) = watch::channel(false);
+    let commit = tokio::spawn(buffer::group_commit(
+        buffer.clone(),
+        config.buffer.commit_interval,
+        ship_stop_rx.clone(),
+    ));
+    let ship_stats = Arc::new(ShipStats::default());
+    let shipper = match config.collector.clone() {
+        Some(c) => {
+            let s = Shipper::new(
+                c,
+                agent_id.clone(),
+                buffer.clone(),
+                &config.state_dir,
+                ship_stats.clone(),
+            )?;
+            let drain = config.shutdown_timeout.min(Duration::from_secs(5));
+            Some(tokio::spawn(s.run(ship_stop_rx.clone(), drain)))
+        }
+        None => {
+            warn!("no [collector] configured: records are kept in the buffer (up to its cap) and not shipped");
+            None
+        }
+    };
+    let sink = Sink::new(buffer.clone(), stop_rx.clone());
     let config = Arc::new(config);
     let mut tasks = tokio::task::JoinSet::new();
     for vc in config.vcenters.clone() {
         let cfg = config.clone();
         let rx = stop_rx.clone();
-        tasks.spawn(async move { vcenter_loop(cfg, vc, rx).await });
+        let sink = sink.clone();
+        tasks.spawn(async move { vcenter_loop(cfg, vc, sink, rx).await });
     }
+    tasks.spawn(health_loop(
+        config.health_interval,
+        sink.clone(),
+        buffer.clone(),
+        ship_stats,
+        started,
+        stop_rx.clone(),
+    ));
     shutdown.await;
     info!("shutting down: stopping polls and logging out");
     let _ = stop_tx.send(true);
-    let deadline = config.shutdown_timeout;
-    let drained = tokio::time::timeout(deadline, async {
+    let deadline = tokio::time::Instant::now() + config.shutdown_timeout;
+    let drained = tokio::time::timeout_at(deadline, async {
         while tasks.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {
         warn!(
-            timeout_secs = deadline.as_secs(),
+            timeout_secs = config.shutdown_timeout.as_secs(),
             "shutdown deadline passed; abandoning remaining work"
         );
         tasks.abort_all();
     }
-    info!("stopped");
+    if let Err(e) = buffer.sync().await {
+        error!(error = %e, "final buffer sync failed");
+    }
+    let _ = ship_stop_tx.send(true);
+    let _ = tokio::time::timeout_at(deadline, async {
+        if let Some(s) = shipper {
+            let _ = s.await;
+        }
+        let _ = commit.await;
+    })
+    .await;
+    let snap = buffer.snapshot();
+    info!(
+        depth = snap.depth,
+        acked = snap.acked,
+        stored = snap.stored,
+        "stopped"
+    );
+    Ok(())
+}
+
+/// Stores a health record every `interval`.
+async fn health_loop(
+    interval: Duration,
+    sink: Sink,
+    buffer: BufferHandle,
+    ship: Arc<ShipStats>,
+    started: Instant,
+    mut stop: watch::Receiver<bool>,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    loop {
+        if sleep_or_stop(interval, &mut stop).await {
+            return;
+        }
+        let snap = buffer.snapshot();
+        let usage = crate::telemetry::resource_usage();
+        let health = AgentHealth {
+            schema_version: crate::ship::batch::HEALTH_SCHEMA_VERSION,
+            at_ms: crate::telemetry::unix_now_ms(),
+            version: crate::VERSION.into(),
+            uptime_secs: started.elapsed().as_secs(),
+            buffer_depth: snap.depth,
+            buffer_bytes: snap.disk_bytes,
+            evicted_records: snap.stats.evicted_records,
+            dead_letters: ship.dead_letters.load(Relaxed),
+            shipped_records: ship.shipped.load(Relaxed),
+            ship_retries: ship.retries.load(Relaxed),
+            cpu_ms: usage.map(|u| u.cpu_ms),
+            peak_rss_kib: usage.map(|u| u.peak_rss_kib),
+            errors: crate::telemetry::error_count(),
+            last_error: crate::telemetry::last_error(),
+        };
+        if let Err(e) = sink.store(vec![Record::Health(health)]).await {
+            warn!(error = %e, "cannot store a health record");
+        }
+    }
 }
 
 async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
@@ -54,7 +184,12 @@ async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     }
 }
 
-async fn vcenter_loop(cfg: Arc<AgentConfig>, vc: VcenterConfig, mut stop: watch::Receiver<bool>) {
+async fn vcenter_loop(
+    cfg: Arc<AgentConfig>,
+    vc: VcenterConfig,
+    sink: Sink,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut backoff = Duration::from_secs(1);
     let client = loop {
         if *stop.borrow() {
@@ -86,6 +221,7 @@ async fn vcenter_loop(cfg: Arc<AgentConfig>, vc: VcenterConfig, mut stop: watch:
         cfg: cfg.clone(),
         vc: vc.clone(),
         client,
+        sink,
         round: 0,
         perf: None,
         targets: Vec::new(),
@@ -138,6 +274,8 @@ async fn vcenter_loop(cfg: Arc<AgentConfig>, vc: VcenterConfig, mut stop: watch:
 struct PerfState {
     poller: Poller,
     agg: Aggregator,
+    /// End of the last window stored by an earlier run, until the first poll has used it.
+    stored_until: Option<i64>,
 }
 
 /// Everything one vCenter's task keeps between rounds.
@@ -145,6 +283,7 @@ struct VcenterTask {
     cfg: Arc<AgentConfig>,
     vc: VcenterConfig,
     client: Client,
+    sink: Sink,
     round: u64,
     perf: Option<PerfState>,
     /// What to poll, from the latest inventory.
@@ -184,7 +323,14 @@ impl VcenterTask {
                     let ids = self.targets.iter().map(|t| t.value.clone()).collect();
                     p.agg.retain_entities(&ids);
                 }
-                save_latest(&self.cfg.state_dir, inv);
+                let inv = save_latest(&self.cfg.state_dir, inv);
+                if let Err(e) = self
+                    .sink
+                    .store(vec![Record::Inventory(Box::new(inv))])
+                    .await
+                {
+                    error!(vcenter = %vc.name, round, error = %e, "cannot store the inventory in the buffer");
+                }
             }
             Some(Ok(Err(e))) => log_round_error(vc, round, &e),
         }
@@ -207,9 +353,17 @@ impl VcenterTask {
                             debug!(vcenter = %vc_name, error = %e, "QueryAvailablePerfMetric failed")
                         }
                     }
+                    let mut agg = Aggregator::new(&vc_name, self.cfg.perf.window_secs)
+                        .with_daily(&self.cfg.perf.daily_counters);
+                    let stored_until = watermark::read(&self.cfg.state_dir, &vc_name);
+                    if let Some(w) = stored_until {
+                        agg.resume_after(w);
+                        info!(vcenter = %vc_name, stored_until_ms = w, "resuming performance collection after the last stored window");
+                    }
                     self.perf = Some(PerfState {
                         poller,
-                        agg: Aggregator::new(&vc_name, self.cfg.perf.window_secs),
+                        agg,
+                        stored_until,
                     });
                 }
                 Err(e) => {
@@ -222,11 +376,18 @@ impl VcenterTask {
             return true;
         };
         let deadline = self.cfg.perf.interval;
-        let lookback_ms = i64::from(self.cfg.perf.window_secs) * 1000;
+        let window_ms = i64::from(self.cfg.perf.window_secs) * 1000;
+        let resume = perf.stored_until.take();
         let client = &self.client;
         let targets = &self.targets;
         let run = async {
             let end = vcenter_now_ms(client).await?;
+            // After a restart, look back to the last stored window (no gap), at most as
+            // far as vCenter keeps real-time samples.
+            let lookback_ms = match resume {
+                Some(w) => (end - w).clamp(window_ms, REALTIME_RETENTION_MS),
+                None => window_ms,
+            };
             let report = perf
                 .poller
                 .poll(client, targets, end, lookback_ms, &mut perf.agg)
@@ -254,12 +415,27 @@ impl VcenterTask {
                 let closed = end - i64::from(REALTIME_SECS) * 1000;
                 let rollups = perf.agg.drain_closed(closed);
                 log_windows(&vc_name, &rollups);
-                let mut days: std::collections::BTreeMap<i64, usize> =
-                    std::collections::BTreeMap::new();
+                let last_window_end = rollups
+                    .iter()
+                    .map(|r| (r.window_start + i64::from(r.window_secs)) * 1000)
+                    .max();
+                let mut records: Vec<Record> = rollups.into_iter().map(Record::Rollup).collect();
                 perf.agg
-                    .drain_closed_days_with(closed, |d| *days.entry(d.day_start).or_default() += 1);
-                for (day_start, series) in days {
-                    info!(vcenter = %vc_name, day_start, series, "daily performance summaries closed");
+                    .drain_closed_days_with(closed, |d| records.push(Record::Daily(d)));
+                if records.is_empty() {
+                    return true;
+                }
+                match self.sink.store(records).await {
+                    Ok(_) => {
+                        if let Some(w) = last_window_end {
+                            if let Err(e) = watermark::write(&self.cfg.state_dir, &vc_name, w) {
+                                warn!(vcenter = %vc_name, error = %e, "cannot record the last stored window; a restart may roll it up again");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        error!(vcenter = %vc_name, error = %e, "cannot store closed windows in the buffer")
+                    }
                 }
             }
         }
@@ -307,8 +483,8 @@ fn log_round_error(vc: &VcenterConfig, round: u64, e: &VsphereError) {
 }
 
 /// Keeps the latest inventory of each vCenter in the state directory (best effort: the
-/// daemon goes on if the directory is not writable).
-fn save_latest(state_dir: &Path, inv: inventory::VcenterInventory) {
+/// daemon goes on if the directory is not writable), and hands it back.
+fn save_latest(state_dir: &Path, inv: inventory::VcenterInventory) -> inventory::VcenterInventory {
     let dir = state_dir.join("inventory").join(sanitize(&inv.name));
     let doc = Inventory {
         schema_version: SCHEMA_VERSION,
@@ -319,6 +495,8 @@ fn save_latest(state_dir: &Path, inv: inventory::VcenterInventory) {
     if let Err(e) = result {
         warn!(dir = %dir.display(), error = %e, "cannot save the latest inventory");
     }
+    let mut doc = doc;
+    doc.vcenters.pop().unwrap_or_default()
 }
 
 fn sanitize(name: &str) -> String {

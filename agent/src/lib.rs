@@ -8,8 +8,12 @@
 //! - [`perf`]: real-time performance counters, polled exactly once per sample and rolled
 //!   up per window.
 //! - [`buffer`]: the durable on-disk queue between collection and shipping.
+//! - [`ship`]: batches of records into the buffer, and from the buffer to the collector.
+//! - [`identity`]: the agent's UUID, kept in the state directory.
 //! - [`check`]: `vscout check`, connectivity and prerequisite checks.
 //! - [`daemon`]: `vscout run`, the long-running loop and its shutdown.
+//! - [`tls`]: rustls client trust (chain, pinned thumbprint, insecure) and client certificates,
+//!   for vCenter and the collector alike.
 //! - [`telemetry`]: logging set-up.
 #![forbid(unsafe_code)]
 
@@ -17,9 +21,12 @@ pub mod buffer;
 pub mod check;
 pub mod config;
 pub mod daemon;
+pub mod identity;
 pub mod inventory;
 pub mod perf;
+pub mod ship;
 pub mod telemetry;
+pub mod tls;
 pub mod vsphere;
 
 /// The agent's version, as `vscout --version` prints it.

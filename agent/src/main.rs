@@ -13,6 +13,8 @@ use vscout::vsphere::Client;
 
 /// sysexits.h: the configuration is unusable.
 const EX_USAGE: u8 = 64;
+/// sysexits.h: cannot create a needed file (state directory, buffer) or use a TLS file.
+const EX_CANTCREAT: u8 = 73;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -101,10 +103,14 @@ fn main() -> ExitCode {
                 window_secs,
                 output,
             } => perf_once(&cfg, once, window_secs, &output).await,
-            Command::Run => {
-                vscout::daemon::run(cfg, shutdown_signal()).await;
-                Ok(ExitCode::SUCCESS)
-            }
+            Command::Run => match vscout::daemon::run(cfg, shutdown_signal()).await {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    // The state directory or TLS files are unusable: an operator must act.
+                    eprintln!("vscout: {e}");
+                    Ok(ExitCode::from(EX_CANTCREAT))
+                }
+            },
         }
     });
     // Benchmarks read this line to measure the agent from the inside.

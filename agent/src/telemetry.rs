@@ -2,6 +2,11 @@
 //! set) timestamps are left out because journald adds its own. `RUST_LOG` filters
 //! (default `info`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 /// Log line format.
@@ -22,11 +27,65 @@ pub fn init(format: LogFormat) {
         .with_writer(std::io::stderr)
         .with_target(false);
     let result = match (format, under_journald) {
-        (LogFormat::Json, _) => builder.json().try_init(),
-        (LogFormat::Text, true) => builder.without_time().with_ansi(false).try_init(),
-        (LogFormat::Text, false) => builder.try_init(),
+        (LogFormat::Json, _) => builder.json().finish().with(ErrorCounter).try_init(),
+        (LogFormat::Text, true) => builder
+            .without_time()
+            .with_ansi(false)
+            .finish()
+            .with(ErrorCounter)
+            .try_init(),
+        (LogFormat::Text, false) => builder.finish().with(ErrorCounter).try_init(),
     };
     let _ = result; // already initialised (tests): keep the first
+}
+
+static ERRORS: AtomicU64 = AtomicU64::new(0);
+static LAST_ERROR: Mutex<Option<String>> = Mutex::new(None);
+
+/// Error events logged since start (they go into the agent's health record).
+pub fn error_count() -> u64 {
+    ERRORS.load(Ordering::Relaxed)
+}
+
+/// The message of the last error event.
+pub fn last_error() -> Option<String> {
+    LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Counts ERROR events and keeps the last one's message and fields.
+struct ErrorCounter;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ErrorCounter {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if *event.metadata().level() != tracing::Level::ERROR {
+            return;
+        }
+        ERRORS.fetch_add(1, Ordering::Relaxed);
+        let mut text = String::new();
+        event.record(
+            &mut |field: &tracing::field::Field, value: &dyn std::fmt::Debug| {
+                use std::fmt::Write;
+                if field.name() == "message" {
+                    let _ = write!(text, "{value:?}");
+                } else {
+                    let _ = write!(text, " {}={value:?}", field.name());
+                }
+            },
+        );
+        text.truncate(500);
+        *LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+    }
+}
+
+/// Wall-clock time, Unix milliseconds.
+pub fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// This process's CPU time (user + system) and peak resident set size, from `/proc/self`.

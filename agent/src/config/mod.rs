@@ -8,11 +8,13 @@
 mod error;
 mod raw;
 mod secret;
+mod ship;
 mod validate;
 
 pub use error::ConfigError;
-pub use raw::{RawAgent, RawConfig, RawPerf, RawTls, RawVcenter};
+pub use raw::{RawAgent, RawBuffer, RawCollector, RawConfig, RawPerf, RawTls, RawVcenter};
 pub use secret::Secret;
+pub use ship::{BufferConfig, CollectorConfig, Compression};
 pub use validate::{parse_thumbprint, AgentConfig, PerfConfig, TlsPolicy, VcenterConfig};
 
 use std::path::Path;

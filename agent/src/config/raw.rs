@@ -21,6 +21,54 @@ pub struct RawConfig {
     /// Performance collection.
     #[serde(default)]
     pub perf: RawPerf,
+    /// The local on-disk buffer.
+    #[serde(default)]
+    pub buffer: RawBuffer,
+    /// Where records are shipped. Without it everything stays in the buffer (up to its cap).
+    pub collector: Option<RawCollector>,
+}
+
+/// `[buffer]`: the durable local queue (`<state_dir>/buffer`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBuffer {
+    /// Hard cap on the buffer's bytes on disk, metadata included (65536 to 1 TiB). When
+    /// full the oldest data is evicted, counted and logged. Default 1073741824 (1 GiB).
+    pub max_bytes: Option<u64>,
+    /// `interval`: group commit, one fsync per `commit_interval_ms` (default); `always`:
+    /// fsync after every record.
+    pub fsync: Option<String>,
+    /// Longest time a record waits for its fsync with `fsync = "interval"`, in
+    /// milliseconds (1 to 5000). Default 500.
+    pub commit_interval_ms: Option<u64>,
+}
+
+/// `[collector]`: the central collector that receives what the agent collects.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCollector {
+    /// Base URL, e.g. `https://collector.example.com:8443`. Only `https` is accepted.
+    pub url: Option<String>,
+    /// File holding the bearer token the collector issued for this agent.
+    pub token_file: Option<PathBuf>,
+    /// Name of a systemd credential holding the token (`$CREDENTIALS_DIRECTORY/NAME`).
+    pub token_credential: Option<String>,
+    /// Client certificate (PEM) for mutual TLS; needs `client_key_file`.
+    pub client_cert_file: Option<PathBuf>,
+    /// Private key (PEM) of `client_cert_file`.
+    pub client_key_file: Option<PathBuf>,
+    /// How to trust the collector's certificate (default: the system roots).
+    #[serde(default)]
+    pub tls: RawTls,
+    /// Request body compression: `zstd` (default) or `gzip`.
+    pub compression: Option<String>,
+    /// Records sent at once (1 to 16). Default 2.
+    pub max_in_flight: Option<u64>,
+    /// Deadline for one request, in seconds (1 to 600). Default 60.
+    pub request_timeout_secs: Option<u64>,
+    /// Longest wait between two attempts at a record, in seconds (1 to 3600). Waits
+    /// start at 1 s and double (with full jitter) up to this. Default 60.
+    pub retry_max_secs: Option<u64>,
 }
 
 /// `[perf]`: performance counter collection.
@@ -70,6 +118,9 @@ pub struct RawAgent {
     pub keepalive_interval_secs: Option<u64>,
     /// Bound on the whole shutdown (logout, flush), in seconds (1 to 300). Default 20.
     pub shutdown_timeout_secs: Option<u64>,
+    /// How often the agent stores a health record (its own CPU, memory, buffer depth,
+    /// errors) for the collector, in seconds (5 to 3600). Default 60.
+    pub health_interval_secs: Option<u64>,
 }
 
 /// `[[vcenter]]`: one vCenter Server (or standalone ESXi host).

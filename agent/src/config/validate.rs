@@ -22,10 +22,16 @@ pub struct AgentConfig {
     pub keepalive_interval: Duration,
     /// Bound on the whole shutdown.
     pub shutdown_timeout: Duration,
+    /// Time between two health records.
+    pub health_interval: Duration,
     /// The vCenters, in file order; names are unique.
     pub vcenters: Vec<VcenterConfig>,
     /// Performance collection.
     pub perf: PerfConfig,
+    /// The on-disk buffer.
+    pub buffer: super::BufferConfig,
+    /// Where to ship; `None` keeps everything in the buffer.
+    pub collector: Option<super::CollectorConfig>,
 }
 
 /// Validated `[perf]`.
@@ -173,7 +179,7 @@ impl Context {
     }
 }
 
-fn ranged(
+pub(super) fn ranged(
     key: &str,
     value: Option<u64>,
     default: u64,
@@ -253,12 +259,26 @@ pub fn validate(raw: RawConfig, ctx: &Context) -> Result<AgentConfig, ConfigErro
         vcenters.push(vc);
     }
     let perf = validate_perf(raw.perf)?;
+    let buffer = super::ship::validate_buffer(raw.buffer)?;
+    let collector = raw
+        .collector
+        .map(|c| super::ship::validate_collector(c, ctx))
+        .transpose()?;
     Ok(AgentConfig {
         perf,
+        buffer,
+        collector,
         state_dir,
         inventory_interval: Duration::from_secs(inventory_interval),
         keepalive_interval: Duration::from_secs(keepalive),
         shutdown_timeout: Duration::from_secs(shutdown),
+        health_interval: Duration::from_secs(ranged(
+            "agent.health_interval_secs",
+            a.health_interval_secs,
+            60,
+            5,
+            3600,
+        )?),
         vcenters,
     })
 }
@@ -278,12 +298,17 @@ fn validate_vcenter(i: usize, v: RawVcenter, ctx: &Context) -> Result<VcenterCon
             key: key("username"),
             reason: "the vCenter login user".into(),
         })?;
-    let password = read_password(
-        &key("password_file"),
+    let password = read_secret(
+        &format!("vcenter[{i}]"),
+        "password",
         v.password_file,
         v.password_credential,
         ctx,
-    )?;
+    )?
+    .ok_or_else(|| ConfigError::Missing {
+        key: key("password_file"),
+        reason: "set password_file or password_credential".into(),
+    })?;
     let tls = tls_policy(&key("tls"), v.tls)?;
     let timeout = ranged(
         &key("request_timeout_secs"),
@@ -323,7 +348,7 @@ fn validate_vcenter(i: usize, v: RawVcenter, ctx: &Context) -> Result<VcenterCon
     })
 }
 
-fn parse_url(text: &str) -> Result<reqwest::Url, String> {
+pub(super) fn parse_url(text: &str) -> Result<reqwest::Url, String> {
     let mut url = reqwest::Url::parse(text).map_err(|e| format!("not a URL ({e})"))?;
     if url.scheme() != "https" {
         return Err(format!("scheme must be https, not {}", url.scheme()));
@@ -337,49 +362,49 @@ fn parse_url(text: &str) -> Result<reqwest::Url, String> {
     Ok(url)
 }
 
-fn read_password(
-    key: &str,
+/// Reads a secret given as `<section>.<name>_file` or `<section>.<name>_credential` (a
+/// systemd credential). `None` when neither is set.
+pub(super) fn read_secret(
+    section: &str,
+    name: &str,
     file: Option<PathBuf>,
     credential: Option<String>,
     ctx: &Context,
-) -> Result<Secret, ConfigError> {
+) -> Result<Option<Secret>, ConfigError> {
+    let file_key = format!("{section}.{name}_file");
+    let cred_key = format!("{section}.{name}_credential");
     let path = match (file, credential) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::invalid(
-                key,
-                "password_file and password_credential",
+                &file_key,
+                format!("{name}_file and {name}_credential"),
                 "set one of them, not both",
             ))
         }
         (Some(f), None) => f,
-        (None, Some(name)) => {
-            if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        (None, Some(cred)) => {
+            if cred.is_empty() || cred.contains('/') || cred == "." || cred == ".." {
                 return Err(ConfigError::invalid(
-                    key.replace("password_file", "password_credential"),
-                    &name,
+                    cred_key,
+                    &cred,
                     "a credential name is a plain file name",
                 ));
             }
             let dir = ctx.credentials_dir.as_ref().ok_or_else(|| ConfigError::Missing {
                 key: "CREDENTIALS_DIRECTORY".into(),
                 reason: format!(
-                    "password_credential = {name:?} needs systemd's LoadCredential= (no credentials directory is set)"
+                    "{cred_key} = {cred:?} needs systemd's LoadCredential= (no credentials directory is set)"
                 ),
             })?;
-            dir.join(name)
+            dir.join(cred)
         }
-        (None, None) => {
-            return Err(ConfigError::Missing {
-                key: key.into(),
-                reason: "set password_file or password_credential".into(),
-            })
-        }
+        (None, None) => return Ok(None),
     };
-    let text = read_secret_file(key, &path)?;
-    Ok(Secret::new(text))
+    let text = read_secret_file(&file_key, &path)?;
+    Ok(Some(Secret::new(text)))
 }
 
-fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
+pub(super) fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
     let mut text = std::fs::read_to_string(path).map_err(|e| ConfigError::Secret {
         key: key.into(),
         path: path.to_owned(),
@@ -398,7 +423,7 @@ fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
     Ok(text)
 }
 
-fn tls_policy(key: &str, t: RawTls) -> Result<TlsPolicy, ConfigError> {
+pub(super) fn tls_policy(key: &str, t: RawTls) -> Result<TlsPolicy, ConfigError> {
     let insecure = t.insecure.unwrap_or(false);
     match (t.ca_file, t.thumbprint_sha256, insecure) {
         (None, None, false) => Ok(TlsPolicy::Verify { ca_file: None }),

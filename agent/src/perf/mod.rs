@@ -12,6 +12,7 @@ mod once;
 mod poller;
 pub mod rollup;
 pub mod sketch;
+pub mod watermark;
 
 pub use catalog::{
     resolve, Counter, Resolved, DEFAULT_CLUSTER_COUNTERS, DEFAULT_DAILY_COUNTERS,
@@ -19,4 +20,4 @@ pub use catalog::{
 };
 pub use once::{last_window, RollupWriter};
 pub use poller::{vcenter_now_ms, PollReport, Poller, SampleSink, REALTIME_SECS};
-pub use rollup::{Aggregator, DailySummary, Rollup, SeriesKey, WindowStats};
+pub use rollup::{Aggregator, DailySummary, Rollup, SeriesKey, WindowStats, ROLLUP_SCHEMA_VERSION};

@@ -304,6 +304,9 @@ pub struct Aggregator {
     daily_counters: Vec<CompactString>,
     /// Open days: day start (ms) → series id → sketch and max.
     days: BTreeMap<i64, HashMap<u32, (Sketch, f64)>>,
+    /// Windows ending at or before this (Unix ms) were already rolled up and stored by an
+    /// earlier run: their samples are ignored, so a restart never makes a window twice.
+    floor_ms: i64,
 }
 
 impl Aggregator {
@@ -319,7 +322,13 @@ impl Aggregator {
             windows: BTreeMap::new(),
             daily_counters: Vec::new(),
             days: BTreeMap::new(),
+            floor_ms: i64::MIN,
         }
+    }
+
+    /// Ignores samples of windows that end at or before `closed_ms` (already stored).
+    pub fn resume_after(&mut self, closed_ms: i64) {
+        self.floor_ms = closed_ms;
     }
 
     /// Also keeps daily sketches of these counters (by name).
@@ -352,6 +361,10 @@ impl Aggregator {
         ts_ms: i64,
         raw: i64,
     ) {
+        let start = self.window_of(ts_ms);
+        if start.saturating_add(self.window_ms) <= self.floor_ms {
+            return;
+        }
         let entity = match self.entity_index.get(&key.entity_id) {
             Some(e) => *e,
             None => {
@@ -399,7 +412,6 @@ impl Aggregator {
                 id
             }
         };
-        let start = self.window_of(ts_ms);
         self.windows.entry(start).or_default().push(id, raw);
     }
 
@@ -577,6 +589,19 @@ mod tests {
         let mut w: Vec<f64> = (1..=15).map(|x| f64::from(x) * 10.0).collect();
         let s = stats(&mut w).expect("stats");
         assert_eq!((s.p50, s.p95, s.p99, s.mean), (80.0, 150.0, 150.0, 80.0));
+    }
+
+    #[test]
+    fn resume_after_ignores_windows_an_earlier_run_stored() {
+        let mut agg = Aggregator::new("vc", 60);
+        agg.resume_after(120_000);
+        let k = key("cpu.usage.average");
+        // 100 s is in (60, 120]: stored before the restart. 140 s is in (120, 180].
+        agg.add(&k, "percent", 20, 100_000, 500);
+        agg.add(&k, "percent", 20, 140_000, 500);
+        let r = agg.drain_closed(1_000_000);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].window_start, 120);
     }
 
     #[test]

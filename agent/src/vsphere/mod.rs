@@ -15,16 +15,15 @@ mod error;
 mod fault;
 mod objects;
 mod perf;
-mod tls;
 mod transport;
 pub mod xml;
 
+pub use crate::tls::format_thumbprint;
 pub use client::{About, Client, CollectAll, ObjectSink, RetrieveStats, ServiceContent};
 pub use envelope::{Objects, PropertySpec};
 pub use error::VsphereError;
 pub use objects::{MoRef, ObjectContent};
 pub use perf::{MetricId, PerfCounterInfo, PerfEntityMetric, PerfQuery, PerfSeries};
-pub use tls::format_thumbprint;
 pub use xml::Node;
 
 /// Parses a captured RetrievePropertiesEx answer from memory, as the streaming path does

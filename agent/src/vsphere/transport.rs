@@ -11,8 +11,8 @@ use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use tokio::sync::mpsc;
 
 use super::error::VsphereError;
-use super::tls::{self, SeenThumbprint};
 use crate::config::VcenterConfig;
+use crate::tls::{self, SeenThumbprint};
 
 /// Speaks HTTP to one vCenter.
 #[derive(Debug)]
@@ -65,11 +65,12 @@ impl BodyError {
 impl Transport {
     pub fn new(cfg: &VcenterConfig) -> Result<Self, VsphereError> {
         let seen = SeenThumbprint::default();
-        let tls =
-            tls::client_config(&cfg.tls, seen.clone()).map_err(|reason| VsphereError::Connect {
+        let tls = tls::client_config(&cfg.tls, seen.clone(), None).map_err(|reason| {
+            VsphereError::Connect {
                 url: cfg.url.to_string(),
                 reason,
-            })?;
+            }
+        })?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .timeout(cfg.request_timeout)

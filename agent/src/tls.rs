@@ -1,5 +1,6 @@
-//! TLS trust for one vCenter: chain verification against the system roots plus an optional
-//! CA file, a pinned SHA-256 thumbprint, or (labs only) no verification. Whatever the
+//! TLS client trust, for vCenter and the collector alike: chain verification against the
+//! system roots plus an optional CA file, a pinned SHA-256 thumbprint, or (labs only) no
+//! verification; and an optional client certificate (mutual TLS to the collector). Whatever the
 //! policy, the verifier records the thumbprint of the certificate the server presented,
 //! so that a failed handshake can tell the operator exactly what to pin.
 
@@ -40,10 +41,54 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Builds a rustls client configuration for `policy`.
+/// A client certificate chain and its private key, from PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    pub cert_file: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
+}
+
+impl ClientIdentity {
+    fn load(
+        &self,
+    ) -> Result<
+        (
+            Vec<CertificateDer<'static>>,
+            rustls::pki_types::PrivateKeyDer<'static>,
+        ),
+        String,
+    > {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert_file)
+            .map_err(|e| {
+                format!(
+                    "cannot read client certificate {}: {e}",
+                    self.cert_file.display()
+                )
+            })?
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                format!(
+                    "client certificate {} is not PEM: {e}",
+                    self.cert_file.display()
+                )
+            })?;
+        if certs.is_empty() {
+            return Err(format!(
+                "client certificate file {} holds no certificate",
+                self.cert_file.display()
+            ));
+        }
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&self.key_file)
+            .map_err(|e| format!("cannot read client key {}: {e}", self.key_file.display()))?;
+        Ok((certs, key))
+    }
+}
+
+/// Builds a rustls client configuration for `policy`, presenting `identity` if given.
 pub fn client_config(
     policy: &TlsPolicy,
     seen: SeenThumbprint,
+    identity: Option<&ClientIdentity>,
 ) -> Result<rustls::ClientConfig, String> {
     let provider = provider();
     let mode = match policy {
@@ -90,9 +135,15 @@ pub fn client_config(
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("tls protocol versions: {e}"))?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    Ok(cfg)
+        .with_custom_certificate_verifier(verifier);
+    match identity {
+        None => Ok(cfg.with_no_client_auth()),
+        Some(id) => {
+            let (certs, key) = id.load()?;
+            cfg.with_client_auth_cert(certs, key)
+                .map_err(|e| format!("client certificate {}: {e}", id.cert_file.display()))
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -1,0 +1,210 @@
+//! The wire and buffer format of a batch: a versioned JSON document of records
+//! (inventories, rollups, daily summaries, agent health), zstd-compressed. The buffer
+//! stores exactly these bytes and the shipper sends them as they are, so a record is
+//! encoded once. The collector decodes with [`decode`].
+
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::VcenterInventory;
+use crate::perf::{DailySummary, Rollup};
+
+/// Version of the batch document. The collector refuses versions it does not know.
+pub const BATCH_VERSION: u32 = 1;
+/// Version of the `AgentHealth` record.
+pub const HEALTH_SCHEMA_VERSION: u32 = 1;
+/// Rollups per batch: about 150 KB compressed, so one request stays small and a retry
+/// resends little.
+pub const ROLLUPS_PER_BATCH: usize = 5_000;
+/// Largest decompressed batch a reader accepts (a bomb must not exhaust memory).
+pub const MAX_DECODED_BYTES: u64 = 256 * 1024 * 1024;
+/// `Content-Type` of a batch.
+pub const CONTENT_TYPE: &str = "application/vnd.vscout.batch+json";
+
+/// One batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    pub batch_version: u32,
+    /// When the agent made the batch, Unix milliseconds.
+    pub created_ms: i64,
+    pub records: Vec<Record>,
+}
+
+/// One record. Externally tagged (`{"rollup": {...}}`) so a reader can stream it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Record {
+    Inventory(Box<VcenterInventory>),
+    Rollup(Rollup),
+    Daily(DailySummary),
+    Health(AgentHealth),
+}
+
+impl Record {
+    /// The record's schema version (each kind versions its own layout).
+    pub fn schema_version(&self) -> u32 {
+        match self {
+            Record::Inventory(_) => crate::inventory::SCHEMA_VERSION,
+            Record::Rollup(r) => r.schema_version,
+            Record::Daily(d) => d.schema_version,
+            Record::Health(h) => h.schema_version,
+        }
+    }
+}
+
+/// How the agent is doing: shipped with the data so the collector knows about agents
+/// that are alive but stuck.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentHealth {
+    pub schema_version: u32,
+    pub at_ms: i64,
+    pub version: String,
+    pub uptime_secs: u64,
+    /// Records not yet acknowledged by the collector, and the buffer's bytes on disk.
+    pub buffer_depth: u64,
+    pub buffer_bytes: u64,
+    pub evicted_records: u64,
+    pub dead_letters: u64,
+    pub shipped_records: u64,
+    pub ship_retries: u64,
+    pub cpu_ms: Option<u64>,
+    pub peak_rss_kib: Option<u64>,
+    /// Errors logged since start (inventory, perf, buffer, shipping) and the last one.
+    pub errors: u64,
+    pub last_error: Option<String>,
+}
+
+/// Encodes a batch as compressed JSON.
+pub fn encode(batch: &Batch) -> std::io::Result<Vec<u8>> {
+    let json = serde_json::to_vec(batch).map_err(std::io::Error::other)?;
+    zstd::bulk::compress(&json, 3)
+}
+
+/// Why a body is not a batch this version understands.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("cannot decompress {encoding} body: {reason}")]
+    Encoding { encoding: String, reason: String },
+    #[error("decompressed body exceeds {MAX_DECODED_BYTES} bytes")]
+    TooLarge,
+    #[error("body is not a valid batch: {0}")]
+    Json(String),
+    #[error("unknown batch version {0} (this side reads {BATCH_VERSION})")]
+    Version(u32),
+    #[error("record {index} has unknown schema version {version}")]
+    RecordVersion { index: usize, version: u32 },
+}
+
+/// Decodes a body sent with `Content-Encoding: encoding` (`zstd`, `gzip` or `identity`).
+pub fn decode(body: &[u8], encoding: &str) -> Result<Batch, DecodeError> {
+    let json = decompress(body, encoding)?;
+    let batch: Batch =
+        serde_json::from_slice(&json).map_err(|e| DecodeError::Json(e.to_string()))?;
+    if batch.batch_version != BATCH_VERSION {
+        return Err(DecodeError::Version(batch.batch_version));
+    }
+    for (index, r) in batch.records.iter().enumerate() {
+        let known = match r {
+            Record::Inventory(_) => crate::inventory::SCHEMA_VERSION,
+            Record::Rollup(_) | Record::Daily(_) => crate::perf::ROLLUP_SCHEMA_VERSION,
+            Record::Health(_) => HEALTH_SCHEMA_VERSION,
+        };
+        if r.schema_version() != known {
+            return Err(DecodeError::RecordVersion {
+                index,
+                version: r.schema_version(),
+            });
+        }
+    }
+    Ok(batch)
+}
+
+/// Decompresses with a bound on the output.
+pub fn decompress(body: &[u8], encoding: &str) -> Result<Vec<u8>, DecodeError> {
+    let err = |reason: String| DecodeError::Encoding {
+        encoding: encoding.into(),
+        reason,
+    };
+    let mut out = Vec::new();
+    let limit = MAX_DECODED_BYTES + 1;
+    match encoding {
+        "zstd" => zstd::stream::read::Decoder::new(body)
+            .map_err(|e| err(e.to_string()))?
+            .take(limit)
+            .read_to_end(&mut out),
+        "gzip" => flate2::read::GzDecoder::new(body)
+            .take(limit)
+            .read_to_end(&mut out),
+        "identity" | "" => {
+            out.extend_from_slice(body);
+            Ok(out.len())
+        }
+        other => return Err(err(format!("unsupported content encoding {other:?}"))),
+    }
+    .map_err(|e| err(e.to_string()))?;
+    if out.len() as u64 > MAX_DECODED_BYTES {
+        return Err(DecodeError::TooLarge);
+    }
+    Ok(out)
+}
+
+/// Re-encodes a stored (zstd) batch as gzip, for `compression = "gzip"`.
+pub fn zstd_to_gzip(stored: &[u8]) -> std::io::Result<Vec<u8>> {
+    let json = zstd::stream::decode_all(stored)?;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &json)?;
+    enc.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Batch {
+        Batch {
+            batch_version: BATCH_VERSION,
+            created_ms: 1,
+            records: vec![Record::Health(AgentHealth {
+                schema_version: HEALTH_SCHEMA_VERSION,
+                version: "0.1.0".into(),
+                ..AgentHealth::default()
+            })],
+        }
+    }
+
+    #[test]
+    fn round_trips_through_both_encodings() {
+        let b = sample();
+        let z = encode(&b).expect("encode");
+        assert_eq!(decode(&z, "zstd").expect("zstd"), b);
+        let g = zstd_to_gzip(&z).expect("gzip");
+        assert_eq!(decode(&g, "gzip").expect("gzip"), b);
+    }
+
+    #[test]
+    fn refuses_unknown_versions_and_garbage() {
+        let mut b = sample();
+        b.batch_version = 99;
+        let z = encode(&b).expect("encode");
+        assert!(matches!(decode(&z, "zstd"), Err(DecodeError::Version(99))));
+        let mut b = sample();
+        if let Record::Health(h) = &mut b.records[0] {
+            h.schema_version = 7;
+        }
+        let z = encode(&b).expect("encode");
+        assert!(matches!(
+            decode(&z, "zstd"),
+            Err(DecodeError::RecordVersion { version: 7, .. })
+        ));
+        assert!(matches!(
+            decode(b"not zstd", "zstd"),
+            Err(DecodeError::Encoding { .. })
+        ));
+        assert!(matches!(
+            decode(b"{\"batch_version\":1}", "identity"),
+            Err(DecodeError::Json(_))
+        ));
+    }
+}
