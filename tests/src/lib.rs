@@ -6,6 +6,8 @@
 //! `target/vcsim/vcsim` (or taken from `$VSCOUT_VCSIM`).
 #![forbid(unsafe_code)]
 
+pub mod collector;
+pub mod http_fault;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader};
@@ -299,13 +301,23 @@ pub fn write_agent_config(
     Ok(path)
 }
 
-/// The `vscout` binary cargo built next to the test executables. Refuses a binary older
-/// than the agent's sources: `cargo test --workspace` rebuilds it, but
-/// `cargo test -p vscout-e2e` alone does not, and a stale binary would test old code.
+/// The `vscout` binary cargo built next to the test executables.
 pub fn vscout_binary() -> Result<PathBuf> {
+    built_binary("vscout")
+}
+
+/// A workspace binary (`vscout`, `vscout-collector`) cargo built next to the test
+/// executables. Refuses one older than its sources: `cargo test --workspace` rebuilds
+/// it, but `cargo test -p vscout-e2e` alone does not, and a stale binary would test old
+/// code.
+pub fn built_binary(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let dir = exe.parent().and_then(Path::parent).context("target dir")?;
-    let bin = dir.join("vscout");
+    // Test executables live in target/<profile>/deps, binaries (the demo) one level up.
+    let mut dir = exe.parent().context("target dir")?;
+    if dir.ends_with("deps") {
+        dir = dir.parent().context("target dir")?;
+    }
+    let bin = dir.join(name);
     if !bin.exists() {
         bail!(
             "{} is missing: build the workspace first (cargo build --workspace)",
@@ -315,7 +327,7 @@ pub fn vscout_binary() -> Result<PathBuf> {
     let built = std::fs::metadata(&bin)?.modified()?;
     if newest_source_mtime(&bin).is_some_and(|src| src > built) {
         bail!(
-            "{} is older than its sources: run `cargo build -p vscout` (or `cargo test --workspace`)",
+            "{} is older than its sources: run `cargo build --workspace` (or `cargo test --workspace`)",
             bin.display()
         );
     }

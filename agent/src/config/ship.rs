@@ -12,7 +12,7 @@ use crate::tls::ClientIdentity;
 pub struct BufferConfig {
     /// Hard cap on the buffer directory, in bytes.
     pub max_bytes: u64,
-    /// Size at which a segment is closed: a sixteenth of the cap, between 64 KiB and
+    /// Size at which a segment is closed: a sixteenth of the cap, between 4 KiB and
     /// 64 MiB, so that eviction drops a small share of the buffer at a time.
     pub segment_bytes: u64,
     /// fsync after every record instead of group commit.
@@ -67,7 +67,7 @@ pub(super) fn validate_buffer(b: RawBuffer) -> Result<BufferConfig, ConfigError>
     )?;
     Ok(BufferConfig {
         max_bytes,
-        segment_bytes: (max_bytes / 16).clamp(64 * 1024, 64 << 20),
+        segment_bytes: (max_bytes / 16).clamp(4 * 1024, 64 << 20),
         fsync_always,
         commit_interval: Duration::from_millis(commit),
     })

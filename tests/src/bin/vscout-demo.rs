@@ -1,57 +1,91 @@
 //! `vscout-demo`: the README's first command. Starts vcsim (a simulated vCenter with a
-//! cluster, hosts and VMs) on loopback with a certificate made for it, writes an agent
-//! configuration that pins that certificate, then runs the real `vscout check`,
-//! `vscout inventory` (JSON and CSV) and `vscout perf --once` into the directory given
-//! (default `demo-output`).
+//! few hundred VMs) on loopback with a certificate made for it, the reference collector
+//! (SQLite, a self-signed certificate and a first token made on first start), and the
+//! agent (`vscout check`, a one-off `vscout inventory` as JSON and CSV, then `vscout run`
+//! shipping to the collector). It prints what the collector holds as it arrives, and
+//! keeps everything running until Ctrl-C (or, with `--until-rollups`, until the first
+//! rollups are in: what the test suite runs).
+//!
+//! Everything goes under the output directory (default `demo-output`).
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
+use vscout_e2e::collector::{Agent, Collector};
 use vscout_e2e::{write_agent_config, Certs, SimOptions, Trust, Vcsim, PASSWORD};
 
 fn main() -> Result<()> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let until_rollups = match args.iter().position(|a| a == "--until-rollups") {
+        Some(i) => {
+            args.remove(i);
+            true
+        }
+        None => false,
+    };
     let out = PathBuf::from(
-        std::env::args()
-            .nth(1)
+        args.first()
+            .cloned()
             .unwrap_or_else(|| "demo-output".into()),
     );
     std::fs::create_dir_all(&out)?;
     let out = out.canonicalize()?;
-    let work = tempfile::tempdir()?;
-    let certs = Certs::generate(work.path())?;
+    let work = out.join("work");
+    // A fresh estate each time: vcsim's VMs and certificates are new on every start.
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let certs = Certs::generate(&work)?;
     let opts = SimOptions {
         clusters: 2,
         hosts_per_cluster: 3,
-        vms_per_pool: 5,
+        vms_per_pool: 70,
         datastores: 2,
         ..SimOptions::default()
     };
-    println!("starting a simulated vCenter (vcsim) ...");
+    println!(
+        "starting a simulated vCenter (vcsim) with {} VMs ...",
+        opts.vm_count()
+    );
     let sim = Vcsim::start(&opts, &certs)?;
     println!(
         "vcsim is at {} (certificate SHA-256 {})",
         sim.url, certs.thumbprint
     );
+
+    println!(
+        "\nstarting the collector (SQLite in {}) ...",
+        out.join("collector").display()
+    );
+    let col = Collector::start(&out.join("collector"))?;
+    println!(
+        "collector is at {} (certificate SHA-256 {})",
+        col.url, col.thumbprint
+    );
+
+    // Demo pacing: 20-second polls and 1-minute windows, so rollups show within two minutes.
+    let extra = format!(
+        "inventory_interval_secs = 300\nhealth_interval_secs = 30\n\n[perf]\ninterval_secs = 20\nwindow_secs = 60\n{}",
+        col.agent_section(None)
+    );
     let cfg = write_agent_config(
-        work.path(),
+        &work,
         &[(
             "demo-vcenter",
             &sim.url,
             Trust::Pin(certs.thumbprint.clone()),
         )],
         PASSWORD,
-        "",
+        &extra,
     )?;
     std::fs::copy(&cfg, out.join("agent.toml")).context("copy config")?;
+    let cfg = cfg.to_str().context("utf-8 path")?.to_owned();
 
-    // The vscout binary built next to this one.
-    let exe = std::env::current_exe()?;
-    let vscout = exe.parent().context("bin dir")?.join("vscout");
-    let cfg = cfg.to_str().context("utf-8 path")?;
+    let vscout = sibling("vscout")?;
     println!("\n$ vscout check");
     let status = Command::new(&vscout)
-        .args(["--config", cfg, "check"])
+        .args(["--config", &cfg, "check"])
         .status()?;
     ensure!(status.success(), "vscout check failed");
     for format in ["json", "csv"] {
@@ -60,34 +94,139 @@ fn main() -> Result<()> {
             out.display()
         );
         let status = Command::new(&vscout)
-            .args(["--config", cfg, "inventory", "--format", format, "--output"])
+            .args([
+                "--config",
+                &cfg,
+                "inventory",
+                "--format",
+                format,
+                "--output",
+            ])
             .arg(&out)
             .env("RUST_LOG", "warn")
             .status()?;
         ensure!(status.success(), "vscout inventory failed");
     }
-    let rollups = out.join("rollups.jsonl");
+
+    let log = out.join("agent.log");
+    println!("\n$ vscout run   (logs: {})", log.display());
+    let agent = Agent::spawn(&cfg, &log)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(watch(&col, until_rollups));
     println!(
-        "\n$ vscout perf --once --window-secs 300 --output {}",
-        rollups.display()
+        "\nstopping the agent (SIGTERM: it stops polling, syncs its buffer, ships what it can) ..."
     );
-    let status = Command::new(&vscout)
-        .args([
-            "--config",
-            cfg,
-            "perf",
-            "--once",
-            "--window-secs",
-            "300",
-            "--output",
-        ])
-        .arg(&rollups)
-        .env("RUST_LOG", "warn")
-        .status()?;
-    ensure!(status.success(), "vscout perf failed");
+    let code = agent.terminate(Duration::from_secs(30))?;
     println!(
-        "\nThe inventory is in {} (inventory.json and one CSV per table), the last 5-minute window's performance rollups in rollups.jsonl.",
-        out.display()
+        "agent exited with {code:?}; the collector's database is {}",
+        out.join("collector/collector.db").display()
     );
+    drop(col);
+    sim.stop();
+    result
+}
+
+/// A binary built next to this one.
+fn sibling(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(exe.parent().context("bin dir")?.join(name))
+}
+
+/// Prints the collector's counts as they change; returns on Ctrl-C, or once rollups are
+/// in when `until_rollups`.
+async fn watch(col: &Collector, until_rollups: bool) -> Result<()> {
+    let http = client(col)?;
+    let token = std::fs::read_to_string(&col.token_file)?.trim().to_owned();
+    let started = Instant::now();
+    let mut last = String::new();
+    let mut reported = false;
+    println!("\nwatching the collector (Ctrl-C to stop) ...");
+    loop {
+        let stats = get(&http, col, &token, "/v1/stats").await?;
+        let line = format!(
+            "collector holds: {} vCenter(s), {} VMs, {} rollups of {} series, {} batches from {} agent(s)",
+            stats["vcenters"], stats["vms"], stats["rollups"], stats["series"], stats["batches"], stats["agents"]
+        );
+        if line != last {
+            println!("[{:>4} s] {line}", started.elapsed().as_secs());
+            last = line;
+        }
+        if !reported && stats["rollups"].as_u64().unwrap_or(0) > 0 {
+            reported = true;
+            report(&http, col, &token).await?;
+            if until_rollups {
+                return Ok(());
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+/// One VM's latest rollups, as the API serves them.
+async fn report(http: &reqwest::Client, col: &Collector, token: &str) -> Result<()> {
+    let vms = get(http, col, token, "/v1/vms?power_state=poweredOn&limit=1").await?;
+    let Some(vm) = vms.as_array().and_then(|a| a.first()) else {
+        return Ok(());
+    };
+    let id = vm["id"].as_str().unwrap_or_default();
+    println!(
+        "\nGET /v1/vms?power_state=poweredOn&limit=1 -> {} ({} vCPU, {} MB, on {})",
+        vm["name"], vm["num_cpu"], vm["memory_mb"], vm["host"]
+    );
+    let metrics = get(http, col, token, &format!("/v1/vms/{id}/metrics")).await?;
+    println!("GET /v1/vms/{id}/metrics ->");
+    for m in metrics.as_array().into_iter().flatten().take(8) {
+        println!(
+            "  {:<28} window {} +{}s  mean {:>8} p95 {:>8} {} ({}/{} samples)",
+            m["counter"].as_str().unwrap_or_default(),
+            m["window_start"],
+            m["window_secs"],
+            fmt(&m["mean"]),
+            fmt(&m["p95"]),
+            m["unit"].as_str().unwrap_or_default(),
+            m["count"],
+            m["expected_samples"]
+        );
+    }
     Ok(())
+}
+
+fn fmt(v: &serde_json::Value) -> String {
+    v.as_f64().map_or("-".into(), |x| format!("{x:.1}"))
+}
+
+fn client(col: &Collector) -> Result<reqwest::Client> {
+    let pin = vscout::config::parse_thumbprint(&col.thumbprint).map_err(anyhow::Error::msg)?;
+    let tls = vscout::tls::client_config(
+        &vscout::config::TlsPolicy::Pinned { sha256: pin },
+        Default::default(),
+        None,
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .no_proxy()
+        .build()?)
+}
+
+async fn get(
+    http: &reqwest::Client,
+    col: &Collector,
+    token: &str,
+    path: &str,
+) -> Result<serde_json::Value> {
+    let body = http
+        .get(format!("{}{path}", col.url))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    Ok(serde_json::from_slice(&body)?)
 }

@@ -1,0 +1,115 @@
+//! vscout-collector: the reference collector. Agents POST batches over HTTPS; the
+//! collector authenticates them (bearer token or client certificate), stores each batch
+//! exactly once in one transaction, and serves the latest inventory and the rollups.
+//!
+//! # Layout
+//! - [`config`]: the TOML file (optional) validated into `CollectorConfig`.
+//! - [`tls`]: server certificate (from files, or self-signed on first start), client CA.
+//! - [`auth`]: tokens (stored as SHA-256) and bearer parsing.
+//! - [`store`]: the `Storage` trait and its SQLite implementation.
+//! - [`server`]: the accept loop and the axum routes.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod server;
+pub mod store;
+pub mod tls;
+
+use std::future::Future;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::info;
+
+use crate::config::CollectorConfig;
+use crate::store::sqlite::SqliteStore;
+use crate::store::Storage;
+
+/// Why the collector could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot use data directory {dir}: {reason}")]
+    DataDir { dir: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("tls: {0}")]
+    Tls(String),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: String, reason: String },
+}
+
+/// Opens the store in the data directory.
+pub fn open_store(cfg: &CollectorConfig) -> Result<Arc<SqliteStore>, StartError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| StartError::DataDir {
+        dir: cfg.data_dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(Arc::new(SqliteStore::open(
+        &cfg.data_dir.join("collector.db"),
+    )?))
+}
+
+/// Creates a token named `name`, stores its hash, and returns the token itself.
+pub fn add_token(store: &dyn Storage, name: &str) -> Result<String, StartError> {
+    let token = auth::new_token();
+    store.add_token(name, &auth::token_hash(&token))?;
+    Ok(token)
+}
+
+/// Starts the collector and serves until `shutdown` resolves. Prints (to stdout, once)
+/// the listening URL, the certificate thumbprint and, on first start, the first token.
+pub async fn run(
+    cfg: CollectorConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let store = open_store(&cfg)?;
+    let tls = tls::server_tls(&cfg).map_err(StartError::Tls)?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen_addr)
+        .await
+        .map_err(|e| StartError::Listen {
+            addr: cfg.listen_addr.to_string(),
+            reason: e.to_string(),
+        })?;
+    let addr = listener.local_addr().map_err(|e| StartError::Listen {
+        addr: cfg.listen_addr.to_string(),
+        reason: e.to_string(),
+    })?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "COLLECTOR_URL=https://{addr}");
+    let _ = writeln!(out, "COLLECTOR_THUMBPRINT_SHA256={}", tls.thumbprint);
+    if let Some(cert) = &tls.generated {
+        let _ = writeln!(
+            out,
+            "generated a self-signed certificate: {}",
+            cert.display()
+        );
+    }
+    if store.token_count()? == 0 && cfg.client_ca_file.is_none() {
+        let token = add_token(store.as_ref(), "first-agent")?;
+        let file = cfg.data_dir.join("first-agent.token");
+        tls::write_private(&file, format!("{token}\n").as_bytes()).map_err(|reason| {
+            StartError::DataDir {
+                dir: cfg.data_dir.display().to_string(),
+                reason,
+            }
+        })?;
+        // Printed once, on the console of the operator who started the collector; never
+        // logged. It is also in a file only the collector's user can read.
+        let _ = writeln!(out, "FIRST_AGENT_TOKEN_FILE={}", file.display());
+        let _ = writeln!(out, "first agent token: {token}");
+    }
+    let _ = out.flush();
+    drop(out);
+    info!(%addr, thumbprint = %tls.thumbprint, "collector listening");
+    let app = server::router(
+        server::AppState {
+            store: store.clone(),
+        },
+        cfg.max_body_bytes,
+    );
+    server::serve(listener, tls.config, app, shutdown, Duration::from_secs(10)).await;
+    info!("collector stopped");
+    Ok(())
+}

@@ -1,0 +1,530 @@
+//! The embedded store: one SQLite file in WAL mode (readers never wait for the writer),
+//! `synchronous = FULL` so that an acknowledged batch survives a power cut, one
+//! transaction per batch, and a `batches` table keyed by (agent, seq) so that a resent
+//! batch is acknowledged without being stored twice.
+//!
+//! Series (vCenter, entity, counter, instance) are numbered once and cached in memory, so
+//! a rollup row is a few integers and floats keyed by (series, window start).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde_json::{json, Value};
+use vscout::ship::{Batch, Record};
+
+use super::{Counts, IngestOutcome, MetricsQuery, Principal, Storage, StoreError, VmFilter};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS batches (
+    agent_id TEXT NOT NULL, seq INTEGER NOT NULL, received_ms INTEGER NOT NULL,
+    records INTEGER NOT NULL, rollups INTEGER NOT NULL, principal TEXT NOT NULL,
+    PRIMARY KEY (agent_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS agents (
+    agent_id TEXT PRIMARY KEY, version TEXT NOT NULL, principal TEXT NOT NULL,
+    first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+    batches INTEGER NOT NULL DEFAULT 0, duplicate_batches INTEGER NOT NULL DEFAULT 0,
+    rows_ignored INTEGER NOT NULL DEFAULT 0, health TEXT);
+CREATE TABLE IF NOT EXISTS vcenters (
+    vcenter TEXT PRIMARY KEY, agent_id TEXT NOT NULL, url TEXT NOT NULL, about TEXT NOT NULL,
+    collected_at TEXT NOT NULL, vms INTEGER NOT NULL, hosts INTEGER NOT NULL,
+    clusters INTEGER NOT NULL, datastores INTEGER NOT NULL, networks INTEGER NOT NULL,
+    warnings INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS vms (
+    vcenter TEXT NOT NULL, vm_id TEXT NOT NULL, name TEXT NOT NULL, power_state TEXT,
+    guest_os TEXT, num_cpu INTEGER, memory_mb INTEGER, host TEXT NOT NULL,
+    cluster TEXT NOT NULL, datacenter TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (vcenter, vm_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY, vcenter TEXT NOT NULL, entity_type TEXT NOT NULL,
+    entity_id TEXT NOT NULL, counter TEXT NOT NULL, instance TEXT NOT NULL,
+    unit TEXT NOT NULL, stats_type TEXT NOT NULL,
+    UNIQUE (vcenter, entity_id, counter, instance));
+CREATE TABLE IF NOT EXISTS rollups (
+    series_id INTEGER NOT NULL, window_start INTEGER NOT NULL, window_secs INTEGER NOT NULL,
+    expected INTEGER NOT NULL, missing INTEGER NOT NULL, count INTEGER NOT NULL,
+    min REAL, max REAL, mean REAL, p50 REAL, p95 REAL, p99 REAL,
+    PRIMARY KEY (series_id, window_start)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS daily (
+    series_id INTEGER NOT NULL, day_start INTEGER NOT NULL, samples INTEGER NOT NULL,
+    expected INTEGER NOT NULL, max REAL, sketch TEXT NOT NULL,
+    PRIMARY KEY (series_id, day_start)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tokens (
+    name TEXT PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, created_ms INTEGER NOT NULL);
+";
+
+type SeriesKey = (String, String, String, String);
+
+#[derive(Debug)]
+struct Writer {
+    conn: Connection,
+    series: HashMap<SeriesKey, i64>,
+}
+
+/// SQLite storage: one writer connection and one reader connection.
+#[derive(Debug)]
+pub struct SqliteStore {
+    writer: Mutex<Writer>,
+    reader: Mutex<Connection>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn open_conn(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = open_conn(path)?;
+        conn.execute_batch(SCHEMA)?;
+        let mut series = HashMap::new();
+        {
+            let mut stmt =
+                conn.prepare("SELECT id, vcenter, entity_id, counter, instance FROM series")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+                    r.get::<_, i64>(0)?,
+                ))
+            })?;
+            for row in rows {
+                let (k, id) = row?;
+                series.insert(k, id);
+            }
+        }
+        let reader = open_conn(path)?;
+        Ok(Self {
+            writer: Mutex::new(Writer { conn, series }),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Series numbered inside the current transaction: merged into the cache only on commit.
+struct TxSeries<'a> {
+    cache: &'a HashMap<SeriesKey, i64>,
+    new: HashMap<SeriesKey, i64>,
+}
+
+impl TxSeries<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn id(
+        &mut self,
+        tx: &Transaction<'_>,
+        vcenter: &str,
+        entity_type: &str,
+        entity_id: &str,
+        counter: &str,
+        instance: &str,
+        unit: &str,
+        stats_type: &str,
+    ) -> Result<i64, StoreError> {
+        let key = (
+            vcenter.to_owned(),
+            entity_id.to_owned(),
+            counter.to_owned(),
+            instance.to_owned(),
+        );
+        if let Some(id) = self.cache.get(&key).or_else(|| self.new.get(&key)) {
+            return Ok(*id);
+        }
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO series (vcenter, entity_type, entity_id, counter, instance, unit, stats_type)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        stmt.execute(params![
+            vcenter,
+            entity_type,
+            entity_id,
+            counter,
+            instance,
+            unit,
+            stats_type
+        ])?;
+        let id = tx.last_insert_rowid();
+        self.new.insert(key, id);
+        Ok(id)
+    }
+}
+
+impl Storage for SqliteStore {
+    fn ingest(
+        &self,
+        agent_id: &str,
+        seq: u64,
+        agent_version: &str,
+        principal: &Principal,
+        batch: &Batch,
+    ) -> Result<IngestOutcome, StoreError> {
+        let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let Writer { conn, series } = &mut *guard;
+        let now = now_ms();
+        let seq = i64::try_from(seq)
+            .map_err(|_| StoreError::Other(format!("sequence {seq} out of range")))?;
+        let who = principal.name();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO agents (agent_id, version, principal, first_seen_ms, last_seen_ms, last_seq)
+             VALUES (?1, ?2, ?3, ?4, ?4, ?5)
+             ON CONFLICT (agent_id) DO UPDATE SET version = ?2, principal = ?3, last_seen_ms = ?4,
+                 last_seq = max(last_seq, ?5)",
+            params![agent_id, agent_version, who, now, seq],
+        )?;
+        let seen: Option<i64> = tx
+            .query_row(
+                "SELECT 1 FROM batches WHERE agent_id = ?1 AND seq = ?2",
+                params![agent_id, seq],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if seen.is_some() {
+            tx.execute(
+                "UPDATE agents SET duplicate_batches = duplicate_batches + 1 WHERE agent_id = ?1",
+                params![agent_id],
+            )?;
+            tx.commit()?;
+            return Ok(IngestOutcome {
+                duplicate: true,
+                records: batch.records.len(),
+                rows_ignored: 0,
+            });
+        }
+        let mut ids = TxSeries {
+            cache: series,
+            new: HashMap::new(),
+        };
+        let mut ignored = 0usize;
+        let mut rollups = 0usize;
+        for record in &batch.records {
+            match record {
+                Record::Rollup(r) => {
+                    rollups += 1;
+                    let id = ids.id(
+                        &tx,
+                        &r.vcenter,
+                        &r.entity_type,
+                        &r.entity_id,
+                        &r.counter,
+                        &r.instance,
+                        &r.unit,
+                        &r.stats_type,
+                    )?;
+                    let mut stmt = tx.prepare_cached(
+                        "INSERT OR IGNORE INTO rollups VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    )?;
+                    let s = r.stats;
+                    let n = stmt.execute(params![
+                        id,
+                        r.window_start,
+                        r.window_secs,
+                        r.expected_samples,
+                        r.missing_samples,
+                        s.map_or(0, |s| s.count),
+                        s.map(|s| s.min),
+                        s.map(|s| s.max),
+                        s.map(|s| s.mean),
+                        s.map(|s| s.p50),
+                        s.map(|s| s.p95),
+                        s.map(|s| s.p99),
+                    ])?;
+                    if n == 0 {
+                        ignored += 1;
+                    }
+                }
+                Record::Daily(d) => {
+                    let id = ids.id(
+                        &tx,
+                        &d.vcenter,
+                        &d.entity_type,
+                        &d.entity_id,
+                        &d.counter,
+                        &d.instance,
+                        &d.unit,
+                        &d.stats_type,
+                    )?;
+                    let sketch = serde_json::to_string(&d.sketch)
+                        .map_err(|e| StoreError::Other(e.to_string()))?;
+                    let mut stmt = tx.prepare_cached(
+                        "INSERT OR IGNORE INTO daily VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?;
+                    let n = stmt.execute(params![
+                        id,
+                        d.day_start,
+                        d.samples as i64,
+                        d.expected_samples as i64,
+                        d.max,
+                        sketch
+                    ])?;
+                    if n == 0 {
+                        ignored += 1;
+                    }
+                }
+                Record::Inventory(inv) => store_inventory(&tx, agent_id, inv, now)?,
+                Record::Health(h) => {
+                    let text =
+                        serde_json::to_string(h).map_err(|e| StoreError::Other(e.to_string()))?;
+                    tx.execute(
+                        "UPDATE agents SET health = ?2 WHERE agent_id = ?1",
+                        params![agent_id, text],
+                    )?;
+                }
+            }
+        }
+        tx.execute(
+            "INSERT INTO batches VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                agent_id,
+                seq,
+                now,
+                batch.records.len() as i64,
+                rollups as i64,
+                who
+            ],
+        )?;
+        tx.execute(
+            "UPDATE agents SET batches = batches + 1, rows_ignored = rows_ignored + ?2 WHERE agent_id = ?1",
+            params![agent_id, ignored as i64],
+        )?;
+        let new = std::mem::take(&mut ids.new);
+        tx.commit()?;
+        series.extend(new);
+        Ok(IngestOutcome {
+            duplicate: false,
+            records: batch.records.len(),
+            rows_ignored: ignored,
+        })
+    }
+
+    fn vcenters(&self) -> Result<Vec<Value>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare(
+            "SELECT vcenter, agent_id, url, about, collected_at, vms, hosts, clusters, datastores,
+                    networks, warnings, updated_ms FROM vcenters ORDER BY vcenter",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let about: String = r.get(3)?;
+            Ok(json!({
+                "vcenter": r.get::<_, String>(0)?, "agent_id": r.get::<_, String>(1)?,
+                "url": r.get::<_, String>(2)?,
+                "about": serde_json::from_str::<Value>(&about).unwrap_or(Value::Null),
+                "collected_at": r.get::<_, String>(4)?, "vms": r.get::<_, i64>(5)?,
+                "hosts": r.get::<_, i64>(6)?, "clusters": r.get::<_, i64>(7)?,
+                "datastores": r.get::<_, i64>(8)?, "networks": r.get::<_, i64>(9)?,
+                "warnings": r.get::<_, i64>(10)?, "updated_ms": r.get::<_, i64>(11)?,
+            }))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn vms(&self, f: &VmFilter) -> Result<Vec<Value>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT vcenter, vm_id, name, power_state, guest_os, num_cpu, memory_mb, host, cluster,
+                    datacenter, CASE WHEN ?5 THEN doc ELSE NULL END
+             FROM vms
+             WHERE (?1 IS NULL OR vcenter = ?1) AND (?2 IS NULL OR instr(name, ?2) > 0)
+               AND (?3 IS NULL OR power_state = ?3) AND (?4 IS NULL OR cluster = ?4)
+             ORDER BY vcenter, name, vm_id LIMIT ?6 OFFSET ?7",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                f.vcenter,
+                f.name,
+                f.power_state,
+                f.cluster,
+                f.full.unwrap_or(false),
+                i64::from(f.limit.unwrap_or(10_000).min(100_000)),
+                i64::from(f.offset.unwrap_or(0)),
+            ],
+            |r| {
+                let vcenter: String = r.get(0)?;
+                let vm_id: String = r.get(1)?;
+                let mut v = json!({
+                    "id": format!("{vcenter}:{vm_id}"), "vcenter": vcenter, "vm_id": vm_id,
+                    "name": r.get::<_, String>(2)?, "power_state": r.get::<_, Option<String>>(3)?,
+                    "guest_os": r.get::<_, Option<String>>(4)?, "num_cpu": r.get::<_, Option<i64>>(5)?,
+                    "memory_mb": r.get::<_, Option<i64>>(6)?, "host": r.get::<_, String>(7)?,
+                    "cluster": r.get::<_, String>(8)?, "datacenter": r.get::<_, String>(9)?,
+                });
+                if let Some(doc) = r.get::<_, Option<String>>(10)? {
+                    v["inventory"] = serde_json::from_str(&doc).unwrap_or(Value::Null);
+                }
+                Ok(v)
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn metrics(&self, vm: &str, q: &MetricsQuery) -> Result<Vec<Value>, StoreError> {
+        // `vcenter:vm-42`, or `vm-42` with an optional `vcenter` parameter.
+        let (vcenter, entity) = match vm.split_once(':') {
+            Some((vc, id)) => (Some(vc.to_owned()), id.to_owned()),
+            None => (q.vcenter.clone(), vm.to_owned()),
+        };
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT s.vcenter, s.counter, s.instance, s.unit, s.stats_type, r.window_start,
+                    r.window_secs, r.expected, r.missing, r.count, r.min, r.max, r.mean, r.p50,
+                    r.p95, r.p99
+             FROM series s JOIN rollups r ON r.series_id = s.id
+             WHERE s.entity_id = ?1 AND (?2 IS NULL OR s.vcenter = ?2)
+               AND (?3 IS NULL OR s.counter = ?3)
+               AND (?4 IS NULL OR r.window_start >= ?4) AND (?5 IS NULL OR r.window_start <= ?5)
+             ORDER BY s.counter, s.instance, r.window_start LIMIT 100000",
+        )?;
+        let rows = stmt.query_map(params![entity, vcenter, q.counter, q.from, q.to], |r| {
+            Ok(json!({
+                "vcenter": r.get::<_, String>(0)?, "counter": r.get::<_, String>(1)?,
+                "instance": r.get::<_, String>(2)?, "unit": r.get::<_, String>(3)?,
+                "stats_type": r.get::<_, String>(4)?, "window_start": r.get::<_, i64>(5)?,
+                "window_secs": r.get::<_, i64>(6)?, "expected_samples": r.get::<_, i64>(7)?,
+                "missing_samples": r.get::<_, i64>(8)?, "count": r.get::<_, i64>(9)?,
+                "min": r.get::<_, Option<f64>>(10)?, "max": r.get::<_, Option<f64>>(11)?,
+                "mean": r.get::<_, Option<f64>>(12)?, "p50": r.get::<_, Option<f64>>(13)?,
+                "p95": r.get::<_, Option<f64>>(14)?, "p99": r.get::<_, Option<f64>>(15)?,
+            }))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn agents(&self) -> Result<Vec<Value>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare(
+            "SELECT agent_id, version, principal, first_seen_ms, last_seen_ms, last_seq, batches,
+                    duplicate_batches, rows_ignored, health FROM agents ORDER BY agent_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let health: Option<String> = r.get(9)?;
+            let health: Value = health
+                .and_then(|h| serde_json::from_str(&h).ok())
+                .unwrap_or(Value::Null);
+            Ok(json!({
+                "agent_id": r.get::<_, String>(0)?, "version": r.get::<_, String>(1)?,
+                "principal": r.get::<_, String>(2)?, "first_seen_ms": r.get::<_, i64>(3)?,
+                "last_seen_ms": r.get::<_, i64>(4)?, "last_seq": r.get::<_, i64>(5)?,
+                "batches": r.get::<_, i64>(6)?, "duplicate_batches": r.get::<_, i64>(7)?,
+                "rows_ignored": r.get::<_, i64>(8)?,
+                "buffer_depth": health.get("buffer_depth").cloned().unwrap_or(Value::Null),
+                "errors": health.get("errors").cloned().unwrap_or(Value::Null),
+                "last_error": health.get("last_error").cloned().unwrap_or(Value::Null),
+                "health": health,
+            }))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn counts(&self) -> Result<Counts, StoreError> {
+        let conn = self.reader();
+        let one = |sql: &str| -> Result<u64, StoreError> {
+            Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+        };
+        Ok(Counts {
+            agents: one("SELECT count(*) FROM agents")?,
+            batches: one("SELECT count(*) FROM batches")?,
+            vcenters: one("SELECT count(*) FROM vcenters")?,
+            vms: one("SELECT count(*) FROM vms")?,
+            series: one("SELECT count(*) FROM series")?,
+            rollups: one("SELECT count(*) FROM rollups")?,
+            daily: one("SELECT count(*) FROM daily")?,
+            duplicate_batches: one("SELECT coalesce(sum(duplicate_batches), 0) FROM agents")?,
+            rows_ignored: one("SELECT coalesce(sum(rows_ignored), 0) FROM agents")?,
+        })
+    }
+
+    fn add_token(&self, name: &str, sha256_hex: &str) -> Result<(), StoreError> {
+        let guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        guard.conn.execute(
+            "INSERT INTO tokens VALUES (?1, ?2, ?3)",
+            params![name, sha256_hex, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    fn token_name(&self, sha256_hex: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.reader();
+        Ok(conn
+            .query_row(
+                "SELECT name FROM tokens WHERE sha256 = ?1",
+                params![sha256_hex],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn token_count(&self) -> Result<u64, StoreError> {
+        let conn = self.reader();
+        Ok(conn.query_row("SELECT count(*) FROM tokens", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+}
+
+/// Replaces a vCenter's VMs with those of its latest inventory.
+fn store_inventory(
+    tx: &Transaction<'_>,
+    agent_id: &str,
+    inv: &vscout::inventory::VcenterInventory,
+    now: i64,
+) -> Result<(), StoreError> {
+    let about = serde_json::to_string(&inv.about).map_err(|e| StoreError::Other(e.to_string()))?;
+    tx.execute(
+        "INSERT OR REPLACE INTO vcenters VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            inv.name.as_str(),
+            agent_id,
+            inv.url.as_str(),
+            about,
+            inv.collected_at.as_str(),
+            inv.vms.len() as i64,
+            inv.hosts.len() as i64,
+            inv.clusters.len() as i64,
+            inv.datastores.len() as i64,
+            inv.networks.len() as i64,
+            inv.warnings.len() as i64,
+            now,
+        ],
+    )?;
+    tx.execute(
+        "DELETE FROM vms WHERE vcenter = ?1",
+        params![inv.name.as_str()],
+    )?;
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR REPLACE INTO vms VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    for vm in &inv.vms {
+        let doc = serde_json::to_string(vm).map_err(|e| StoreError::Other(e.to_string()))?;
+        let guest = vm
+            .tools_guest_full_name
+            .as_ref()
+            .or(vm.guest_full_name.as_ref())
+            .map(|s| s.as_str());
+        stmt.execute(params![
+            inv.name.as_str(),
+            vm.id.as_str(),
+            vm.name.as_str(),
+            vm.power_state.as_deref(),
+            guest,
+            vm.num_cpu,
+            vm.memory_mb.map(|m| m as i64),
+            vm.host.as_str(),
+            vm.cluster.as_str(),
+            vm.datacenter.as_str(),
+            doc,
+        ])?;
+    }
+    Ok(())
+}

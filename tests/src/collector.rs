@@ -1,0 +1,312 @@
+//! Harness for the collector and the agent daemon: starts the real `vscout-collector`
+//! binary on loopback (restartable on the same port), reads its database for assertions,
+//! runs `vscout run` with JSON logs to a file, and reads back which batches the agent
+//! logged as stored.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::built_binary;
+
+/// A running `vscout-collector`.
+#[derive(Debug)]
+pub struct Collector {
+    child: Option<Child>,
+    pub url: String,
+    pub port: u16,
+    pub thumbprint: String,
+    /// The first agent token's file (created on first start).
+    pub token_file: PathBuf,
+    pub data_dir: PathBuf,
+    config: Option<PathBuf>,
+}
+
+impl Collector {
+    /// Starts a collector with a fresh data directory on a free loopback port.
+    pub fn start(data_dir: &Path) -> Result<Self> {
+        Self::start_with(data_dir, 0, None)
+    }
+
+    /// Starts with a configuration file (TOML) as well.
+    pub fn start_with(data_dir: &Path, port: u16, config: Option<&Path>) -> Result<Self> {
+        let bin = built_binary("vscout-collector")?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"));
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let mut child = cmd
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (mut url, mut thumbprint) = (None, None);
+        while url.is_none() || thumbprint.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(v) = line.strip_prefix("COLLECTOR_URL=") {
+                        url = Some(v.to_owned());
+                    } else if let Some(v) = line.strip_prefix("COLLECTOR_THUMBPRINT_SHA256=") {
+                        thumbprint = Some(v.to_owned());
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    bail!("collector did not start within 60 s");
+                }
+            }
+        }
+        let url = url.context("url")?;
+        let port = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .context("port")?;
+        Ok(Self {
+            child: Some(child),
+            url,
+            port,
+            thumbprint: thumbprint.context("thumbprint")?,
+            token_file: data_dir.join("first-agent.token"),
+            data_dir: data_dir.to_owned(),
+            config: config.map(Path::to_owned),
+        })
+    }
+
+    /// Stops (SIGTERM) and waits.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts again on the same port with the same data.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        let again = Self::start_with(&self.data_dir, self.port, self.config.as_deref())?;
+        *self = again;
+        Ok(())
+    }
+
+    /// The `[collector]` section of an agent configuration that ships here (or to `url`
+    /// pinned by `thumbprint`, a proxy in front), with this collector's first token.
+    pub fn agent_section(&self, via: Option<(&str, &str)>) -> String {
+        let (url, thumbprint) = via.unwrap_or((&self.url, &self.thumbprint));
+        format!(
+            "\n[collector]\nurl = \"{url}\"\ntoken_file = \"{}\"\nretry_max_secs = 2\nrequest_timeout_secs = 10\n[collector.tls]\nthumbprint_sha256 = \"{thumbprint}\"\n",
+            self.token_file.display(),
+        )
+    }
+
+    /// A read-only connection to the collector's database.
+    pub fn db(&self) -> Result<rusqlite::Connection> {
+        let c = rusqlite::Connection::open_with_flags(
+            self.data_dir.join("collector.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        c.busy_timeout(Duration::from_secs(10))?;
+        Ok(c)
+    }
+
+    /// Sequences of the batches stored for `agent_id`, with their rollup counts.
+    pub fn batches(&self, agent_id: &str) -> Result<std::collections::BTreeMap<u64, u64>> {
+        let db = self.db()?;
+        let mut stmt = db.prepare("SELECT seq, rollups FROM batches WHERE agent_id = ?1")?;
+        let rows = stmt.query_map([agent_id], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One number from the database.
+    pub fn count(&self, sql: &str) -> Result<u64> {
+        Ok(self.db()?.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A `vscout run` process with JSON logs appended to a file.
+#[derive(Debug)]
+pub struct Agent {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Agent {
+    pub fn spawn(config: &str, log: &Path) -> Result<Self> {
+        let bin = built_binary("vscout")?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let child = Command::new(bin)
+            .args(["--log-format", "json", "--config", config, "run"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()?;
+        Ok(Self {
+            child,
+            log: log.to_owned(),
+        })
+    }
+
+    pub fn kill9(mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// SIGTERM, then waits up to `deadline`; returns the exit code.
+    pub fn terminate(mut self, deadline: Duration) -> Result<Option<i32>> {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()?;
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status.code());
+            }
+            if start.elapsed() > deadline {
+                let _ = self.child.kill();
+                bail!("agent did not stop within {deadline:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Resident memory now, from /proc.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+}
+
+/// One "batch stored" line of an agent's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    pub seq: u64,
+    pub rollups: u64,
+    pub inventories: u64,
+}
+
+/// The log lines (JSON) whose message is `message`, as their `fields` objects.
+pub fn log_events(log: &Path, message: &str) -> Result<Vec<serde_json::Value>> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("fields").cloned())
+        .filter(|f| f.get("message").and_then(|m| m.as_str()) == Some(message))
+        .collect())
+}
+
+/// Every batch the agent logged as stored (fsynced) in `log`.
+pub fn stored_batches(log: &Path) -> Result<Vec<Stored>> {
+    let n = |f: &serde_json::Value, k: &str| f.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+    Ok(log_events(log, "batch stored")?
+        .iter()
+        .map(|f| Stored {
+            seq: n(f, "seq"),
+            rollups: n(f, "rollups"),
+            inventories: n(f, "inventories"),
+        })
+        .collect())
+}
+
+/// The agent's identity from its state directory.
+pub fn agent_id(state_dir: &Path) -> Result<String> {
+    Ok(std::fs::read_to_string(state_dir.join("agent-id"))?
+        .trim()
+        .to_owned())
+}
+
+/// Polls `check` every 500 ms until it returns true or `deadline` passes.
+pub fn wait_until(
+    deadline: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Result<bool>,
+) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        if check()? {
+            return Ok(());
+        }
+        if start.elapsed() > deadline {
+            bail!("timed out after {deadline:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A client CA and one client certificate it signed, as PEM files.
+#[derive(Debug, Clone)]
+pub struct ClientPki {
+    pub ca_pem: PathBuf,
+    pub cert_pem: PathBuf,
+    pub key_pem: PathBuf,
+}
+
+impl ClientPki {
+    pub fn generate(dir: &Path, name: &str) -> Result<Self> {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} client CA"));
+        let ca = ca_params.self_signed(&ca_key)?;
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let cert = params.signed_by(&key, &issuer)?;
+        let pki = Self {
+            ca_pem: dir.join(format!("{name}-ca.pem")),
+            cert_pem: dir.join(format!("{name}-cert.pem")),
+            key_pem: dir.join(format!("{name}-key.pem")),
+        };
+        std::fs::write(&pki.ca_pem, ca.pem())?;
+        std::fs::write(&pki.cert_pem, cert.pem())?;
+        std::fs::write(&pki.key_pem, key.serialize_pem())?;
+        Ok(pki)
+    }
+}

@@ -1,0 +1,277 @@
+//! A loopback HTTPS fault layer in front of the collector. Real links and collectors fail
+//! in ways the reference collector never does on its own, so this proxy makes them
+//! happen: 500s, 429s with `Retry-After`, connections reset before the request is
+//! forwarded or after the collector stored it (the agent never sees the answer), and slow
+//! answers. Each request gets one connection (`Connection: close`), which keeps the
+//! HTTP/1.1 handling here small.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::Certs;
+
+/// What the proxy did, by kind.
+#[derive(Debug, Default)]
+pub struct FaultCounts {
+    pub forwarded: AtomicU64,
+    pub errors_500: AtomicU64,
+    pub throttled_429: AtomicU64,
+    pub reset_before: AtomicU64,
+    pub reset_after: AtomicU64,
+    pub slow: AtomicU64,
+}
+
+impl FaultCounts {
+    pub fn summary(&self) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "forwarded={} 500={} 429={} reset_before={} reset_after={} slow={}",
+            g(&self.forwarded),
+            g(&self.errors_500),
+            g(&self.throttled_429),
+            g(&self.reset_before),
+            g(&self.reset_after),
+            g(&self.slow)
+        )
+    }
+}
+
+/// The running proxy; stops when dropped.
+#[derive(Debug)]
+pub struct FaultProxy {
+    pub url: String,
+    faults: Arc<AtomicBool>,
+    pub counts: Arc<FaultCounts>,
+    _rt: tokio::runtime::Runtime,
+}
+
+#[derive(Debug)]
+struct Upstream {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl FaultProxy {
+    /// Listens on a free loopback port with `certs`' server certificate and forwards to
+    /// `upstream` (the collector, pinned by `upstream_thumbprint`). Faults start enabled.
+    pub fn start(certs: &Certs, upstream: &str, upstream_thumbprint: &str) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(&certs.cert_pem)?.collect::<Result<_, _>>()?;
+        let key = PrivateKeyDer::from_pem_file(&certs.key_pem)?;
+        let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let pin =
+            vscout::config::parse_thumbprint(upstream_thumbprint).map_err(anyhow::Error::msg)?;
+        let tls = vscout::tls::client_config(
+            &vscout::config::TlsPolicy::Pinned { sha256: pin },
+            Default::default(),
+            None,
+        )
+        .map_err(anyhow::Error::msg)?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .timeout(Duration::from_secs(30))
+            .no_proxy()
+            .build()?;
+        let upstream = Arc::new(Upstream {
+            http,
+            base: upstream.trim_end_matches('/').to_owned(),
+        });
+        let listener = rt.block_on(TcpListener::bind("127.0.0.1:0"))?;
+        let url = format!("https://127.0.0.1:{}", listener.local_addr()?.port());
+        let faults = Arc::new(AtomicBool::new(true));
+        let counts = Arc::new(FaultCounts::default());
+        let (f, c) = (faults.clone(), counts.clone());
+        rt.spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, upstream, f, c) =
+                    (acceptor.clone(), upstream.clone(), f.clone(), c.clone());
+                tokio::spawn(async move {
+                    let _ = handle(tcp, acceptor, &upstream, &f, &c).await;
+                });
+            }
+        });
+        Ok(Self {
+            url,
+            faults,
+            counts,
+            _rt: rt,
+        })
+    }
+
+    /// Turns fault injection on or off (off: every request is forwarded at once).
+    pub fn set_faults(&self, on: bool) {
+        self.faults.store(on, Ordering::Relaxed);
+    }
+}
+
+struct Request {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+async fn read_request(
+    s: &mut tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+) -> Result<Request> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        anyhow::ensure!(buf.len() < 64 * 1024, "request head too large");
+        let n = s.read(&mut chunk).await?;
+        anyhow::ensure!(n > 0, "connection closed in the request head");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = std::str::from_utf8(&buf[..head_end])?.to_owned();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().context("request line")?.split(' ');
+    let method = first.next().context("method")?.to_owned();
+    let path = first.next().context("path")?.to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < len {
+        let n = s.read(&mut chunk).await?;
+        anyhow::ensure!(n > 0, "connection closed in the body");
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Ok(Request {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
+
+async fn respond(
+    s: &mut tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    status: u16,
+    extra: &[(&str, String)],
+    body: &[u8],
+) -> Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in extra {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(body).await?;
+    s.shutdown().await?;
+    Ok(())
+}
+
+/// Drops the connection with a TCP reset and no answer.
+// A zero linger does not block on drop (it is the blocking of a non-zero linger that got
+// `set_linger` deprecated): the kernel sends RST at once.
+#[allow(deprecated)]
+fn reset(s: tokio_rustls::server::TlsStream<tokio::net::TcpStream>) {
+    let _ = s.get_ref().0.set_linger(Some(Duration::ZERO));
+    drop(s);
+}
+
+async fn handle(
+    tcp: tokio::net::TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    up: &Upstream,
+    faults: &AtomicBool,
+    c: &FaultCounts,
+) -> Result<()> {
+    let mut s = acceptor.accept(tcp).await?;
+    let req = read_request(&mut s).await?;
+    let roll = if faults.load(Ordering::Relaxed) {
+        fastrand::u32(0..100)
+    } else {
+        100
+    };
+    match roll {
+        0..=14 => {
+            c.errors_500.fetch_add(1, Ordering::Relaxed);
+            return respond(&mut s, 500, &[], br#"{"error":"injected"}"#).await;
+        }
+        15..=24 => {
+            c.throttled_429.fetch_add(1, Ordering::Relaxed);
+            return respond(
+                &mut s,
+                429,
+                &[("retry-after", "1".into())],
+                br#"{"error":"slow down"}"#,
+            )
+            .await;
+        }
+        25..=32 => {
+            c.reset_before.fetch_add(1, Ordering::Relaxed);
+            reset(s);
+            return Ok(());
+        }
+        33..=44 => {
+            c.slow.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(300..3000))).await;
+        }
+        _ => {}
+    }
+    let method = reqwest::Method::from_bytes(req.method.as_bytes())?;
+    let mut fwd = up
+        .http
+        .request(method, format!("{}{}", up.base, req.path))
+        .body(req.body);
+    for (k, v) in &req.headers {
+        if matches!(
+            k.as_str(),
+            "authorization"
+                | "idempotency-key"
+                | "content-encoding"
+                | "content-type"
+                | "x-vscout-agent-id"
+                | "x-vscout-agent-version"
+        ) {
+            fwd = fwd.header(k.as_str(), v.as_str());
+        }
+    }
+    let resp = fwd.send().await?;
+    c.forwarded.fetch_add(1, Ordering::Relaxed);
+    if (45..=54).contains(&roll) {
+        // The collector stored it; the agent never hears so.
+        c.reset_after.fetch_add(1, Ordering::Relaxed);
+        reset(s);
+        return Ok(());
+    }
+    let status = resp.status().as_u16();
+    let mut extra = Vec::new();
+    for h in ["retry-after", "x-vscout-duplicate"] {
+        if let Some(v) = resp.headers().get(h).and_then(|v| v.to_str().ok()) {
+            extra.push((h, v.to_owned()));
+        }
+    }
+    let body = resp.bytes().await?;
+    respond(&mut s, status, &extra, &body).await
+}

@@ -1,0 +1,256 @@
+//! The whole pipeline, vcsim → agent → collector, with the real binaries: every VM and
+//! every rollup arrives, an outage of the collector loses nothing and duplicates nothing,
+//! fifty `kill -9`s of the agent behind a faulty link lose no stored batch, and a tiny
+//! buffer cap evicts the oldest data while the agent keeps running.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::Result;
+use vscout_e2e::collector::{agent_id, stored_batches, wait_until, Agent, Collector};
+use vscout_e2e::http_fault::FaultProxy;
+use vscout_e2e::{Certs, Estate, SimOptions, PASSWORD};
+
+/// Every batch the agent logged as stored is at the collector with the same rollups.
+fn all_stored_delivered(col: &Collector, log: &std::path::Path, agent: &str) -> Result<bool> {
+    let stored = stored_batches(log)?;
+    let have = col.batches(agent)?;
+    Ok(!stored.is_empty() && stored.iter().all(|s| have.get(&s.seq) == Some(&s.rollups)))
+}
+
+#[test]
+fn vcsim_to_collector_through_an_outage() -> Result<()> {
+    let opts = SimOptions::default();
+    let e = Estate::start(&opts)?;
+    let mut col = Collector::start(&e.dir.path().join("collector"))?;
+    let extra = format!(
+        "inventory_interval_secs = 10\nhealth_interval_secs = 5\n\n[perf]\ninterval_secs = 20\nwindow_secs = 60\n\n[buffer]\ncommit_interval_ms = 100\n{}",
+        col.agent_section(None)
+    );
+    let cfg = e.agent_config(PASSWORD, &extra)?;
+    let log = e.dir.path().join("agent.log");
+    let agent = Agent::spawn(&cfg, &log)?;
+    let vms = u64::from(opts.vm_count());
+
+    // Every VM, and a first closed window.
+    wait_until(Duration::from_secs(180), "VMs and a first window", || {
+        Ok(col.count("SELECT count(*) FROM vms")? == vms
+            && col.count("SELECT count(*) FROM rollups")? > 0)
+    })?;
+    let id = agent_id(&e.dir.path().join("state"))?;
+
+    // The collector goes away for two windows.
+    col.stop();
+    let last_before = stored_batches(&log)?
+        .iter()
+        .map(|s| s.seq)
+        .max()
+        .unwrap_or(0);
+    wait_until(
+        Duration::from_secs(240),
+        "two windows stored while the collector is down",
+        || {
+            let windows = stored_batches(&log)?
+                .iter()
+                .filter(|s| s.seq > last_before && s.rollups > 0)
+                .count();
+            Ok(windows >= 2)
+        },
+    )?;
+    assert!(
+        col.batches(&id)?.keys().all(|s| *s <= last_before),
+        "nothing reached a stopped collector"
+    );
+    col.restart()?;
+
+    // Everything the agent stored arrives, once.
+    wait_until(
+        Duration::from_secs(120),
+        "every stored batch at the collector",
+        || all_stored_delivered(&col, &log, &id),
+    )?;
+    let stored = stored_batches(&log)?;
+    let rollups_logged: u64 = stored.iter().map(|s| s.rollups).sum();
+    let rollup_rows = col.count("SELECT count(*) FROM rollups")?;
+    let batch_rollups = col.count("SELECT coalesce(sum(rollups), 0) FROM batches")?;
+    assert_eq!(
+        col.count("SELECT coalesce(sum(rows_ignored), 0) FROM agents")?,
+        0,
+        "no window arrived twice"
+    );
+    assert_eq!(
+        rollup_rows, batch_rollups,
+        "every rollup of every batch is a row"
+    );
+    assert!(
+        rollup_rows >= rollups_logged,
+        "rows {rollup_rows} < logged {rollups_logged}"
+    );
+    assert_eq!(col.count("SELECT count(*) FROM vms")?, vms);
+
+    // Every powered-on VM has rollups in every window the collector holds.
+    let db = col.db()?;
+    let mut stmt = db.prepare(
+        "SELECT r.window_start, count(DISTINCT s.entity_id) FROM rollups r JOIN series s ON s.id = r.series_id
+         WHERE s.entity_type = 'VirtualMachine' GROUP BY r.window_start",
+    )?;
+    let per_window: Vec<(i64, i64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    assert!(per_window.len() >= 3, "windows: {per_window:?}");
+    for (w, n) in &per_window {
+        assert_eq!(*n as u64, vms, "window {w} has {n} VMs of {vms}");
+    }
+    // And windows are contiguous: the outage left no gap.
+    let starts: Vec<i64> = per_window.iter().map(|p| p.0).collect();
+    for pair in starts.windows(2) {
+        assert_eq!(pair[1] - pair[0], 60, "gap between windows {starts:?}");
+    }
+    assert_eq!(agent.terminate(Duration::from_secs(30))?, Some(0));
+    Ok(())
+}
+
+#[test]
+fn fifty_kills_behind_a_faulty_link_lose_and_duplicate_nothing() -> Result<()> {
+    let opts = SimOptions::default();
+    let e = Estate::start(&opts)?;
+    let col = Collector::start(&e.dir.path().join("collector"))?;
+    let proxy_dir = e.dir.path().join("proxy");
+    std::fs::create_dir_all(&proxy_dir)?;
+    let proxy_certs = Certs::generate(&proxy_dir)?;
+    let proxy = FaultProxy::start(&proxy_certs, &col.url, &col.thumbprint)?;
+    let extra = format!(
+        "inventory_interval_secs = 1\nhealth_interval_secs = 5\n\n[perf]\nenabled = false\n\n[buffer]\ncommit_interval_ms = 50\n{}",
+        col.agent_section(Some((&proxy.url, &proxy_certs.thumbprint)))
+    );
+    let cfg = e.agent_config(PASSWORD, &extra)?;
+    let log = e.dir.path().join("agent.log");
+    for _ in 0..50 {
+        let agent = Agent::spawn(&cfg, &log)?;
+        std::thread::sleep(Duration::from_millis(fastrand::u64(300..2000)));
+        agent.kill9()?;
+    }
+    let id = agent_id(&e.dir.path().join("state"))?;
+    let before = stored_batches(&log)?;
+    let last_before = before.iter().map(|s| s.seq).max().unwrap_or(0);
+    assert!(
+        before.len() >= 25,
+        "only {} batches stored in 50 runs",
+        before.len()
+    );
+
+    // A healthy link again: what was stored arrives, and new data still flows.
+    proxy.set_faults(false);
+    let agent = Agent::spawn(&cfg, &log)?;
+    wait_until(
+        Duration::from_secs(120),
+        "every stored batch, and new ones",
+        || {
+            Ok(all_stored_delivered(&col, &log, &id)?
+                && col.batches(&id)?.keys().any(|s| *s > last_before))
+        },
+    )?;
+    assert_eq!(agent.terminate(Duration::from_secs(30))?, Some(0));
+
+    let stored: BTreeSet<u64> = stored_batches(&log)?.iter().map(|s| s.seq).collect();
+    let have = col.batches(&id)?;
+    let missing: Vec<u64> = stored
+        .iter()
+        .filter(|s| !have.contains_key(s))
+        .copied()
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "stored but never delivered: {missing:?}"
+    );
+    // Exactly once: one row per (agent, seq) by the primary key, and no rollup or daily
+    // row was offered twice.
+    assert_eq!(
+        col.count("SELECT count(*) FROM batches")?,
+        col.count("SELECT count(*) FROM (SELECT DISTINCT agent_id, seq FROM batches)")?
+    );
+    assert_eq!(
+        col.count("SELECT coalesce(sum(rows_ignored), 0) FROM agents")?,
+        0
+    );
+    assert_eq!(
+        col.count("SELECT count(*) FROM vms")?,
+        u64::from(opts.vm_count())
+    );
+    let c = &proxy.counts;
+    let summary = c.summary();
+    eprintln!(
+        "kill loop: {} batches stored, {} at the collector, {} resent batches acknowledged as duplicates; proxy {summary}",
+        stored.len(),
+        have.len(),
+        col.count("SELECT coalesce(sum(duplicate_batches), 0) FROM agents")?
+    );
+    use std::sync::atomic::Ordering::Relaxed;
+    for (name, n) in [
+        ("500", &c.errors_500),
+        ("429", &c.throttled_429),
+        ("reset", &c.reset_before),
+        ("reset after store", &c.reset_after),
+        ("slow", &c.slow),
+    ] {
+        assert!(
+            n.load(Relaxed) > 0,
+            "the proxy never injected {name}: {summary}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn a_tiny_cap_evicts_the_oldest_data_and_the_agent_keeps_running() -> Result<()> {
+    let e = Estate::start(&SimOptions::default())?;
+    let token = e.dir.path().join("token");
+    std::fs::write(&token, "not-used\n")?;
+    let cap = 65_536u64;
+    // Port 1 on loopback refuses connections: the collector is down for the whole test.
+    let extra = format!(
+        "inventory_interval_secs = 1\nhealth_interval_secs = 5\n\n[perf]\nenabled = false\n\n[buffer]\nmax_bytes = {cap}\n\n[collector]\nurl = \"https://127.0.0.1:1\"\ntoken_file = \"{}\"\nretry_max_secs = 1\n[collector.tls]\ninsecure = true\n",
+        token.display()
+    );
+    let cfg = e.agent_config(PASSWORD, &extra)?;
+    let log = e.dir.path().join("agent.log");
+    let mut agent = Agent::spawn(&cfg, &log)?;
+    let buffer_dir = e.dir.path().join("state/buffer");
+    let mut peak_rss = 0;
+    wait_until(Duration::from_secs(120), "three evictions", || {
+        peak_rss = peak_rss.max(agent.rss_kib().unwrap_or(0));
+        // Not there until the agent has opened its buffer.
+        let size: u64 = std::fs::read_dir(&buffer_dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        assert!(
+            size <= cap,
+            "buffer holds {size} bytes, over its cap of {cap}"
+        );
+        let evictions = vscout_e2e::collector::log_events(
+            &log,
+            "buffer full: evicting the oldest segment before it was delivered",
+        )?;
+        Ok(evictions.len() >= 3)
+    })?;
+    let evicted = vscout_e2e::collector::log_events(
+        &log,
+        "buffer full: evicting the oldest segment before it was delivered",
+    )?;
+    let counted = evicted
+        .last()
+        .and_then(|f| f.get("evicted_records_total"))
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    assert!(counted >= 3, "evicted records are counted: {counted}");
+    assert!(
+        agent.child.try_wait()?.is_none(),
+        "the agent is still running"
+    );
+    assert!(peak_rss < 200 * 1024, "agent memory {peak_rss} KiB");
+    assert_eq!(agent.terminate(Duration::from_secs(30))?, Some(0));
+    Ok(())
+}
