@@ -2,6 +2,7 @@
 //! set) timestamps are left out because journald adds its own. `RUST_LOG` filters
 //! (default `info`).
 
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -22,9 +23,11 @@ pub enum LogFormat {
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    // Colours only for a person at a terminal: log files and pipes get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let result = match (format, under_journald) {
         (LogFormat::Json, _) => builder.json().finish().with(ErrorCounter).try_init(),

@@ -528,3 +528,90 @@ fn store_inventory(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vscout::perf::{Rollup, WindowStats, ROLLUP_SCHEMA_VERSION};
+    use vscout::ship::batch::BATCH_VERSION;
+
+    fn rollup(vm: &str, window_start: i64) -> Record {
+        Record::Rollup(Rollup {
+            schema_version: ROLLUP_SCHEMA_VERSION,
+            vcenter: "vc".into(),
+            entity_type: "VirtualMachine".into(),
+            entity_id: vm.into(),
+            counter: "cpu.usage.average".into(),
+            instance: "".into(),
+            unit: "percent".into(),
+            stats_type: "rate".into(),
+            window_start,
+            window_secs: 300,
+            expected_samples: 15,
+            missing_samples: 0,
+            stats: Some(WindowStats {
+                count: 15,
+                min: 1.0,
+                max: 9.0,
+                mean: 5.0,
+                p50: 5.0,
+                p95: 9.0,
+                p99: 9.0,
+            }),
+        })
+    }
+
+    fn batch(records: Vec<Record>) -> Batch {
+        Batch {
+            batch_version: BATCH_VERSION,
+            created_ms: 0,
+            records,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_stored_once_and_series_are_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("db")).expect("open");
+        let who = Principal::Token("t".into());
+        let b = batch(vec![
+            rollup("vm-1", 0),
+            rollup("vm-2", 0),
+            rollup("vm-1", 300),
+        ]);
+        let first = store.ingest("a", 1, "v", &who, &b).expect("ingest");
+        assert!(!first.duplicate);
+        let again = store.ingest("a", 1, "v", &who, &b).expect("ingest again");
+        assert!(again.duplicate);
+        let c = store.counts().expect("counts");
+        assert_eq!(
+            (c.batches, c.rollups, c.series, c.duplicate_batches),
+            (1, 3, 2, 1)
+        );
+        // Another agent's batch with the same sequence is its own.
+        store
+            .ingest("b", 1, "v", &who, &batch(vec![rollup("vm-3", 0)]))
+            .expect("b");
+        // The same window again under a new sequence is counted, not stored twice.
+        let o = store
+            .ingest("a", 2, "v", &who, &batch(vec![rollup("vm-1", 0)]))
+            .expect("a2");
+        assert_eq!(o.rows_ignored, 1);
+        let c = store.counts().expect("counts");
+        assert_eq!(
+            (c.batches, c.rollups, c.series, c.rows_ignored),
+            (3, 4, 3, 1)
+        );
+        // Reopened: the series cache is rebuilt from the table.
+        drop(store);
+        let store = SqliteStore::open(&dir.path().join("db")).expect("reopen");
+        store
+            .ingest("a", 3, "v", &who, &batch(vec![rollup("vm-1", 600)]))
+            .expect("a3");
+        assert_eq!(store.counts().expect("counts").series, 3);
+        let m = store
+            .metrics("vc:vm-1", &MetricsQuery::default())
+            .expect("metrics");
+        assert_eq!(m.len(), 3);
+    }
+}
