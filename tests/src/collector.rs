@@ -90,6 +90,11 @@ impl Collector {
         })
     }
 
+    /// The collector's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Stops (SIGTERM) and waits.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
