@@ -23,7 +23,7 @@ use crate::buffer::{self, Buffer, BufferError, BufferHandle, BufferOptions};
 use crate::config::{AgentConfig, VcenterConfig};
 use crate::inventory::{self, Inventory, SCHEMA_VERSION};
 use crate::perf::{vcenter_now_ms, watermark, Aggregator, Poller, Rollup, REALTIME_SECS};
-use crate::ship::{AgentHealth, Record, ShipError, ShipStats, Shipper, Sink};
+use crate::ship::{AgentHealth, Batcher, Record, ShipError, ShipStats, Shipper, Sink};
 use crate::vsphere::{Client, MoRef, VsphereError};
 
 /// Why the daemon could not start.
@@ -413,20 +413,48 @@ impl VcenterTask {
                 // A window is closed once vCenter's clock is one interval past its end
                 // (samples are published a little late).
                 let closed = end - i64::from(REALTIME_SECS) * 1000;
-                let rollups = perf.agg.drain_closed(closed);
-                log_windows(&vc_name, &rollups);
-                let last_window_end = rollups
-                    .iter()
-                    .map(|r| (r.window_start + i64::from(r.window_secs)) * 1000)
-                    .max();
-                let mut records: Vec<Record> = rollups.into_iter().map(Record::Rollup).collect();
-                perf.agg
-                    .drain_closed_days_with(closed, |d| records.push(Record::Daily(d)));
-                if records.is_empty() {
-                    return true;
+                // Draining and encoding 150,000 rollups is CPU work: the aggregator moves
+                // to a blocking thread for it and comes back.
+                let window_secs = self.cfg.perf.window_secs;
+                let mut agg =
+                    std::mem::replace(&mut perf.agg, Aggregator::new(&vc_name, window_secs));
+                let drained = tokio::task::spawn_blocking(move || {
+                    let mut windows = WindowLog::default();
+                    let mut batcher = Batcher::default();
+                    agg.drain_closed_with(closed, |r| {
+                        windows.add(&r);
+                        batcher.push(Record::Rollup(r));
+                    });
+                    agg.drain_closed_days_with(closed, |d| batcher.push(Record::Daily(d)));
+                    (agg, windows, batcher.finish())
+                })
+                .await;
+                let (agg, windows, encoded) = match drained {
+                    Ok(x) => x,
+                    Err(e) => {
+                        error!(vcenter = %vc_name, error = %e, "rolling up closed windows failed");
+                        return true;
+                    }
+                };
+                perf.agg = agg;
+                windows.log(&vc_name);
+                let last_window_end = windows.last_end_ms();
+                let encoded = match encoded {
+                    Ok(e) => e,
+                    Err(e) => {
+                        error!(vcenter = %vc_name, error = %e, "cannot encode closed windows");
+                        return true;
+                    }
+                };
+                let mut stored = Ok(());
+                for batch in encoded {
+                    if let Err(e) = self.sink.store_encoded(batch).await {
+                        stored = Err(e);
+                        break;
+                    }
                 }
-                match self.sink.store(records).await {
-                    Ok(_) => {
+                match stored {
+                    Ok(()) => {
                         if let Some(w) = last_window_end {
                             if let Err(e) = watermark::write(&self.cfg.state_dir, &vc_name, w) {
                                 warn!(vcenter = %vc_name, error = %e, "cannot record the last stored window; a restart may roll it up again");
@@ -451,23 +479,38 @@ impl VcenterTask {
     }
 }
 
-/// One line per closed window: how many series, samples and how complete.
-fn log_windows(vcenter: &str, rollups: &[Rollup]) {
-    let mut by_window: std::collections::BTreeMap<i64, (usize, u64, u64)> =
-        std::collections::BTreeMap::new();
-    for r in rollups {
-        let e = by_window.entry(r.window_start).or_default();
+/// Per closed window: how many series, samples and how complete; one log line each.
+#[derive(Debug, Default)]
+struct WindowLog {
+    by_window: std::collections::BTreeMap<i64, (usize, u64, u64, u32)>,
+}
+
+impl WindowLog {
+    fn add(&mut self, r: &Rollup) {
+        let e = self.by_window.entry(r.window_start).or_default();
         e.0 += 1;
         e.1 += u64::from(r.stats.map_or(0, |s| s.count));
         e.2 += u64::from(r.expected_samples);
+        e.3 = r.window_secs;
     }
-    for (start, (series, samples, expected)) in by_window {
-        let completeness = if expected == 0 {
-            0.0
-        } else {
-            100.0 * samples as f64 / expected as f64
-        };
-        info!(vcenter = %vcenter, window_start = start, series, samples, completeness_pct = format!("{completeness:.1}"), "performance window closed");
+
+    /// End (Unix ms) of the last window seen.
+    fn last_end_ms(&self) -> Option<i64> {
+        self.by_window
+            .iter()
+            .next_back()
+            .map(|(start, e)| (start + i64::from(e.3)) * 1000)
+    }
+
+    fn log(&self, vcenter: &str) {
+        for (start, (series, samples, expected, _)) in &self.by_window {
+            let completeness = if *expected == 0 {
+                0.0
+            } else {
+                100.0 * *samples as f64 / *expected as f64
+            };
+            info!(vcenter = %vcenter, window_start = start, series, samples, completeness_pct = format!("{completeness:.1}"), "performance window closed");
+        }
     }
 }
 

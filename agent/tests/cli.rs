@@ -58,8 +58,15 @@ fn example_config_is_valid() {
     let pw = dir.path().join("pw");
     std::fs::write(&pw, "secret\n").expect("write");
     let text = include_str!("../examples/agent.toml")
-        .replace("/etc/vscout/vc01.password", pw.to_str().expect("utf8"));
+        .replace("/etc/vscout/vc01.password", pw.to_str().expect("utf8"))
+        .replace("/etc/vscout/collector.token", pw.to_str().expect("utf8"));
     let cfg = vscout::config::from_toml_str(&text).expect("the shipped example must be valid");
     assert_eq!(cfg.vcenters.len(), 1);
     assert_eq!(cfg.vcenters[0].name, "vc01");
+    let collector = cfg.collector.expect("[collector]");
+    assert_eq!(
+        collector.url.as_str(),
+        "https://collector.example.com:8443/"
+    );
+    assert_eq!(cfg.buffer.max_bytes, 1 << 30);
 }

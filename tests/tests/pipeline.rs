@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::Result;
-use vscout_e2e::collector::{agent_id, stored_batches, wait_until, Agent, Collector};
+use vscout_e2e::collector::{agent_id, log_events, stored_batches, wait_until, Agent, Collector};
 use vscout_e2e::http_fault::FaultProxy;
 use vscout_e2e::{Certs, Estate, SimOptions, PASSWORD};
 
@@ -16,6 +16,14 @@ fn all_stored_delivered(col: &Collector, log: &std::path::Path, agent: &str) -> 
     let stored = stored_batches(log)?;
     let have = col.batches(agent)?;
     Ok(!stored.is_empty() && stored.iter().all(|s| have.get(&s.seq) == Some(&s.rollups)))
+}
+
+/// Window starts the agent logged as closed.
+fn windows_closed(log: &std::path::Path) -> Result<BTreeSet<i64>> {
+    Ok(log_events(log, "performance window closed")?
+        .iter()
+        .filter_map(|f| f.get("window_start").and_then(|v| v.as_i64()))
+        .collect())
 }
 
 #[test]
@@ -46,16 +54,11 @@ fn vcsim_to_collector_through_an_outage() -> Result<()> {
         .map(|s| s.seq)
         .max()
         .unwrap_or(0);
+    let windows_before = windows_closed(&log)?;
     wait_until(
         Duration::from_secs(240),
-        "two windows stored while the collector is down",
-        || {
-            let windows = stored_batches(&log)?
-                .iter()
-                .filter(|s| s.seq > last_before && s.rollups > 0)
-                .count();
-            Ok(windows >= 2)
-        },
+        "two windows closed while the collector is down",
+        || Ok(windows_closed(&log)?.difference(&windows_before).count() >= 2),
     )?;
     assert!(
         col.batches(&id)?.keys().all(|s| *s <= last_before),
@@ -64,10 +67,16 @@ fn vcsim_to_collector_through_an_outage() -> Result<()> {
     col.restart()?;
 
     // Everything the agent stored arrives, once.
+    let vm_windows = |col: &Collector| {
+        col.count(
+            "SELECT count(DISTINCT r.window_start) FROM rollups r JOIN series s ON s.id = r.series_id
+             WHERE s.entity_type = 'VirtualMachine'",
+        )
+    };
     wait_until(
         Duration::from_secs(120),
         "every stored batch at the collector",
-        || all_stored_delivered(&col, &log, &id),
+        || Ok(all_stored_delivered(&col, &log, &id)? && vm_windows(&col)? >= 3),
     )?;
     let stored = stored_batches(&log)?;
     let rollups_logged: u64 = stored.iter().map(|s| s.rollups).sum();
@@ -230,13 +239,13 @@ fn a_tiny_cap_evicts_the_oldest_data_and_the_agent_keeps_running() -> Result<()>
             size <= cap,
             "buffer holds {size} bytes, over its cap of {cap}"
         );
-        let evictions = vscout_e2e::collector::log_events(
+        let evictions = log_events(
             &log,
             "buffer full: evicting the oldest segment before it was delivered",
         )?;
         Ok(evictions.len() >= 3)
     })?;
-    let evicted = vscout_e2e::collector::log_events(
+    let evicted = log_events(
         &log,
         "buffer full: evicting the oldest segment before it was delivered",
     )?;

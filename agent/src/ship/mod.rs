@@ -15,4 +15,4 @@ mod sink;
 pub use batch::{AgentHealth, Batch, Record};
 pub use error::ShipError;
 pub use shipper::{backoff, ShipStats, Shipper};
-pub use sink::Sink;
+pub use sink::{Batcher, Encoded, Sink};

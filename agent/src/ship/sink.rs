@@ -45,30 +45,18 @@ impl Sink {
     }
 
     async fn store_batch(&self, records: Vec<Record>) -> Result<u64, BufferError> {
-        let mut kinds = Kinds::default();
-        for r in &records {
-            match r {
-                Record::Inventory(_) => kinds.inventories += 1,
-                Record::Rollup(_) => kinds.rollups += 1,
-                Record::Daily(_) => kinds.daily += 1,
-                Record::Health(_) => kinds.health += 1,
-            }
-        }
-        let batch = Batch {
-            batch_version: batch::BATCH_VERSION,
-            created_ms: crate::telemetry::unix_now_ms(),
-            records,
-        };
-        let payload = tokio::task::spawn_blocking(move || batch::encode(&batch))
+        let encoded = tokio::task::spawn_blocking(move || Encoded::new(records))
             .await
             .map_err(|e| BufferError::Io {
                 path: Default::default(),
                 reason: format!("encoding task failed: {e}"),
-            })?
-            .map_err(|e| BufferError::Io {
-                path: Default::default(),
-                reason: format!("cannot encode batch: {e}"),
-            })?;
+            })??;
+        self.store_encoded(encoded).await
+    }
+
+    /// Appends a batch encoded beforehand and waits until it is stored.
+    pub async fn store_encoded(&self, encoded: Encoded) -> Result<u64, BufferError> {
+        let Encoded { payload, kinds } = encoded;
         let bytes = payload.len();
         let mut delay = Duration::from_secs(1);
         let seq = loop {
@@ -101,5 +89,75 @@ impl Sink {
             "batch stored"
         );
         Ok(seq)
+    }
+}
+
+/// A batch encoded (compressed) and ready to append.
+#[derive(Debug)]
+pub struct Encoded {
+    payload: Vec<u8>,
+    kinds: Kinds,
+}
+
+impl Encoded {
+    /// Encodes `records` as one batch (CPU work: call it off the async threads).
+    pub fn new(records: Vec<Record>) -> Result<Self, BufferError> {
+        let mut kinds = Kinds::default();
+        for r in &records {
+            match r {
+                Record::Inventory(_) => kinds.inventories += 1,
+                Record::Rollup(_) => kinds.rollups += 1,
+                Record::Daily(_) => kinds.daily += 1,
+                Record::Health(_) => kinds.health += 1,
+            }
+        }
+        let batch = Batch {
+            batch_version: batch::BATCH_VERSION,
+            created_ms: crate::telemetry::unix_now_ms(),
+            records,
+        };
+        let payload = batch::encode(&batch).map_err(|e| BufferError::Io {
+            path: Default::default(),
+            reason: format!("cannot encode batch: {e}"),
+        })?;
+        Ok(Self { payload, kinds })
+    }
+}
+
+/// Encodes records into batches as they are produced, so that a 10,000-VM window's
+/// 150,000 rollups are never all held as records at once: at most one batch of them is.
+#[derive(Debug, Default)]
+pub struct Batcher {
+    chunk: Vec<Record>,
+    done: Vec<Encoded>,
+    error: Option<BufferError>,
+}
+
+impl Batcher {
+    pub fn push(&mut self, r: Record) {
+        self.chunk.push(r);
+        if self.chunk.len() >= batch::ROLLUPS_PER_BATCH {
+            self.seal();
+        }
+    }
+
+    fn seal(&mut self) {
+        if self.chunk.is_empty() || self.error.is_some() {
+            self.chunk.clear();
+            return;
+        }
+        match Encoded::new(std::mem::take(&mut self.chunk)) {
+            Ok(e) => self.done.push(e),
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// The encoded batches, in order.
+    pub fn finish(mut self) -> Result<Vec<Encoded>, BufferError> {
+        self.seal();
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.done),
+        }
     }
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use super::*;
-use crate::config::raw;
+use crate::config::{raw, Compression};
 
 fn password_file() -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().expect("temp file");
@@ -185,4 +185,54 @@ fn perf_defaults_and_bad_values() {
         .expect_err("name")
         .to_string();
     assert!(err.contains("perf.vm_counters = cpu.usage"), "{err}");
+}
+
+#[test]
+fn buffer_and_collector_sections() {
+    let pw = password_file();
+    let base = minimal(pw.path());
+    let cfg = check(&base).expect("valid");
+    assert!(cfg.collector.is_none());
+    assert_eq!(cfg.buffer.max_bytes, 1 << 30);
+    assert_eq!(cfg.buffer.segment_bytes, 64 << 20);
+    assert_eq!(cfg.buffer.commit_interval, Duration::from_millis(500));
+    let with = |extra: &str| check(&format!("{base}\n{extra}\n"));
+    let tok = pw.path().display();
+    let cfg = with(&format!(
+        "[buffer]\nmax_bytes = 65536\nfsync = \"always\"\n[collector]\nurl = \"https://c.example.com:8443\"\ntoken_file = \"{tok}\"\ncompression = \"gzip\"\n"
+    ))
+    .expect("valid");
+    assert!(cfg.buffer.fsync_always);
+    assert_eq!(cfg.buffer.segment_bytes, 4096);
+    let c = cfg.collector.expect("collector");
+    assert_eq!(c.url.as_str(), "https://c.example.com:8443/");
+    assert_eq!(c.token.expect("token").expose(), "s3cret");
+    assert_eq!(c.compression, Compression::Gzip);
+    assert_eq!(c.max_in_flight, 2);
+    for (extra, needle) in [
+        ("[buffer]\nmax_bytes = 1000", "buffer.max_bytes = 1000"),
+        ("[buffer]\nfsync = \"never\"", "buffer.fsync = never"),
+        ("[collector]\nurl = \"https://c\"", "collector.token_file"),
+        (
+            &format!("[collector]\nurl = \"http://c\"\ntoken_file = \"{tok}\""),
+            "collector.url = http://c",
+        ),
+        (
+            &format!(
+                "[collector]\nurl = \"https://c\"\ntoken_file = \"{tok}\"\ncompression = \"lz4\""
+            ),
+            "collector.compression = lz4",
+        ),
+        (
+            &format!("[collector]\nurl = \"https://c\"\nclient_cert_file = \"{tok}\""),
+            "mutual TLS needs both",
+        ),
+        (
+            &format!("[collector]\nurl = \"https://c\"\ntoken_file = \"{tok}\"\nmax_in_flight = 0"),
+            "collector.max_in_flight = 0",
+        ),
+    ] {
+        let err = with(extra).expect_err(extra).to_string();
+        assert!(err.contains(needle), "{extra}: {err}");
+    }
 }
