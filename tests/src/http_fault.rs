@@ -48,6 +48,8 @@ impl FaultCounts {
 pub struct FaultProxy {
     pub url: String,
     faults: Arc<AtomicBool>,
+    /// Requests still to be refused with a 422 (a permanent rejection).
+    reject: Arc<AtomicU64>,
     pub counts: Arc<FaultCounts>,
     _rt: tokio::runtime::Runtime,
 }
@@ -97,22 +99,35 @@ impl FaultProxy {
         let url = format!("https://127.0.0.1:{}", listener.local_addr()?.port());
         let faults = Arc::new(AtomicBool::new(true));
         let counts = Arc::new(FaultCounts::default());
-        let (f, c) = (faults.clone(), counts.clone());
+        let reject = Arc::new(AtomicU64::new(0));
+        let (f, c, r) = (faults.clone(), counts.clone(), reject.clone());
         rt.spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, upstream, f, c) =
-                    (acceptor.clone(), upstream.clone(), f.clone(), c.clone());
+                let (acceptor, upstream, f, c, r) = (
+                    acceptor.clone(),
+                    upstream.clone(),
+                    f.clone(),
+                    c.clone(),
+                    r.clone(),
+                );
                 tokio::spawn(async move {
-                    let _ = handle(tcp, acceptor, &upstream, &f, &c).await;
+                    let _ = handle(tcp, acceptor, &upstream, &f, &c, &r).await;
                 });
             }
         });
         Ok(Self {
             url,
             faults,
+            reject,
             counts,
             _rt: rt,
         })
+    }
+
+    /// Refuses the next `n` requests for good (422), as a collector does with a record it
+    /// will never accept.
+    pub fn reject_next(&self, n: u64) {
+        self.reject.store(n, Ordering::Relaxed);
     }
 
     /// Turns fault injection on or off (off: every request is forwarded at once).
@@ -205,9 +220,22 @@ async fn handle(
     up: &Upstream,
     faults: &AtomicBool,
     c: &FaultCounts,
+    reject: &AtomicU64,
 ) -> Result<()> {
     let mut s = acceptor.accept(tcp).await?;
     let req = read_request(&mut s).await?;
+    if reject
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        return respond(
+            &mut s,
+            422,
+            &[],
+            br#"{"error":"injected rejection: this record is refused"}"#,
+        )
+        .await;
+    }
     let roll = if faults.load(Ordering::Relaxed) {
         fastrand::u32(0..100)
     } else {

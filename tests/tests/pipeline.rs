@@ -263,3 +263,87 @@ fn a_tiny_cap_evicts_the_oldest_data_and_the_agent_keeps_running() -> Result<()>
     assert_eq!(agent.terminate(Duration::from_secs(30))?, Some(0));
     Ok(())
 }
+
+#[test]
+fn a_rejected_batch_goes_to_the_dead_letter_directory_and_the_rest_flows() -> Result<()> {
+    let e = Estate::start(&SimOptions::default())?;
+    let col = Collector::start(&e.dir.path().join("collector"))?;
+    let proxy_dir = e.dir.path().join("proxy");
+    std::fs::create_dir_all(&proxy_dir)?;
+    let proxy_certs = Certs::generate(&proxy_dir)?;
+    let proxy = FaultProxy::start(&proxy_certs, &col.url, &col.thumbprint)?;
+    proxy.set_faults(false);
+    proxy.reject_next(2);
+    // gzip on the wire this time.
+    let section = col
+        .agent_section(Some((&proxy.url, &proxy_certs.thumbprint)))
+        .replace("[collector.tls]", "compression = \"gzip\"\n[collector.tls]");
+    let extra = format!(
+        "inventory_interval_secs = 2\nhealth_interval_secs = 5\n\n[perf]\nenabled = false\n{section}"
+    );
+    let cfg = e.agent_config(PASSWORD, &extra)?;
+    let log = e.dir.path().join("agent.log");
+    let agent = Agent::spawn(&cfg, &log)?;
+    let dead = e.dir.path().join("state/dead-letter");
+    let id_path = e.dir.path().join("state");
+    let dead_seqs = || -> Result<BTreeSet<u64>> {
+        Ok(std::fs::read_dir(&dead)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|n| n.strip_suffix(".batch.gz")?.parse().ok())
+            .collect())
+    };
+    wait_until(
+        Duration::from_secs(90),
+        "two dead letters and later batches delivered",
+        || {
+            let dead = dead_seqs()?;
+            if dead.len() < 2 {
+                return Ok(false);
+            }
+            let id = agent_id(&id_path)?;
+            let have = col.batches(&id)?;
+            let stored = stored_batches(&log)?;
+            Ok(stored.len() >= 5
+                && stored
+                    .iter()
+                    .all(|s| dead.contains(&s.seq) || have.contains_key(&s.seq)))
+        },
+    )?;
+    assert_eq!(agent.terminate(Duration::from_secs(30))?, Some(0));
+    let dead = dead_seqs()?;
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let have = col.batches(&agent_id(&id_path)?)?;
+    for seq in &dead {
+        assert!(
+            !have.contains_key(seq),
+            "dead letter {seq} is not at the collector"
+        );
+        let note = std::fs::read_to_string(
+            e.dir
+                .path()
+                .join(format!("state/dead-letter/{seq:020}.reason.txt")),
+        )?;
+        assert!(
+            note.contains("422") && note.contains("injected rejection"),
+            "{note}"
+        );
+        let body = std::fs::read(
+            e.dir
+                .path()
+                .join(format!("state/dead-letter/{seq:020}.batch.gz")),
+        )?;
+        let batch = vscout::ship::batch::decode(&body, "gzip").map_err(anyhow::Error::msg)?;
+        assert!(
+            !batch.records.is_empty(),
+            "the dead letter holds the batch as sent"
+        );
+    }
+    let logged = log_events(
+        &log,
+        "collector rejected a record for good; moved it to the dead-letter directory",
+    )?;
+    assert_eq!(logged.len(), 2);
+    Ok(())
+}

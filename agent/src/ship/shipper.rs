@@ -289,7 +289,11 @@ impl Inner {
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(reason.to_owned());
         let dir = &self.dead_letter_dir;
-        let data = dir.join(format!("{seq:020}.batch.zst"));
+        let ext = match self.cfg.compression {
+            Compression::Zstd => "zst",
+            Compression::Gzip => "gz",
+        };
+        let data = dir.join(format!("{seq:020}.batch.{ext}"));
         let note = dir.join(format!("{seq:020}.reason.txt"));
         let result = std::fs::create_dir_all(dir)
             .and_then(|()| std::fs::write(&data, payload))
