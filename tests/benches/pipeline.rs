@@ -17,8 +17,7 @@ use std::time::{Duration, Instant};
 use vscout::buffer::{fs::StdFs, Buffer, BufferHandle, BufferOptions};
 use vscout::config::{CollectorConfig, Compression, Secret, TlsPolicy};
 use vscout::perf::Rollup;
-use vscout::ship::batch::{self, Batch, Record, BATCH_VERSION, ROLLUPS_PER_BATCH};
-use vscout::ship::{ShipStats, Shipper};
+use vscout::ship::{Batcher, Record, ShipStats, Shipper};
 use vscout_e2e::collector::Collector;
 use vscout_e2e::{Estate, SimOptions, PASSWORD};
 
@@ -106,17 +105,16 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let cpu0 = cpu_ms(&me);
     let t0 = Instant::now();
-    // Encode (what `Sink` does).
-    let batches: Vec<Vec<u8>> = rollups
-        .chunks(ROLLUPS_PER_BATCH)
-        .map(|c| {
-            batch::encode(&Batch {
-                batch_version: BATCH_VERSION,
-                created_ms: 0,
-                records: c.iter().cloned().map(Record::Rollup).collect(),
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    // Encode (what the daemon does with a closed window).
+    let mut batcher = Batcher::default();
+    for r in rollups {
+        batcher.push(Record::Rollup(r));
+    }
+    let batches: Vec<Vec<u8>> = batcher
+        .finish()?
+        .iter()
+        .map(|e| e.payload().to_vec())
+        .collect();
     let encode_cpu = cpu_ms(&me) - cpu0;
     let encode_wall = t0.elapsed();
     // Append with an fsync per batch (stricter than the 500 ms group commit).

@@ -100,6 +100,11 @@ pub struct Encoded {
 }
 
 impl Encoded {
+    /// The compressed batch, as the buffer stores it.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
     /// Encodes `records` as one batch (CPU work: call it off the async threads).
     pub fn new(records: Vec<Record>) -> Result<Self, BufferError> {
         let mut kinds = Kinds::default();
@@ -107,6 +112,7 @@ impl Encoded {
             match r {
                 Record::Inventory(_) => kinds.inventories += 1,
                 Record::Rollup(_) => kinds.rollups += 1,
+                Record::Rollups(set) => kinds.rollups += set.rows.len(),
                 Record::Daily(_) => kinds.daily += 1,
                 Record::Health(_) => kinds.health += 1,
             }
@@ -125,23 +131,36 @@ impl Encoded {
 }
 
 /// Encodes records into batches as they are produced, so that a 10,000-VM window's
-/// 150,000 rollups are never all held as records at once: at most one batch of them is.
+/// 130,000 rollups are never all held as records at once: at most one batch of them is.
+/// Rollups are gathered into `RollupSet`s (the compact form).
 #[derive(Debug, Default)]
 pub struct Batcher {
     chunk: Vec<Record>,
+    rollups: batch::RollupSetBuilder,
     done: Vec<Encoded>,
     error: Option<BufferError>,
 }
 
 impl Batcher {
     pub fn push(&mut self, r: Record) {
-        self.chunk.push(r);
-        if self.chunk.len() >= batch::ROLLUPS_PER_BATCH {
+        match r {
+            Record::Rollup(r) => {
+                if !self.rollups.accepts(&r) {
+                    self.seal();
+                }
+                self.rollups.push(r);
+            }
+            other => self.chunk.push(other),
+        }
+        if self.chunk.len() + self.rollups.len() >= batch::ROLLUPS_PER_BATCH {
             self.seal();
         }
     }
 
     fn seal(&mut self) {
+        if !self.rollups.is_empty() {
+            self.chunk.push(Record::Rollups(self.rollups.take()));
+        }
         if self.chunk.is_empty() || self.error.is_some() {
             self.chunk.clear();
             return;

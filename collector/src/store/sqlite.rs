@@ -12,6 +12,8 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde_json::{json, Value};
+use vscout::perf::Rollup;
+use vscout::ship::batch::{RollupView, StatsRow};
 use vscout::ship::{Batch, Record};
 
 use super::{Counts, IngestOutcome, MetricsQuery, Principal, Storage, StoreError, VmFilter};
@@ -54,12 +56,22 @@ CREATE TABLE IF NOT EXISTS tokens (
     name TEXT PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, created_ms INTEGER NOT NULL);
 ";
 
-type SeriesKey = (String, String, String, String);
+/// Series are looked up by `vcenter 0x1f entity 0x1f counter 0x1f instance`, built in a
+/// reused buffer: a hit costs no allocation (130,000 lookups per 10,000-VM window).
+fn series_key(buf: &mut String, vcenter: &str, entity_id: &str, counter: &str, instance: &str) {
+    buf.clear();
+    for (i, part) in [vcenter, entity_id, counter, instance].iter().enumerate() {
+        if i > 0 {
+            buf.push('\u{1f}');
+        }
+        buf.push_str(part);
+    }
+}
 
 #[derive(Debug)]
 struct Writer {
     conn: Connection,
-    series: HashMap<SeriesKey, i64>,
+    series: HashMap<String, i64>,
 }
 
 /// SQLite storage: one writer connection and one reader connection.
@@ -93,15 +105,13 @@ impl SqliteStore {
         {
             let mut stmt =
                 conn.prepare("SELECT id, vcenter, entity_id, counter, instance FROM series")?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
-                    r.get::<_, i64>(0)?,
-                ))
-            })?;
-            for row in rows {
-                let (k, id) = row?;
-                series.insert(k, id);
+            let mut rows = stmt.query([])?;
+            let mut key = String::new();
+            while let Some(r) = rows.next()? {
+                let (v, e, c, i): (String, String, String, String) =
+                    (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+                series_key(&mut key, &v, &e, &c, &i);
+                series.insert(key.clone(), r.get::<_, i64>(0)?);
             }
         }
         let reader = open_conn(path)?;
@@ -118,30 +128,19 @@ impl SqliteStore {
 
 /// Series numbered inside the current transaction: merged into the cache only on commit.
 struct TxSeries<'a> {
-    cache: &'a HashMap<SeriesKey, i64>,
-    new: HashMap<SeriesKey, i64>,
+    cache: &'a HashMap<String, i64>,
+    new: HashMap<String, i64>,
+    key: String,
 }
 
 impl TxSeries<'_> {
-    #[allow(clippy::too_many_arguments)]
-    fn id(
-        &mut self,
-        tx: &Transaction<'_>,
-        vcenter: &str,
-        entity_type: &str,
-        entity_id: &str,
-        counter: &str,
-        instance: &str,
-        unit: &str,
-        stats_type: &str,
-    ) -> Result<i64, StoreError> {
-        let key = (
-            vcenter.to_owned(),
-            entity_id.to_owned(),
-            counter.to_owned(),
-            instance.to_owned(),
-        );
-        if let Some(id) = self.cache.get(&key).or_else(|| self.new.get(&key)) {
+    fn id(&mut self, tx: &Transaction<'_>, v: &RollupView<'_>) -> Result<i64, StoreError> {
+        series_key(&mut self.key, v.vcenter, v.entity_id, v.counter, v.instance);
+        if let Some(id) = self
+            .cache
+            .get(self.key.as_str())
+            .or_else(|| self.new.get(self.key.as_str()))
+        {
             return Ok(*id);
         }
         let mut stmt = tx.prepare_cached(
@@ -149,17 +148,64 @@ impl TxSeries<'_> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         stmt.execute(params![
-            vcenter,
-            entity_type,
-            entity_id,
-            counter,
-            instance,
-            unit,
-            stats_type
+            v.vcenter,
+            v.entity_type,
+            v.entity_id,
+            v.counter,
+            v.instance,
+            v.unit,
+            v.stats_type
         ])?;
         let id = tx.last_insert_rowid();
-        self.new.insert(key, id);
+        self.new.insert(self.key.clone(), id);
         Ok(id)
+    }
+}
+
+/// Inserts one rollup; false if that series and window was already there.
+fn insert_rollup(
+    tx: &Transaction<'_>,
+    ids: &mut TxSeries<'_>,
+    v: &RollupView<'_>,
+) -> Result<bool, StoreError> {
+    let id = ids.id(tx, v)?;
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR IGNORE INTO rollups VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    let s = v.stats;
+    let n = stmt.execute(params![
+        id,
+        v.window_start,
+        v.window_secs,
+        v.expected_samples,
+        v.missing_samples,
+        s.map_or(0, |s| s.0),
+        s.map(|s| s.1),
+        s.map(|s| s.2),
+        s.map(|s| s.3),
+        s.map(|s| s.4),
+        s.map(|s| s.5),
+        s.map(|s| s.6),
+    ])?;
+    Ok(n == 1)
+}
+
+fn view_of(r: &Rollup) -> RollupView<'_> {
+    RollupView {
+        vcenter: &r.vcenter,
+        entity_type: &r.entity_type,
+        entity_id: &r.entity_id,
+        counter: &r.counter,
+        instance: &r.instance,
+        unit: &r.unit,
+        stats_type: &r.stats_type,
+        window_start: r.window_start,
+        window_secs: r.window_secs,
+        expected_samples: r.expected_samples,
+        missing_samples: r.missing_samples,
+        stats: r
+            .stats
+            .map(|s| StatsRow(s.count, s.min, s.max, s.mean, s.p50, s.p95, s.p99)),
     }
 }
 
@@ -208,6 +254,7 @@ impl Storage for SqliteStore {
         let mut ids = TxSeries {
             cache: series,
             new: HashMap::new(),
+            key: String::new(),
         };
         let mut ignored = 0usize;
         let mut rollups = 0usize;
@@ -215,48 +262,41 @@ impl Storage for SqliteStore {
             match record {
                 Record::Rollup(r) => {
                     rollups += 1;
-                    let id = ids.id(
-                        &tx,
-                        &r.vcenter,
-                        &r.entity_type,
-                        &r.entity_id,
-                        &r.counter,
-                        &r.instance,
-                        &r.unit,
-                        &r.stats_type,
-                    )?;
-                    let mut stmt = tx.prepare_cached(
-                        "INSERT OR IGNORE INTO rollups VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                    )?;
-                    let s = r.stats;
-                    let n = stmt.execute(params![
-                        id,
-                        r.window_start,
-                        r.window_secs,
-                        r.expected_samples,
-                        r.missing_samples,
-                        s.map_or(0, |s| s.count),
-                        s.map(|s| s.min),
-                        s.map(|s| s.max),
-                        s.map(|s| s.mean),
-                        s.map(|s| s.p50),
-                        s.map(|s| s.p95),
-                        s.map(|s| s.p99),
-                    ])?;
-                    if n == 0 {
+                    if !insert_rollup(&tx, &mut ids, &view_of(r))? {
                         ignored += 1;
+                    }
+                }
+                Record::Rollups(set) => {
+                    for i in 0..set.rows.len() {
+                        // Indexes were checked when the batch was decoded.
+                        let Some(v) = set.view(i) else {
+                            return Err(StoreError::Other(format!(
+                                "rollup row {i} has a bad name index"
+                            )));
+                        };
+                        rollups += 1;
+                        if !insert_rollup(&tx, &mut ids, &v)? {
+                            ignored += 1;
+                        }
                     }
                 }
                 Record::Daily(d) => {
                     let id = ids.id(
                         &tx,
-                        &d.vcenter,
-                        &d.entity_type,
-                        &d.entity_id,
-                        &d.counter,
-                        &d.instance,
-                        &d.unit,
-                        &d.stats_type,
+                        &RollupView {
+                            vcenter: &d.vcenter,
+                            entity_type: &d.entity_type,
+                            entity_id: &d.entity_id,
+                            counter: &d.counter,
+                            instance: &d.instance,
+                            unit: &d.unit,
+                            stats_type: &d.stats_type,
+                            window_start: d.day_start,
+                            window_secs: 86_400,
+                            expected_samples: 0,
+                            missing_samples: 0,
+                            stats: None,
+                        },
                     )?;
                     let sketch = serde_json::to_string(&d.sketch)
                         .map_err(|e| StoreError::Other(e.to_string()))?;
@@ -613,5 +653,30 @@ mod tests {
             .metrics("vc:vm-1", &MetricsQuery::default())
             .expect("metrics");
         assert_eq!(m.len(), 3);
+        // The compact form the agent ships lands in the same rows.
+        let mut set = vscout::ship::batch::RollupSetBuilder::default();
+        for (vm, w) in [("vm-1", 900), ("vm-9", 900), ("vm-1", 0)] {
+            if let Record::Rollup(r) = rollup(vm, w) {
+                set.push(r);
+            }
+        }
+        let o = store
+            .ingest("a", 4, "v", &who, &batch(vec![Record::Rollups(set.take())]))
+            .expect("a4");
+        assert_eq!((o.records, o.rows_ignored), (1, 1));
+        let c = store.counts().expect("counts");
+        assert_eq!((c.rollups, c.series), (7, 4));
+        let m = store
+            .metrics(
+                "vm-1",
+                &MetricsQuery {
+                    counter: Some("cpu.usage.average".into()),
+                    from: Some(600),
+                    ..MetricsQuery::default()
+                },
+            )
+            .expect("metrics");
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0]["p95"], 9.0);
     }
 }
