@@ -37,6 +37,23 @@ pub enum DaemonError {
     Ship(#[from] ShipError),
 }
 
+/// Resolves on SIGTERM or SIGINT: the shutdown trigger of `vscout run` and of the
+/// collector.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 /// vCenter keeps one hour of real-time samples: a restarted agent looks back at most that.
 const REALTIME_RETENTION_MS: i64 = 3_600_000;
 

@@ -103,7 +103,8 @@ fn main() -> ExitCode {
                 window_secs,
                 output,
             } => perf_once(&cfg, once, window_secs, &output).await,
-            Command::Run => match vscout::daemon::run(cfg, shutdown_signal()).await {
+            Command::Run => match vscout::daemon::run(cfg, vscout::daemon::shutdown_signal()).await
+            {
                 Ok(()) => Ok(ExitCode::SUCCESS),
                 Err(e) => {
                     // The state directory or TLS files are unusable: an operator must act.
@@ -242,20 +243,4 @@ async fn perf_once(
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -9,7 +9,6 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
-use sha2::{Digest, Sha256};
 
 use crate::config::CollectorConfig;
 
@@ -28,11 +27,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// Colon-separated upper-case hex, as the agent's `thumbprint_sha256` accepts it.
 pub fn thumbprint(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    vscout::tls::format_thumbprint(&vscout::tls::thumbprint(der))
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {

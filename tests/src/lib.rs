@@ -17,7 +17,6 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
 
 /// The workspace root (this crate lives in `tests/`).
 pub fn workspace_root() -> PathBuf {
@@ -124,11 +123,7 @@ impl Certs {
 
 /// SHA-256 thumbprint as vCenter formats it.
 pub fn thumbprint(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    vscout::tls::format_thumbprint(&vscout::tls::thumbprint(der))
 }
 
 /// Options for a simulated estate.
