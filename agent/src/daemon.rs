@@ -22,8 +22,10 @@ use tracing::{debug, error, info, warn};
 use crate::buffer::{self, Buffer, BufferError, BufferHandle, BufferOptions};
 use crate::config::{AgentConfig, VcenterConfig};
 use crate::inventory::{self, Inventory, SCHEMA_VERSION};
+use crate::notify::Notifier;
 use crate::perf::{vcenter_now_ms, watermark, Aggregator, Poller, Rollup, REALTIME_SECS};
 use crate::ship::{AgentHealth, Batcher, Record, ShipError, ShipStats, Shipper, Sink};
+use crate::status::{AgentState, VcenterState};
 use crate::vsphere::{Client, MoRef, VsphereError};
 
 /// Why the daemon could not start.
@@ -105,13 +107,24 @@ pub async fn run(
     };
     let sink = Sink::new(buffer.clone(), stop_rx.clone());
     let config = Arc::new(config);
+    let state = Arc::new(AgentState::new(
+        config.vcenters.iter().map(|v| v.name.clone()),
+    ));
+    let notifier = Notifier::from_env();
     let mut tasks = tokio::task::JoinSet::new();
-    for vc in config.vcenters.clone() {
+    for (i, vc) in config.vcenters.clone().into_iter().enumerate() {
         let cfg = config.clone();
         let rx = stop_rx.clone();
         let sink = sink.clone();
-        tasks.spawn(async move { vcenter_loop(cfg, vc, sink, rx).await });
+        let state = state.clone();
+        tasks.spawn(async move { vcenter_loop(cfg, vc, sink, state, i, rx).await });
     }
+    tasks.spawn(supervise(
+        notifier.clone(),
+        state.clone(),
+        buffer.clone(),
+        stop_rx.clone(),
+    ));
     tasks.spawn(health_loop(
         config.health_interval,
         sink.clone(),
@@ -121,6 +134,7 @@ pub async fn run(
         stop_rx.clone(),
     ));
     shutdown.await;
+    notifier.stopping();
     info!("shutting down: stopping polls and logging out");
     let _ = stop_tx.send(true);
     let deadline = tokio::time::Instant::now() + config.shutdown_timeout;
@@ -154,6 +168,46 @@ pub async fn run(
         "stopped"
     );
     Ok(())
+}
+
+/// Tells systemd the agent is ready once every vCenter's first login was tried (or after
+/// a minute), then every few seconds updates `STATUS=` and feeds the watchdog — unless a
+/// vCenter round is hung past its deadline, in which case systemd's watchdog restarts
+/// the agent.
+async fn supervise(
+    notifier: Notifier,
+    state: Arc<AgentState>,
+    buffer: BufferHandle,
+    mut stop: watch::Receiver<bool>,
+) {
+    let waited = Instant::now();
+    while !state.all_tried() && waited.elapsed() < Duration::from_secs(60) {
+        if sleep_or_stop(Duration::from_millis(100), &mut stop).await {
+            return;
+        }
+    }
+    notifier.ready();
+    info!("agent ready");
+    let tick = notifier
+        .watchdog_timeout()
+        .map_or(Duration::from_secs(10), |t| {
+            (t / 3).min(Duration::from_secs(10))
+        });
+    let mut reported_hung = false;
+    loop {
+        notifier.status(&state.status_line(&buffer.snapshot()));
+        let hung = state.hung(crate::telemetry::unix_now_ms());
+        if hung.is_empty() {
+            notifier.watchdog();
+            reported_hung = false;
+        } else if !reported_hung {
+            error!(vcenters = ?hung, "a vCenter round is hung past its deadline; no longer feeding the watchdog");
+            reported_hung = true;
+        }
+        if sleep_or_stop(tick, &mut stop).await {
+            return;
+        }
+    }
 }
 
 /// Stores a health record every `interval`.
@@ -205,6 +259,8 @@ async fn vcenter_loop(
     cfg: Arc<AgentConfig>,
     vc: VcenterConfig,
     sink: Sink,
+    state: Arc<AgentState>,
+    index: usize,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_secs(1);
@@ -216,6 +272,9 @@ async fn vcenter_loop(
             r = Client::connect(&vc) => r,
             _ = stop.wait_for(|s| *s) => return,
         };
+        if let Some(v) = state.vcenters.get(index) {
+            v.tried(attempt.is_ok());
+        }
         match attempt {
             Ok(c) => break c,
             Err(e) => {
@@ -239,6 +298,8 @@ async fn vcenter_loop(
         vc: vc.clone(),
         client,
         sink,
+        state,
+        index,
         round: 0,
         perf: None,
         targets: Vec::new(),
@@ -301,6 +362,9 @@ struct VcenterTask {
     vc: VcenterConfig,
     client: Client,
     sink: Sink,
+    /// Shared state (liveness, counts) and this task's place in it.
+    state: Arc<AgentState>,
+    index: usize,
     round: u64,
     perf: Option<PerfState>,
     /// What to poll, from the latest inventory.
@@ -309,6 +373,10 @@ struct VcenterTask {
 }
 
 impl VcenterTask {
+    fn me(&self) -> &VcenterState {
+        &self.state.vcenters[self.index]
+    }
+
     /// One inventory round; false if the agent is stopping.
     async fn inventory_round(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
         self.round += 1;
@@ -316,10 +384,13 @@ impl VcenterTask {
         let vc = &self.vc;
         let started = Instant::now();
         let deadline = round_deadline(self.cfg.inventory_interval);
+        self.me().begin(deadline);
         let result = tokio::select! {
             r = tokio::time::timeout(deadline, inventory::collect(&self.client)) => Some(r),
             _ = stop.wait_for(|s| *s) => None,
         };
+        self.me().end();
+        self.me().set_connected(matches!(result, Some(Ok(Ok(_)))));
         match result.map(|r| r.map_err(|_| deadline)) {
             None => return false,
             Some(Err(deadline)) => {
@@ -333,6 +404,7 @@ impl VcenterTask {
                     warnings = inv.warnings.len(), elapsed_ms = started.elapsed().as_millis() as u64,
                     "inventory round complete"
                 );
+                self.me().set_vms(inv.vms.len());
                 // VMs that appeared, vanished or changed power state are followed from here.
                 self.targets = Poller::targets(&inv);
                 if let Some(p) = self.perf.as_mut() {
@@ -412,10 +484,13 @@ impl VcenterTask {
             Ok::<_, VsphereError>((end, report))
         };
         let started = Instant::now();
+        let me = &self.state.vcenters[self.index];
+        me.begin(deadline);
         let result = tokio::select! {
             r = tokio::time::timeout(deadline, run) => Some(r),
             _ = stop.wait_for(|s| *s) => None,
         };
+        me.end();
         match result {
             None => return false,
             Some(Err(_)) => {
@@ -473,6 +548,7 @@ impl VcenterTask {
                 match stored {
                     Ok(()) => {
                         if let Some(w) = last_window_end {
+                            self.state.window_stored(w);
                             if let Err(e) = watermark::write(&self.cfg.state_dir, &vc_name, w) {
                                 warn!(vcenter = %vc_name, error = %e, "cannot record the last stored window; a restart may roll it up again");
                             }

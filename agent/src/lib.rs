@@ -10,6 +10,8 @@
 //! - [`buffer`]: the durable on-disk queue between collection and shipping.
 //! - [`ship`]: batches of records into the buffer, and from the buffer to the collector.
 //! - [`identity`]: the agent's UUID, kept in the state directory.
+//! - [`notify`]: systemd's notify protocol (READY, WATCHDOG, STATUS, STOPPING).
+//! - [`status`]: what the running agent is doing, shared by its tasks.
 //! - [`check`]: `vscout check`, connectivity and prerequisite checks.
 //! - [`daemon`]: `vscout run`, the long-running loop and its shutdown.
 //! - [`tls`]: rustls client trust (chain, pinned thumbprint, insecure) and client certificates,
@@ -23,8 +25,10 @@ pub mod config;
 pub mod daemon;
 pub mod identity;
 pub mod inventory;
+pub mod notify;
 pub mod perf;
 pub mod ship;
+pub mod status;
 pub mod telemetry;
 pub mod tls;
 pub mod vsphere;

@@ -168,6 +168,11 @@ pub struct Agent {
 
 impl Agent {
     pub fn spawn(config: &str, log: &Path) -> Result<Self> {
+        Self::spawn_with_env(config, log, &[])
+    }
+
+    /// As `spawn`, with extra environment variables (`NOTIFY_SOCKET` …).
+    pub fn spawn_with_env(config: &str, log: &Path, env: &[(&str, &str)]) -> Result<Self> {
         let bin = built_binary("vscout")?;
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -176,6 +181,7 @@ impl Agent {
         let child = Command::new(bin)
             .args(["--log-format", "json", "--config", config, "run"])
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()?;

@@ -1,0 +1,172 @@
+//! What the running agent is doing, shared by its tasks through atomics: per vCenter,
+//! whether its first login was tried, whether it is connected, how many VMs it has and
+//! whether a round is running past its deadline; for the agent, the last stored window.
+//! The watchdog and the `STATUS=` line read it.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::buffer::Snapshot;
+
+/// A round may overrun its own deadline by this much before the agent counts as hung
+/// (the deadline's timeout fires first in every healthy case).
+pub const HANG_GRACE: Duration = Duration::from_secs(60);
+
+/// One vCenter task's state.
+#[derive(Debug, Default)]
+pub struct VcenterState {
+    pub name: String,
+    tried: AtomicBool,
+    connected: AtomicBool,
+    vms: AtomicU64,
+    /// Unix ms when the running round started (0: idle) and its deadline in ms.
+    busy_since_ms: AtomicI64,
+    busy_deadline_ms: AtomicI64,
+}
+
+impl VcenterState {
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+
+    /// A login was attempted (whatever its outcome).
+    pub fn tried(&self, connected: bool) {
+        self.tried.store(true, Relaxed);
+        self.connected.store(connected, Relaxed);
+    }
+
+    pub fn set_connected(&self, connected: bool) {
+        self.connected.store(connected, Relaxed);
+    }
+
+    pub fn set_vms(&self, n: usize) {
+        self.vms.store(n as u64, Relaxed);
+    }
+
+    /// A round starts; it should end within `deadline`.
+    pub fn begin(&self, deadline: Duration) {
+        self.busy_deadline_ms
+            .store(deadline.as_millis() as i64, Relaxed);
+        self.busy_since_ms
+            .store(crate::telemetry::unix_now_ms(), Relaxed);
+    }
+
+    pub fn end(&self) {
+        self.busy_since_ms.store(0, Relaxed);
+    }
+
+    /// Whether a round has run past its deadline plus `HANG_GRACE` at `now_ms`.
+    pub fn hung(&self, now_ms: i64) -> bool {
+        hung(
+            now_ms,
+            self.busy_since_ms.load(Relaxed),
+            self.busy_deadline_ms.load(Relaxed),
+        )
+    }
+}
+
+fn hung(now_ms: i64, since_ms: i64, deadline_ms: i64) -> bool {
+    since_ms > 0 && now_ms - since_ms > deadline_ms + HANG_GRACE.as_millis() as i64
+}
+
+/// The whole agent's state.
+#[derive(Debug, Default)]
+pub struct AgentState {
+    pub vcenters: Vec<VcenterState>,
+    /// End (Unix ms) of the last window stored in the buffer, 0 if none yet.
+    last_window_ms: AtomicI64,
+}
+
+impl AgentState {
+    pub fn new(names: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            vcenters: names.into_iter().map(|n| VcenterState::new(&n)).collect(),
+            last_window_ms: AtomicI64::new(0),
+        }
+    }
+
+    pub fn vcenter(&self, name: &str) -> Option<&VcenterState> {
+        self.vcenters.iter().find(|v| v.name == name)
+    }
+
+    pub fn window_stored(&self, end_ms: i64) {
+        self.last_window_ms.fetch_max(end_ms, Relaxed);
+    }
+
+    /// Every vCenter's first login has been tried.
+    pub fn all_tried(&self) -> bool {
+        self.vcenters.iter().all(|v| v.tried.load(Relaxed))
+    }
+
+    /// Names of vCenters whose round is hung.
+    pub fn hung(&self, now_ms: i64) -> Vec<&str> {
+        self.vcenters
+            .iter()
+            .filter(|v| v.hung(now_ms))
+            .map(|v| v.name.as_str())
+            .collect()
+    }
+
+    /// The `systemctl status` line.
+    pub fn status_line(&self, buffer: &Snapshot) -> String {
+        let connected = self
+            .vcenters
+            .iter()
+            .filter(|v| v.connected.load(Relaxed))
+            .count();
+        let vms: u64 = self.vcenters.iter().map(|v| v.vms.load(Relaxed)).sum();
+        let last = self.last_window_ms.load(Relaxed);
+        let window = if last == 0 {
+            "none yet".to_owned()
+        } else {
+            crate::vsphere::datetime::format_unix_millis(last)
+        };
+        format!(
+            "vCenters connected {connected}/{}, VMs {vms}, last window stored {window}, buffer {} records ({} KiB)",
+            self.vcenters.len(),
+            buffer.depth,
+            buffer.disk_bytes / 1024
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_hangs_only_past_its_deadline_and_the_grace() {
+        let grace = HANG_GRACE.as_millis() as i64;
+        assert!(!hung(1_000_000, 0, 10_000), "idle");
+        assert!(!hung(100_000 + 10_000 + grace, 100_000, 10_000));
+        assert!(hung(100_000 + 10_000 + grace + 1, 100_000, 10_000));
+    }
+
+    #[test]
+    fn status_line_counts() {
+        let s = AgentState::new(["a".to_string(), "b".to_string()]);
+        assert!(!s.all_tried());
+        s.vcenters[0].tried(true);
+        s.vcenters[0].set_vms(210);
+        s.vcenters[1].tried(false);
+        assert!(s.all_tried());
+        let snap = Snapshot {
+            stats: Default::default(),
+            depth: 3,
+            disk_bytes: 4096,
+            acked: 0,
+            stored: 3,
+        };
+        let line = s.status_line(&snap);
+        assert!(line.starts_with("vCenters connected 1/2, VMs 210, last window stored none yet, buffer 3 records (4 KiB)"), "{line}");
+        s.window_stored(1_700_000_100_000);
+        assert!(
+            s.status_line(&snap).contains("2023-11-14T22:15:00"),
+            "{}",
+            s.status_line(&snap)
+        );
+    }
+}
