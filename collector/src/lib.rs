@@ -103,13 +103,42 @@ pub async fn run(
     let _ = out.flush();
     drop(out);
     info!(%addr, thumbprint = %tls.thumbprint, "collector listening");
+    // Under systemd (Type=notify): ready once listening; the watchdog is fed while the
+    // runtime runs and the database answers.
+    let notifier = vscout::notify::Notifier::from_env();
+    notifier.ready();
+    notifier.status(&format!("listening on https://{addr}"));
+    let watchdog = notifier.watchdog_timeout().map(|t| {
+        let (notifier, store) = (notifier.clone(), store.clone());
+        tokio::spawn(async move {
+            loop {
+                let db = store.clone();
+                let alive = tokio::task::spawn_blocking(move || db.token_count().is_ok())
+                    .await
+                    .unwrap_or(false);
+                if alive {
+                    notifier.watchdog();
+                } else {
+                    tracing::error!("the database does not answer; no longer feeding the watchdog");
+                }
+                tokio::time::sleep(t / 3).await;
+            }
+        })
+    });
     let app = server::router(
         server::AppState {
             store: store.clone(),
         },
         cfg.max_body_bytes,
     );
+    let shutdown = async {
+        shutdown.await;
+        notifier.stopping();
+    };
     server::serve(listener, tls.config, app, shutdown, Duration::from_secs(10)).await;
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     info!("collector stopped");
     Ok(())
 }
