@@ -10,6 +10,7 @@
 //! left of `shutdown_timeout` (at most 5 s) to finish records in flight. Anything not
 //! acknowledged stays in the buffer for the next start.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -64,6 +65,18 @@ pub async fn run(
     config: AgentConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
+    let (_keep, reloads) = tokio::sync::mpsc::channel(1);
+    run_with_reload(config, shutdown, reloads).await
+}
+
+/// As `run`, and applies each configuration received on `reloads` (SIGHUP): vCenters
+/// added, removed or changed are started, stopped (logged out) or reconnected without a
+/// restart; other settings take effect at the next start, and the log says so.
+pub async fn run_with_reload(
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()>,
+    mut reloads: tokio::sync::mpsc::Receiver<AgentConfig>,
+) -> Result<(), DaemonError> {
     let started = Instant::now();
     let agent_id =
         crate::identity::load_or_create(&config.state_dir).map_err(|e| DaemonError::Identity {
@@ -107,17 +120,20 @@ pub async fn run(
     };
     let sink = Sink::new(buffer.clone(), stop_rx.clone());
     let config = Arc::new(config);
-    let state = Arc::new(AgentState::new(
-        config.vcenters.iter().map(|v| v.name.clone()),
-    ));
+    let state = Arc::new(AgentState::new());
     let notifier = Notifier::from_env();
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, vc) in config.vcenters.clone().into_iter().enumerate() {
-        let cfg = config.clone();
-        let rx = stop_rx.clone();
-        let sink = sink.clone();
-        let state = state.clone();
-        tasks.spawn(async move { vcenter_loop(cfg, vc, sink, state, i, rx).await });
+    let mut running: BTreeMap<String, (VcenterConfig, watch::Sender<bool>)> = BTreeMap::new();
+    let spawn_vc = |tasks: &mut tokio::task::JoinSet<()>, vc: VcenterConfig| {
+        let (tx, rx) = watch::channel(false);
+        let (cfg, sink, agent) = (config.clone(), sink.clone(), state.clone());
+        let me = state.add(&vc.name);
+        tasks.spawn(async move { vcenter_loop(cfg, vc, sink, agent, me, rx).await });
+        tx
+    };
+    for vc in config.vcenters.clone() {
+        let tx = spawn_vc(&mut tasks, vc.clone());
+        running.insert(vc.name.clone(), (vc, tx));
     }
     tasks.spawn(supervise(
         notifier.clone(),
@@ -133,8 +149,39 @@ pub async fn run(
         started,
         stop_rx.clone(),
     ));
-    shutdown.await;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(new) = reloads.recv() => {
+                if !same_but_vcenters(&config, &new) {
+                    warn!("configuration reloaded: only [[vcenter]] changes take effect now; the other settings at the next start");
+                }
+                let wanted: BTreeMap<String, VcenterConfig> =
+                    new.vcenters.into_iter().map(|v| (v.name.clone(), v)).collect();
+                running.retain(|name, (old, tx)| {
+                    let keep = wanted.get(name).is_some_and(|w| w == old);
+                    if !keep {
+                        let _ = tx.send(true);
+                        state.remove(name);
+                        info!(vcenter = %name, changed = wanted.contains_key(name), "vCenter removed or changed in the configuration; stopping its collection");
+                    }
+                    keep
+                });
+                for (name, vc) in wanted {
+                    if !running.contains_key(&name) {
+                        info!(vcenter = %name, url = %vc.url, "vCenter added to the configuration; starting its collection");
+                        let tx = spawn_vc(&mut tasks, vc.clone());
+                        running.insert(name, (vc, tx));
+                    }
+                }
+            }
+        }
+    }
     notifier.stopping();
+    for (_, tx) in running.values() {
+        let _ = tx.send(true);
+    }
     info!("shutting down: stopping polls and logging out");
     let _ = stop_tx.send(true);
     let deadline = tokio::time::Instant::now() + config.shutdown_timeout;
@@ -168,6 +215,15 @@ pub async fn run(
         "stopped"
     );
     Ok(())
+}
+
+/// Whether two configurations differ in their vCenters only.
+fn same_but_vcenters(a: &AgentConfig, b: &AgentConfig) -> bool {
+    let strip = |c: &AgentConfig| AgentConfig {
+        vcenters: Vec::new(),
+        ..c.clone()
+    };
+    strip(a) == strip(b)
 }
 
 /// Tells systemd the agent is ready once every vCenter's first login was tried (or after
@@ -259,8 +315,8 @@ async fn vcenter_loop(
     cfg: Arc<AgentConfig>,
     vc: VcenterConfig,
     sink: Sink,
-    state: Arc<AgentState>,
-    index: usize,
+    agent: Arc<AgentState>,
+    me: Arc<VcenterState>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_secs(1);
@@ -272,9 +328,7 @@ async fn vcenter_loop(
             r = Client::connect(&vc) => r,
             _ = stop.wait_for(|s| *s) => return,
         };
-        if let Some(v) = state.vcenters.get(index) {
-            v.tried(attempt.is_ok());
-        }
+        me.tried(attempt.is_ok());
         match attempt {
             Ok(c) => break c,
             Err(e) => {
@@ -298,8 +352,8 @@ async fn vcenter_loop(
         vc: vc.clone(),
         client,
         sink,
-        state,
-        index,
+        agent,
+        me,
         round: 0,
         perf: None,
         targets: Vec::new(),
@@ -362,9 +416,9 @@ struct VcenterTask {
     vc: VcenterConfig,
     client: Client,
     sink: Sink,
-    /// Shared state (liveness, counts) and this task's place in it.
-    state: Arc<AgentState>,
-    index: usize,
+    /// The agent's shared state, and this task's part of it (liveness, counts).
+    agent: Arc<AgentState>,
+    me: Arc<VcenterState>,
     round: u64,
     perf: Option<PerfState>,
     /// What to poll, from the latest inventory.
@@ -374,7 +428,7 @@ struct VcenterTask {
 
 impl VcenterTask {
     fn me(&self) -> &VcenterState {
-        &self.state.vcenters[self.index]
+        &self.me
     }
 
     /// One inventory round; false if the agent is stopping.
@@ -484,7 +538,7 @@ impl VcenterTask {
             Ok::<_, VsphereError>((end, report))
         };
         let started = Instant::now();
-        let me = &self.state.vcenters[self.index];
+        let me = self.me.clone();
         me.begin(deadline);
         let result = tokio::select! {
             r = tokio::time::timeout(deadline, run) => Some(r),
@@ -548,7 +602,7 @@ impl VcenterTask {
                 match stored {
                     Ok(()) => {
                         if let Some(w) = last_window_end {
-                            self.state.window_stored(w);
+                            self.agent.window_stored(w);
                             if let Err(e) = watermark::write(&self.cfg.state_dir, &vc_name, w) {
                                 warn!(vcenter = %vc_name, error = %e, "cannot record the last stored window; a restart may roll it up again");
                             }
@@ -575,7 +629,7 @@ impl VcenterTask {
 /// Per closed window: how many series, samples and how complete; one log line each.
 #[derive(Debug, Default)]
 struct WindowLog {
-    by_window: std::collections::BTreeMap<i64, (usize, u64, u64, u32)>,
+    by_window: BTreeMap<i64, (usize, u64, u64, u32)>,
 }
 
 impl WindowLog {

@@ -103,7 +103,12 @@ fn main() -> ExitCode {
                 window_secs,
                 output,
             } => perf_once(&cfg, once, window_secs, &output).await,
-            Command::Run => match vscout::daemon::run(cfg, vscout::daemon::shutdown_signal()).await
+            Command::Run => match vscout::daemon::run_with_reload(
+                cfg,
+                vscout::daemon::shutdown_signal(),
+                reload_on_sighup(cli.config.clone()),
+            )
+            .await
             {
                 Ok(()) => Ok(ExitCode::SUCCESS),
                 Err(e) => {
@@ -243,4 +248,31 @@ async fn perf_once(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Re-reads and validates the configuration on every SIGHUP; a valid one goes to the
+/// daemon, an invalid one is logged and the running configuration stays.
+fn reload_on_sighup(path: PathBuf) -> tokio::sync::mpsc::Receiver<AgentConfig> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: configuration reload is off");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match config::load(&path, std::env::vars()) {
+                Ok(cfg) => {
+                    tracing::info!(config = %path.display(), vcenters = cfg.vcenters.len(), "configuration reloaded (SIGHUP)");
+                    if tx.send(cfg).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(config = %path.display(), error = %e, "invalid configuration on reload (SIGHUP); keeping the running one")
+                }
+            }
+        }
+    });
+    rx
 }

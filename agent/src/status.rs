@@ -4,6 +4,7 @@
 //! The watchdog and the `STATUS=` line read it.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::buffer::Snapshot;
@@ -72,24 +73,40 @@ fn hung(now_ms: i64, since_ms: i64, deadline_ms: i64) -> bool {
     since_ms > 0 && now_ms - since_ms > deadline_ms + HANG_GRACE.as_millis() as i64
 }
 
-/// The whole agent's state.
+/// The whole agent's state. vCenters come and go with configuration reloads.
 #[derive(Debug, Default)]
 pub struct AgentState {
-    pub vcenters: Vec<VcenterState>,
+    vcenters: RwLock<Vec<Arc<VcenterState>>>,
     /// End (Unix ms) of the last window stored in the buffer, 0 if none yet.
     last_window_ms: AtomicI64,
 }
 
 impl AgentState {
-    pub fn new(names: impl IntoIterator<Item = String>) -> Self {
-        Self {
-            vcenters: names.into_iter().map(|n| VcenterState::new(&n)).collect(),
-            last_window_ms: AtomicI64::new(0),
-        }
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    pub fn vcenter(&self, name: &str) -> Option<&VcenterState> {
-        self.vcenters.iter().find(|v| v.name == name)
+    fn list(&self) -> Vec<Arc<VcenterState>> {
+        self.vcenters
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Adds a vCenter (replacing one of the same name) and returns its state.
+    pub fn add(&self, name: &str) -> Arc<VcenterState> {
+        let v = Arc::new(VcenterState::new(name));
+        let mut list = self.vcenters.write().unwrap_or_else(|e| e.into_inner());
+        list.retain(|x| x.name != name);
+        list.push(v.clone());
+        v
+    }
+
+    pub fn remove(&self, name: &str) {
+        self.vcenters
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|x| x.name != name);
     }
 
     pub fn window_stored(&self, end_ms: i64) {
@@ -98,26 +115,23 @@ impl AgentState {
 
     /// Every vCenter's first login has been tried.
     pub fn all_tried(&self) -> bool {
-        self.vcenters.iter().all(|v| v.tried.load(Relaxed))
+        self.list().iter().all(|v| v.tried.load(Relaxed))
     }
 
     /// Names of vCenters whose round is hung.
-    pub fn hung(&self, now_ms: i64) -> Vec<&str> {
-        self.vcenters
+    pub fn hung(&self, now_ms: i64) -> Vec<String> {
+        self.list()
             .iter()
             .filter(|v| v.hung(now_ms))
-            .map(|v| v.name.as_str())
+            .map(|v| v.name.clone())
             .collect()
     }
 
     /// The `systemctl status` line.
     pub fn status_line(&self, buffer: &Snapshot) -> String {
-        let connected = self
-            .vcenters
-            .iter()
-            .filter(|v| v.connected.load(Relaxed))
-            .count();
-        let vms: u64 = self.vcenters.iter().map(|v| v.vms.load(Relaxed)).sum();
+        let list = self.list();
+        let connected = list.iter().filter(|v| v.connected.load(Relaxed)).count();
+        let vms: u64 = list.iter().map(|v| v.vms.load(Relaxed)).sum();
         let last = self.last_window_ms.load(Relaxed);
         let window = if last == 0 {
             "none yet".to_owned()
@@ -126,7 +140,7 @@ impl AgentState {
         };
         format!(
             "vCenters connected {connected}/{}, VMs {vms}, last window stored {window}, buffer {} records ({} KiB)",
-            self.vcenters.len(),
+            list.len(),
             buffer.depth,
             buffer.disk_bytes / 1024
         )
@@ -147,11 +161,12 @@ mod tests {
 
     #[test]
     fn status_line_counts() {
-        let s = AgentState::new(["a".to_string(), "b".to_string()]);
+        let s = AgentState::new();
+        let (a, b) = (s.add("a"), s.add("b"));
         assert!(!s.all_tried());
-        s.vcenters[0].tried(true);
-        s.vcenters[0].set_vms(210);
-        s.vcenters[1].tried(false);
+        a.tried(true);
+        a.set_vms(210);
+        b.tried(false);
         assert!(s.all_tried());
         let snap = Snapshot {
             stats: Default::default(),
@@ -168,5 +183,7 @@ mod tests {
             "{}",
             s.status_line(&snap)
         );
+        s.remove("b");
+        assert!(s.status_line(&snap).starts_with("vCenters connected 1/1"));
     }
 }

@@ -191,6 +191,16 @@ impl Agent {
         })
     }
 
+    /// Sends a signal by name (`HUP`, `TERM` …).
+    pub fn signal(&self, name: &str) -> Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{name} failed");
+        Ok(())
+    }
+
     pub fn kill9(mut self) -> Result<()> {
         self.child.kill()?;
         self.child.wait()?;

@@ -116,6 +116,17 @@ fn vcsim_to_collector_through_an_outage() -> Result<()> {
         assert_eq!(pair[1] - pair[0], 60, "gap between windows {starts:?}");
     }
     assert_eq!(agent.terminate(Duration::from_secs(30))?, Some(0));
+    // A whole run's log holds neither the vCenter password nor the collector token.
+    let text = std::fs::read_to_string(&log)?;
+    let token = std::fs::read_to_string(&col.token_file)?;
+    assert!(
+        !text.contains(PASSWORD),
+        "the password is in the agent's log"
+    );
+    assert!(
+        !text.contains(token.trim()),
+        "the token is in the agent's log"
+    );
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use super::{ConfigError, Secret, TlsPolicy};
 use crate::tls::ClientIdentity;
 
 /// Validated `[buffer]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BufferConfig {
     /// Hard cap on the buffer directory, in bytes.
     pub max_bytes: u64,
@@ -29,7 +29,7 @@ pub enum Compression {
 }
 
 /// Validated `[collector]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CollectorConfig {
     /// Base URL (`https://host:port`); the ingest endpoint is `/v1/ingest` under it.
     pub url: reqwest::Url,

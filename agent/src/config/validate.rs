@@ -12,7 +12,7 @@ use super::{ConfigError, Secret};
 pub const MAX_VCENTERS: usize = 10;
 
 /// The validated configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentConfig {
     /// Directory for the agent's state.
     pub state_dir: PathBuf,
@@ -35,7 +35,7 @@ pub struct AgentConfig {
 }
 
 /// Validated `[perf]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PerfConfig {
     pub enabled: bool,
     pub interval: Duration,
@@ -133,7 +133,7 @@ fn validate_perf(p: RawPerf) -> Result<PerfConfig, ConfigError> {
 }
 
 /// One validated vCenter entry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VcenterConfig {
     /// Label for logs and output.
     pub name: String,
