@@ -169,10 +169,10 @@ pub async fn run_with_reload(
                     keep
                 });
                 for (name, vc) in wanted {
-                    if !running.contains_key(&name) {
-                        info!(vcenter = %name, url = %vc.url, "vCenter added to the configuration; starting its collection");
+                    if let std::collections::btree_map::Entry::Vacant(slot) = running.entry(name) {
+                        info!(vcenter = %slot.key(), url = %vc.url, "vCenter added to the configuration; starting its collection");
                         let tx = spawn_vc(&mut tasks, vc.clone());
-                        running.insert(name, (vc, tx));
+                        slot.insert((vc, tx));
                     }
                 }
             }
