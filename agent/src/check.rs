@@ -153,7 +153,7 @@ fn local_checks(cfg: &AgentConfig, out: &mut Vec<CheckResult>) {
             format!("{} is not writable: {e}", dir.display()),
         )),
     }
-    if let Some(free) = free_bytes(dir) {
+    if let Some(free) = crate::metrics::free_bytes(dir) {
         let mib = free / (1024 * 1024);
         let status = if mib < 1024 {
             Status::Warn
@@ -172,17 +172,6 @@ fn probe_write(dir: &Path) -> std::io::Result<()> {
     let p = dir.join(".vscout-check");
     std::fs::write(&p, b"ok")?;
     std::fs::remove_file(&p)
-}
-
-/// Free space of the filesystem holding `dir` (the longest matching mount point).
-fn free_bytes(dir: &Path) -> Option<u64> {
-    let dir = dir.canonicalize().ok()?;
-    let disks = sysinfo::Disks::new_with_refreshed_list().ok()?;
-    disks
-        .iter()
-        .filter(|d| dir.starts_with(d.mount_point()))
-        .max_by_key(|d| d.mount_point().as_os_str().len())
-        .map(sysinfo::Disk::available_space)
 }
 
 /// Renders the results as an aligned table.

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -141,8 +142,33 @@ pub async fn run_with_reload(
         buffer.clone(),
         stop_rx.clone(),
     ));
+    if let Some(addr) = config.metrics_listen {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                if !addr.ip().is_loopback() {
+                    warn!(%addr, "metrics endpoint on a non-loopback address: it is plain HTTP without authentication");
+                }
+                info!(%addr, "serving /metrics, /healthz and /status");
+                let sources = Arc::new(crate::metrics::Sources {
+                    agent_id: agent_id.clone(),
+                    state: state.clone(),
+                    buffer: buffer.clone(),
+                    buffer_max_bytes: config.buffer.max_bytes,
+                    ship: ship_stats.clone(),
+                    state_dir: config.state_dir.clone(),
+                    started,
+                });
+                tasks.spawn(crate::metrics::serve(listener, sources, stop_rx.clone()));
+            }
+            Err(e) => {
+                error!(%addr, error = %e, "cannot listen for the metrics endpoint; going on without it")
+            }
+        }
+    }
     tasks.spawn(health_loop(
         config.health_interval,
+        config.buffer.max_bytes,
+        config.state_dir.clone(),
         sink.clone(),
         buffer.clone(),
         ship_stats,
@@ -267,8 +293,11 @@ async fn supervise(
 }
 
 /// Stores a health record every `interval`.
+#[allow(clippy::too_many_arguments)]
 async fn health_loop(
     interval: Duration,
+    max_bytes: u64,
+    state_dir: std::path::PathBuf,
     sink: Sink,
     buffer: BufferHandle,
     ship: Arc<ShipStats>,
@@ -282,6 +311,18 @@ async fn health_loop(
         }
         let snap = buffer.snapshot();
         let usage = crate::telemetry::resource_usage();
+        let dir = state_dir.clone();
+        let free = tokio::task::spawn_blocking(move || crate::metrics::free_bytes(&dir))
+            .await
+            .ok()
+            .flatten();
+        // The disk would fill before the buffer reaches its cap: say so while there is time.
+        if let Some(f) = free {
+            let room = max_bytes.saturating_sub(snap.disk_bytes);
+            if f < room {
+                warn!(free_bytes = f, cap_room_bytes = room, dir = %state_dir.display(), "the buffer's filesystem will fill before the buffer reaches its cap; free space or lower buffer.max_bytes");
+            }
+        }
         let health = AgentHealth {
             schema_version: crate::ship::batch::HEALTH_SCHEMA_VERSION,
             at_ms: crate::telemetry::unix_now_ms(),
@@ -297,6 +338,7 @@ async fn health_loop(
             peak_rss_kib: usage.map(|u| u.peak_rss_kib),
             errors: crate::telemetry::error_count(),
             last_error: crate::telemetry::last_error(),
+            buffer_fs_free_bytes: free,
         };
         if let Err(e) = sink.store(vec![Record::Health(health)]).await {
             warn!(error = %e, "cannot store a health record");
@@ -445,13 +487,26 @@ impl VcenterTask {
         };
         self.me().end();
         self.me().set_connected(matches!(result, Some(Ok(Ok(_)))));
+        let me = self.me.clone();
+        let c = &me.counters;
+        c.inventory_rounds.fetch_add(1, Relaxed);
+        c.last_inventory_ms
+            .store(started.elapsed().as_millis() as u64, Relaxed);
+        c.logins.store(self.client.logins(), Relaxed);
         match result.map(|r| r.map_err(|_| deadline)) {
             None => return false,
             Some(Err(deadline)) => {
+                c.inventory_failures.fetch_add(1, Relaxed);
+                c.error(&format!(
+                    "inventory round overran its deadline of {} s",
+                    deadline.as_secs()
+                ));
                 error!(vcenter = %vc.name, round, deadline_secs = deadline.as_secs(), "inventory round overran its deadline and was abandoned");
                 self.fresh_session().await;
             }
             Some(Ok(Ok(inv))) => {
+                c.last_inventory_ok_ms
+                    .store(crate::telemetry::unix_now_ms(), Relaxed);
                 info!(
                     vcenter = %vc.name, round, vms = inv.vms.len(), hosts = inv.hosts.len(),
                     clusters = inv.clusters.len(), datastores = inv.datastores.len(),
@@ -475,7 +530,11 @@ impl VcenterTask {
                     error!(vcenter = %vc.name, round, error = %e, "cannot store the inventory in the buffer");
                 }
             }
-            Some(Ok(Err(e))) => log_round_error(vc, round, &e),
+            Some(Ok(Err(e))) => {
+                c.inventory_failures.fetch_add(1, Relaxed);
+                c.error(&e);
+                log_round_error(vc, round, &e)
+            }
         }
         true
     }
@@ -545,16 +604,29 @@ impl VcenterTask {
             _ = stop.wait_for(|s| *s) => None,
         };
         me.end();
+        me.counters.perf_polls.fetch_add(1, Relaxed);
+        me.counters
+            .last_perf_ms
+            .store(started.elapsed().as_millis() as u64, Relaxed);
+        me.counters.logins.store(self.client.logins(), Relaxed);
         match result {
             None => return false,
             Some(Err(_)) => {
                 self.perf_overruns += 1;
+                me.counters.perf_overruns.fetch_add(1, Relaxed);
+                me.counters.perf_failures.fetch_add(1, Relaxed);
                 error!(vcenter = %vc_name, deadline_secs = deadline.as_secs(), overruns = self.perf_overruns, "performance poll overran its interval and was abandoned");
             }
             Some(Ok(Err(e))) => {
+                me.counters.perf_failures.fetch_add(1, Relaxed);
+                me.counters.error(&e);
                 warn!(vcenter = %vc_name, error = %e, retryable = e.is_retryable(), "performance poll failed")
             }
             Some(Ok(Ok((end, report)))) => {
+                me.counters.samples.fetch_add(report.samples, Relaxed);
+                me.counters
+                    .last_perf_ok_ms
+                    .store(crate::telemetry::unix_now_ms(), Relaxed);
                 debug!(vcenter = %vc_name, entities = report.entities, samples = report.samples, requests = report.requests, misaligned = report.misaligned_series, elapsed_ms = started.elapsed().as_millis() as u64, "performance poll complete");
                 // A window is closed once vCenter's clock is one interval past its end
                 // (samples are published a little late).
@@ -584,6 +656,7 @@ impl VcenterTask {
                 };
                 perf.agg = agg;
                 windows.log(&vc_name);
+                me.counters.rollups.fetch_add(windows.rollups(), Relaxed);
                 let last_window_end = windows.last_end_ms();
                 let encoded = match encoded {
                     Ok(e) => e,
@@ -639,6 +712,11 @@ impl WindowLog {
         e.1 += u64::from(r.stats.map_or(0, |s| s.count));
         e.2 += u64::from(r.expected_samples);
         e.3 = r.window_secs;
+    }
+
+    /// Rollups in all windows.
+    fn rollups(&self) -> u64 {
+        self.by_window.values().map(|e| e.0 as u64).sum()
     }
 
     /// End (Unix ms) of the last window seen.

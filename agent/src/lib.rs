@@ -12,6 +12,7 @@
 //! - [`identity`]: the agent's UUID, kept in the state directory.
 //! - [`notify`]: systemd's notify protocol (READY, WATCHDOG, STATUS, STOPPING).
 //! - [`status`]: what the running agent is doing, shared by its tasks.
+//! - [`metrics`]: `/metrics`, `/healthz` and `/status` on a local address.
 //! - [`check`]: `vscout check`, connectivity and prerequisite checks.
 //! - [`daemon`]: `vscout run`, the long-running loop and its shutdown.
 //! - [`tls`]: rustls client trust (chain, pinned thumbprint, insecure) and client certificates,
@@ -25,6 +26,7 @@ pub mod config;
 pub mod daemon;
 pub mod identity;
 pub mod inventory;
+pub mod metrics;
 pub mod notify;
 pub mod perf;
 pub mod ship;

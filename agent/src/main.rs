@@ -60,6 +60,9 @@ enum Command {
     },
     /// Run as a daemon until SIGTERM or SIGINT.
     Run,
+    /// Show what the running agent is doing (it serves this on `[agent] metrics_listen`).
+    /// Exit status 1 if it is unhealthy or cannot be reached.
+    Status,
 }
 
 fn main() -> ExitCode {
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
                 window_secs,
                 output,
             } => perf_once(&cfg, once, window_secs, &output).await,
+            Command::Status => agent_status(&cfg).await,
             Command::Run => match vscout::daemon::run_with_reload(
                 cfg,
                 vscout::daemon::shutdown_signal(),
@@ -275,4 +279,36 @@ fn reload_on_sighup(path: PathBuf) -> tokio::sync::mpsc::Receiver<AgentConfig> {
         }
     });
     rx
+}
+
+/// `vscout status`: asks the running agent (its `/status` on `metrics_listen`).
+async fn agent_status(cfg: &AgentConfig) -> anyhow::Result<ExitCode> {
+    let Some(addr) = cfg.metrics_listen else {
+        eprintln!("vscout: status needs [agent] metrics_listen (e.g. \"127.0.0.1:9187\"): the running agent serves its state there");
+        return Ok(ExitCode::from(EX_USAGE));
+    };
+    let url = format!("http://{addr}/status");
+    // Plain HTTP on loopback; the TLS configuration is never used but reqwest wants one.
+    let tls = vscout::tls::client_config(&config::TlsPolicy::Insecure, Default::default(), None)
+        .map_err(anyhow::Error::msg)?;
+    let http = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(std::time::Duration::from_secs(10))
+        .no_proxy()
+        .build()?;
+    let body = match http.get(&url).send().await {
+        Ok(r) => r.bytes().await?,
+        Err(e) => {
+            eprintln!("vscout: cannot reach the agent at {url}: {e} (is `vscout run` running with this configuration?)");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let status: vscout::metrics::Status =
+        serde_json::from_slice(&body).context("the agent's /status answer")?;
+    print!("{}", vscout::metrics::render(&status));
+    Ok(if status.healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -23,6 +23,35 @@ pub struct VcenterState {
     /// Unix ms when the running round started (0: idle) and its deadline in ms.
     busy_since_ms: AtomicI64,
     busy_deadline_ms: AtomicI64,
+    /// Counters for `/metrics`.
+    pub counters: VcenterCounters,
+}
+
+/// What one vCenter task has done, for `/metrics` and `vscout status`.
+#[derive(Debug, Default)]
+pub struct VcenterCounters {
+    pub inventory_rounds: AtomicU64,
+    pub inventory_failures: AtomicU64,
+    pub perf_polls: AtomicU64,
+    pub perf_failures: AtomicU64,
+    pub perf_overruns: AtomicU64,
+    pub samples: AtomicU64,
+    pub rollups: AtomicU64,
+    pub logins: AtomicU64,
+    /// Duration of the last round, milliseconds.
+    pub last_inventory_ms: AtomicU64,
+    pub last_perf_ms: AtomicU64,
+    /// Unix ms of the last successful round.
+    pub last_inventory_ok_ms: AtomicI64,
+    pub last_perf_ok_ms: AtomicI64,
+    /// The last error, for `vscout status`.
+    pub last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl VcenterCounters {
+    pub fn error(&self, e: &impl std::fmt::Display) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+    }
 }
 
 impl VcenterState {
@@ -41,6 +70,14 @@ impl VcenterState {
 
     pub fn set_connected(&self, connected: bool) {
         self.connected.store(connected, Relaxed);
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Relaxed)
+    }
+
+    pub fn vms(&self) -> u64 {
+        self.vms.load(Relaxed)
     }
 
     pub fn set_vms(&self, n: usize) {
@@ -86,7 +123,8 @@ impl AgentState {
         Self::default()
     }
 
-    fn list(&self) -> Vec<Arc<VcenterState>> {
+    /// The vCenters now configured.
+    pub fn list(&self) -> Vec<Arc<VcenterState>> {
         self.vcenters
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -107,6 +145,11 @@ impl AgentState {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|x| x.name != name);
+    }
+
+    /// End (Unix ms) of the last stored window, 0 if none.
+    pub fn last_window_ms(&self) -> i64 {
+        self.last_window_ms.load(Relaxed)
     }
 
     pub fn window_stored(&self, end_ms: i64) {

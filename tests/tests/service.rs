@@ -132,3 +132,79 @@ fn sighup_adds_and_removes_vcenters_and_refuses_a_bad_file() -> Result<()> {
     assert_eq!(events_for(&log, "logged out", "sim-b")?, 1);
     Ok(())
 }
+
+#[test]
+fn metrics_healthz_and_vscout_status_tell_what_the_agent_does() -> Result<()> {
+    let opts = SimOptions::default();
+    let e = Estate::start(&opts)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let cfg = e.agent_config(
+        PASSWORD,
+        &format!("inventory_interval_secs = 600\nmetrics_listen = \"127.0.0.1:{port}\"\n\n[perf]\nenabled = false\n"),
+    )?;
+    let log = e.dir.path().join("agent.log");
+    let agent = Agent::spawn(&cfg, &log)?;
+    let get = |path: &str| -> Result<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+        let mut text = String::new();
+        s.read_to_string(&mut text)?;
+        let code = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        Ok((
+            code,
+            text.split_once("\r\n\r\n")
+                .map(|b| b.1.to_owned())
+                .unwrap_or_default(),
+        ))
+    };
+    let vms_line = format!("vscout_vcenter_vms{{vcenter=\"sim\"}} {}", opts.vm_count());
+    wait_until(Duration::from_secs(60), "the inventory in /metrics", || {
+        Ok(get("/metrics")
+            .map(|(_, b)| b.contains(&vms_line))
+            .unwrap_or(false))
+    })?;
+    let (code, metrics) = get("/metrics")?;
+    assert_eq!(code, 200);
+    for name in [
+        "vscout_vcenter_connected{vcenter=\"sim\"} 1",
+        "vscout_inventory_rounds_total{vcenter=\"sim\"} 1",
+        "vscout_vcenter_logins_total{vcenter=\"sim\"} 1",
+        "vscout_buffer_depth_records ",
+        "vscout_buffer_fs_free_bytes ",
+        "vscout_process_resident_memory_bytes ",
+        "# TYPE vscout_ship_retries_total counter",
+    ] {
+        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
+    assert_eq!(get("/healthz")?, (200, "ok\n".to_owned()));
+    let out = std::process::Command::new(vscout_e2e::built_binary("vscout")?)
+        .args(["--config", &cfg, "status"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(": HEALTHY"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("sim ") && l.contains(" yes ")),
+        "{text}"
+    );
+    assert_eq!(agent.terminate(Duration::from_secs(30))?, Some(0));
+    // With the agent gone, status says so and fails.
+    let out = std::process::Command::new(vscout_e2e::built_binary("vscout")?)
+        .args(["--config", &cfg, "status"])
+        .output()?;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the agent"));
+    Ok(())
+}

@@ -118,6 +118,9 @@ pub struct RawAgent {
     pub keepalive_interval_secs: Option<u64>,
     /// Bound on the whole shutdown (logout, flush), in seconds (1 to 300). Default 20.
     pub shutdown_timeout_secs: Option<u64>,
+    /// Local address for self-monitoring over HTTP (`/metrics`, `/healthz`, `/status`),
+    /// e.g. `127.0.0.1:9187`. Off when absent. Plain HTTP: keep it on loopback.
+    pub metrics_listen: Option<String>,
     /// How often the agent stores a health record (its own CPU, memory, buffer depth,
     /// errors) for the collector, in seconds (5 to 3600). Default 60.
     pub health_interval_secs: Option<u64>,

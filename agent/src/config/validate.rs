@@ -24,6 +24,8 @@ pub struct AgentConfig {
     pub shutdown_timeout: Duration,
     /// Time between two health records.
     pub health_interval: Duration,
+    /// Where `/metrics`, `/healthz` and `/status` are served, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// The vCenters, in file order; names are unique.
     pub vcenters: Vec<VcenterConfig>,
     /// Performance collection.
@@ -272,6 +274,16 @@ pub fn validate(raw: RawConfig, ctx: &Context) -> Result<AgentConfig, ConfigErro
         inventory_interval: Duration::from_secs(inventory_interval),
         keepalive_interval: Duration::from_secs(keepalive),
         shutdown_timeout: Duration::from_secs(shutdown),
+        metrics_listen: match a.metrics_listen {
+            None => None,
+            Some(text) => Some(text.parse().map_err(|e| {
+                ConfigError::invalid(
+                    "agent.metrics_listen",
+                    &text,
+                    format!("not an address:port ({e})"),
+                )
+            })?),
+        },
         health_interval: Duration::from_secs(ranged(
             "agent.health_interval_secs",
             a.health_interval_secs,

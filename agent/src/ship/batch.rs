@@ -227,6 +227,9 @@ pub struct AgentHealth {
     /// Errors logged since start (inventory, perf, buffer, shipping) and the last one.
     pub errors: u64,
     pub last_error: Option<String>,
+    /// Free bytes on the buffer's filesystem (absent from older agents).
+    #[serde(default)]
+    pub buffer_fs_free_bytes: Option<u64>,
 }
 
 /// Encodes a batch as compressed JSON.

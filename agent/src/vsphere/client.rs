@@ -264,6 +264,11 @@ impl Client {
         }
     }
 
+    /// Logins so far (the first one and every re-login).
+    pub fn logins(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
     async fn relogin(&self, seen_generation: u64) -> Result<(), VsphereError> {
         let _guard = self.login_lock.lock().await;
         if self.generation.load(Ordering::SeqCst) != seen_generation {
