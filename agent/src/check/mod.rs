@@ -1,6 +1,9 @@
 //! `vscout check`: can this agent do its job? For each vCenter: reachability and TLS
 //! trust, login, read access to the inventory, performance statistics, and clock skew;
-//! locally: the state directory and free disk. Prints a table; any FAIL means exit 1.
+//! for the collector (`collector.rs`): DNS, TCP, TLS, credentials, clock skew; locally:
+//! the state directory and free disk. Prints a table; any FAIL means exit 1.
+
+mod collector;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -87,6 +90,9 @@ pub async fn run(cfg: &AgentConfig) -> Vec<CheckResult> {
             Err(e) => out.push(row("clock", Status::Fail, e.to_string())),
         }
         let _ = client.logout().await;
+    }
+    if let Some(c) = &cfg.collector {
+        out.extend(collector::checks(c).await);
     }
     out
 }
