@@ -1,6 +1,8 @@
-//! The agent as a systemd service, without systemd: a test socket stands in for
-//! `$NOTIFY_SOCKET` and receives what systemd would (READY once the first login was
-//! tried, STATUS lines, WATCHDOG at a third of `WatchdogSec`, STOPPING on SIGTERM).
+//! The agent as a systemd service, without systemd (this machine's PID 1 is not systemd):
+//! a test socket stands in for `$NOTIFY_SOCKET` and receives what systemd would (READY
+//! once the first login was tried, STATUS lines, WATCHDOG at a third of `WatchdogSec`,
+//! STOPPING on SIGTERM), the password comes from `$CREDENTIALS_DIRECTORY`, SIGHUP reloads
+//! the configuration, and `/metrics`, `/healthz` and `vscout status` report.
 
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
@@ -20,12 +22,32 @@ fn the_agent_speaks_systemds_notify_protocol() -> Result<()> {
         PASSWORD,
         "inventory_interval_secs = 600\n\n[perf]\nenabled = false\n",
     )?;
+    // The password comes as a systemd credential (LoadCredential=), as the unit does it.
+    let creds = e.dir.path().join("credentials");
+    std::fs::create_dir_all(&creds)?;
+    std::fs::write(creds.join("vc-password"), format!("{PASSWORD}\n"))?;
+    let pw_line = format!(
+        "password_file = \"{}\"",
+        e.dir.path().join("vc.password").display()
+    );
+    let text = std::fs::read_to_string(&cfg)?;
+    assert!(text.contains(&pw_line));
+    std::fs::write(
+        &cfg,
+        text.replace(&pw_line, "password_credential = \"vc-password\""),
+    )?;
+    std::fs::remove_file(e.dir.path().join("vc.password"))?;
     let log = e.dir.path().join("agent.log");
     let path = sock_path.display().to_string();
+    let creds_dir = creds.display().to_string();
     let agent = Agent::spawn_with_env(
         &cfg,
         &log,
-        &[("NOTIFY_SOCKET", &path), ("WATCHDOG_USEC", "3000000")],
+        &[
+            ("NOTIFY_SOCKET", &path),
+            ("WATCHDOG_USEC", "3000000"),
+            ("CREDENTIALS_DIRECTORY", &creds_dir),
+        ],
     )?;
     let mut got: Vec<String> = Vec::new();
     let mut buf = [0u8; 1024];
