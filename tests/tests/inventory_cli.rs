@@ -306,9 +306,25 @@ fn check_passes_against_a_healthy_vcenter_and_fails_on_an_unreachable_port() {
     let table = stdout(&out);
     assert!(out.status.success(), "{table}\n{}", stderr(&out));
     assert!(
-        table.contains("inventory") && table.contains("4 VMs visible"),
+        table.contains("inventory") && table.contains("4 VMs, "),
         "{table}"
     );
+    for check in [
+        "dns",
+        "tcp",
+        "connect",
+        "login",
+        "counters",
+        "statistics",
+        "clock",
+    ] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with("sim ") && l.split_whitespace().nth(1) == Some(check)),
+            "no {check} row:\n{table}"
+        );
+    }
 
     // A port nobody listens on (bind, read the port, close).
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -326,10 +342,13 @@ fn check_passes_against_a_healthy_vcenter_and_fails_on_an_unreachable_port() {
     .expect("cfg");
     let out = run_vscout(&["--config", cfg.to_str().expect("p"), "check"]).expect("check");
     assert_eq!(out.status.code(), Some(1));
+    let table = stdout(&out);
     assert!(
-        stdout(&out).contains("connect") && stdout(&out).contains("FAIL"),
-        "{}",
-        stdout(&out)
+        table.lines().any(|l| l.starts_with("gone ")
+            && l.contains(" tcp ")
+            && l.contains("FAIL")
+            && l.contains("firewall")),
+        "{table}"
     );
 }
 

@@ -19,49 +19,8 @@ fn row(check: &'static str, status: Status, detail: String) -> CheckResult {
 /// Every collector check, in order; a failure ends the list (later checks need it).
 pub async fn checks(c: &CollectorConfig) -> Vec<CheckResult> {
     let mut out = Vec::new();
-    let host = c.url.host_str().unwrap_or_default().to_owned();
-    let port = c.url.port_or_known_default().unwrap_or(443);
-    let addrs: Vec<std::net::SocketAddr> =
-        match tokio::net::lookup_host((host.as_str(), port)).await {
-            Ok(a) => a.collect(),
-            Err(e) => {
-                out.push(row(
-                    "dns",
-                    Status::Fail,
-                    format!(
-                    "cannot resolve {host}: {e}; fix: check collector.url and this machine's DNS"
-                ),
-                ));
-                return out;
-            }
-        };
-    out.push(row(
-        "dns",
-        Status::Pass,
-        format!(
-            "{host} is {}",
-            addrs
-                .iter()
-                .map(|a| a.ip().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    ));
-    let tcp = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::net::TcpStream::connect(&addrs[..]),
-    )
-    .await;
-    match tcp {
-        Ok(Ok(_)) => out.push(row("tcp", Status::Pass, format!("port {port} reachable"))),
-        Ok(Err(e)) => {
-            out.push(row("tcp", Status::Fail, format!("cannot connect to {host}:{port}: {e}; fix: is the collector running, and does a firewall allow this port?")));
-            return out;
-        }
-        Err(_) => {
-            out.push(row("tcp", Status::Fail, format!("no answer from {host}:{port} within 10 s; fix: a firewall may drop the traffic")));
-            return out;
-        }
+    if !super::reach("collector", &c.url, &mut out).await {
+        return out;
     }
     let seen = SeenThumbprint::default();
     let http = match tls::client_config(&c.tls, seen.clone(), c.identity.as_ref()).and_then(|t| {

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::AgentConfig;
-use crate::vsphere::{datetime, Client, ObjectContent, Objects, PropertySpec};
+use crate::vsphere::{datetime, Client};
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +30,57 @@ pub struct CheckResult {
     pub detail: String,
 }
 
+/// Resolves the URL's host and opens a TCP connection to it, adding a `dns` and a `tcp`
+/// row for `target`. False if either failed (the rows say how to fix it).
+pub(crate) async fn reach(target: &str, url: &reqwest::Url, out: &mut Vec<CheckResult>) -> bool {
+    let row = |check, status, detail: String| CheckResult {
+        target: target.to_owned(),
+        check,
+        status,
+        detail,
+    };
+    let host = url.host_str().unwrap_or_default().to_owned();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<std::net::SocketAddr> = match tokio::net::lookup_host((host.as_str(), port))
+        .await
+    {
+        Ok(a) => a.collect(),
+        Err(e) => {
+            out.push(row(
+                "dns",
+                Status::Fail,
+                format!("cannot resolve {host}: {e}; fix: check the URL and this machine's DNS"),
+            ));
+            return false;
+        }
+    };
+    let ips: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
+    out.push(row(
+        "dns",
+        Status::Pass,
+        format!("{host} is {}", ips.join(", ")),
+    ));
+    let tcp = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::net::TcpStream::connect(&addrs[..]),
+    )
+    .await;
+    match tcp {
+        Ok(Ok(_)) => {
+            out.push(row("tcp", Status::Pass, format!("port {port} reachable")));
+            true
+        }
+        Ok(Err(e)) => {
+            out.push(row("tcp", Status::Fail, format!("cannot connect to {host}:{port}: {e}; fix: is the service running, and does a firewall allow this port?")));
+            false
+        }
+        Err(_) => {
+            out.push(row("tcp", Status::Fail, format!("no answer from {host}:{port} within 10 s; fix: a firewall may drop the traffic")));
+            false
+        }
+    }
+}
+
 /// Runs every check against every configured vCenter.
 pub async fn run(cfg: &AgentConfig) -> Vec<CheckResult> {
     let mut out = Vec::new();
@@ -41,6 +92,9 @@ pub async fn run(cfg: &AgentConfig) -> Vec<CheckResult> {
             status,
             detail,
         };
+        if !reach(&vc.name, &vc.url, &mut out).await {
+            continue;
+        }
         let client = match Client::connect(vc).await {
             Ok(c) => c,
             Err(e) => {
@@ -64,14 +118,24 @@ pub async fn run(cfg: &AgentConfig) -> Vec<CheckResult> {
             Status::Pass,
             format!("logged in as {}", client.username()),
         ));
-        match count_vms(&client).await {
-            Ok(0) => out.push(row(
+        let inventory = crate::inventory::collect(&client).await;
+        match &inventory {
+            Ok(inv) if inv.vms.is_empty() => out.push(row(
                 "inventory",
                 Status::Warn,
-                "no VMs visible: does the user's role propagate to child objects?".into(),
+                "no VMs visible; fix: give the user a read-only role on the vCenter root, propagated to children".into(),
             )),
-            Ok(n) => out.push(row("inventory", Status::Pass, format!("{n} VMs visible"))),
-            Err(e) => out.push(row("inventory", Status::Fail, e.to_string())),
+            Ok(inv) => out.push(row(
+                "inventory",
+                Status::Pass,
+                format!("{} VMs, {} hosts, {} clusters, {} datastores visible", inv.vms.len(), inv.hosts.len(), inv.clusters.len(), inv.datastores.len()),
+            )),
+            Err(e) => out.push(row("inventory", Status::Fail, format!("{e}; fix: the user needs read access (System.View, System.Read) on the vCenter root"))),
+        }
+        if cfg.perf.enabled {
+            if let Ok(inv) = &inventory {
+                out.extend(counter_rows(&client, cfg, inv, &vc.name).await);
+            }
         }
         match client.service_content().perf_manager {
             Some(_) => out.push(row(
@@ -97,19 +161,61 @@ pub async fn run(cfg: &AgentConfig) -> Vec<CheckResult> {
     out
 }
 
-async fn count_vms(client: &Client) -> Result<u64, crate::vsphere::VsphereError> {
-    client
-        .with_container_view(&["VirtualMachine"], |view| async move {
-            let specs = [PropertySpec {
-                type_name: "VirtualMachine",
-                paths: &["name"],
-            }];
-            let (_, stats) = client
-                .retrieve(&specs, Objects::View(&view), |_: ObjectContent| Ok(()))
-                .await?;
-            Ok(stats.objects)
-        })
-        .await
+/// The configured counters: present in the vCenter's catalog, and with data on a few
+/// real VMs and a host (what the statistics level and the hardware allow).
+async fn counter_rows(
+    client: &Client,
+    cfg: &AgentConfig,
+    inv: &crate::inventory::VcenterInventory,
+    target: &str,
+) -> Vec<CheckResult> {
+    let row = |check, status, detail: String| CheckResult {
+        target: target.to_owned(),
+        check,
+        status,
+        detail,
+    };
+    let poller = match crate::perf::Poller::new(client, &cfg.perf).await {
+        Ok(p) => p,
+        Err(e) => {
+            return vec![row(
+                "counters",
+                Status::Fail,
+                format!("cannot read the counter catalog: {e}"),
+            )]
+        }
+    };
+    let (vm, host) = poller.resolved();
+    let mut out = Vec::new();
+    let missing: Vec<&String> = vm.missing.iter().chain(&host.missing).collect();
+    let found = format!(
+        "{} VM and {} host counters in the catalog",
+        vm.counters.len(),
+        host.counters.len()
+    );
+    out.push(if missing.is_empty() {
+        row("counters", Status::Pass, found)
+    } else {
+        row(
+            "counters",
+            Status::Warn,
+            format!(
+                "{found}; not in this vCenter's catalog: {}; fix: remove them from [perf]",
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    });
+    let targets = crate::perf::Poller::targets(inv);
+    match poller.unavailable(client, &targets).await {
+        Ok(none) if none.is_empty() => out.push(row("statistics", Status::Pass, "every configured counter has real-time data on sampled VMs and hosts".into())),
+        Ok(none) => out.push(row("statistics", Status::Warn, format!("no data for {}; fix: raise the statistics level in vCenter (Configure > General > Statistics) or drop them from [perf]", none.join(", ")))),
+        Err(e) => out.push(row("statistics", Status::Warn, format!("cannot ask which metrics VMs have: {e}"))),
+    }
+    out
 }
 
 fn skew_row(target: &str, vcenter_time: &str) -> CheckResult {
