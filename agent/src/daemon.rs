@@ -665,17 +665,20 @@ impl VcenterTask {
                         return true;
                     }
                 };
-                let mut stored = Ok(());
+                let mut stored = Ok(0);
                 for batch in encoded {
-                    if let Err(e) = self.sink.store_encoded(batch).await {
-                        stored = Err(e);
-                        break;
+                    match self.sink.store_encoded(batch).await {
+                        Ok(seq) => stored = Ok(seq),
+                        Err(e) => {
+                            stored = Err(e);
+                            break;
+                        }
                     }
                 }
                 match stored {
-                    Ok(()) => {
+                    Ok(last_seq) => {
                         if let Some(w) = last_window_end {
-                            self.agent.window_stored(w);
+                            self.agent.window_stored(last_seq, w);
                             if let Err(e) = watermark::write(&self.cfg.state_dir, &vc_name, w) {
                                 warn!(vcenter = %vc_name, error = %e, "cannot record the last stored window; a restart may roll it up again");
                             }

@@ -82,6 +82,7 @@ pub struct Status {
     pub unhealthy_reason: Option<String>,
     pub vcenters: Vec<VcenterStatus>,
     pub last_window_stored_ms: i64,
+    pub last_window_shipped_ms: i64,
     pub buffer_depth: u64,
     pub buffer_bytes: u64,
     pub buffer_max_bytes: u64,
@@ -148,6 +149,7 @@ impl Sources {
                 })
                 .collect(),
             last_window_stored_ms: self.state.last_window_ms(),
+            last_window_shipped_ms: self.state.last_window_shipped_ms(snap.acked),
             buffer_depth: snap.depth,
             buffer_bytes: snap.disk_bytes,
             buffer_max_bytes: self.buffer_max_bytes,
@@ -288,6 +290,12 @@ impl Sources {
             &one(secs(self.state.last_window_ms())),
         );
         metric(
+            "vscout_last_window_shipped_timestamp_seconds",
+            "gauge",
+            "End of the last window the collector acknowledged.",
+            &one(secs(self.state.last_window_shipped_ms(snap.acked))),
+        );
+        metric(
             "vscout_buffer_records_stored_total",
             "counter",
             "Records appended to the buffer.",
@@ -426,8 +434,9 @@ pub fn render(s: &Status) -> String {
     }
     let _ = writeln!(
         out,
-        "\nlast window stored: {}",
-        when(s.last_window_stored_ms)
+        "\nlast window stored: {}, shipped: {}",
+        when(s.last_window_stored_ms),
+        when(s.last_window_shipped_ms)
     );
     let _ = writeln!(
         out,

@@ -116,6 +116,10 @@ pub struct AgentState {
     vcenters: RwLock<Vec<Arc<VcenterState>>>,
     /// End (Unix ms) of the last window stored in the buffer, 0 if none yet.
     last_window_ms: AtomicI64,
+    /// Windows stored but not yet known to be shipped: last record's sequence → end.
+    unshipped: std::sync::Mutex<std::collections::BTreeMap<u64, i64>>,
+    /// End (Unix ms) of the last window the collector acknowledged, 0 if none yet.
+    last_shipped_ms: AtomicI64,
 }
 
 impl AgentState {
@@ -152,8 +156,24 @@ impl AgentState {
         self.last_window_ms.load(Relaxed)
     }
 
-    pub fn window_stored(&self, end_ms: i64) {
+    /// A window ending at `end_ms` is stored, its last record under sequence `seq`.
+    pub fn window_stored(&self, seq: u64, end_ms: i64) {
         self.last_window_ms.fetch_max(end_ms, Relaxed);
+        self.unshipped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(seq, end_ms);
+    }
+
+    /// End (Unix ms) of the last window shipped, given the buffer's acknowledged sequence.
+    pub fn last_window_shipped_ms(&self, acked: u64) -> i64 {
+        let mut pending = self.unshipped.lock().unwrap_or_else(|e| e.into_inner());
+        let rest = pending.split_off(&acked.saturating_add(1));
+        if let Some(end) = pending.values().max() {
+            self.last_shipped_ms.fetch_max(*end, Relaxed);
+        }
+        *pending = rest;
+        self.last_shipped_ms.load(Relaxed)
     }
 
     /// Every vCenter's first login has been tried.
@@ -175,14 +195,17 @@ impl AgentState {
         let list = self.list();
         let connected = list.iter().filter(|v| v.connected.load(Relaxed)).count();
         let vms: u64 = list.iter().map(|v| v.vms.load(Relaxed)).sum();
-        let last = self.last_window_ms.load(Relaxed);
-        let window = if last == 0 {
-            "none yet".to_owned()
-        } else {
-            crate::vsphere::datetime::format_unix_millis(last)
+        let when = |ms: i64| {
+            if ms == 0 {
+                "none yet".to_owned()
+            } else {
+                crate::vsphere::datetime::format_unix_millis(ms)
+            }
         };
+        let window = when(self.last_window_ms.load(Relaxed));
+        let shipped = when(self.last_window_shipped_ms(buffer.acked));
         format!(
-            "vCenters connected {connected}/{}, VMs {vms}, last window stored {window}, buffer {} records ({} KiB)",
+            "vCenters connected {connected}/{}, VMs {vms}, last window stored {window}, shipped {shipped}, buffer {} records ({} KiB)",
             list.len(),
             buffer.depth,
             buffer.disk_bytes / 1024
@@ -219,8 +242,16 @@ mod tests {
             stored: 3,
         };
         let line = s.status_line(&snap);
-        assert!(line.starts_with("vCenters connected 1/2, VMs 210, last window stored none yet, buffer 3 records (4 KiB)"), "{line}");
-        s.window_stored(1_700_000_100_000);
+        assert!(line.starts_with("vCenters connected 1/2, VMs 210, last window stored none yet, shipped none yet, buffer 3 records (4 KiB)"), "{line}");
+        s.window_stored(5, 1_700_000_100_000);
+        assert!(s.status_line(&snap).contains("shipped none yet"));
+        let acked = Snapshot { acked: 5, ..snap };
+        assert!(
+            s.status_line(&acked)
+                .contains("shipped 2023-11-14T22:15:00"),
+            "{}",
+            s.status_line(&acked)
+        );
         assert!(
             s.status_line(&snap).contains("2023-11-14T22:15:00"),
             "{}",
