@@ -41,6 +41,9 @@ pub struct ProxyState {
     /// Bodies of the QueryPerf requests seen, for tests that check what was asked.
     pub perf_bodies: Mutex<Vec<String>>,
     pub perf_refusals: AtomicU64,
+    /// When set, HasUserPrivilegeOnEntities answers that this privilege is not granted
+    /// (vcsim grants everything; real vCenter does not).
+    pub deny_privilege: Mutex<Option<String>>,
     /// When set, the raw upstream answer of each RetrievePropertiesEx that returns VMs is
     /// saved here (for benchmarks and test fixtures).
     pub record_to: Mutex<Option<std::path::PathBuf>>,
@@ -229,6 +232,14 @@ async fn serve<S: AsyncReadExt + AsyncWriteExt + Unpin>(
                     }
                 }
                 text = paginate(st, &text, page_size);
+            }
+            if body.contains("<HasUserPrivilegeOnEntities") {
+                if let Some(p) = st.deny_privilege.lock().expect("deny").as_deref() {
+                    text = text.replace(
+                        &format!("<privId>{p}</privId><isGranted>true</isGranted>"),
+                        &format!("<privId>{p}</privId><isGranted>false</isGranted>"),
+                    );
+                }
             }
             (status, cookie, text)
         };

@@ -240,3 +240,44 @@ fn daemon_runs_rounds_and_drains_on_sigterm() {
         serde_json::from_slice(&std::fs::read(&saved).expect("saved")).expect("json");
     assert_eq!(inv.vcenters[0].vms.len(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_names_a_missing_privilege() {
+    let e = Estate::start(&SimOptions::default()).expect("vcsim");
+    let proxy = Proxy::start(&e.sim.url, &e.certs, 0).await.expect("proxy");
+    let cfg = vscout_e2e::write_agent_config(
+        e.dir.path(),
+        &[("sim", &proxy.url, e.pin())],
+        vscout_e2e::PASSWORD,
+        "",
+    )
+    .expect("cfg");
+    let cfg = cfg.to_str().expect("utf-8").to_owned();
+    let run = |cfg: String| async move {
+        tokio::task::spawn_blocking(move || vscout_e2e::run_vscout(&["--config", &cfg, "check"]))
+            .await
+            .expect("join")
+            .expect("check")
+    };
+    let out = run(cfg.clone()).await;
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains(" privileges ") && l.contains("PASS")),
+        "{table}"
+    );
+    *proxy.state.deny_privilege.lock().expect("deny") = Some("System.Read".into());
+    let out = run(cfg).await;
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{table}");
+    let line = table
+        .lines()
+        .find(|l| l.contains(" privileges "))
+        .unwrap_or_default();
+    assert!(
+        line.contains("FAIL") && line.contains("System.Read") && line.contains("Read-only role"),
+        "{table}"
+    );
+}

@@ -118,6 +118,33 @@ pub async fn run(cfg: &AgentConfig) -> Vec<CheckResult> {
             Status::Pass,
             format!("logged in as {}", client.username()),
         ));
+        // The read-only role: what inventory and performance collection need.
+        const READ_ONLY: [&str; 3] = ["System.Anonymous", "System.View", "System.Read"];
+        let root = client.service_content().root_folder.clone();
+        match client.user_privileges(&root, &READ_ONLY).await {
+            Ok(Some(p)) => {
+                let missing: Vec<&str> = READ_ONLY
+                    .iter()
+                    .copied()
+                    .filter(|id| !p.iter().any(|(g, ok)| g == id && *ok))
+                    .collect();
+                out.push(if missing.is_empty() {
+                    row("privileges", Status::Pass, format!("{} on the root folder", READ_ONLY.join(", ")))
+                } else {
+                    row("privileges", Status::Fail, format!("{} lacks {} on the root folder; fix: assign the Read-only role on the vCenter root with \"Propagate to children\"", client.username(), missing.join(", ")))
+                });
+            }
+            Ok(None) => out.push(row(
+                "privileges",
+                Status::Warn,
+                "no AuthorizationManager to ask (a standalone host?)".into(),
+            )),
+            Err(e) => out.push(row(
+                "privileges",
+                Status::Warn,
+                format!("cannot ask which privileges the user holds: {e}"),
+            )),
+        }
         let inventory = crate::inventory::collect(&client).await;
         match &inventory {
             Ok(inv) if inv.vms.is_empty() => out.push(row(

@@ -49,6 +49,7 @@ pub struct ServiceContent {
     pub perf_manager: Option<MoRef>,
     pub custom_fields_manager: Option<MoRef>,
     pub setting: Option<MoRef>,
+    pub authorization_manager: Option<MoRef>,
 }
 
 /// Receives the objects of a retrieval one at a time, as they are parsed.
@@ -231,6 +232,35 @@ impl Client {
 
     /// vCenter's clock (`CurrentTime`), also the keepalive call: any call resets vCenter's
     /// idle timer, and this one is the cheapest.
+    /// Which of `privileges` the logged-in user holds on `entity`
+    /// (AuthorizationManager.HasUserPrivilegeOnEntities, vSphere 6.5 and later). `None`
+    /// when the server has no AuthorizationManager.
+    pub async fn user_privileges(
+        &self,
+        entity: &MoRef,
+        privileges: &[&str],
+    ) -> Result<Option<Vec<(String, bool)>>, VsphereError> {
+        let Some(auth) = self.content.authorization_manager.clone() else {
+            return Ok(None);
+        };
+        self.with_session(|| async {
+            let body =
+                envelope::has_user_privilege_on_entities(&auth, entity, &self.username, privileges);
+            let vals = self.invoke("HasUserPrivilegeOnEntities", body).await?;
+            let mut out = Vec::new();
+            for v in &vals {
+                for p in v.children_named("privAvailability") {
+                    if let (Some(id), Some(granted)) = (p.text_at("privId"), p.bool_at("isGranted"))
+                    {
+                        out.push((id.to_owned(), granted));
+                    }
+                }
+            }
+            Ok(Some(out))
+        })
+        .await
+    }
+
     pub async fn current_time(&self) -> Result<String, VsphereError> {
         self.with_session(|| async {
             let body = envelope::call("CurrentTime", &envelope::service_instance(), "");
@@ -570,6 +600,7 @@ async fn retrieve_service_content(
         perf_manager: opt("perfManager"),
         custom_fields_manager: opt("customFieldsManager"),
         setting: opt("setting"),
+        authorization_manager: opt("authorizationManager"),
     })
 }
 

@@ -35,6 +35,21 @@ pub fn call(method: &str, this: &MoRef, rest: &str) -> String {
     ))
 }
 
+/// AuthorizationManager.HasUserPrivilegeOnEntities: entities, userName, privId (WSDL order).
+pub fn has_user_privilege_on_entities(
+    auth: &MoRef,
+    entity: &MoRef,
+    user: &str,
+    privileges: &[&str],
+) -> String {
+    let mut rest = moref("entities", entity);
+    let _ = write!(rest, "<userName>{}</userName>", escape(user));
+    for p in privileges {
+        let _ = write!(rest, "<privId>{}</privId>", escape(*p));
+    }
+    call("HasUserPrivilegeOnEntities", auth, &rest)
+}
+
 pub fn service_instance() -> MoRef {
     MoRef::new("ServiceInstance", "ServiceInstance")
 }
