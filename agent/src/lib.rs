@@ -7,6 +7,7 @@
 //!   collected through `vsphere` and written as JSON or CSV.
 //! - [`perf`]: real-time performance counters, polled exactly once per sample and rolled
 //!   up per window.
+//! - [`appliance`]: the appliance VM's first boot (OVF environment → configuration).
 //! - [`buffer`]: the durable on-disk queue between collection and shipping.
 //! - [`ship`]: batches of records into the buffer, and from the buffer to the collector.
 //! - [`identity`]: the agent's UUID, kept in the state directory.
@@ -20,6 +21,7 @@
 //! - [`telemetry`]: logging set-up.
 #![forbid(unsafe_code)]
 
+pub mod appliance;
 pub mod buffer;
 pub mod check;
 pub mod config;

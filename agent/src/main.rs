@@ -60,6 +60,16 @@ enum Command {
     },
     /// Run as a daemon until SIGTERM or SIGINT.
     Run,
+    /// Appliance first boot: read the OVF environment (from vmtoolsd, or a file) and write
+    /// the agent's configuration, credentials (0600) and network settings under `--root`.
+    Firstboot {
+        /// An OVF environment document instead of asking `vmtoolsd`.
+        #[arg(long)]
+        ovf_env: Option<PathBuf>,
+        /// Directory to write under (the appliance's `/`).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+    },
     /// Show what the running agent is doing (it serves this on `[agent] metrics_listen`).
     /// Exit status 1 if it is unhealthy or cannot be reached.
     Status,
@@ -68,6 +78,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
+    // First boot runs before any configuration exists: it writes it.
+    if let Command::Firstboot { ovf_env, root } = &cli.command {
+        return firstboot(ovf_env.as_deref(), root);
+    }
     let cfg = match config::load(&cli.config, std::env::vars()) {
         Ok(c) => c,
         Err(e) => {
@@ -107,6 +121,8 @@ fn main() -> ExitCode {
                 output,
             } => perf_once(&cfg, once, window_secs, &output).await,
             Command::Status => agent_status(&cfg).await,
+            // Handled before the configuration is loaded.
+            Command::Firstboot { .. } => Ok(ExitCode::SUCCESS),
             Command::Run => match vscout::daemon::run_with_reload(
                 cfg,
                 vscout::daemon::shutdown_signal(),
@@ -311,4 +327,74 @@ async fn agent_status(cfg: &AgentConfig) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `vscout firstboot`: OVF environment → the appliance's configuration files.
+fn firstboot(ovf_env: Option<&std::path::Path>, root: &std::path::Path) -> ExitCode {
+    use vscout::appliance::{firstboot, ovfenv};
+    let doc = match ovf_env {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display())),
+        None => std::process::Command::new("vmtoolsd")
+            .args(["--cmd", "info-get guestinfo.ovfEnv"])
+            .output()
+            .map_err(|e| format!("cannot run vmtoolsd: {e}"))
+            .and_then(|o| {
+                if o.status.success() {
+                    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+                } else {
+                    Err(format!(
+                        "vmtoolsd found no OVF environment (was the appliance deployed with its vApp properties?): {}",
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    ))
+                }
+            }),
+    };
+    let settings = match doc
+        .and_then(|d| ovfenv::parse(&d).map_err(|e| e.to_string()))
+        .and_then(|props| firstboot::settings(&props).map_err(|e| e.to_string()))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vscout firstboot: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let files = firstboot::plan(&settings);
+    if let Err(e) = firstboot::apply(&files, root) {
+        eprintln!(
+            "vscout firstboot: cannot write under {}: {e}",
+            root.display()
+        );
+        return ExitCode::from(EX_CANTCREAT);
+    }
+    for f in &files {
+        println!("wrote {} (mode {:o})", f.path.display(), f.mode);
+    }
+    if let Some(pw) = &settings.root_password {
+        // chpasswd hashes it; the value goes through a pipe, never an argument or a file.
+        let mut cmd = std::process::Command::new("chpasswd");
+        if root != std::path::Path::new("/") {
+            cmd.arg("--root").arg(root);
+        }
+        let result = cmd
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                if let Some(mut stdin) = child.stdin.take() {
+                    writeln!(stdin, "root:{}", pw.expose())?;
+                }
+                child.wait()
+            });
+        match result {
+            Ok(s) if s.success() => println!("set root's password (console login enabled)"),
+            Ok(s) => {
+                eprintln!("vscout firstboot: chpasswd failed ({s}); console login stays disabled")
+            }
+            Err(e) => eprintln!(
+                "vscout firstboot: cannot run chpasswd: {e}; console login stays disabled"
+            ),
+        }
+    }
+    ExitCode::SUCCESS
 }

@@ -70,3 +70,59 @@ fn example_config_is_valid() {
     );
     assert_eq!(cfg.buffer.max_bytes, 1 << 30);
 }
+
+#[test]
+fn firstboot_writes_the_appliance_configuration_or_names_what_is_wrong() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = dir.path().join("ovfenv.xml");
+    std::fs::write(
+        &env,
+        r#"<?xml version="1.0"?><Environment xmlns="http://schemas.dmtf.org/ovf/environment/1" xmlns:oe="http://schemas.dmtf.org/ovf/environment/1"><PropertySection>
+<Property oe:key="vscout.vcenter_url" oe:value="https://vc.example.com/sdk"/>
+<Property oe:key="vscout.vcenter_user" oe:value="svc@vsphere.local"/>
+<Property oe:key="vscout.vcenter_password" oe:value="s3cr&quot;t"/>
+</PropertySection></Environment>"#,
+    )
+    .expect("write");
+    let root = dir.path().join("root");
+    let out = Command::new(env!("CARGO_BIN_EXE_vscout"))
+        .args(["firstboot", "--ovf-env"])
+        .arg(&env)
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("/etc/vscout/agent.toml"), "{stdout}");
+    assert!(!stdout.contains("s3cr"), "no secret on the console");
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/vscout/credentials/vcenter-password")).expect("pw"),
+        "s3cr\"t"
+    );
+    // The written configuration is valid for the agent (with its credential).
+    let out = Command::new(env!("CARGO_BIN_EXE_vscout"))
+        .arg("--config")
+        .arg(root.join("etc/vscout/agent.toml"))
+        .arg("status")
+        .env("CREDENTIALS_DIRECTORY", root.join("etc/vscout/credentials"))
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "valid config, no agent running: {out:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the agent"));
+
+    std::fs::write(&env, "<Environment><PropertySection/></Environment>").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_vscout"))
+        .args(["firstboot", "--ovf-env"])
+        .arg(&env)
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("vscout.vcenter_url"));
+}

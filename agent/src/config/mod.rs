@@ -42,3 +42,9 @@ pub fn from_toml_str(text: &str) -> Result<AgentConfig, ConfigError> {
     let raw = raw::parse_str(text)?;
     validate::validate(raw, &validate::Context::from_process())
 }
+
+/// Parses configuration text into the raw structs only (no validation, no secrets read):
+/// for tools that write configuration and check what they wrote.
+pub fn parse_raw(text: &str) -> Result<RawConfig, ConfigError> {
+    raw::parse_str(text)
+}

@@ -1,0 +1,416 @@
+//! The appliance's first boot: OVF properties → validated settings → the files that make
+//! the appliance an agent (`/etc/vscout/agent.toml`, credentials readable by root only, a
+//! drop-in that hands them to the unit with `LoadCredential=`, systemd-networkd
+//! configuration, hostname, root's SSH key). Building the plan is pure and tested with
+//! hostile values; `apply` writes it under a root directory.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use crate::config::Secret;
+
+/// Longest value a property may have.
+pub const MAX_VALUE_BYTES: usize = 4096;
+
+/// The OVF property keys (as the OVF descriptor declares them).
+pub mod keys {
+    pub const VCENTER_URL: &str = "vscout.vcenter_url";
+    pub const VCENTER_USER: &str = "vscout.vcenter_user";
+    pub const VCENTER_PASSWORD: &str = "vscout.vcenter_password";
+    pub const VCENTER_THUMBPRINT: &str = "vscout.vcenter_thumbprint";
+    pub const COLLECTOR_URL: &str = "vscout.collector_url";
+    pub const COLLECTOR_TOKEN: &str = "vscout.collector_token";
+    pub const COLLECTOR_THUMBPRINT: &str = "vscout.collector_thumbprint";
+    pub const HOSTNAME: &str = "vscout.hostname";
+    pub const IP: &str = "vscout.ip";
+    pub const NETMASK: &str = "vscout.netmask";
+    pub const GATEWAY: &str = "vscout.gateway";
+    pub const DNS: &str = "vscout.dns";
+    pub const ROOT_PASSWORD: &str = "vscout.root_password";
+    pub const ROOT_SSH_KEY: &str = "vscout.root_ssh_key";
+}
+
+/// Static addressing; `None` in `Settings::network` means DHCP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticNet {
+    pub address: IpAddr,
+    pub prefix: u8,
+    pub gateway: Option<IpAddr>,
+    pub dns: Vec<IpAddr>,
+}
+
+/// The validated deployment settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub vcenter_url: String,
+    pub vcenter_user: String,
+    pub vcenter_password: Secret,
+    pub vcenter_thumbprint: Option<String>,
+    pub collector: Option<(String, Secret, Option<String>)>,
+    pub hostname: Option<String>,
+    pub network: Option<StaticNet>,
+    pub root_password: Option<Secret>,
+    pub root_ssh_key: Option<String>,
+}
+
+/// Everything wrong with the properties, each naming its key (never a secret's value).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid OVF properties: {}", .0.iter().map(|(k, r)| format!("{k}: {r}")).collect::<Vec<_>>().join("; "))]
+pub struct SettingsError(pub Vec<(String, String)>);
+
+fn get<'a>(props: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
+    props.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+/// Validates the properties. Secrets may hold any character; other values may not hold
+/// control characters (they end up in TOML, unit files and /etc/hostname).
+pub fn settings(props: &BTreeMap<String, String>) -> Result<Settings, SettingsError> {
+    let mut errors: Vec<(String, String)> = Vec::new();
+    let mut err = |k: &str, r: String| errors.push((k.to_owned(), r));
+    let secret_keys = [
+        keys::VCENTER_PASSWORD,
+        keys::COLLECTOR_TOKEN,
+        keys::ROOT_PASSWORD,
+    ];
+    for (k, v) in props {
+        if v.len() > MAX_VALUE_BYTES {
+            err(k, format!("{} bytes, at most {MAX_VALUE_BYTES}", v.len()));
+        } else if !secret_keys.contains(&k.as_str()) && v.chars().any(char::is_control) {
+            err(k, "contains control characters (a newline?)".into());
+        }
+    }
+    let url = |k: &str, err: &mut dyn FnMut(&str, String)| -> Option<String> {
+        let v = get(props, k)?;
+        match reqwest::Url::parse(v) {
+            Ok(u) if u.scheme() == "https" && u.host_str().is_some() => Some(v.to_owned()),
+            Ok(u) => {
+                err(k, format!("{v:?} must be an https URL, not {}", u.scheme()));
+                None
+            }
+            Err(e) => {
+                err(k, format!("{v:?} is not a URL ({e})"));
+                None
+            }
+        }
+    };
+    let thumb = |k: &str, err: &mut dyn FnMut(&str, String)| -> Option<String> {
+        let v = get(props, k)?;
+        match crate::config::parse_thumbprint(v) {
+            Ok(d) => Some(crate::tls::format_thumbprint(&d)),
+            Err(r) => {
+                err(k, format!("{v:?}: {r}"));
+                None
+            }
+        }
+    };
+    let vcenter_url = url(keys::VCENTER_URL, &mut err);
+    if get(props, keys::VCENTER_URL).is_none() {
+        err(
+            keys::VCENTER_URL,
+            "required (e.g. https://vcenter.example.com/sdk)".into(),
+        );
+    }
+    let vcenter_user = get(props, keys::VCENTER_USER).map(str::to_owned);
+    if vcenter_user.is_none() {
+        err(keys::VCENTER_USER, "required".into());
+    }
+    let vcenter_password = props
+        .get(keys::VCENTER_PASSWORD)
+        .filter(|p| !p.is_empty())
+        .map(|p| Secret::new(p.as_str()));
+    if vcenter_password.is_none() {
+        err(keys::VCENTER_PASSWORD, "required".into());
+    }
+    let vcenter_thumbprint = thumb(keys::VCENTER_THUMBPRINT, &mut err);
+    let collector = match url(keys::COLLECTOR_URL, &mut err) {
+        None => None,
+        Some(u) => match props.get(keys::COLLECTOR_TOKEN).filter(|t| !t.is_empty()) {
+            Some(t) => Some((
+                u,
+                Secret::new(t.as_str()),
+                thumb(keys::COLLECTOR_THUMBPRINT, &mut err),
+            )),
+            None => {
+                err(
+                    keys::COLLECTOR_TOKEN,
+                    "required with a collector URL".into(),
+                );
+                None
+            }
+        },
+    };
+    let hostname = get(props, keys::HOSTNAME).and_then(|h| {
+        let ok = h.len() <= 253
+            && h.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if ok {
+            Some(h.to_ascii_lowercase())
+        } else {
+            err(
+                keys::HOSTNAME,
+                format!("{h:?} is not a host name (letters, digits, hyphens, dots)"),
+            );
+            None
+        }
+    });
+    let network = static_net(props, &mut err);
+    let root_password = props
+        .get(keys::ROOT_PASSWORD)
+        .filter(|p| !p.is_empty())
+        .map(|p| Secret::new(p.as_str()));
+    let root_ssh_key = get(props, keys::ROOT_SSH_KEY).and_then(|k| {
+        let kind = k.split_whitespace().next().unwrap_or_default();
+        if kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-") {
+            Some(k.to_owned())
+        } else {
+            err(
+                keys::ROOT_SSH_KEY,
+                "not an OpenSSH public key (ssh-ed25519 AAAA…)".into(),
+            );
+            None
+        }
+    });
+    match (vcenter_url, vcenter_user, vcenter_password) {
+        (Some(vcenter_url), Some(vcenter_user), Some(vcenter_password)) if errors.is_empty() => {
+            Ok(Settings {
+                vcenter_url,
+                vcenter_user,
+                vcenter_password,
+                vcenter_thumbprint,
+                collector,
+                hostname,
+                network,
+                root_password,
+                root_ssh_key,
+            })
+        }
+        _ => Err(SettingsError(errors)),
+    }
+}
+
+fn static_net(
+    props: &BTreeMap<String, String>,
+    err: &mut dyn FnMut(&str, String),
+) -> Option<StaticNet> {
+    let ip = get(props, keys::IP)?;
+    let (addr, prefix) = match ip.split_once('/') {
+        Some((a, p)) => (a, p.parse::<u8>().ok()),
+        None => (ip, None),
+    };
+    let Ok(address) = addr.parse::<IpAddr>() else {
+        err(
+            keys::IP,
+            format!("{ip:?} is not an IP address (leave it empty for DHCP)"),
+        );
+        return None;
+    };
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = match (prefix, get(props, keys::NETMASK)) {
+        (Some(p), _) if p <= max => p,
+        (Some(p), _) => {
+            err(keys::IP, format!("prefix /{p} is longer than {max}"));
+            return None;
+        }
+        (None, Some(mask)) => match mask.parse::<std::net::Ipv4Addr>() {
+            Ok(m) if u32::from(m).leading_ones() + u32::from(m).trailing_zeros() == 32 => {
+                u32::from(m).leading_ones() as u8
+            }
+            _ => {
+                err(
+                    keys::NETMASK,
+                    format!("{mask:?} is not a netmask (e.g. 255.255.255.0)"),
+                );
+                return None;
+            }
+        },
+        (None, None) => {
+            err(
+                keys::NETMASK,
+                "required with a static IP without /prefix".into(),
+            );
+            return None;
+        }
+    };
+    let gateway = match get(props, keys::GATEWAY) {
+        None => None,
+        Some(g) => match g.parse() {
+            Ok(g) => Some(g),
+            Err(_) => {
+                err(keys::GATEWAY, format!("{g:?} is not an IP address"));
+                None
+            }
+        },
+    };
+    let mut dns = Vec::new();
+    for d in get(props, keys::DNS)
+        .unwrap_or_default()
+        .split([',', ' '])
+        .filter(|d| !d.is_empty())
+    {
+        match d.parse() {
+            Ok(a) => dns.push(a),
+            Err(_) => err(keys::DNS, format!("{d:?} is not an IP address")),
+        }
+    }
+    Some(StaticNet {
+        address,
+        prefix,
+        gateway,
+        dns,
+    })
+}
+
+/// A TOML basic string: quotes, backslashes and control characters escaped.
+pub fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One file to write.
+#[derive(Debug, Clone)]
+pub struct FileOut {
+    /// Absolute path on the appliance.
+    pub path: PathBuf,
+    pub mode: u32,
+    pub content: Vec<u8>,
+}
+
+/// Credential names the agent's configuration refers to.
+pub const VCENTER_CREDENTIAL: &str = "vcenter-password";
+pub const COLLECTOR_CREDENTIAL: &str = "collector-token";
+const CREDENTIALS_DIR: &str = "/etc/vscout/credentials";
+
+/// The files that configure the appliance.
+pub fn plan(s: &Settings) -> Vec<FileOut> {
+    let mut files = Vec::new();
+    let mut toml = String::from(
+        "# Written by vscout-firstboot from the OVF environment. Edit it, then\n# `systemctl reload vscout-agent`. Secrets are systemd credentials (see the drop-in).\n\n[agent]\nstate_dir = \"/var/lib/vscout\"\nmetrics_listen = \"127.0.0.1:9187\"\n\n[[vcenter]]\nname = \"vcenter\"\n",
+    );
+    toml.push_str(&format!("url = {}\n", toml_string(&s.vcenter_url)));
+    toml.push_str(&format!("username = {}\n", toml_string(&s.vcenter_user)));
+    toml.push_str(&format!("password_credential = \"{VCENTER_CREDENTIAL}\"\n"));
+    if let Some(t) = &s.vcenter_thumbprint {
+        toml.push_str(&format!(
+            "[vcenter.tls]\nthumbprint_sha256 = {}\n",
+            toml_string(t)
+        ));
+    }
+    let secret = |name: &str, value: &Secret| FileOut {
+        path: Path::new(CREDENTIALS_DIR).join(name),
+        mode: 0o600,
+        content: value.expose().as_bytes().to_vec(),
+    };
+    files.push(secret(VCENTER_CREDENTIAL, &s.vcenter_password));
+    let mut dropin = format!(
+        "# Written by vscout-firstboot: the agent's secrets, readable by root only.\n[Service]\nLoadCredential={VCENTER_CREDENTIAL}:{CREDENTIALS_DIR}/{VCENTER_CREDENTIAL}\n"
+    );
+    if let Some((url, token, thumb)) = &s.collector {
+        toml.push_str(&format!(
+            "\n[collector]\nurl = {}\ntoken_credential = \"{COLLECTOR_CREDENTIAL}\"\n",
+            toml_string(url)
+        ));
+        if let Some(t) = thumb {
+            toml.push_str(&format!(
+                "[collector.tls]\nthumbprint_sha256 = {}\n",
+                toml_string(t)
+            ));
+        }
+        files.push(secret(COLLECTOR_CREDENTIAL, token));
+        dropin.push_str(&format!(
+            "LoadCredential={COLLECTOR_CREDENTIAL}:{CREDENTIALS_DIR}/{COLLECTOR_CREDENTIAL}\n"
+        ));
+    }
+    files.push(FileOut {
+        path: "/etc/vscout/agent.toml".into(),
+        mode: 0o644,
+        content: toml.into_bytes(),
+    });
+    files.push(FileOut {
+        path: "/etc/systemd/system/vscout-agent.service.d/10-credentials.conf".into(),
+        mode: 0o644,
+        content: dropin.into_bytes(),
+    });
+    let mut net =
+        String::from("# Written by vscout-firstboot.\n[Match]\nName=en* eth*\n\n[Network]\n");
+    match &s.network {
+        None => net.push_str("DHCP=yes\n"),
+        Some(n) => {
+            net.push_str(&format!("Address={}/{}\n", n.address, n.prefix));
+            if let Some(g) = n.gateway {
+                net.push_str(&format!("Gateway={g}\n"));
+            }
+            for d in &n.dns {
+                net.push_str(&format!("DNS={d}\n"));
+            }
+        }
+    }
+    files.push(FileOut {
+        path: "/etc/systemd/network/10-vscout.network".into(),
+        mode: 0o644,
+        content: net.into_bytes(),
+    });
+    if let Some(h) = &s.hostname {
+        files.push(FileOut {
+            path: "/etc/hostname".into(),
+            mode: 0o644,
+            content: format!("{h}\n").into_bytes(),
+        });
+    }
+    if let Some(k) = &s.root_ssh_key {
+        files.push(FileOut {
+            path: "/root/.ssh/authorized_keys".into(),
+            mode: 0o600,
+            content: format!("{k}\n").into_bytes(),
+        });
+    }
+    files
+}
+
+/// Writes the files under `root` (`/` on the appliance): each is written to a temporary
+/// name with its final mode and renamed, so a secret is never readable by others, even
+/// for a moment. Directories holding secrets are created 0700.
+pub fn apply(files: &[FileOut], root: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    for f in files {
+        let rel = f.path.strip_prefix("/").unwrap_or(&f.path);
+        let path = root.join(rel);
+        if let Some(dir) = path.parent() {
+            let private = f.mode & 0o077 == 0;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(if private { 0o700 } else { 0o755 })
+                .create(dir)?;
+        }
+        let tmp = path.with_extension("vscout-tmp");
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(f.mode)
+            .open(&tmp)?;
+        out.write_all(&f.content)?;
+        out.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! The OVF environment parser and the first-boot plan, with sample documents: all
+//! properties, missing ones, and hostile values (quotes, newlines, very long strings).
+
+use std::collections::BTreeMap;
+
+use super::firstboot::{self, keys, plan, settings, toml_string};
+use super::ovfenv::{self, OvfEnvError};
+
+/// An OVF environment as vCenter writes it, with these properties (values escaped as
+/// XML attributes).
+fn env(props: &[(&str, &str)]) -> String {
+    let mut s = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<Environment xmlns="http://schemas.dmtf.org/ovf/environment/1" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:oe="http://schemas.dmtf.org/ovf/environment/1" xmlns:ve="http://www.vmware.com/schema/ovfenv" oe:id="" ve:vCenterId="vm-42">
+   <PlatformSection><Kind>VMware ESXi</Kind><Version>8.0.2</Version><Vendor>VMware, Inc.</Vendor><Locale>en</Locale></PlatformSection>
+   <PropertySection>
+"#,
+    );
+    for (k, v) in props {
+        s.push_str(&format!(
+            "         <Property oe:key=\"{}\" oe:value=\"{}\"/>\n",
+            quick_xml::escape::escape(*k),
+            quick_xml::escape::escape(*v).replace('\n', "&#10;")
+        ));
+    }
+    s.push_str("   </PropertySection>\n   <ve:EthernetAdapterSection><ve:Adapter ve:mac=\"00:50:56:aa:bb:cc\" ve:network=\"VM Network\" ve:unitNumber=\"7\"/></ve:EthernetAdapterSection>\n</Environment>\n");
+    s
+}
+
+const TP: &str = "ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89";
+
+fn full() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (keys::VCENTER_URL, "https://vc01.example.com/sdk"),
+        (keys::VCENTER_USER, "svc-vscout@vsphere.local"),
+        (keys::VCENTER_PASSWORD, "p\"a'ss\n<w>&rd\\"),
+        (keys::VCENTER_THUMBPRINT, TP),
+        (keys::COLLECTOR_URL, "https://collector.example.com:8443"),
+        (keys::COLLECTOR_TOKEN, "tok\"en"),
+        (keys::COLLECTOR_THUMBPRINT, TP),
+        (keys::HOSTNAME, "Scout-01.example.com"),
+        (keys::IP, "10.1.2.3"),
+        (keys::NETMASK, "255.255.255.0"),
+        (keys::GATEWAY, "10.1.2.1"),
+        (keys::DNS, "10.1.2.10, 10.1.2.11"),
+        (
+            keys::ROOT_SSH_KEY,
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake operator@laptop",
+        ),
+    ]
+}
+
+fn parsed(props: &[(&str, &str)]) -> BTreeMap<String, String> {
+    ovfenv::parse(&env(props)).expect("parse")
+}
+
+fn file<'a>(files: &'a [firstboot::FileOut], path: &str) -> Option<&'a firstboot::FileOut> {
+    files.iter().find(|f| f.path.to_str() == Some(path))
+}
+
+#[test]
+fn every_property_makes_a_configured_appliance() {
+    let props = parsed(&full());
+    assert_eq!(
+        props[keys::VCENTER_PASSWORD],
+        "p\"a'ss\n<w>&rd\\",
+        "entities decoded"
+    );
+    let s = settings(&props).expect("valid");
+    let files = plan(&s);
+    let toml = String::from_utf8(
+        file(&files, "/etc/vscout/agent.toml")
+            .expect("toml")
+            .content
+            .clone(),
+    )
+    .expect("utf-8");
+    let raw = crate::config::parse_raw(&toml).expect("the written config parses");
+    assert_eq!(
+        raw.vcenter[0].url.as_deref(),
+        Some("https://vc01.example.com/sdk")
+    );
+    assert_eq!(
+        raw.vcenter[0].username.as_deref(),
+        Some("svc-vscout@vsphere.local")
+    );
+    assert_eq!(
+        raw.vcenter[0].password_credential.as_deref(),
+        Some(firstboot::VCENTER_CREDENTIAL)
+    );
+    assert!(raw
+        .collector
+        .as_ref()
+        .and_then(|c| c.token_credential.as_deref())
+        .is_some());
+    // Secrets: only in root-only credential files, never in the config.
+    assert!(
+        !toml.contains("a'ss") && !toml.contains("tok\\\"en") && !toml.contains("tok\"en"),
+        "{toml}"
+    );
+    let pw = file(&files, "/etc/vscout/credentials/vcenter-password").expect("pw");
+    assert_eq!(
+        (pw.mode, pw.content.as_slice()),
+        (0o600, "p\"a'ss\n<w>&rd\\".as_bytes())
+    );
+    let dropin = String::from_utf8_lossy(
+        &file(
+            &files,
+            "/etc/systemd/system/vscout-agent.service.d/10-credentials.conf",
+        )
+        .expect("drop-in")
+        .content,
+    )
+    .into_owned();
+    assert!(
+        dropin.contains("LoadCredential=vcenter-password:/etc/vscout/credentials/vcenter-password")
+    );
+    assert!(dropin.contains("LoadCredential=collector-token:"));
+    let net = String::from_utf8_lossy(
+        &file(&files, "/etc/systemd/network/10-vscout.network")
+            .expect("net")
+            .content,
+    )
+    .into_owned();
+    assert!(
+        net.contains("Address=10.1.2.3/24")
+            && net.contains("Gateway=10.1.2.1")
+            && net.contains("DNS=10.1.2.11"),
+        "{net}"
+    );
+    assert_eq!(
+        file(&files, "/etc/hostname").expect("hostname").content,
+        b"scout-01.example.com\n"
+    );
+    assert_eq!(
+        file(&files, "/root/.ssh/authorized_keys")
+            .expect("key")
+            .mode,
+        0o600
+    );
+
+    // Applied under a root: modes on disk, the credentials directory private.
+    let root = tempfile::tempdir().expect("tempdir");
+    firstboot::apply(&files, root.path()).expect("apply");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| {
+        std::fs::metadata(root.path().join(p))
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("etc/vscout/credentials/vcenter-password"), 0o600);
+    assert_eq!(mode("etc/vscout/credentials"), 0o700);
+    assert_eq!(mode("etc/vscout/agent.toml"), 0o644);
+}
+
+#[test]
+fn missing_properties_are_all_named_and_dhcp_is_the_default() {
+    let err = settings(&parsed(&[])).expect_err("nothing given");
+    let keys_named: Vec<&str> = err.0.iter().map(|(k, _)| k.as_str()).collect();
+    for k in [
+        keys::VCENTER_URL,
+        keys::VCENTER_USER,
+        keys::VCENTER_PASSWORD,
+    ] {
+        assert!(keys_named.contains(&k), "{err}");
+    }
+    let minimal = [
+        (keys::VCENTER_URL, "https://vc/sdk"),
+        (keys::VCENTER_USER, "u"),
+        (keys::VCENTER_PASSWORD, "p"),
+    ];
+    let s = settings(&parsed(&minimal)).expect("minimal");
+    assert!(s.network.is_none() && s.collector.is_none() && s.root_password.is_none());
+    let files = plan(&s);
+    let net = String::from_utf8_lossy(
+        &file(&files, "/etc/systemd/network/10-vscout.network")
+            .expect("net")
+            .content,
+    )
+    .into_owned();
+    assert!(net.contains("DHCP=yes"));
+    assert!(file(&files, "/etc/hostname").is_none());
+    assert!(
+        file(&files, "/root/.ssh/authorized_keys").is_none(),
+        "no key, no login by SSH"
+    );
+    // A collector URL without its token is an error, not a silent skip.
+    let mut with_collector = minimal.to_vec();
+    with_collector.push((keys::COLLECTOR_URL, "https://c:8443"));
+    let err = settings(&parsed(&with_collector)).expect_err("no token");
+    assert!(err.to_string().contains(keys::COLLECTOR_TOKEN), "{err}");
+}
+
+#[test]
+fn hostile_values_are_refused_or_escaped_never_injected() {
+    let base = [
+        (keys::VCENTER_URL, "https://vc/sdk"),
+        (keys::VCENTER_PASSWORD, "p"),
+    ];
+    // A newline in a user name would end the TOML line and inject keys.
+    let mut p = base.to_vec();
+    p.push((keys::VCENTER_USER, "u\"\n[agent]\nstate_dir = \"/\""));
+    let err = settings(&parsed(&p)).expect_err("newline");
+    assert!(
+        err.to_string().contains(keys::VCENTER_USER) && err.to_string().contains("control"),
+        "{err}"
+    );
+    // Quotes and backslashes without newlines are escaped and read back exactly.
+    let mut p = base.to_vec();
+    let user = r#"dom\user "quoted" 'x' ]["#;
+    p.push((keys::VCENTER_USER, user));
+    let s = settings(&parsed(&p)).expect("quotes are fine");
+    let files = plan(&s);
+    let toml = String::from_utf8_lossy(
+        &file(&files, "/etc/vscout/agent.toml")
+            .expect("toml")
+            .content,
+    )
+    .into_owned();
+    let raw = crate::config::parse_raw(&toml).expect("parses");
+    assert_eq!(raw.vcenter[0].username.as_deref(), Some(user));
+    assert_eq!(raw.vcenter.len(), 1);
+    // Very long values.
+    let long = "x".repeat(firstboot::MAX_VALUE_BYTES + 1);
+    let mut p = base.to_vec();
+    p.push((keys::VCENTER_USER, &long));
+    let err = settings(&parsed(&p)).expect_err("long");
+    assert!(err.to_string().contains("at most 4096"), "{err}");
+    // Bad addresses, host names, thumbprints, keys, http URLs.
+    for (k, v, needle) in [
+        (keys::IP, "10.1.2.300", "not an IP"),
+        (keys::HOSTNAME, "bad_host;rm -rf", "host name"),
+        (keys::VCENTER_THUMBPRINT, "ab:cd", "64 hex"),
+        (keys::ROOT_SSH_KEY, "not a key", "OpenSSH"),
+        (keys::VCENTER_URL, "http://vc/sdk", "https"),
+        (keys::NETMASK, "255.0.255.0", "netmask"),
+    ] {
+        let mut p: Vec<(&str, &str)> = base.iter().filter(|(bk, _)| *bk != k).copied().collect();
+        p.push((keys::VCENTER_USER, "u"));
+        p.push((k, v));
+        if k == keys::NETMASK {
+            p.push((keys::IP, "10.0.0.5"));
+        }
+        let err = settings(&parsed(&p)).expect_err(v);
+        assert!(
+            err.to_string().contains(k) && err.to_string().contains(needle),
+            "{k}: {err}"
+        );
+    }
+    // A secret's value is never in an error.
+    let mut p = base.to_vec();
+    p.push((keys::ROOT_SSH_KEY, "bad"));
+    p.push((keys::VCENTER_USER, "u"));
+    p.retain(|(k, _)| *k != keys::VCENTER_PASSWORD);
+    p.push((keys::VCENTER_PASSWORD, "hunter2-secret"));
+    let err = settings(&parsed(&p)).expect_err("bad key");
+    assert!(!err.to_string().contains("hunter2"));
+}
+
+#[test]
+fn broken_documents_are_errors() {
+    assert_eq!(ovfenv::parse("<x/>"), Err(OvfEnvError::NotAnEnvironment));
+    assert!(matches!(
+        ovfenv::parse("<Environment><Property"),
+        Err(OvfEnvError::Xml(_))
+    ));
+    let dup = env(&[(keys::IP, "1.2.3.4"), (keys::IP, "1.2.3.5")]);
+    assert!(matches!(
+        ovfenv::parse(&dup),
+        Err(OvfEnvError::Duplicate { .. })
+    ));
+    let huge = "x".repeat(ovfenv::MAX_DOCUMENT_BYTES + 1);
+    assert!(matches!(
+        ovfenv::parse(&huge),
+        Err(OvfEnvError::TooLarge(_))
+    ));
+    assert_eq!(toml_string("a\u{7}b"), "\"a\\u0007b\"");
+}
