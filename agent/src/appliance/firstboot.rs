@@ -30,6 +30,25 @@ pub mod keys {
     pub const DNS: &str = "vscout.dns";
     pub const ROOT_PASSWORD: &str = "vscout.root_password";
     pub const ROOT_SSH_KEY: &str = "vscout.root_ssh_key";
+    /// Every key (the OVF descriptor declares exactly these).
+    pub const ALL: [&str; 14] = [
+        VCENTER_URL,
+        VCENTER_USER,
+        VCENTER_PASSWORD,
+        VCENTER_THUMBPRINT,
+        COLLECTOR_URL,
+        COLLECTOR_TOKEN,
+        COLLECTOR_THUMBPRINT,
+        HOSTNAME,
+        IP,
+        NETMASK,
+        GATEWAY,
+        DNS,
+        ROOT_PASSWORD,
+        ROOT_SSH_KEY,
+    ];
+    /// Keys whose values are secrets.
+    pub const SECRET: [&str; 3] = [VCENTER_PASSWORD, COLLECTOR_TOKEN, ROOT_PASSWORD];
 }
 
 /// Static addressing; `None` in `Settings::network` means DHCP.
@@ -69,15 +88,10 @@ fn get<'a>(props: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
 pub fn settings(props: &BTreeMap<String, String>) -> Result<Settings, SettingsError> {
     let mut errors: Vec<(String, String)> = Vec::new();
     let mut err = |k: &str, r: String| errors.push((k.to_owned(), r));
-    let secret_keys = [
-        keys::VCENTER_PASSWORD,
-        keys::COLLECTOR_TOKEN,
-        keys::ROOT_PASSWORD,
-    ];
     for (k, v) in props {
         if v.len() > MAX_VALUE_BYTES {
             err(k, format!("{} bytes, at most {MAX_VALUE_BYTES}", v.len()));
-        } else if !secret_keys.contains(&k.as_str()) && v.chars().any(char::is_control) {
+        } else if !keys::SECRET.contains(&k.as_str()) && v.chars().any(char::is_control) {
             err(k, "contains control characters (a newline?)".into());
         }
     }
