@@ -35,15 +35,25 @@ pub struct Sources {
     pub started: Instant,
 }
 
-/// Free bytes on the filesystem holding `dir` (the longest matching mount point).
+/// Free bytes on the filesystem holding `dir`: sysinfo's disk with the longest matching
+/// mount point, or statvfs(2) when sysinfo sees no disks (under the unit's
+/// `ProcSubset=pid`, /proc/mounts is hidden).
 pub fn free_bytes(dir: &Path) -> Option<u64> {
     let dir = dir.canonicalize().ok()?;
-    let disks = sysinfo::Disks::new_with_refreshed_list().ok()?;
-    disks
-        .iter()
-        .filter(|d| dir.starts_with(d.mount_point()))
-        .max_by_key(|d| d.mount_point().as_os_str().len())
-        .map(sysinfo::Disk::available_space)
+    let from_sysinfo = sysinfo::Disks::new_with_refreshed_list()
+        .ok()
+        .and_then(|disks| {
+            disks
+                .iter()
+                .filter(|d| dir.starts_with(d.mount_point()))
+                .max_by_key(|d| d.mount_point().as_os_str().len())
+                .map(sysinfo::Disk::available_space)
+        });
+    from_sysinfo.or_else(|| {
+        rustix::fs::statvfs(&dir)
+            .ok()
+            .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+    })
 }
 
 /// Resident memory now, from /proc.
