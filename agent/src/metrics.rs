@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::buffer::BufferHandle;
 use crate::ship::ShipStats;
-use crate::status::AgentState;
+use crate::status::{AgentState, VcenterState};
 
 /// Below this much free space on the buffer's filesystem the agent reports unhealthy.
 pub const LOW_FREE_BYTES: u64 = 64 << 20;
@@ -181,6 +181,8 @@ impl Sources {
 
     /// The Prometheus text exposition.
     pub fn prometheus(&self) -> String {
+        let snap = self.buffer.snapshot();
+        let secs = |ms: i64| ms as f64 / 1000.0;
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, rows: &[(String, f64)]| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -188,212 +190,226 @@ impl Sources {
                 let _ = writeln!(out, "{name}{labels} {v}");
             }
         };
-        let one = |v: f64| vec![(String::new(), v)];
-        let snap = self.buffer.snapshot();
+        let version = format!("{{version=\"{}\"}}", crate::VERSION);
         metric(
             "vscout_build_info",
             "gauge",
             "Agent version.",
-            &[(format!("{{version=\"{}\"}}", crate::VERSION), 1.0)],
+            &[(version, 1.0)],
         );
-        metric(
-            "vscout_uptime_seconds",
-            "gauge",
-            "Seconds since the agent started.",
-            &one(self.started.elapsed().as_secs_f64()),
+        // One row per vCenter.
+        type PerVcenter = (
+            &'static str,
+            &'static str,
+            &'static str,
+            fn(&VcenterState) -> f64,
         );
+        let per_vcenter: [PerVcenter; 14] = [
+            (
+                "vscout_vcenter_connected",
+                "gauge",
+                "1 if the last round against this vCenter succeeded.",
+                |v| f64::from(u8::from(v.is_connected())),
+            ),
+            (
+                "vscout_vcenter_vms",
+                "gauge",
+                "VMs in the latest inventory.",
+                |v| v.vms() as f64,
+            ),
+            (
+                "vscout_vcenter_logins_total",
+                "counter",
+                "Logins to this vCenter (the first and every re-login).",
+                |v| v.counters.logins.load(Relaxed) as f64,
+            ),
+            (
+                "vscout_inventory_rounds_total",
+                "counter",
+                "Inventory rounds.",
+                |v| v.counters.inventory_rounds.load(Relaxed) as f64,
+            ),
+            (
+                "vscout_inventory_failures_total",
+                "counter",
+                "Inventory rounds that failed or overran.",
+                |v| v.counters.inventory_failures.load(Relaxed) as f64,
+            ),
+            (
+                "vscout_inventory_last_duration_seconds",
+                "gauge",
+                "Duration of the last inventory round.",
+                |v| v.counters.last_inventory_ms.load(Relaxed) as f64 / 1000.0,
+            ),
+            (
+                "vscout_inventory_last_success_timestamp_seconds",
+                "gauge",
+                "When the last inventory round succeeded.",
+                |v| v.counters.last_inventory_ok_ms.load(Relaxed) as f64 / 1000.0,
+            ),
+            (
+                "vscout_perf_polls_total",
+                "counter",
+                "Performance polls.",
+                |v| v.counters.perf_polls.load(Relaxed) as f64,
+            ),
+            (
+                "vscout_perf_failures_total",
+                "counter",
+                "Performance polls that failed or overran.",
+                |v| v.counters.perf_failures.load(Relaxed) as f64,
+            ),
+            (
+                "vscout_perf_overruns_total",
+                "counter",
+                "Performance polls abandoned at their deadline.",
+                |v| v.counters.perf_overruns.load(Relaxed) as f64,
+            ),
+            (
+                "vscout_perf_last_duration_seconds",
+                "gauge",
+                "Duration of the last performance poll.",
+                |v| v.counters.last_perf_ms.load(Relaxed) as f64 / 1000.0,
+            ),
+            (
+                "vscout_perf_last_success_timestamp_seconds",
+                "gauge",
+                "When the last performance poll succeeded.",
+                |v| v.counters.last_perf_ok_ms.load(Relaxed) as f64 / 1000.0,
+            ),
+            (
+                "vscout_perf_samples_total",
+                "counter",
+                "Samples taken.",
+                |v| v.counters.samples.load(Relaxed) as f64,
+            ),
+            (
+                "vscout_perf_rollups_total",
+                "counter",
+                "Rollups made from closed windows.",
+                |v| v.counters.rollups.load(Relaxed) as f64,
+            ),
+        ];
         let vcs = self.state.list();
-        let per = |f: &dyn Fn(&crate::status::VcenterState) -> f64| -> Vec<(String, f64)> {
-            vcs.iter()
-                .map(|v| (format!("{{vcenter=\"{}\"}}", escape(&v.name)), f(v)))
-                .collect()
-        };
-        let secs = |ms: i64| ms as f64 / 1000.0;
-        metric(
-            "vscout_vcenter_connected",
-            "gauge",
-            "1 if the last round against this vCenter succeeded.",
-            &per(&|v| f64::from(u8::from(v.is_connected()))),
-        );
-        metric(
-            "vscout_vcenter_vms",
-            "gauge",
-            "VMs in the latest inventory.",
-            &per(&|v| v.vms() as f64),
-        );
-        metric(
-            "vscout_vcenter_logins_total",
-            "counter",
-            "Logins to this vCenter (the first and every re-login).",
-            &per(&|v| v.counters.logins.load(Relaxed) as f64),
-        );
-        metric(
-            "vscout_inventory_rounds_total",
-            "counter",
-            "Inventory rounds.",
-            &per(&|v| v.counters.inventory_rounds.load(Relaxed) as f64),
-        );
-        metric(
-            "vscout_inventory_failures_total",
-            "counter",
-            "Inventory rounds that failed or overran.",
-            &per(&|v| v.counters.inventory_failures.load(Relaxed) as f64),
-        );
-        metric(
-            "vscout_inventory_last_duration_seconds",
-            "gauge",
-            "Duration of the last inventory round.",
-            &per(&|v| v.counters.last_inventory_ms.load(Relaxed) as f64 / 1000.0),
-        );
-        metric(
-            "vscout_inventory_last_success_timestamp_seconds",
-            "gauge",
-            "When the last inventory round succeeded.",
-            &per(&|v| secs(v.counters.last_inventory_ok_ms.load(Relaxed))),
-        );
-        metric(
-            "vscout_perf_polls_total",
-            "counter",
-            "Performance polls.",
-            &per(&|v| v.counters.perf_polls.load(Relaxed) as f64),
-        );
-        metric(
-            "vscout_perf_failures_total",
-            "counter",
-            "Performance polls that failed or overran.",
-            &per(&|v| v.counters.perf_failures.load(Relaxed) as f64),
-        );
-        metric(
-            "vscout_perf_overruns_total",
-            "counter",
-            "Performance polls abandoned at their deadline.",
-            &per(&|v| v.counters.perf_overruns.load(Relaxed) as f64),
-        );
-        metric(
-            "vscout_perf_last_duration_seconds",
-            "gauge",
-            "Duration of the last performance poll.",
-            &per(&|v| v.counters.last_perf_ms.load(Relaxed) as f64 / 1000.0),
-        );
-        metric(
-            "vscout_perf_last_success_timestamp_seconds",
-            "gauge",
-            "When the last performance poll succeeded.",
-            &per(&|v| secs(v.counters.last_perf_ok_ms.load(Relaxed))),
-        );
-        metric(
-            "vscout_perf_samples_total",
-            "counter",
-            "Samples taken.",
-            &per(&|v| v.counters.samples.load(Relaxed) as f64),
-        );
-        metric(
-            "vscout_perf_rollups_total",
-            "counter",
-            "Rollups made from closed windows.",
-            &per(&|v| v.counters.rollups.load(Relaxed) as f64),
-        );
-        metric(
-            "vscout_last_window_stored_timestamp_seconds",
-            "gauge",
-            "End of the last window stored in the buffer.",
-            &one(secs(self.state.last_window_ms())),
-        );
-        metric(
-            "vscout_last_window_shipped_timestamp_seconds",
-            "gauge",
-            "End of the last window the collector acknowledged.",
-            &one(secs(self.state.last_window_shipped_ms(snap.acked))),
-        );
-        metric(
-            "vscout_buffer_records_stored_total",
-            "counter",
-            "Records appended to the buffer.",
-            &one(snap.stats.appended_records as f64),
-        );
-        metric(
-            "vscout_buffer_records_evicted_total",
-            "counter",
-            "Records evicted at the byte cap before delivery.",
-            &one(snap.stats.evicted_records as f64),
-        );
-        metric(
-            "vscout_buffer_bad_crc_records_total",
-            "counter",
-            "Damaged records skipped.",
-            &one(snap.stats.bad_crc_records as f64),
-        );
-        metric(
-            "vscout_buffer_depth_records",
-            "gauge",
-            "Records not yet acknowledged by the collector.",
-            &one(snap.depth as f64),
-        );
-        metric(
-            "vscout_buffer_bytes",
-            "gauge",
-            "Bytes the buffer holds on disk.",
-            &one(snap.disk_bytes as f64),
-        );
-        metric(
-            "vscout_buffer_max_bytes",
-            "gauge",
-            "The buffer's byte cap.",
-            &one(self.buffer_max_bytes as f64),
-        );
-        if let Some(f) = free_bytes(&self.state_dir) {
-            metric(
+        for (name, kind, help, get) in per_vcenter {
+            let rows: Vec<(String, f64)> = vcs
+                .iter()
+                .map(|v| (format!("{{vcenter=\"{}\"}}", escape(&v.name)), get(v)))
+                .collect();
+            metric(name, kind, help, &rows);
+        }
+        // The agent as a whole; a figure that cannot be read is left out.
+        let free = free_bytes(&self.state_dir);
+        let usage = crate::telemetry::resource_usage();
+        let rss = rss_bytes();
+        let whole: [(&str, &str, &str, Option<f64>); 17] = [
+            (
+                "vscout_uptime_seconds",
+                "gauge",
+                "Seconds since the agent started.",
+                Some(self.started.elapsed().as_secs_f64()),
+            ),
+            (
+                "vscout_last_window_stored_timestamp_seconds",
+                "gauge",
+                "End of the last window stored in the buffer.",
+                Some(secs(self.state.last_window_ms())),
+            ),
+            (
+                "vscout_last_window_shipped_timestamp_seconds",
+                "gauge",
+                "End of the last window the collector acknowledged.",
+                Some(secs(self.state.last_window_shipped_ms(snap.acked))),
+            ),
+            (
+                "vscout_buffer_records_stored_total",
+                "counter",
+                "Records appended to the buffer.",
+                Some(snap.stats.appended_records as f64),
+            ),
+            (
+                "vscout_buffer_records_evicted_total",
+                "counter",
+                "Records evicted at the byte cap before delivery.",
+                Some(snap.stats.evicted_records as f64),
+            ),
+            (
+                "vscout_buffer_bad_crc_records_total",
+                "counter",
+                "Damaged records skipped.",
+                Some(snap.stats.bad_crc_records as f64),
+            ),
+            (
+                "vscout_buffer_depth_records",
+                "gauge",
+                "Records not yet acknowledged by the collector.",
+                Some(snap.depth as f64),
+            ),
+            (
+                "vscout_buffer_bytes",
+                "gauge",
+                "Bytes the buffer holds on disk.",
+                Some(snap.disk_bytes as f64),
+            ),
+            (
+                "vscout_buffer_max_bytes",
+                "gauge",
+                "The buffer's byte cap.",
+                Some(self.buffer_max_bytes as f64),
+            ),
+            (
                 "vscout_buffer_fs_free_bytes",
                 "gauge",
                 "Free bytes on the buffer's filesystem.",
-                &one(f as f64),
-            );
-        }
-        metric(
-            "vscout_ship_records_total",
-            "counter",
-            "Records the collector acknowledged.",
-            &one(self.ship.shipped.load(Relaxed) as f64),
-        );
-        metric(
-            "vscout_ship_duplicates_total",
-            "counter",
-            "Records the collector already had.",
-            &one(self.ship.duplicates.load(Relaxed) as f64),
-        );
-        metric(
-            "vscout_ship_retries_total",
-            "counter",
-            "Failed attempts that will be retried.",
-            &one(self.ship.retries.load(Relaxed) as f64),
-        );
-        metric(
-            "vscout_ship_dead_letters_total",
-            "counter",
-            "Records the collector refused for good.",
-            &one(self.ship.dead_letters.load(Relaxed) as f64),
-        );
-        metric(
-            "vscout_errors_total",
-            "counter",
-            "Error events logged.",
-            &one(crate::telemetry::error_count() as f64),
-        );
-        if let Some(u) = crate::telemetry::resource_usage() {
-            metric(
+                free.map(|f| f as f64),
+            ),
+            (
+                "vscout_ship_records_total",
+                "counter",
+                "Records the collector acknowledged.",
+                Some(self.ship.shipped.load(Relaxed) as f64),
+            ),
+            (
+                "vscout_ship_duplicates_total",
+                "counter",
+                "Records the collector already had.",
+                Some(self.ship.duplicates.load(Relaxed) as f64),
+            ),
+            (
+                "vscout_ship_retries_total",
+                "counter",
+                "Failed attempts that will be retried.",
+                Some(self.ship.retries.load(Relaxed) as f64),
+            ),
+            (
+                "vscout_ship_dead_letters_total",
+                "counter",
+                "Records the collector refused for good.",
+                Some(self.ship.dead_letters.load(Relaxed) as f64),
+            ),
+            (
+                "vscout_errors_total",
+                "counter",
+                "Error events logged.",
+                Some(crate::telemetry::error_count() as f64),
+            ),
+            (
                 "vscout_process_cpu_seconds_total",
                 "counter",
                 "CPU time of the agent.",
-                &one(u.cpu_ms as f64 / 1000.0),
-            );
-        }
-        if let Some(r) = rss_bytes() {
-            metric(
+                usage.map(|u| u.cpu_ms as f64 / 1000.0),
+            ),
+            (
                 "vscout_process_resident_memory_bytes",
                 "gauge",
                 "Resident memory of the agent.",
-                &one(r as f64),
-            );
+                rss.map(|r| r as f64),
+            ),
+        ];
+        for (name, kind, help, value) in whole {
+            if let Some(v) = value {
+                metric(name, kind, help, &[(String::new(), v)]);
+            }
         }
         out
     }
