@@ -285,14 +285,7 @@ impl Buffer {
                 self.read_pos = None;
                 continue;
             };
-            let scan = format::read_record(
-                self.fs.as_ref(),
-                &seg.path,
-                pos.offset,
-                seg.data_end,
-                pos.seq,
-            )
-            .map_err(|e| BufferError::io(&seg.path, &e))?;
+            let scan = scan_at(self.fs.as_ref(), seg, pos)?;
             match scan {
                 Scan::Record { seq, payload, next } => {
                     if seq > self.durable {
@@ -342,14 +335,7 @@ impl Buffer {
             seq: seg.first_seq,
         };
         while pos.seq < seq {
-            let scan = format::read_record(
-                self.fs.as_ref(),
-                &seg.path,
-                pos.offset,
-                seg.data_end,
-                pos.seq,
-            )
-            .map_err(|e| BufferError::io(&seg.path, &e))?;
+            let scan = scan_at(self.fs.as_ref(), seg, pos)?;
             match scan {
                 Scan::Record { next, .. } | Scan::BadCrc { next, .. } => {
                     pos.offset = next;
@@ -465,4 +451,10 @@ impl Buffer {
     pub fn has_unsynced(&self) -> bool {
         self.durable + 1 < self.next_seq
     }
+}
+
+/// The record at `pos` of `seg`.
+fn scan_at(fs: &dyn Fs, seg: &Segment, pos: ReadPos) -> Result<Scan, BufferError> {
+    format::read_record(fs, &seg.path, pos.offset, seg.data_end, pos.seq)
+        .map_err(|e| BufferError::io(&seg.path, &e))
 }
