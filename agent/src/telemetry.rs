@@ -84,6 +84,18 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ErrorCounter {
     }
 }
 
+/// An error and its sources, outermost first (reqwest and hyper put the useful part, such
+/// as "connection refused" or a certificate problem, in the innermost).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut out = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push(s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
 /// Wall-clock time, Unix milliseconds.
 pub fn unix_now_ms() -> i64 {
     std::time::SystemTime::now()

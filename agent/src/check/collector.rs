@@ -55,12 +55,7 @@ pub async fn checks(c: &CollectorConfig) -> Vec<CheckResult> {
     let resp = match resp {
         Ok(r) => r,
         Err(e) => {
-            let mut reason = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                reason = format!("{reason}: {s}");
-                src = s.source();
-            }
+            let reason = crate::telemetry::error_chain(&e).join(": ");
             out.push(row("tls", Status::Fail, format!("{reason}; the collector presented SHA-256 {}; fix: pin it (collector.tls.thumbprint_sha256) if it is the collector's, or set collector.tls.ca_file", presented())));
             return out;
         }

@@ -249,7 +249,7 @@ impl Inner {
         }
         let resp = req.send().await.map_err(|e| ShipError::Unreachable {
             url: self.ingest.to_string(),
-            reason: error_chain(&e),
+            reason: crate::telemetry::error_chain(&e).join(": "),
         })?;
         let status = resp.status().as_u16();
         let retry_after = resp
@@ -307,18 +307,6 @@ impl Inner {
             }
         }
     }
-}
-
-/// reqwest's error with its sources (the interesting part is usually the innermost).
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -241,7 +241,7 @@ impl Transport {
         if e.is_timeout() {
             return self.timeout_error(method);
         }
-        let chain = error_chain(&e);
+        let chain = crate::telemetry::error_chain(&e);
         let reason = chain.last().cloned().unwrap_or_else(|| e.to_string());
         let tls_failure = chain
             .iter()
@@ -260,16 +260,6 @@ impl Transport {
             reason,
         }
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
-    let mut out = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push(s.to_string());
-        cur = s.source();
-    }
-    out
 }
 
 /// The first 300 characters of a body, on one line, for error messages.

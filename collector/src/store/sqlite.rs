@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use vscout::perf::Rollup;
 use vscout::ship::batch::{RollupView, StatsRow};
 use vscout::ship::{Batch, Record};
+use vscout::telemetry::unix_now_ms as now_ms;
 
 use super::{Counts, IngestOutcome, MetricsQuery, Principal, Storage, StoreError, VmFilter};
 
@@ -79,12 +80,6 @@ struct Writer {
 pub struct SqliteStore {
     writer: Mutex<Writer>,
     reader: Mutex<Connection>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn open_conn(path: &Path) -> Result<Connection, StoreError> {
