@@ -12,9 +12,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
+use crate::proxy::read_request;
 use crate::Certs;
 
 /// What the proxy did, by kind.
@@ -136,55 +137,6 @@ impl FaultProxy {
     }
 }
 
-struct Request {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-async fn read_request(
-    s: &mut tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
-) -> Result<Request> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        anyhow::ensure!(buf.len() < 64 * 1024, "request head too large");
-        let n = s.read(&mut chunk).await?;
-        anyhow::ensure!(n > 0, "connection closed in the request head");
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = std::str::from_utf8(&buf[..head_end])?.to_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next().context("request line")?.split(' ');
-    let method = first.next().context("method")?.to_owned();
-    let path = first.next().context("path")?.to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[head_end..].to_vec();
-    while body.len() < len {
-        let n = s.read(&mut chunk).await?;
-        anyhow::ensure!(n > 0, "connection closed in the body");
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Ok(Request {
-        method,
-        path,
-        headers,
-        body,
-    })
-}
-
 async fn respond(
     s: &mut tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
     status: u16,
@@ -223,7 +175,9 @@ async fn handle(
     reject: &AtomicU64,
 ) -> Result<()> {
     let mut s = acceptor.accept(tcp).await?;
-    let req = read_request(&mut s).await?;
+    let req = read_request(&mut s, &mut Vec::new())
+        .await?
+        .context("connection closed before a whole request")?;
     if reject
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
         .is_ok()

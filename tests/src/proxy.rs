@@ -116,13 +116,17 @@ impl Proxy {
     }
 }
 
-struct Request {
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+/// One HTTP/1.1 request (the fault layers of this crate share the parsing).
+pub(crate) struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
-async fn read_request<S: AsyncReadExt + Unpin>(
+/// Reads the next request from `s` (`buf` keeps what was read past it, for keep-alive);
+/// `None` when the connection closes.
+pub(crate) async fn read_request<S: AsyncReadExt + Unpin>(
     s: &mut S,
     buf: &mut Vec<u8>,
 ) -> Result<Option<Request>> {
@@ -130,8 +134,9 @@ async fn read_request<S: AsyncReadExt + Unpin>(
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).into_owned();
             let mut lines = head.split("\r\n");
-            let request_line = lines.next().context("request line")?;
-            let path = request_line.split(' ').nth(1).unwrap_or("/").to_owned();
+            let mut request_line = lines.next().context("request line")?.split(' ');
+            let method = request_line.next().unwrap_or("GET").to_owned();
+            let path = request_line.next().unwrap_or("/").to_owned();
             let headers: Vec<(String, String)> = lines
                 .filter_map(|l| l.split_once(':'))
                 .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -152,11 +157,13 @@ async fn read_request<S: AsyncReadExt + Unpin>(
             let body = buf[end + 4..end + 4 + len].to_vec();
             buf.drain(..end + 4 + len);
             return Ok(Some(Request {
+                method,
                 path,
                 headers,
                 body,
             }));
         }
+        anyhow::ensure!(buf.len() < 64 * 1024, "request head too large");
         let mut chunk = [0u8; 65536];
         let n = s.read(&mut chunk).await?;
         if n == 0 {
