@@ -10,20 +10,6 @@ use std::time::Instant;
 
 use vscout_e2e::{Estate, SimOptions, PASSWORD};
 
-fn resources(stderr: &str) -> (u64, u64) {
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("vscout-resources"))
-        .unwrap_or("");
-    let field = |name: &str| {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(name))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("cpu_ms="), field("peak_rss_kib="))
-}
-
 fn main() -> anyhow::Result<()> {
     let vms = vscout_e2e::bench_vms();
     let opts = SimOptions::bench(vms);
@@ -49,7 +35,7 @@ fn main() -> anyhow::Result<()> {
         let wall = t.elapsed().as_secs_f64();
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         anyhow::ensure!(out.status.success(), "vscout {args:?} failed: {err}");
-        let (cpu, rss) = resources(&err);
+        let (cpu, rss) = vscout_e2e::reported_resources(&err);
         Ok((
             String::from_utf8_lossy(&out.stdout).into_owned(),
             cpu,

@@ -21,18 +21,6 @@ use vscout::ship::{Batcher, Record, ShipStats, Shipper};
 use vscout_e2e::collector::Collector;
 use vscout_e2e::{Estate, SimOptions, PASSWORD};
 
-fn resources(stderr: &str) -> u64 {
-    stderr
-        .lines()
-        .find(|l| l.starts_with("vscout-resources"))
-        .and_then(|l| {
-            l.split_whitespace()
-                .find_map(|kv| kv.strip_prefix("cpu_ms="))
-        })
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// CPU time (user + system) of a process, in milliseconds.
 fn cpu_ms(pid: &str) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -71,7 +59,7 @@ fn main() -> anyhow::Result<()> {
             .output()?;
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         anyhow::ensure!(out.status.success(), "vscout {args:?} failed: {err}");
-        Ok(resources(&err))
+        Ok(vscout_e2e::reported_resources(&err).0)
     };
     let inv_dir = e.path("inv");
     let inventory_cpu = run(&["inventory", "--output", &inv_dir])?;

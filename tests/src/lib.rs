@@ -339,6 +339,22 @@ fn newest_source_mtime(bin: &Path) -> Option<std::time::SystemTime> {
         .max()
 }
 
+/// The agent's own CPU time (ms) and peak RSS (KiB) from the `vscout-resources` line it
+/// prints to stderr with `VSCOUT_REPORT_RESOURCES` set; zeros if the line is missing.
+pub fn reported_resources(stderr: &str) -> (u64, u64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("vscout-resources"))
+        .unwrap_or("");
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("cpu_ms="), field("peak_rss_kib="))
+}
+
 /// VMs in the benchmarks' estate: `$VSCOUT_BENCH_VMS`, default 10,000.
 pub fn bench_vms() -> u32 {
     std::env::var("VSCOUT_BENCH_VMS")
