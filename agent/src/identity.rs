@@ -2,7 +2,6 @@
 //! directory (`agent-id`), so that the collector knows one agent across restarts,
 //! upgrades and address changes. It is half of every idempotency key.
 
-use std::io::Write;
 use std::path::Path;
 
 /// Reads `<state_dir>/agent-id`, or creates it (written to a temporary file, fsynced and
@@ -25,12 +24,7 @@ pub fn load_or_create(state_dir: &Path) -> std::io::Result<String> {
     }
     std::fs::create_dir_all(state_dir)?;
     let id = uuid::Uuid::new_v4().to_string();
-    let tmp = state_dir.join("agent-id.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    writeln!(f, "{id}")?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    std::fs::File::open(state_dir)?.sync_all()?;
+    crate::fsio::write_atomic(&path, format!("{id}\n").as_bytes(), 0o644)?;
     Ok(id)
 }
 

@@ -14,6 +14,7 @@
 //! - [`notify`]: systemd's notify protocol (READY, WATCHDOG, STATUS, STOPPING).
 //! - [`status`]: what the running agent is doing, shared by its tasks.
 //! - [`metrics`]: `/metrics`, `/healthz` and `/status` on a local address.
+//! - [`fsio`]: small files written atomically with their final mode.
 //! - [`check`]: `vscout check`, connectivity and prerequisite checks.
 //! - [`daemon`]: `vscout run`, the long-running loop and its shutdown.
 //! - [`tls`]: rustls client trust (chain, pinned thumbprint, insecure) and client certificates,
@@ -26,6 +27,7 @@ pub mod buffer;
 pub mod check;
 pub mod config;
 pub mod daemon;
+pub mod fsio;
 pub mod identity;
 pub mod inventory;
 pub mod metrics;

@@ -115,16 +115,6 @@ fn generate_self_signed(dir: &Path, cert: &Path, key: &Path) -> Result<(), Strin
 
 /// Writes a file readable by its owner only.
 pub fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    f.write_all(data)
-        .and_then(|()| f.sync_all())
+    vscout::fsio::write_atomic(path, data, 0o600)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

@@ -5,7 +5,6 @@
 //! hostile values; `apply` writes it under a root directory.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -400,11 +399,11 @@ pub fn plan(s: &Settings) -> Vec<FileOut> {
     files
 }
 
-/// Writes the files under `root` (`/` on the appliance): each is written to a temporary
-/// name with its final mode and renamed, so a secret is never readable by others, even
-/// for a moment. Directories holding secrets are created 0700.
+/// Writes the files under `root` (`/` on the appliance), each atomically with its final
+/// mode, so a secret is never readable by others, even for a moment. Directories holding
+/// secrets are created 0700.
 pub fn apply(files: &[FileOut], root: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     for f in files {
         let rel = f.path.strip_prefix("/").unwrap_or(&f.path);
         let path = root.join(rel);
@@ -415,16 +414,7 @@ pub fn apply(files: &[FileOut], root: &Path) -> std::io::Result<()> {
                 .mode(if private { 0o700 } else { 0o755 })
                 .create(dir)?;
         }
-        let tmp = path.with_extension("vscout-tmp");
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(f.mode)
-            .open(&tmp)?;
-        out.write_all(&f.content)?;
-        out.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
+        crate::fsio::write_atomic(&path, &f.content, f.mode)?;
     }
     Ok(())
 }

@@ -3,7 +3,6 @@
 //! restarted agent neither rolls up a stored window again nor leaves a gap (it looks back
 //! to the watermark, up to the hour vCenter keeps).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 fn path(state_dir: &Path, vcenter: &str) -> PathBuf {
@@ -29,17 +28,13 @@ pub fn read(state_dir: &Path, vcenter: &str) -> Option<i64> {
         .ok()
 }
 
-/// Replaces the watermark atomically (temporary file, fsync, rename).
+/// Replaces the watermark atomically.
 pub fn write(state_dir: &Path, vcenter: &str, closed_ms: i64) -> std::io::Result<()> {
     let p = path(state_dir, vcenter);
     if let Some(dir) = p.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = p.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    writeln!(f, "{closed_ms}")?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &p)
+    crate::fsio::write_atomic(&p, format!("{closed_ms}\n").as_bytes(), 0o644)
 }
 
 #[cfg(test)]
