@@ -233,6 +233,12 @@ fn hostile_values_are_refused_or_escaped_never_injected() {
         (keys::IP, "10.1.2.300", "not an IP"),
         (keys::HOSTNAME, "bad_host;rm -rf", "host name"),
         (keys::VCENTER_THUMBPRINT, "ab:cd", "64 hex"),
+        // 64 bytes, one of them inside a two-byte character (once a panic).
+        (
+            keys::VCENTER_THUMBPRINT,
+            "A\u{e9}AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "hexadecimal",
+        ),
         (keys::ROOT_SSH_KEY, "not a key", "OpenSSH"),
         (keys::VCENTER_URL, "http://vc/sdk", "https"),
         (keys::NETMASK, "255.0.255.0", "netmask"),

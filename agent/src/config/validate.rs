@@ -469,6 +469,10 @@ pub fn parse_thumbprint(text: &str) -> Result<[u8; 32], String> {
         .chars()
         .filter(|c| *c != ':' && !c.is_whitespace())
         .collect();
+    // Checked before slicing by bytes: a multi-byte character would split.
+    if !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err("not hexadecimal".to_string());
+    }
     if hex.len() != 64 {
         return Err(format!(
             "expected 64 hex digits (SHA-256), found {}",

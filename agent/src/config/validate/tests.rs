@@ -113,6 +113,17 @@ fn thumbprint_pins_and_conflicting_trust_is_refused() {
 }
 
 #[test]
+fn thumbprint_with_multibyte_characters_is_an_error_not_a_panic() {
+    // 64 bytes, and "é" (two of them) straddles the first pair: slicing by bytes would
+    // split it.
+    let text = "Aé".to_string() + &"A".repeat(61);
+    assert_eq!(text.len(), 64);
+    assert_eq!(parse_thumbprint(&text), Err("not hexadecimal".to_string()));
+    assert_eq!(parse_thumbprint(&("AB:".repeat(31) + "AB")), Ok([0xAB; 32]));
+    assert!(parse_thumbprint(&"a".repeat(64)).is_ok(), "lower case");
+}
+
+#[test]
 fn duplicate_names_and_too_many_vcenters_are_refused() {
     let pw = password_file();
     let one = minimal(pw.path());
