@@ -386,14 +386,21 @@ fn firstboot(ovf_env: Option<&std::path::Path>, root: &std::path::Path) -> ExitC
                 }
                 child.wait()
             });
-        match result {
-            Ok(s) if s.success() => println!("set root's password (console login enabled)"),
-            Ok(s) => {
-                eprintln!("vscout firstboot: chpasswd failed ({s}); console login stays disabled")
+        // A failure is not final: first boot is marked done only on success, so the next
+        // boot tries again (the password may be the operator's only way in).
+        let failure = match result {
+            Ok(s) if s.success() => None,
+            Ok(s) => Some(format!("chpasswd failed ({s})")),
+            Err(e) => Some(format!("cannot run chpasswd: {e}")),
+        };
+        match failure {
+            None => println!("set root's password (console login enabled)"),
+            Some(why) => {
+                eprintln!(
+                    "vscout firstboot: {why}; console login stays disabled until first boot succeeds (it runs again at the next boot)"
+                );
+                return ExitCode::FAILURE;
             }
-            Err(e) => eprintln!(
-                "vscout firstboot: cannot run chpasswd: {e}; console login stays disabled"
-            ),
         }
     }
     ExitCode::SUCCESS

@@ -126,3 +126,70 @@ fn firstboot_writes_the_appliance_configuration_or_names_what_is_wrong() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("vscout.vcenter_url"));
 }
+
+/// Without `--ovf-env`, first boot asks VMware Tools: `vmtoolsd --cmd "info-get
+/// guestinfo.ovfEnv"`. A stand-in `vmtoolsd` on PATH answers only that exact question.
+#[test]
+fn firstboot_reads_the_ovf_environment_from_vmware_tools() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin");
+    let doc = dir.path().join("ovfenv.xml");
+    std::fs::write(
+        &doc,
+        r#"<?xml version="1.0"?><Environment xmlns="http://schemas.dmtf.org/ovf/environment/1" xmlns:oe="http://schemas.dmtf.org/ovf/environment/1"><PropertySection>
+<Property oe:key="vscout.vcenter_url" oe:value="https://vc.example.com/sdk"/>
+<Property oe:key="vscout.vcenter_user" oe:value="svc@vsphere.local"/>
+<Property oe:key="vscout.vcenter_password" oe:value="from-tools"/>
+</PropertySection></Environment>"#,
+    )
+    .expect("write");
+    let fake = |answer: &str| {
+        let script = format!(
+            "#!/bin/sh\nif [ \"$#\" = 2 ] && [ \"$1\" = --cmd ] && [ \"$2\" = 'info-get guestinfo.ovfEnv' ]; then {answer}; fi\necho \"unexpected arguments: $*\" >&2; exit 2\n"
+        );
+        let path = bin.join("vmtoolsd");
+        std::fs::write(&path, script).expect("script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    };
+    let run = |path_var: &std::ffi::OsStr, root: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_vscout"))
+            .args(["firstboot", "--root"])
+            .arg(root)
+            .env("PATH", path_var)
+            .output()
+            .expect("run")
+    };
+
+    // PATH holds only the stand-in, hence /bin/cat.
+    fake(&format!("/bin/cat '{}'; exit 0", doc.display()));
+    let root = dir.path().join("root");
+    let out = run(bin.as_os_str(), &root);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/vscout/credentials/vcenter-password")).expect("pw"),
+        "from-tools"
+    );
+
+    // Deployed without its vApp properties: VMware Tools has no value to give.
+    fake("echo 'No value found' >&2; exit 1");
+    let out = run(bin.as_os_str(), &dir.path().join("root2"));
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("vApp properties") && stderr.contains("No value found"),
+        "{stderr}"
+    );
+
+    // No VMware Tools at all.
+    let out = run(
+        dir.path().join("empty").as_os_str(),
+        &dir.path().join("root3"),
+    );
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot run vmtoolsd"),
+        "{out:?}"
+    );
+}
