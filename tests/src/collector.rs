@@ -296,6 +296,18 @@ pub fn wait_until(
     }
 }
 
+/// The last `n` lines of a log, to explain a timeout.
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    format!(
+        "last {} lines of {}:\n{}",
+        n.min(lines.len()),
+        path.display(),
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    )
+}
+
 /// A client CA and one client certificate it signed, as PEM files.
 #[derive(Debug, Clone)]
 pub struct ClientPki {

@@ -4,22 +4,36 @@
 //! buffer cap evicts the oldest data while the agent keeps running.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Result;
-use vscout_e2e::collector::{agent_id, log_events, stored_batches, wait_until, Agent, Collector};
+use anyhow::{Context, Result};
+use vscout_e2e::collector::{
+    agent_id, log_events, log_tail, stored_batches, wait_until, Agent, Collector,
+};
 use vscout_e2e::http_fault::FaultProxy;
 use vscout_e2e::{Certs, Estate, SimOptions, PASSWORD};
 
+/// `wait_until`, with the end of the agent's log in the error (a timeout in CI is
+/// otherwise unexplained).
+fn wait(
+    log: &Path,
+    deadline: Duration,
+    what: &str,
+    check: impl FnMut() -> Result<bool>,
+) -> Result<()> {
+    wait_until(deadline, what, check).with_context(|| log_tail(log, 40))
+}
+
 /// Every batch the agent logged as stored is at the collector with the same rollups.
-fn all_stored_delivered(col: &Collector, log: &std::path::Path, agent: &str) -> Result<bool> {
+fn all_stored_delivered(col: &Collector, log: &Path, agent: &str) -> Result<bool> {
     let stored = stored_batches(log)?;
     let have = col.batches(agent)?;
     Ok(!stored.is_empty() && stored.iter().all(|s| have.get(&s.seq) == Some(&s.rollups)))
 }
 
 /// Window starts the agent logged as closed.
-fn windows_closed(log: &std::path::Path) -> Result<BTreeSet<i64>> {
+fn windows_closed(log: &Path) -> Result<BTreeSet<i64>> {
     Ok(log_events(log, "performance window closed")?
         .iter()
         .filter_map(|f| f.get("window_start").and_then(|v| v.as_i64()))
@@ -41,10 +55,15 @@ fn vcsim_to_collector_through_an_outage() -> Result<()> {
     let vms = u64::from(opts.vm_count());
 
     // Every VM, and a first closed window.
-    wait_until(Duration::from_secs(180), "VMs and a first window", || {
-        Ok(col.count("SELECT count(*) FROM vms")? == vms
-            && col.count("SELECT count(*) FROM rollups")? > 0)
-    })?;
+    wait(
+        &log,
+        Duration::from_secs(180),
+        "VMs and a first window",
+        || {
+            Ok(col.count("SELECT count(*) FROM vms")? == vms
+                && col.count("SELECT count(*) FROM rollups")? > 0)
+        },
+    )?;
     let id = agent_id(&e.dir.path().join("state"))?;
 
     // The collector goes away for two windows.
@@ -55,7 +74,8 @@ fn vcsim_to_collector_through_an_outage() -> Result<()> {
         .max()
         .unwrap_or(0);
     let windows_before = windows_closed(&log)?;
-    wait_until(
+    wait(
+        &log,
         Duration::from_secs(240),
         "two windows closed while the collector is down",
         || Ok(windows_closed(&log)?.difference(&windows_before).count() >= 2),
@@ -73,7 +93,8 @@ fn vcsim_to_collector_through_an_outage() -> Result<()> {
              WHERE s.entity_type = 'VirtualMachine'",
         )
     };
-    wait_until(
+    wait(
+        &log,
         Duration::from_secs(120),
         "every stored batch at the collector",
         || Ok(all_stored_delivered(&col, &log, &id)? && vm_windows(&col)? >= 3),
@@ -162,7 +183,8 @@ fn fifty_kills_behind_a_faulty_link_lose_and_duplicate_nothing() -> Result<()> {
     // A healthy link again: what was stored arrives, and new data still flows.
     proxy.set_faults(false);
     let agent = Agent::spawn(&cfg, &log)?;
-    wait_until(
+    wait(
+        &log,
         Duration::from_secs(120),
         "every stored batch, and new ones",
         || {
@@ -237,7 +259,7 @@ fn a_tiny_cap_evicts_the_oldest_data_and_the_agent_keeps_running() -> Result<()>
     let mut agent = Agent::spawn(&cfg, &log)?;
     let buffer_dir = e.dir.path().join("state/buffer");
     let mut peak_rss = 0;
-    wait_until(Duration::from_secs(120), "three evictions", || {
+    wait(&log, Duration::from_secs(120), "three evictions", || {
         peak_rss = peak_rss.max(agent.rss_kib().unwrap_or(0));
         // Not there until the agent has opened its buffer.
         let size: u64 = std::fs::read_dir(&buffer_dir)
@@ -305,7 +327,8 @@ fn a_rejected_batch_goes_to_the_dead_letter_directory_and_the_rest_flows() -> Re
             .filter_map(|n| n.strip_suffix(".batch.gz")?.parse().ok())
             .collect())
     };
-    wait_until(
+    wait(
+        &log,
         Duration::from_secs(90),
         "two dead letters and later batches delivered",
         || {

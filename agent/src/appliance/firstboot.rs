@@ -1,7 +1,7 @@
 //! The appliance's first boot: OVF properties → validated settings → the files that make
 //! the appliance an agent (`/etc/vscout/agent.toml`, credentials readable by root only, a
 //! drop-in that hands them to the unit with `LoadCredential=`, systemd-networkd
-//! configuration, hostname, root's SSH key). Building the plan is pure and tested with
+//! configuration, timesyncd's NTP servers, hostname, root's SSH key). Building the plan is pure and tested with
 //! hostile values; `apply` writes it under a root directory.
 
 use std::collections::BTreeMap;
@@ -27,10 +27,11 @@ pub mod keys {
     pub const NETMASK: &str = "vscout.netmask";
     pub const GATEWAY: &str = "vscout.gateway";
     pub const DNS: &str = "vscout.dns";
+    pub const NTP: &str = "vscout.ntp";
     pub const ROOT_PASSWORD: &str = "vscout.root_password";
     pub const ROOT_SSH_KEY: &str = "vscout.root_ssh_key";
     /// Every key (the OVF descriptor declares exactly these).
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 15] = [
         VCENTER_URL,
         VCENTER_USER,
         VCENTER_PASSWORD,
@@ -43,6 +44,7 @@ pub mod keys {
         NETMASK,
         GATEWAY,
         DNS,
+        NTP,
         ROOT_PASSWORD,
         ROOT_SSH_KEY,
     ];
@@ -69,6 +71,8 @@ pub struct Settings {
     pub collector: Option<(String, Secret, Option<String>)>,
     pub hostname: Option<String>,
     pub network: Option<StaticNet>,
+    /// NTP servers (addresses or host names); empty: DHCP's, else Debian's pool.
+    pub ntp: Vec<String>,
     pub root_password: Option<Secret>,
     pub root_ssh_key: Option<String>,
 }
@@ -155,15 +159,7 @@ pub fn settings(props: &BTreeMap<String, String>) -> Result<Settings, SettingsEr
         },
     };
     let hostname = get(props, keys::HOSTNAME).and_then(|h| {
-        let ok = h.len() <= 253
-            && h.split('.').all(|l| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && !l.starts_with('-')
-                    && !l.ends_with('-')
-                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            });
-        if ok {
+        if is_host_name(h) {
             Some(h.to_ascii_lowercase())
         } else {
             err(
@@ -174,6 +170,17 @@ pub fn settings(props: &BTreeMap<String, String>) -> Result<Settings, SettingsEr
         }
     });
     let network = static_net(props, &mut err);
+    let mut ntp = Vec::new();
+    for n in list(props, keys::NTP) {
+        if n.parse::<IpAddr>().is_ok() || is_host_name(n) {
+            ntp.push(n.to_ascii_lowercase());
+        } else {
+            err(
+                keys::NTP,
+                format!("{n:?} is not a host name or an IP address"),
+            );
+        }
+    }
     let root_password = props
         .get(keys::ROOT_PASSWORD)
         .filter(|p| !p.is_empty())
@@ -200,6 +207,7 @@ pub fn settings(props: &BTreeMap<String, String>) -> Result<Settings, SettingsEr
                 collector,
                 hostname,
                 network,
+                ntp,
                 root_password,
                 root_ssh_key,
             })
@@ -262,11 +270,7 @@ fn static_net(
         },
     };
     let mut dns = Vec::new();
-    for d in get(props, keys::DNS)
-        .unwrap_or_default()
-        .split([',', ' '])
-        .filter(|d| !d.is_empty())
-    {
+    for d in list(props, keys::DNS) {
         match d.parse() {
             Ok(a) => dns.push(a),
             Err(_) => err(keys::DNS, format!("{d:?} is not an IP address")),
@@ -278,6 +282,26 @@ fn static_net(
         gateway,
         dns,
     })
+}
+
+/// A property holding a list: entries separated by commas and/or spaces.
+fn list<'a>(props: &'a BTreeMap<String, String>, key: &str) -> impl Iterator<Item = &'a str> {
+    get(props, key)
+        .unwrap_or_default()
+        .split([',', ' '])
+        .filter(|d| !d.is_empty())
+}
+
+/// An RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
+fn is_host_name(h: &str) -> bool {
+    h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 /// A TOML basic string: quotes, backslashes and control characters escaped.
@@ -382,6 +406,17 @@ pub fn plan(s: &Settings) -> Vec<FileOut> {
         mode: 0o644,
         content: net.into_bytes(),
     });
+    if !s.ntp.is_empty() {
+        files.push(FileOut {
+            path: "/etc/systemd/timesyncd.conf.d/10-vscout.conf".into(),
+            mode: 0o644,
+            content: format!(
+                "# Written by vscout-firstboot.\n[Time]\nNTP={}\n",
+                s.ntp.join(" ")
+            )
+            .into_bytes(),
+        });
+    }
     if let Some(h) = &s.hostname {
         files.push(FileOut {
             path: "/etc/hostname".into(),

@@ -43,6 +43,7 @@ fn full() -> Vec<(&'static str, &'static str)> {
         (keys::NETMASK, "255.255.255.0"),
         (keys::GATEWAY, "10.1.2.1"),
         (keys::DNS, "10.1.2.10, 10.1.2.11"),
+        (keys::NTP, "NTP1.example.com,10.1.2.12"),
         (
             keys::ROOT_SSH_KEY,
             "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake operator@laptop",
@@ -133,6 +134,14 @@ fn every_property_makes_a_configured_appliance() {
         b"scout-01.example.com\n"
     );
     assert_eq!(
+        String::from_utf8_lossy(
+            &file(&files, "/etc/systemd/timesyncd.conf.d/10-vscout.conf")
+                .expect("ntp")
+                .content
+        ),
+        "# Written by vscout-firstboot.\n[Time]\nNTP=ntp1.example.com 10.1.2.12\n"
+    );
+    assert_eq!(
         file(&files, "/root/.ssh/authorized_keys")
             .expect("key")
             .mode,
@@ -182,6 +191,10 @@ fn missing_properties_are_all_named_and_dhcp_is_the_default() {
     .into_owned();
     assert!(net.contains("DHCP=yes"));
     assert!(file(&files, "/etc/hostname").is_none());
+    assert!(
+        file(&files, "/etc/systemd/timesyncd.conf.d/10-vscout.conf").is_none(),
+        "no NTP property: DHCP's servers or Debian's pool"
+    );
     assert!(
         file(&files, "/root/.ssh/authorized_keys").is_none(),
         "no key, no login by SSH"
@@ -242,6 +255,7 @@ fn hostile_values_are_refused_or_escaped_never_injected() {
         (keys::ROOT_SSH_KEY, "not a key", "OpenSSH"),
         (keys::VCENTER_URL, "http://vc/sdk", "https"),
         (keys::NETMASK, "255.0.255.0", "netmask"),
+        (keys::NTP, "ntp.example.com;reboot", "not a host name"),
     ] {
         let mut p: Vec<(&str, &str)> = base.iter().filter(|(bk, _)| *bk != k).copied().collect();
         p.push((keys::VCENTER_USER, "u"));
