@@ -71,21 +71,24 @@ fn example_config_is_valid() {
     assert_eq!(cfg.buffer.max_bytes, 1 << 30);
 }
 
+/// An OVF environment with the three required properties; `password` is XML-escaped.
+fn ovf_env(password: &str) -> String {
+    format!(
+        r#"<?xml version="1.0"?><Environment xmlns="http://schemas.dmtf.org/ovf/environment/1" xmlns:oe="http://schemas.dmtf.org/ovf/environment/1"><PropertySection>
+<Property oe:key="vscout.vcenter_url" oe:value="https://vc.example.com/sdk"/>
+<Property oe:key="vscout.vcenter_user" oe:value="svc@vsphere.local"/>
+<Property oe:key="vscout.vcenter_password" oe:value="{password}"/>
+</PropertySection></Environment>"#
+    )
+}
+
 #[test]
 fn firstboot_writes_the_appliance_configuration_or_names_what_is_wrong() {
     let dir = tempfile::tempdir().expect("tmp");
     let env = dir.path().join("ovfenv.xml");
-    std::fs::write(
-        &env,
-        r#"<?xml version="1.0"?><Environment xmlns="http://schemas.dmtf.org/ovf/environment/1" xmlns:oe="http://schemas.dmtf.org/ovf/environment/1"><PropertySection>
-<Property oe:key="vscout.vcenter_url" oe:value="https://vc.example.com/sdk"/>
-<Property oe:key="vscout.vcenter_user" oe:value="svc@vsphere.local"/>
-<Property oe:key="vscout.vcenter_password" oe:value="s3cr&quot;t"/>
-</PropertySection></Environment>"#,
-    )
-    .expect("write");
+    std::fs::write(&env, ovf_env("s3cr&quot;t")).expect("write");
     let root = dir.path().join("root");
-    let out = Command::new(env!("CARGO_BIN_EXE_vscout"))
+    let out = vscout()
         .args(["firstboot", "--ovf-env"])
         .arg(&env)
         .arg("--root")
@@ -101,7 +104,7 @@ fn firstboot_writes_the_appliance_configuration_or_names_what_is_wrong() {
         "s3cr\"t"
     );
     // The written configuration is valid for the agent (with its credential).
-    let out = Command::new(env!("CARGO_BIN_EXE_vscout"))
+    let out = vscout()
         .arg("--config")
         .arg(root.join("etc/vscout/agent.toml"))
         .arg("status")
@@ -116,7 +119,7 @@ fn firstboot_writes_the_appliance_configuration_or_names_what_is_wrong() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the agent"));
 
     std::fs::write(&env, "<Environment><PropertySection/></Environment>").expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_vscout"))
+    let out = vscout()
         .args(["firstboot", "--ovf-env"])
         .arg(&env)
         .arg("--root")
@@ -136,15 +139,7 @@ fn firstboot_reads_the_ovf_environment_from_vmware_tools() {
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).expect("bin");
     let doc = dir.path().join("ovfenv.xml");
-    std::fs::write(
-        &doc,
-        r#"<?xml version="1.0"?><Environment xmlns="http://schemas.dmtf.org/ovf/environment/1" xmlns:oe="http://schemas.dmtf.org/ovf/environment/1"><PropertySection>
-<Property oe:key="vscout.vcenter_url" oe:value="https://vc.example.com/sdk"/>
-<Property oe:key="vscout.vcenter_user" oe:value="svc@vsphere.local"/>
-<Property oe:key="vscout.vcenter_password" oe:value="from-tools"/>
-</PropertySection></Environment>"#,
-    )
-    .expect("write");
+    std::fs::write(&doc, ovf_env("from-tools")).expect("write");
     let fake = |answer: &str| {
         let script = format!(
             "#!/bin/sh\nif [ \"$#\" = 2 ] && [ \"$1\" = --cmd ] && [ \"$2\" = 'info-get guestinfo.ovfEnv' ]; then {answer}; fi\necho \"unexpected arguments: $*\" >&2; exit 2\n"
@@ -154,7 +149,7 @@ fn firstboot_reads_the_ovf_environment_from_vmware_tools() {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     };
     let run = |path_var: &std::ffi::OsStr, root: &std::path::Path| {
-        Command::new(env!("CARGO_BIN_EXE_vscout"))
+        vscout()
             .args(["firstboot", "--root"])
             .arg(root)
             .env("PATH", path_var)
