@@ -10,8 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
@@ -69,16 +67,7 @@ impl FaultProxy {
             .worker_threads(1)
             .enable_all()
             .build()?;
-        let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(&certs.cert_pem)?.collect::<Result<_, _>>()?;
-        let key = PrivateKeyDer::from_pem_file(&certs.key_pem)?;
-        let server = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?;
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let acceptor = certs.tls_acceptor()?;
         let pin =
             vscout::config::parse_thumbprint(upstream_thumbprint).map_err(anyhow::Error::msg)?;
         let tls = vscout::tls::client_config(

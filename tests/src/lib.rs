@@ -91,6 +91,22 @@ pub struct Certs {
 }
 
 impl Certs {
+    /// A TLS acceptor presenting the server certificate (ring, safe default protocols),
+    /// for the test proxies that stand in front of vcsim or the collector.
+    pub fn tls_acceptor(&self) -> Result<tokio_rustls::TlsAcceptor> {
+        use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(&self.cert_pem)?.collect::<Result<_, _>>()?;
+        let key = PrivateKeyDer::from_pem_file(&self.key_pem)?;
+        let server = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+        Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server)))
+    }
+
     pub fn generate(dir: &Path) -> Result<Self> {
         use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
         let ca_key = KeyPair::generate()?;

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -69,14 +69,7 @@ impl Proxy {
     /// Starts a proxy to `upstream` (vcsim's URL) that pages answers by `page_size`.
     pub async fn start(upstream: &str, certs: &Certs, page_size: usize) -> Result<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let cert_chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(&certs.cert_pem)?
-                .collect::<std::result::Result<_, _>>()?;
-        let key = PrivateKeyDer::from_pem_file(&certs.key_pem)?;
-        let server_cfg = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(cert_chain, key)?;
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg));
+        let acceptor = certs.tls_acceptor()?;
 
         let mut roots = rustls::RootCertStore::empty();
         for c in CertificateDer::pem_file_iter(&certs.ca_pem)? {
