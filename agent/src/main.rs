@@ -393,15 +393,13 @@ fn firstboot(ovf_env: Option<&std::path::Path>, root: &std::path::Path) -> ExitC
             Ok(s) => Some(format!("chpasswd failed ({s})")),
             Err(e) => Some(format!("cannot run chpasswd: {e}")),
         };
-        match failure {
-            None => println!("set root's password (console login enabled)"),
-            Some(why) => {
-                eprintln!(
-                    "vscout firstboot: {why}; console login stays disabled until first boot succeeds (it runs again at the next boot)"
-                );
-                return ExitCode::FAILURE;
-            }
+        if let Some(why) = failure {
+            eprintln!(
+                "vscout firstboot: {why}; console login stays disabled until first boot succeeds (it runs again at the next boot)"
+            );
+            return ExitCode::FAILURE;
         }
+        println!("set root's password (console login enabled)");
     }
     ExitCode::SUCCESS
 }

@@ -88,13 +88,16 @@ fn firstboot_writes_the_appliance_configuration_or_names_what_is_wrong() {
     let env = dir.path().join("ovfenv.xml");
     std::fs::write(&env, ovf_env("s3cr&quot;t")).expect("write");
     let root = dir.path().join("root");
-    let out = vscout()
-        .args(["firstboot", "--ovf-env"])
-        .arg(&env)
-        .arg("--root")
-        .arg(&root)
-        .output()
-        .expect("run");
+    let firstboot = || {
+        vscout()
+            .args(["firstboot", "--ovf-env"])
+            .arg(&env)
+            .arg("--root")
+            .arg(&root)
+            .output()
+            .expect("run")
+    };
+    let out = firstboot();
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("/etc/vscout/agent.toml"), "{stdout}");
@@ -119,13 +122,7 @@ fn firstboot_writes_the_appliance_configuration_or_names_what_is_wrong() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the agent"));
 
     std::fs::write(&env, "<Environment><PropertySection/></Environment>").expect("write");
-    let out = vscout()
-        .args(["firstboot", "--ovf-env"])
-        .arg(&env)
-        .arg("--root")
-        .arg(&root)
-        .output()
-        .expect("run");
+    let out = firstboot();
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("vscout.vcenter_url"));
 }

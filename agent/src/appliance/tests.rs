@@ -59,6 +59,12 @@ fn file<'a>(files: &'a [firstboot::FileOut], path: &str) -> Option<&'a firstboot
     files.iter().find(|f| f.path.to_str() == Some(path))
 }
 
+/// A planned file's content as text (it must be planned).
+fn text(files: &[firstboot::FileOut], path: &str) -> String {
+    let f = file(files, path).unwrap_or_else(|| panic!("{path} is not planned"));
+    String::from_utf8(f.content.clone()).expect("utf-8")
+}
+
 #[test]
 fn every_property_makes_a_configured_appliance() {
     let props = parsed(&full());
@@ -69,13 +75,7 @@ fn every_property_makes_a_configured_appliance() {
     );
     let s = settings(&props).expect("valid");
     let files = plan(&s);
-    let toml = String::from_utf8(
-        file(&files, "/etc/vscout/agent.toml")
-            .expect("toml")
-            .content
-            .clone(),
-    )
-    .expect("utf-8");
+    let toml = text(&files, "/etc/vscout/agent.toml");
     let raw = crate::config::parse_raw(&toml).expect("the written config parses");
     assert_eq!(
         raw.vcenter[0].url.as_deref(),
@@ -104,25 +104,15 @@ fn every_property_makes_a_configured_appliance() {
         (pw.mode, pw.content.as_slice()),
         (0o600, "p\"a'ss\n<w>&rd\\".as_bytes())
     );
-    let dropin = String::from_utf8_lossy(
-        &file(
-            &files,
-            "/etc/systemd/system/vscout-agent.service.d/10-credentials.conf",
-        )
-        .expect("drop-in")
-        .content,
-    )
-    .into_owned();
+    let dropin = text(
+        &files,
+        "/etc/systemd/system/vscout-agent.service.d/10-credentials.conf",
+    );
     assert!(
         dropin.contains("LoadCredential=vcenter-password:/etc/vscout/credentials/vcenter-password")
     );
     assert!(dropin.contains("LoadCredential=collector-token:"));
-    let net = String::from_utf8_lossy(
-        &file(&files, "/etc/systemd/network/10-vscout.network")
-            .expect("net")
-            .content,
-    )
-    .into_owned();
+    let net = text(&files, "/etc/systemd/network/10-vscout.network");
     assert!(
         net.contains("Address=10.1.2.3/24")
             && net.contains("Gateway=10.1.2.1")
@@ -134,11 +124,7 @@ fn every_property_makes_a_configured_appliance() {
         b"scout-01.example.com\n"
     );
     assert_eq!(
-        String::from_utf8_lossy(
-            &file(&files, "/etc/systemd/timesyncd.conf.d/10-vscout.conf")
-                .expect("ntp")
-                .content
-        ),
+        text(&files, "/etc/systemd/timesyncd.conf.d/10-vscout.conf"),
         "# Written by vscout-firstboot.\n[Time]\nNTP=ntp1.example.com 10.1.2.12\n"
     );
     assert_eq!(
@@ -183,12 +169,7 @@ fn missing_properties_are_all_named_and_dhcp_is_the_default() {
     let s = settings(&parsed(&minimal)).expect("minimal");
     assert!(s.network.is_none() && s.collector.is_none() && s.root_password.is_none());
     let files = plan(&s);
-    let net = String::from_utf8_lossy(
-        &file(&files, "/etc/systemd/network/10-vscout.network")
-            .expect("net")
-            .content,
-    )
-    .into_owned();
+    let net = text(&files, "/etc/systemd/network/10-vscout.network");
     assert!(net.contains("DHCP=yes"));
     assert!(file(&files, "/etc/hostname").is_none());
     assert!(
@@ -226,12 +207,7 @@ fn hostile_values_are_refused_or_escaped_never_injected() {
     p.push((keys::VCENTER_USER, user));
     let s = settings(&parsed(&p)).expect("quotes are fine");
     let files = plan(&s);
-    let toml = String::from_utf8_lossy(
-        &file(&files, "/etc/vscout/agent.toml")
-            .expect("toml")
-            .content,
-    )
-    .into_owned();
+    let toml = text(&files, "/etc/vscout/agent.toml");
     let raw = crate::config::parse_raw(&toml).expect("parses");
     assert_eq!(raw.vcenter[0].username.as_deref(), Some(user));
     assert_eq!(raw.vcenter.len(), 1);
