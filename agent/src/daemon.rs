@@ -625,9 +625,15 @@ impl VcenterTask {
             Some(Ok(Ok((end, report)))) => {
                 me.counters.samples.fetch_add(report.samples, Relaxed);
                 me.counters
+                    .samples_off_grid
+                    .fetch_add(report.off_grid, Relaxed);
+                me.counters
+                    .samples_set_aside
+                    .fetch_add(report.repeated, Relaxed);
+                me.counters
                     .last_perf_ok_ms
                     .store(crate::telemetry::unix_now_ms(), Relaxed);
-                debug!(vcenter = %vc_name, entities = report.entities, samples = report.samples, requests = report.requests, misaligned = report.misaligned_series, elapsed_ms = started.elapsed().as_millis() as u64, "performance poll complete");
+                debug!(vcenter = %vc_name, entities = report.entities, samples = report.samples, requests = report.requests, misaligned = report.misaligned_series, off_grid = report.off_grid, set_aside = report.repeated, elapsed_ms = started.elapsed().as_millis() as u64, "performance poll complete");
                 // A window is closed once vCenter's clock is one interval past its end
                 // (samples are published a little late).
                 let closed = end - i64::from(REALTIME_SECS) * 1000;

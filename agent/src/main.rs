@@ -244,12 +244,14 @@ async fn perf_once(
         .await;
         match result {
             Ok(Ok((rollups, report))) => println!(
-                "{}: {rollups} rollups from {} entities ({} samples, {} requests, {} misaligned series dropped; poll took {} ms)",
+                "{}: {rollups} rollups from {} entities ({} samples, {} requests, {} misaligned series dropped, {} off-grid samples placed on their slot, {} set aside; poll took {} ms)",
                 vc.name,
                 report.entities,
                 report.samples,
                 report.requests,
                 report.misaligned_series,
+                report.off_grid,
+                report.repeated,
                 report.elapsed.as_millis()
             ),
             Ok(Err(e)) => anyhow::bail!("cannot write {}: {e}", output.display()),

@@ -204,7 +204,7 @@ impl Sources {
             &'static str,
             fn(&VcenterState) -> f64,
         );
-        let per_vcenter: [PerVcenter; 14] = [
+        let per_vcenter: [PerVcenter; 16] = [
             (
                 "vscout_vcenter_connected",
                 "gauge",
@@ -282,6 +282,18 @@ impl Sources {
                 "counter",
                 "Samples taken.",
                 |v| v.counters.samples.load(Relaxed) as f64,
+            ),
+            (
+                "vscout_perf_samples_off_grid_total",
+                "counter",
+                "Samples stamped off vCenter's 20-second (or 5-minute) grid, placed on their slot.",
+                |v| v.counters.samples_off_grid.load(Relaxed) as f64,
+            ),
+            (
+                "vscout_perf_samples_set_aside_total",
+                "counter",
+                "Samples set aside because their grid slot was already taken.",
+                |v| v.counters.samples_set_aside.load(Relaxed) as f64,
             ),
             (
                 "vscout_perf_rollups_total",

@@ -36,6 +36,10 @@ pub struct VcenterCounters {
     pub perf_failures: AtomicU64,
     pub perf_overruns: AtomicU64,
     pub samples: AtomicU64,
+    /// Samples stamped off vCenter's grid, placed on their slot.
+    pub samples_off_grid: AtomicU64,
+    /// Samples set aside: their slot was already taken.
+    pub samples_set_aside: AtomicU64,
     pub rollups: AtomicU64,
     pub logins: AtomicU64,
     /// Duration of the last round, milliseconds.

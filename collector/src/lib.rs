@@ -58,8 +58,29 @@ pub fn add_token(store: &dyn Storage, name: &str) -> Result<String, StartError> 
     Ok(token)
 }
 
-/// Starts the collector and serves until `shutdown` resolves. Prints (to stdout, once)
-/// the listening URL, the certificate thumbprint and, on first start, the first token.
+/// Makes the first agent token: its file is written (atomically, 0600) before its hash is
+/// stored, so that a crash in between leaves no token in the database without its file
+/// (the next start simply makes another).
+fn first_token(
+    store: &dyn Storage,
+    data_dir: &std::path::Path,
+) -> Result<(String, std::path::PathBuf), StartError> {
+    let token = auth::new_token();
+    let file = data_dir.join("first-agent.token");
+    tls::write_private(&file, format!("{token}\n").as_bytes()).map_err(|reason| {
+        StartError::DataDir {
+            dir: data_dir.display().to_string(),
+            reason,
+        }
+    })?;
+    store.add_token("first-agent", &auth::token_hash(&token))?;
+    Ok((token, file))
+}
+
+/// Starts the collector and serves until `shutdown` resolves. Once listening (and, on
+/// first start, with the first token's file written) it prints to stdout the listening
+/// URL, the certificate thumbprint, on first start the first token, and last
+/// `COLLECTOR_READY=1`.
 pub async fn run(
     cfg: CollectorConfig,
     shutdown: impl Future<Output = ()>,
@@ -76,6 +97,14 @@ pub async fn run(
         addr: cfg.listen_addr.to_string(),
         reason: e.to_string(),
     })?;
+    // Everything an agent needs exists before the collector says where it is: the
+    // listener, the certificate and the first token's file. The announcement ends with
+    // COLLECTOR_READY, which scripts and tests wait for.
+    let first_token = if store.token_count()? == 0 && cfg.client_ca_file.is_none() {
+        Some(first_token(store.as_ref(), &cfg.data_dir)?)
+    } else {
+        None
+    };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "COLLECTOR_URL=https://{addr}");
     let _ = writeln!(out, "COLLECTOR_THUMBPRINT_SHA256={}", tls.thumbprint);
@@ -86,20 +115,13 @@ pub async fn run(
             cert.display()
         );
     }
-    if store.token_count()? == 0 && cfg.client_ca_file.is_none() {
-        let token = add_token(store.as_ref(), "first-agent")?;
-        let file = cfg.data_dir.join("first-agent.token");
-        tls::write_private(&file, format!("{token}\n").as_bytes()).map_err(|reason| {
-            StartError::DataDir {
-                dir: cfg.data_dir.display().to_string(),
-                reason,
-            }
-        })?;
+    if let Some((token, file)) = &first_token {
         // Printed once, on the console of the operator who started the collector; never
         // logged. It is also in a file only the collector's user can read.
         let _ = writeln!(out, "FIRST_AGENT_TOKEN_FILE={}", file.display());
         let _ = writeln!(out, "first agent token: {token}");
     }
+    let _ = writeln!(out, "COLLECTOR_READY=1");
     let _ = out.flush();
     drop(out);
     info!(%addr, thumbprint = %tls.thumbprint, "collector listening");

@@ -56,8 +56,10 @@ impl Collector {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
-        let (mut url, mut thumbprint) = (None, None);
-        while url.is_none() || thumbprint.is_none() {
+        // The collector prints COLLECTOR_READY last, once it listens and its first token's
+        // file is written: starting an agent on the URL alone raced the token file.
+        let (mut url, mut thumbprint, mut ready) = (None, None, false);
+        while !ready {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
@@ -65,11 +67,17 @@ impl Collector {
                         url = Some(v.to_owned());
                     } else if let Some(v) = line.strip_prefix("COLLECTOR_THUMBPRINT_SHA256=") {
                         thumbprint = Some(v.to_owned());
+                    } else if line == "COLLECTOR_READY=1" {
+                        ready = true;
                     }
                 }
-                Err(_) => {
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait()?;
+                    bail!("collector exited before it was ready ({status})");
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
                     let _ = child.kill();
-                    bail!("collector did not start within 60 s");
+                    bail!("collector was not ready within 60 s");
                 }
             }
         }

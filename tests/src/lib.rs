@@ -206,11 +206,23 @@ pub struct Vcsim {
     /// `https://127.0.0.1:PORT/sdk`
     pub url: String,
     pub port: u16,
-    pub certs: Certs,
+    /// SHA-256 of the certificate vcsim presents, `AB:CD:…`.
+    pub thumbprint: String,
 }
 
 impl Vcsim {
+    /// Starts vcsim presenting `certs`' server certificate.
     pub fn start(opts: &SimOptions, certs: &Certs) -> Result<Self> {
+        Self::spawn(opts, Some(certs))
+    }
+
+    /// Starts vcsim with its own built-in certificate (RSA-1024, self-signed), as an
+    /// estate with a legacy certificate would present.
+    pub fn start_with_builtin_certificate(opts: &SimOptions) -> Result<Self> {
+        Self::spawn(opts, None)
+    }
+
+    fn spawn(opts: &SimOptions, certs: Option<&Certs>) -> Result<Self> {
         let bin = vcsim_binary()?;
         let mut cmd = Command::new(bin);
         cmd.arg(format!("-dc={}", opts.datacenters))
@@ -224,22 +236,28 @@ impl Vcsim {
             .arg(format!("-l={}", opts.listen))
             .arg(format!("-username={USER}"))
             .arg(format!("-password={PASSWORD}"))
-            .arg("-tlscert")
-            .arg(&certs.cert_pem)
-            .arg("-tlskey")
-            .arg(&certs.key_pem)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
+        if let Some(c) = certs {
+            cmd.arg("-tlscert")
+                .arg(&c.cert_pem)
+                .arg("-tlskey")
+                .arg(&c.key_pem);
+        }
         let mut child = cmd.spawn().context("spawn vcsim")?;
         let stdin = child.stdin.take().context("vcsim stdin")?;
         let stdout = child.stdout.take().context("vcsim stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let url = line.trim().strip_prefix("VCSIM_URL=").map(str::to_owned);
-        let Some(url) = url else {
+        let mut stdout = BufReader::new(stdout);
+        let mut said = |prefix: &str| -> Option<String> {
+            let mut line = String::new();
+            stdout.read_line(&mut line).ok()?;
+            line.trim().strip_prefix(prefix).map(str::to_owned)
+        };
+        let (Some(url), Some(thumbprint)) = (said("VCSIM_URL="), said("VCSIM_THUMBPRINT_SHA256="))
+        else {
             let _ = child.kill();
-            bail!("vcsim did not start (said {line:?})");
+            bail!("vcsim did not start (no VCSIM_URL and VCSIM_THUMBPRINT_SHA256 lines)");
         };
         let port = url
             .rsplit(':')
@@ -252,7 +270,7 @@ impl Vcsim {
             _stdin: stdin,
             url,
             port,
-            certs: certs.clone(),
+            thumbprint,
         })
     }
 

@@ -182,3 +182,51 @@ async fn the_collector_refuses_what_it_must_and_stores_the_rest_once() -> Result
     assert_eq!(health["status"], "ok");
     Ok(())
 }
+
+/// Issue 11: the harness started agents as soon as the URL was printed, before the first
+/// token's file existed (`first-agent.token.tmp` only). Whatever a script reads first,
+/// the token file must already be there; the announcement ends with COLLECTOR_READY.
+#[test]
+fn the_collector_announces_itself_only_once_its_first_token_file_is_written() -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let token_file = data.join("first-agent.token");
+    for start in ["first", "second"] {
+        let mut child = Command::new(built_binary("vscout-collector")?)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            // Checked the moment each line arrives, as a script would act on it.
+            assert!(
+                token_file.is_file(),
+                "{start} start: {line:?} printed before {} existed",
+                token_file.display()
+            );
+            let done = line == "COLLECTOR_READY=1";
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("COLLECTOR_READY=1"),
+            "{start} start: {lines:?}"
+        );
+        let announced = lines
+            .iter()
+            .any(|l| l.starts_with("FIRST_AGENT_TOKEN_FILE="));
+        assert_eq!(announced, start == "first", "{start} start: {lines:?}");
+        assert_eq!(std::fs::read_to_string(&token_file)?.trim().len(), 64);
+    }
+    Ok(())
+}

@@ -112,6 +112,12 @@ fn vcsim_to_collector_through_an_outage() -> Result<()> {
         rollup_rows, batch_rollups,
         "every rollup of every batch is a row"
     );
+    // Issue 11: vcsim's off-grid timestamps gave windows more samples than slots.
+    assert_eq!(
+        col.count("SELECT count(*) FROM rollups WHERE count > expected")?,
+        0,
+        "no window holds more samples than it has slots"
+    );
     assert!(
         rollup_rows >= rollups_logged,
         "rows {rollup_rows} < logged {rollups_logged}"

@@ -1,11 +1,12 @@
 // Command vcsim starts govmomi's vCenter simulator for vscout's tests and benchmarks.
 //
 // It is built from Debian's golang-github-vmware-govmomi-dev package (GOPATH mode, no
-// network) and prints one line, "VCSIM_URL=<url>", once the SOAP endpoint is listening,
-// then serves until it is killed or its standard input closes.
+// network) and prints two lines, "VCSIM_URL=<url>" and "VCSIM_THUMBPRINT_SHA256=<AB:CD:…>",
+// once the SOAP endpoint is listening, then serves until it is killed or its standard input closes.
 package main
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"log"
 	"net/url"
 	"os"
+	"strings"
 
 	"github.com/vmware/govmomi/simulator"
 )
@@ -74,6 +76,13 @@ func main() {
 	u := *server.URL
 	u.User = nil
 	fmt.Printf("VCSIM_URL=%s\n", u.String())
+	// The thumbprint as vCenter shows it, so that tests can pin the built-in certificate.
+	sum := sha256.Sum256(server.Certificate().Raw)
+	hexes := make([]string, len(sum))
+	for i, b := range sum {
+		hexes[i] = fmt.Sprintf("%02X", b)
+	}
+	fmt.Printf("VCSIM_THUMBPRINT_SHA256=%s\n", strings.Join(hexes, ":"))
 	os.Stdout.Sync()
 
 	if *exitOnEOF {

@@ -1,11 +1,14 @@
 //! One real-time poll: which entities, which time range, how requests are batched and run,
 //! and which samples are new.
 //!
-//! Every (entity, counter, instance) has a high-water mark: the timestamp of its newest
+//! Every (entity, counter, instance) has a high-water mark: the grid slot of its newest
 //! sample. A poll asks each entity for `(oldest of its marks, vCenter's now]` and keeps
 //! only samples newer than their series' mark, so every sample is taken exactly once
 //! however late or early a poll runs (vCenter keeps an hour of real-time data; vscout
-//! never asks further back). Time is vCenter's (`CurrentTime`), never the local clock.
+//! never asks further back). Samples are placed on vCenter's grid (20 s for real-time
+//! data, 300 s for historical) and a series takes at most one sample per slot, so no
+//! window ever holds more samples than it has slots, whatever the server's timestamps.
+//! Time is vCenter's (`CurrentTime`), never the local clock.
 
 use std::collections::HashMap;
 
@@ -95,8 +98,12 @@ pub struct PollReport {
     pub entities: usize,
     pub requests: usize,
     pub samples: u64,
-    /// Samples at or before their series' mark (already taken).
+    /// Samples whose grid slot was at or before their series' mark (already taken, or a
+    /// second sample for one slot): set aside.
     pub repeated: u64,
+    /// Samples stamped off vCenter's grid (vcsim stamps back from each request's end):
+    /// each was placed on its grid slot.
+    pub off_grid: u64,
     /// Series whose length differed from their timestamps (vcsim drops zeros): dropped.
     pub misaligned_series: u64,
     /// Batches split in two after a "too large" fault.
@@ -441,16 +448,14 @@ impl Poller {
                 counter: counter.name.clone(),
                 instance: series.id.instance.clone(),
             };
-            let mut newest = mark;
-            for (&ts, &v) in answer.timestamps_ms.iter().zip(&series.values) {
-                if ts <= mark {
-                    report.repeated += 1;
-                    continue;
-                }
-                sink.sample(&key, counter, interval, ts, v);
-                report.samples += 1;
-                newest = newest.max(ts);
-            }
+            let newest = take_series(
+                &answer.timestamps_ms,
+                &series.values,
+                mark,
+                interval,
+                report,
+                |slot, v| sink.sample(&key, counter, interval, slot, v),
+            );
             if newest > mark {
                 self.marks.insert(mark_key, newest);
             }
@@ -462,6 +467,51 @@ impl Poller {
             self.entity_marks.insert(entity, m);
         }
     }
+}
+
+/// The grid slot of a sample stamped `ts_ms`: vCenter stamps each sample with the end of
+/// its interval, on a grid of `interval_secs` (…:00, …:20, …:40 for real-time data). A
+/// timestamp off the grid is placed on the first slot at or after it, so the sample
+/// counts in the window that holds the end of its interval.
+pub fn grid_slot(ts_ms: i64, interval_secs: u32) -> i64 {
+    let step = i64::from(interval_secs.max(1)) * 1000;
+    let floor = ts_ms.div_euclid(step) * step;
+    if floor == ts_ms {
+        ts_ms
+    } else {
+        floor.saturating_add(step)
+    }
+}
+
+/// Takes the new samples of one series: each sample is placed on its grid slot and taken
+/// only if that slot is later than `mark` and than every slot taken before it, so a
+/// series holds at most one sample per slot — a window can never hold more samples than
+/// it has slots, however a server stamps them. `take` receives (slot, raw value); the new
+/// mark (the last slot taken, or `mark`) is returned. Off-grid and set-aside samples are
+/// counted in `report`.
+pub fn take_series(
+    timestamps_ms: &[i64],
+    values: &[i64],
+    mark: i64,
+    interval_secs: u32,
+    report: &mut PollReport,
+    mut take: impl FnMut(i64, i64),
+) -> i64 {
+    let mut newest = mark;
+    for (&ts, &v) in timestamps_ms.iter().zip(values) {
+        let slot = grid_slot(ts, interval_secs);
+        if slot != ts {
+            report.off_grid += 1;
+        }
+        if slot <= newest {
+            report.repeated += 1;
+            continue;
+        }
+        take(slot, v);
+        report.samples += 1;
+        newest = slot;
+    }
+    newest
 }
 
 /// Faults that mean "this request is too big": split it and try the halves.
@@ -512,4 +562,91 @@ pub async fn vcenter_now_ms(client: &Client) -> Result<i64, VsphereError> {
         method: "CurrentTime",
         reason: format!("unreadable time {t:?}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take(ts: &[i64], mark: i64, interval: u32) -> (Vec<(i64, i64)>, i64, PollReport) {
+        let values: Vec<i64> = (0..ts.len() as i64).collect();
+        let mut report = PollReport::default();
+        let mut got = Vec::new();
+        let newest = take_series(ts, &values, mark, interval, &mut report, |slot, v| {
+            got.push((slot, v))
+        });
+        (got, newest, report)
+    }
+
+    #[test]
+    fn on_grid_samples_are_taken_as_they_are() {
+        let (got, newest, report) = take(&[20_000, 40_000, 60_000], 0, 20);
+        assert_eq!(got, vec![(20_000, 0), (40_000, 1), (60_000, 2)]);
+        assert_eq!(newest, 60_000);
+        assert_eq!(
+            (report.samples, report.off_grid, report.repeated),
+            (3, 0, 0)
+        );
+    }
+
+    /// Issue 11: vcsim stamps samples back from each request's end (…:13, …:33, …:53),
+    /// and two overlapping requests gave a 60-second window five samples of three slots.
+    #[test]
+    fn off_grid_answers_fill_each_slot_once_across_overlapping_polls() {
+        // First poll ends at 100:13 (three samples), the second at 100:25 and overlaps it.
+        let base = 6_000_000; // 100:00, on the grid
+        let first = [base - 47_000, base - 27_000, base - 7_000, base + 13_000];
+        let (got, mark, report) = take(&first, i64::MIN, 20);
+        let slots: Vec<i64> = got.iter().map(|(s, _)| *s).collect();
+        assert_eq!(
+            slots,
+            vec![base - 40_000, base - 20_000, base, base + 20_000]
+        );
+        assert_eq!(report.off_grid, 4);
+        let second = [base - 35_000, base - 15_000, base + 5_000, base + 25_000];
+        let (got2, mark2, report2) = take(&second, mark, 20);
+        assert_eq!(
+            got2.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            vec![base + 40_000]
+        );
+        assert_eq!(
+            report2.repeated, 3,
+            "three samples fell on slots already taken"
+        );
+        assert_eq!(mark2, base + 40_000);
+        // Every slot at most once, every slot on the grid.
+        let mut all: Vec<i64> = slots.into_iter().chain([base + 40_000]).collect();
+        all.dedup();
+        assert_eq!(all.len(), 5);
+        assert!(all.iter().all(|s| s % 20_000 == 0));
+    }
+
+    #[test]
+    fn two_samples_in_one_slot_of_one_answer_keep_the_first() {
+        // 21 s and 39 s both end in the slot of 40 s, as does 40 s itself.
+        let (got, _, report) = take(&[20_000, 21_000, 39_000, 40_000], 0, 20);
+        assert_eq!(got, vec![(20_000, 0), (40_000, 1)]);
+        assert_eq!(report.repeated, 2);
+        assert_eq!(report.off_grid, 2);
+    }
+
+    #[test]
+    fn historical_samples_use_the_five_minute_grid() {
+        assert_eq!(grid_slot(300_000, 300), 300_000);
+        assert_eq!(grid_slot(300_001, 300), 600_000);
+        assert_eq!(grid_slot(-1, 300), 0);
+        let (got, _, _) = take(&[290_000, 310_000, 600_000], 0, 300);
+        assert_eq!(got, vec![(300_000, 0), (600_000, 1)]);
+    }
+
+    #[test]
+    fn samples_at_or_before_the_mark_are_set_aside() {
+        let (got, newest, report) = take(&[20_000, 40_000, 60_000], 40_000, 20);
+        assert_eq!(got, vec![(60_000, 2)]);
+        assert_eq!(newest, 60_000);
+        assert_eq!(report.repeated, 2);
+        let (none, same, _) = take(&[], 40_000, 20);
+        assert!(none.is_empty());
+        assert_eq!(same, 40_000);
+    }
 }

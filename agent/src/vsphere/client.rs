@@ -489,11 +489,9 @@ impl Client {
                     url: self.url().to_owned(),
                 }
             }
-            VsphereError::Timeout {
-                method,
-                after_secs: 0,
-                ..
-            } => self.transport.timeout_error(method),
+            VsphereError::Timeout { method, after, .. } if after.is_zero() => {
+                self.transport.timeout_error(method)
+            }
             other => other,
         }
     }

@@ -2,18 +2,58 @@
 //! operator needs (URL, user, fault type, thumbprint), and whether trying again later can
 //! help (`is_retryable`). Secrets are never part of an error.
 
+/// Which of the transport's deadlines fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutKind {
+    /// TCP connect and TLS handshake.
+    Connect,
+    /// The whole request, from sending it to the end of the answer.
+    Request,
+}
+
+impl TimeoutKind {
+    fn explain(self) -> &'static str {
+        match self {
+            Self::Connect => "no TCP connection or TLS handshake completed in time (the server accepts but does not answer, or a firewall drops the traffic); the connect timeout is half of vcenter.request_timeout_secs, at most 30 s",
+            Self::Request => "connected, but the answer did not complete in time (vcenter.request_timeout_secs; raise it for a slow vCenter)",
+        }
+    }
+}
+
+/// `30 s`, `0.5 s`.
+fn seconds(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+impl std::fmt::Display for TimeoutKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Connect => "connect",
+            Self::Request => "request",
+        })
+    }
+}
+
 /// Why a call to vCenter failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum VsphereError {
     /// No TCP/TLS connection could be made (refused, unreachable, DNS).
     #[error("cannot connect to {url}: {reason}")]
     Connect { url: String, reason: String },
-    /// The request did not complete within the configured deadline.
-    #[error("request {method} to {url} timed out after {after_secs} s")]
+    /// A deadline fired: the connect timeout (no TCP connection or TLS handshake in
+    /// time: a hung or filtered server) or the request timeout (connected, but the
+    /// answer did not complete). The message names which, its value and its setting.
+    #[error("{method} to {url}: the {which} timeout of {} fired: {}", seconds(*after), which.explain())]
     Timeout {
         method: &'static str,
         url: String,
-        after_secs: u64,
+        which: TimeoutKind,
+        /// The timeout's value (zero until the client fills it in).
+        after: std::time::Duration,
     },
     /// The server's certificate is not trusted under the configured TLS policy.
     #[error(

@@ -21,7 +21,7 @@ pub mod xml;
 pub use crate::tls::format_thumbprint;
 pub use client::{About, Client, CollectAll, ObjectSink, RetrieveStats, ServiceContent};
 pub use envelope::{Objects, PropertySpec};
-pub use error::VsphereError;
+pub use error::{TimeoutKind, VsphereError};
 pub use objects::{MoRef, ObjectContent};
 pub use perf::{MetricId, PerfCounterInfo, PerfEntityMetric, PerfQuery, PerfSeries};
 pub use xml::Node;

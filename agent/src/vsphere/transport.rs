@@ -10,7 +10,7 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use tokio::sync::mpsc;
 
-use super::error::VsphereError;
+use super::error::{TimeoutKind, VsphereError};
 use crate::config::VcenterConfig;
 use crate::tls::{self, SeenThumbprint};
 
@@ -21,7 +21,10 @@ pub struct Transport {
     url: reqwest::Url,
     seen: SeenThumbprint,
     timeout: Duration,
+    connect_timeout: Duration,
     max_bytes: u64,
+    /// The pinned thumbprint, if the policy pins one.
+    pinned: Option<[u8; 32]>,
 }
 
 /// A failure while reading a body, carried through `std::io::Error` to the parser.
@@ -51,10 +54,12 @@ impl BodyError {
                 method,
                 limit_bytes: limit,
             },
+            // The client fills in the URL and the timeout's value (`Client::with_url`).
             Self::Timeout => VsphereError::Timeout {
                 method,
                 url: String::new(),
-                after_secs: 0,
+                which: TimeoutKind::Request,
+                after: Duration::ZERO,
             },
             // A connection that drops mid-body leaves an incomplete envelope.
             Self::Read(_) => VsphereError::Truncated { method },
@@ -71,10 +76,14 @@ impl Transport {
                 reason,
             }
         })?;
+        // Shorter than the request timeout, so that a server that never completes the
+        // handshake is reported as such (with equal values the request timeout won the
+        // race and the message blamed the answer).
+        let connect_timeout = (cfg.request_timeout / 2).min(Duration::from_secs(30));
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .timeout(cfg.request_timeout)
-            .connect_timeout(cfg.request_timeout.min(Duration::from_secs(30)))
+            .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_keepalive(Duration::from_secs(60))
             .http1_only()
@@ -90,7 +99,12 @@ impl Transport {
             url: cfg.url.clone(),
             seen,
             timeout: cfg.request_timeout,
+            connect_timeout,
             max_bytes: cfg.max_response_bytes,
+            pinned: match &cfg.tls {
+                crate::config::TlsPolicy::Pinned { sha256 } => Some(*sha256),
+                _ => None,
+            },
         })
     }
 
@@ -229,15 +243,27 @@ impl Transport {
         }
     }
 
+    /// The request timeout fired (connected; the answer did not complete in time).
     pub fn timeout_error(&self, method: &'static str) -> VsphereError {
         VsphereError::Timeout {
             method,
             url: self.url.to_string(),
-            after_secs: self.timeout.as_secs(),
+            which: TimeoutKind::Request,
+            after: self.timeout,
         }
     }
 
     fn map_send_error(&self, method: &'static str, e: reqwest::Error) -> VsphereError {
+        // A hung server (accepts, never answers the handshake) fires the connect timeout,
+        // not the request timeout: say which, with its own value.
+        if e.is_timeout() && e.is_connect() {
+            return VsphereError::Timeout {
+                method,
+                url: self.url.to_string(),
+                which: TimeoutKind::Connect,
+                after: self.connect_timeout,
+            };
+        }
         if e.is_timeout() {
             return self.timeout_error(method);
         }
@@ -247,7 +273,16 @@ impl Transport {
             .iter()
             .any(|m| m.contains("certificate") || m.contains("thumbprint"));
         if tls_failure {
-            if let Some(digest) = self.seen.lock().ok().and_then(|s| *s) {
+            let seen = self.seen.lock().ok().and_then(|s| *s);
+            // The pinned certificate itself was presented: advising to pin it would send
+            // the operator in a circle; the handshake failed for another reason.
+            if seen.is_some() && seen == self.pinned {
+                return VsphereError::Connect {
+                    url: self.url.to_string(),
+                    reason: format!("the server presented the pinned certificate, but the TLS handshake failed: {reason}"),
+                };
+            }
+            if let Some(digest) = seen {
                 return VsphereError::TlsUntrusted {
                     url: self.url.to_string(),
                     thumbprint: tls::format_thumbprint(&digest),

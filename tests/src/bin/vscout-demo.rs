@@ -30,11 +30,9 @@ fn main() -> Result<()> {
             .cloned()
             .unwrap_or_else(|| "demo-output".into()),
     );
-    std::fs::create_dir_all(&out)?;
+    start_over(&out)?;
     let out = out.canonicalize()?;
     let work = out.join("work");
-    // A fresh estate each time: vcsim's VMs and certificates are new on every start.
-    let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
     let certs = Certs::generate(&work)?;
     let opts = SimOptions {
@@ -128,6 +126,48 @@ fn main() -> Result<()> {
     result
 }
 
+/// Files and directories a demo run writes into its output directory.
+const DEMO_ENTRIES: [&str; 5] = [
+    "collector",
+    "work",
+    "agent.toml",
+    "agent.log",
+    "inventory.json",
+];
+
+/// Every run starts from an empty output directory: vcsim makes a new estate (new VMs,
+/// new certificates) each time, so a previous run's collector database and agent state
+/// would mix two estates. A directory that holds a previous demo run is emptied (and the
+/// demo says so); one that holds anything else is refused, never deleted.
+fn start_over(out: &std::path::Path) -> Result<()> {
+    let entries: Vec<String> = match std::fs::read_dir(out) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", out.display())),
+    };
+    if !entries.is_empty() {
+        let ours = |n: &str| DEMO_ENTRIES.contains(&n) || n.ends_with(".csv");
+        let foreign: Vec<&String> = entries.iter().filter(|n| !ours(n)).collect();
+        ensure!(
+            foreign.is_empty() && entries.iter().any(|n| n == "collector" || n == "agent.toml"),
+            "{} is not a previous demo's output (it holds {}); give the demo an empty or new directory",
+            out.display(),
+            foreign.iter().take(5).map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        println!(
+            "{} holds a previous demo run: starting over (its collector database, agent state and exports are removed)",
+            out.display()
+        );
+        std::fs::remove_dir_all(out)
+            .with_context(|| format!("cannot remove the previous run in {}", out.display()))?;
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    Ok(())
+}
+
 /// A binary built next to this one.
 fn sibling(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
@@ -153,10 +193,11 @@ async fn watch(col: &Collector, until_rollups: bool) -> Result<()> {
             println!("[{:>4} s] {line}", started.elapsed().as_secs());
             last = line;
         }
+        // The first rollups in may be a cluster's or a datastore's: the report waits for
+        // a VM's own rows.
         if !reported && stats["rollups"].as_u64().unwrap_or(0) > 0 {
-            reported = true;
-            report(&http, col, &token).await?;
-            if until_rollups {
+            reported = report(&http, col, &token).await?;
+            if reported && until_rollups {
                 return Ok(());
             }
         }
@@ -167,20 +208,25 @@ async fn watch(col: &Collector, until_rollups: bool) -> Result<()> {
     }
 }
 
-/// One VM's latest rollups, as the API serves them.
-async fn report(http: &reqwest::Client, col: &Collector, token: &str) -> Result<()> {
+/// One VM's rollups, as the API serves them; false (nothing printed) while that VM has
+/// none yet.
+async fn report(http: &reqwest::Client, col: &Collector, token: &str) -> Result<bool> {
     let vms = get(http, col, token, "/v1/vms?power_state=poweredOn&limit=1").await?;
     let Some(vm) = vms.as_array().and_then(|a| a.first()) else {
-        return Ok(());
+        return Ok(false);
     };
     let id = vm["id"].as_str().unwrap_or_default();
+    let metrics = get(http, col, token, &format!("/v1/vms/{id}/metrics")).await?;
+    let rows = metrics.as_array().map_or(&[][..], |a| a.as_slice());
+    if rows.is_empty() {
+        return Ok(false);
+    }
     println!(
         "\nGET /v1/vms?power_state=poweredOn&limit=1 -> {} ({} vCPU, {} MB, on {})",
         vm["name"], vm["num_cpu"], vm["memory_mb"], vm["host"]
     );
-    let metrics = get(http, col, token, &format!("/v1/vms/{id}/metrics")).await?;
     println!("GET /v1/vms/{id}/metrics ->");
-    for m in metrics.as_array().into_iter().flatten().take(8) {
+    for m in rows.iter().take(8) {
         println!(
             "  {:<28} window {} +{}s  mean {:>8} p95 {:>8} {} ({}/{} samples)",
             m["counter"].as_str().unwrap_or_default(),
@@ -193,7 +239,7 @@ async fn report(http: &reqwest::Client, col: &Collector, token: &str) -> Result<
             m["expected_samples"]
         );
     }
-    Ok(())
+    Ok(true)
 }
 
 fn fmt(v: &serde_json::Value) -> String {

@@ -3,6 +3,10 @@
 //! verification; and an optional client certificate (mutual TLS to the collector). Whatever the
 //! policy, the verifier records the thumbprint of the certificate the server presented,
 //! so that a failed handshake can tell the operator exactly what to pin.
+//!
+//! Legacy certificates with RSA keys under 2048 bits are accepted where the certificate
+//! is pinned or verification is off (`weak_rsa`), with a warning; never under CA
+//! verification.
 
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +19,8 @@ use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
 
 use crate::config::TlsPolicy;
+
+mod weak_rsa;
 
 /// The last thumbprint a server presented, shared between the verifier and the client.
 pub type SeenThumbprint = Arc<Mutex<Option<[u8; 32]>>>;
@@ -130,6 +136,7 @@ pub fn client_config(
         mode,
         seen,
         provider: provider.clone(),
+        warned_weak: std::sync::atomic::AtomicBool::new(false),
     });
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -159,6 +166,41 @@ struct RecordingVerifier {
     mode: Mode,
     seen: SeenThumbprint,
     provider: Arc<CryptoProvider>,
+    /// The weak-key warning is logged once per client, not on every connection.
+    warned_weak: std::sync::atomic::AtomicBool,
+}
+
+impl RecordingVerifier {
+    /// When ring refused a handshake signature: for a certificate accepted without a CA
+    /// (pinned or unverified), a legacy RSA key under 2048 bits may still have made it.
+    fn legacy_signature(
+        &self,
+        refused: rustls::Error,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let why = match self.mode {
+            Mode::Chain(_) => return Err(refused),
+            Mode::Pinned(_) => "its thumbprint is pinned",
+            Mode::Insecure => "tls.insecure is set",
+        };
+        let Some(bits) = weak_rsa::verify(message, cert, dss.scheme, dss.signature()) else {
+            return Err(refused);
+        };
+        if !self
+            .warned_weak
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                key_bits = bits,
+                thumbprint = %format_thumbprint(&thumbprint(cert)),
+                "the server's certificate has a weak {bits}-bit RSA key (under {}); accepted because {why}: replace the certificate",
+                weak_rsa::STRONG_RSA_BITS
+            );
+        }
+        Ok(HandshakeSignatureValid::assertion())
+    }
 }
 
 impl ServerCertVerifier for RecordingVerifier {
@@ -199,6 +241,7 @@ impl ServerCertVerifier for RecordingVerifier {
             dss,
             &self.provider.signature_verification_algorithms,
         )
+        .or_else(|e| self.legacy_signature(e, message, cert, dss))
     }
 
     fn verify_tls13_signature(
@@ -213,6 +256,7 @@ impl ServerCertVerifier for RecordingVerifier {
             dss,
             &self.provider.signature_verification_algorithms,
         )
+        .or_else(|e| self.legacy_signature(e, message, cert, dss))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
