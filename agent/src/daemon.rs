@@ -552,7 +552,7 @@ impl VcenterTask {
                         }
                         Ok(_) => {}
                         Err(e) => {
-                            debug!(vcenter = %vc_name, error = %e, "QueryAvailablePerfMetric failed")
+                            debug!(vcenter = %vc_name, error = %e, "the counter probe (one QueryPerf) failed")
                         }
                     }
                     let mut agg = Aggregator::new(&vc_name, self.cfg.perf.window_secs)

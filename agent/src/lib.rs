@@ -27,6 +27,7 @@ pub mod buffer;
 pub mod check;
 pub mod config;
 pub mod daemon;
+pub mod exit;
 pub mod fsio;
 pub mod identity;
 pub mod inventory;

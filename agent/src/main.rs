@@ -11,10 +11,7 @@ use vscout::inventory::{self, Format, Inventory, SCHEMA_VERSION};
 use vscout::telemetry::{self, LogFormat};
 use vscout::vsphere::Client;
 
-/// sysexits.h: the configuration is unusable.
-const EX_USAGE: u8 = 64;
-/// sysexits.h: cannot create a needed file (state directory, buffer) or use a TLS file.
-const EX_CANTCREAT: u8 = 73;
+use vscout::exit::{usage_error, EX_CANTCREAT, EX_USAGE};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -48,8 +45,9 @@ enum Command {
     Check,
     /// Collect performance counters and write their rollups as JSON lines.
     Perf {
-        /// Roll up the last complete window and exit (the only mode for now).
-        #[arg(long)]
+        /// Roll up the last complete window and exit (the only mode for now; `vscout run`
+        /// collects continuously).
+        #[arg(long, required = true)]
         once: bool,
         /// Window length in seconds (a multiple of 20).
         #[arg(long, default_value_t = 300)]
@@ -62,6 +60,8 @@ enum Command {
     Run,
     /// Appliance first boot: read the OVF environment (from vmtoolsd, or a file) and write
     /// the agent's configuration, credentials (0600) and network settings under `--root`.
+    /// Appliance-internal (its first-boot unit runs it), so not listed in `--help`.
+    #[command(hide = true)]
     Firstboot {
         /// An OVF environment document instead of asking `vmtoolsd`.
         #[arg(long)]
@@ -76,11 +76,23 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = match vscout::exit::parse_args() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     telemetry::init(cli.log_format);
     // First boot runs before any configuration exists: it writes it.
     if let Command::Firstboot { ovf_env, root } = &cli.command {
         return firstboot(ovf_env.as_deref(), root);
+    }
+    // Usage errors clap cannot see, judged before anything is read or contacted.
+    if let Command::Perf { window_secs, .. } = &cli.command {
+        if *window_secs < 60 || window_secs % 20 != 0 {
+            return usage_error(
+                "vscout",
+                format!("--window-secs {window_secs}: must be at least 60 and a multiple of 20"),
+            );
+        }
     }
     let cfg = match config::load(&cli.config, std::env::vars()) {
         Ok(c) => c,
@@ -116,10 +128,10 @@ fn main() -> ExitCode {
                 })
             }
             Command::Perf {
-                once,
                 window_secs,
                 output,
-            } => perf_once(&cfg, once, window_secs, &output).await,
+                ..
+            } => perf_once(&cfg, window_secs, &output).await,
             Command::Status => agent_status(&cfg).await,
             // Handled before the configuration is loaded.
             Command::Firstboot { .. } => Ok(ExitCode::SUCCESS),
@@ -219,18 +231,9 @@ async fn inventory_once(
 /// Rolls up the last complete window of every vCenter into one JSON-lines file.
 async fn perf_once(
     cfg: &AgentConfig,
-    once: bool,
     window_secs: u32,
     output: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(
-        once,
-        "only `vscout perf --once` exists for now; `vscout run` collects continuously"
-    );
-    anyhow::ensure!(
-        window_secs >= 60 && window_secs % 20 == 0,
-        "--window-secs {window_secs}: must be at least 60 and a multiple of 20"
-    );
     let mut writer = vscout::perf::RollupWriter::create(output)
         .with_context(|| format!("cannot create {}", output.display()))?;
     let mut failed = false;

@@ -185,3 +185,41 @@ fn firstboot_reads_the_ovf_environment_from_vmware_tools() {
         "{out:?}"
     );
 }
+
+/// Issue 11: `vscout perf` without `--once` exited 1, clap's own errors 2.
+#[test]
+fn usage_errors_exit_64_and_help_exits_0() {
+    let cases: [&[&str]; 5] = [
+        &["perf", "--output", "x.jsonl"],
+        &[
+            "perf",
+            "--once",
+            "--window-secs",
+            "30",
+            "--output",
+            "x.jsonl",
+        ],
+        &["--bogus"],
+        &["inventory", "--format", "xml"],
+        &[],
+    ];
+    for args in cases {
+        let out = vscout().args(args).output().expect("run");
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {out:?}");
+        assert!(!out.stderr.is_empty(), "{args:?} says why");
+    }
+    let out = vscout().arg("--help").output().expect("run");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// `firstboot` is the appliance's own step: not on the first screen of `--help`.
+#[test]
+fn help_leaves_out_the_appliance_firstboot() {
+    let out = vscout().arg("--help").output().expect("run");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("inventory") && help.contains("check"),
+        "{help}"
+    );
+    assert!(!help.contains("firstboot"), "{help}");
+}

@@ -100,7 +100,7 @@ pub async fn run(
     // Everything an agent needs exists before the collector says where it is: the
     // listener, the certificate and the first token's file. The announcement ends with
     // COLLECTOR_READY, which scripts and tests wait for.
-    let first_token = if store.token_count()? == 0 && cfg.client_ca_file.is_none() {
+    let first_token = if cfg.client_ca_file.is_none() && store.first_token_needed()? {
         Some(first_token(store.as_ref(), &cfg.data_dir)?)
     } else {
         None

@@ -1,5 +1,6 @@
-//! The `vscout-collector` binary: `serve` (the default) or `token add NAME`. Bad
-//! configuration exits 64; an unusable data directory, certificate or port exits 73.
+//! The `vscout-collector` binary: `serve` (the default) or `token add|list|revoke`. Usage
+//! errors and bad configuration exit 64; an unusable data directory, certificate or port
+//! exits 73.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,8 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use vscout_collector::config;
 
-const EX_USAGE: u8 = 64;
-const EX_CANTCREAT: u8 = 73;
+use vscout::exit::{usage_error, EX_CANTCREAT, EX_USAGE};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,10 +45,18 @@ enum Command {
 enum TokenAction {
     /// Create a token for an agent and print it (only its hash is stored).
     Add { name: String },
+    /// List the tokens: name, when made, when an agent last used it.
+    List,
+    /// Delete a token: agents presenting it are refused from their next request on (no
+    /// restart needed).
+    Revoke { name: String },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = match vscout::exit::parse_args() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     vscout::telemetry::init(vscout::telemetry::LogFormat::Text);
     let mut raw = match cli.config.as_deref() {
         None => config::RawConfig::default(),
@@ -80,21 +88,15 @@ fn main() -> ExitCode {
         }
     };
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Token {
-            action: TokenAction::Add { name },
-        } => {
-            let result = vscout_collector::open_store(&cfg)
-                .and_then(|s| vscout_collector::add_token(s.as_ref(), &name));
-            match result {
-                Ok(token) => {
-                    println!("{token}");
-                    ExitCode::SUCCESS
-                }
+        Command::Token { action } => {
+            let store = match vscout_collector::open_store(&cfg) {
+                Ok(s) => s,
                 Err(e) => {
                     eprintln!("vscout-collector: {e}");
-                    ExitCode::from(EX_CANTCREAT)
+                    return ExitCode::from(EX_CANTCREAT);
                 }
-            }
+            };
+            token_command(store.as_ref(), action)
         }
         Command::Serve => {
             let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -118,5 +120,66 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// `token add|list|revoke` against the store.
+fn token_command(store: &dyn vscout_collector::store::Storage, action: TokenAction) -> ExitCode {
+    use vscout_collector::store::StoreError;
+    let failed = |e: &dyn std::fmt::Display| {
+        eprintln!("vscout-collector: {e}");
+        ExitCode::from(EX_CANTCREAT)
+    };
+    match action {
+        TokenAction::Add { name } => {
+            if name.trim().is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+                return usage_error(
+                    "vscout-collector",
+                    format!("token name {name:?}: must be 1 to 128 printable characters"),
+                );
+            }
+            match vscout_collector::add_token(store, &name) {
+                Ok(token) => {
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(vscout_collector::StartError::Store(e @ StoreError::TokenExists(_))) => {
+                    usage_error("vscout-collector", e)
+                }
+                Err(e) => failed(&e),
+            }
+        }
+        TokenAction::List => match store.tokens() {
+            Ok(tokens) => {
+                let when = |t: Option<i64>| {
+                    t.map_or("never".to_owned(), |secs| {
+                        vscout::vsphere::datetime::format_unix_millis(secs * 1000)
+                            .replace(".000Z", "Z")
+                    })
+                };
+                println!("{:<32} {:<22} LAST USED", "NAME", "CREATED");
+                for t in tokens {
+                    println!(
+                        "{:<32} {:<22} {}",
+                        t.name,
+                        when(Some(t.created)),
+                        when(t.last_used)
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => failed(&e),
+        },
+        TokenAction::Revoke { name } => match store.revoke_token(&name) {
+            Ok(true) => {
+                println!("revoked token {name:?}: agents presenting it are refused from now on");
+                ExitCode::SUCCESS
+            }
+            Ok(false) => usage_error(
+                "vscout-collector",
+                format!("no token named {name:?} (see `vscout-collector token list`)"),
+            ),
+            Err(e) => failed(&e),
+        },
     }
 }

@@ -3,7 +3,9 @@
 //! certificate reaches the handlers as a request extension.
 //!
 //! Routes: `GET /v1/health` (no auth); with auth: `POST /v1/ingest`, `GET /v1/vcenters`,
-//! `GET /v1/vms`, `GET /v1/vms/{id}/metrics`, `GET /v1/agents`, `GET /v1/stats`.
+//! `GET /v1/vms`, `GET /v1/{hosts,clusters,datastores}`, `GET /v1/{kind}/{id}/metrics`
+//! (window rollups), `GET /v1/{kind}/{id}/daily` (daily sketches merged over a range of
+//! days), `GET /v1/agents`, `GET /v1/stats`. An unknown entity is a 404.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,7 +26,9 @@ use tracing::{debug, info, warn};
 use vscout::ship::batch::{self, DecodeError};
 
 use crate::auth;
-use crate::store::{MetricsQuery, Principal, Storage, StoreError, VmFilter};
+use crate::store::{
+    DailyQuery, EntityFilter, EntityKind, MetricsQuery, Principal, Storage, StoreError, VmFilter,
+};
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -69,7 +73,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/ingest", post(ingest))
         .route("/v1/vcenters", get(vcenters))
         .route("/v1/vms", get(vms))
-        .route("/v1/vms/{id}/metrics", get(metrics))
+        .route("/v1/{kind}", get(entities))
+        .route("/v1/{kind}/{id}/metrics", get(metrics))
+        .route("/v1/{kind}/{id}/daily", get(daily))
         .route("/v1/agents", get(agents))
         .route("/v1/stats", get(stats))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
@@ -202,15 +208,67 @@ async fn vms(
     Ok(Json(json!(blocking(move || Ok(store.vms(&f)?)).await?)))
 }
 
-async fn metrics(
+/// The entity kind of a path segment, or a 404 naming the ones there are.
+fn kind_of(segment: &str) -> Result<EntityKind, ApiError> {
+    EntityKind::from_path(segment).ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no such collection {segment:?}: vms, hosts, clusters, datastores"),
+        )
+    })
+}
+
+fn unknown(kind: EntityKind, id: &str) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no {} {id:?} in any inventory or series (ids are vcenter:entity-id)",
+            kind.noun()
+        ),
+    )
+}
+
+async fn entities(
     State(st): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<MetricsQuery>,
+    Path(kind): Path<String>,
+    Query(f): Query<EntityFilter>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let kind = kind_of(&kind)?;
+    if kind == EntityKind::Vm {
+        return Err(ApiError(StatusCode::NOT_FOUND, "use /v1/vms".into()));
+    }
     let store = st.store.clone();
     Ok(Json(json!(
-        blocking(move || Ok(store.metrics(&id, &q)?)).await?
+        blocking(move || Ok(store.entities(kind, &f)?)).await?
     )))
+}
+
+async fn metrics(
+    State(st): State<AppState>,
+    Path((kind, id)): Path<(String, String)>,
+    Query(q): Query<MetricsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let kind = kind_of(&kind)?;
+    let store = st.store.clone();
+    let key = id.clone();
+    match blocking(move || Ok(store.metrics(kind, &key, &q)?)).await? {
+        Some(rows) => Ok(Json(json!(rows))),
+        None => Err(unknown(kind, &id)),
+    }
+}
+
+async fn daily(
+    State(st): State<AppState>,
+    Path((kind, id)): Path<(String, String)>,
+    Query(q): Query<DailyQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let kind = kind_of(&kind)?;
+    let store = st.store.clone();
+    let key = id.clone();
+    match blocking(move || Ok(store.daily(kind, &key, &q)?)).await? {
+        Some(rows) => Ok(Json(json!(rows))),
+        None => Err(unknown(kind, &id)),
+    }
 }
 
 async fn agents(State(st): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {

@@ -230,3 +230,210 @@ fn the_collector_announces_itself_only_once_its_first_token_file_is_written() ->
     }
     Ok(())
 }
+
+/// GET `path` with `token`; the status and the JSON body.
+async fn get_json(
+    http: &reqwest::Client,
+    col: &Collector,
+    token: &str,
+    path: &str,
+) -> Result<(u16, serde_json::Value)> {
+    let r = http
+        .get(format!("{}{path}", col.url))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    Ok((status, serde_json::from_slice(&r.bytes().await?)?))
+}
+
+/// Issue 11: hosts, clusters and datastores are served (lists and metrics), the daily
+/// sketches are merged over a range of days, an unknown entity is a 404 (it was `[]`),
+/// and a token revoked with the CLI is refused at once by the running collector.
+#[tokio::test]
+async fn the_api_serves_every_entity_kind_daily_percentiles_and_refuses_revoked_tokens(
+) -> Result<()> {
+    use vscout::inventory::model::{Cluster, Datastore, Host, Vm};
+    use vscout::inventory::VcenterInventory;
+    use vscout::perf::sketch::Sketch;
+    use vscout::perf::{DailySummary, Rollup, WindowStats, ROLLUP_SCHEMA_VERSION};
+
+    let dir = tempfile::tempdir()?;
+    let col = Collector::start(&dir.path().join("data"))?;
+    let token = std::fs::read_to_string(&col.token_file)?.trim().to_owned();
+    let http = client(&col, None)?;
+    let inventory = VcenterInventory {
+        name: "vc".into(),
+        collected_at: "2026-11-30T12:00:00Z".into(),
+        hosts: vec![Host {
+            id: "host-1".into(),
+            name: "esx01".into(),
+            memory_bytes: Some(64 << 30),
+            ..Host::default()
+        }],
+        clusters: vec![Cluster {
+            id: "domain-c1".into(),
+            name: "prod".into(),
+            ..Cluster::default()
+        }],
+        datastores: vec![Datastore {
+            id: "datastore-1".into(),
+            name: "ds01".into(),
+            capacity_bytes: Some(1 << 40),
+            ..Datastore::default()
+        }],
+        vms: vec![Vm {
+            id: "vm-1".into(),
+            name: "web01".into(),
+            memory_bytes: Some(4 << 30),
+            ..Vm::default()
+        }],
+        ..VcenterInventory::default()
+    };
+    let rollup = |entity_type: &str, id: &str| {
+        Record::Rollup(Rollup {
+            schema_version: ROLLUP_SCHEMA_VERSION,
+            vcenter: "vc".into(),
+            entity_type: entity_type.into(),
+            entity_id: id.into(),
+            counter: "cpu.usage.average".into(),
+            instance: "".into(),
+            unit: "percent".into(),
+            stats_type: "rate".into(),
+            window_start: 1_764_504_000,
+            window_secs: 300,
+            expected_samples: 15,
+            missing_samples: 0,
+            stats: Some(WindowStats {
+                count: 15,
+                min: 1.0,
+                max: 30.0,
+                mean: 10.0,
+                p50: 9.0,
+                p95: 25.0,
+                p99: 30.0,
+            }),
+        })
+    };
+    let daily = |day_start: i64, base: u32| {
+        let mut sketch = Sketch::default();
+        for v in base..base + 100 {
+            sketch.add(f64::from(v));
+        }
+        Record::Daily(DailySummary {
+            schema_version: ROLLUP_SCHEMA_VERSION,
+            vcenter: "vc".into(),
+            entity_type: "VirtualMachine".into(),
+            entity_id: "vm-1".into(),
+            counter: "cpu.usage.average".into(),
+            instance: "".into(),
+            unit: "percent".into(),
+            stats_type: "rate".into(),
+            day_start,
+            samples: 100,
+            expected_samples: 4320,
+            p50: None,
+            p95: None,
+            p99: None,
+            max: Some(f64::from(base + 99)),
+            sketch,
+        })
+    };
+    let body = batch::encode(&Batch {
+        batch_version: BATCH_VERSION,
+        created_ms: 0,
+        records: vec![
+            Record::Inventory(Box::new(inventory)),
+            rollup("HostSystem", "host-1"),
+            rollup("ClusterComputeResource", "domain-c1"),
+            rollup("Datastore", "datastore-1"),
+            rollup("VirtualMachine", "vm-1"),
+            daily(1_764_460_800, 0),
+            daily(1_764_547_200, 100),
+        ],
+    })?;
+    let r = post(&http, &col, Some(&token), Some("agent-z:1"), body).await?;
+    assert_eq!(r.status(), 200, "{}", r.text().await?);
+
+    for (kind, id, name) in [
+        ("hosts", "vc:host-1", "esx01"),
+        ("clusters", "vc:domain-c1", "prod"),
+        ("datastores", "vc:datastore-1", "ds01"),
+    ] {
+        let (status, list) = get_json(&http, &col, &token, &format!("/v1/{kind}")).await?;
+        assert_eq!(status, 200, "{kind}: {list}");
+        assert_eq!(list[0]["id"], id, "{kind}: {list}");
+        assert_eq!(list[0]["name"], name, "{kind}: {list}");
+        let (status, rows) =
+            get_json(&http, &col, &token, &format!("/v1/{kind}/{id}/metrics")).await?;
+        assert_eq!(status, 200, "{kind}: {rows}");
+        assert_eq!(rows.as_array().map(Vec::len), Some(1), "{kind}: {rows}");
+        assert_eq!(rows[0]["p95"], 25.0);
+    }
+    let (_, hosts) = get_json(&http, &col, &token, "/v1/hosts").await?;
+    assert_eq!(hosts[0]["memory_bytes"], 64u64 << 30, "sizes in bytes");
+    let (_, vms) = get_json(&http, &col, &token, "/v1/vms").await?;
+    assert_eq!(vms[0]["memory_bytes"], 4u64 << 30, "sizes in bytes");
+    let (_, vcs) = get_json(&http, &col, &token, "/v1/vcenters").await?;
+    assert_eq!(
+        vcs[0]["collected_at"], 1_796_040_000,
+        "timestamps in Unix seconds"
+    );
+
+    // Unknown entities and collections are 404s with a message, not empty lists.
+    for path in [
+        "/v1/vms/vc:vm-404/metrics",
+        "/v1/hosts/vc:vm-1/metrics",
+        "/v1/vms/vc:vm-404/daily",
+        "/v1/widgets",
+    ] {
+        let (status, body) = get_json(&http, &col, &token, path).await?;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+    // A known VM without rows in the range is an empty list.
+    let (status, rows) = get_json(
+        &http,
+        &col,
+        &token,
+        "/v1/vms/vc:vm-1/metrics?from=2000000000",
+    )
+    .await?;
+    assert_eq!((status, rows.as_array().map(Vec::len)), (200, Some(0)));
+
+    // Two days merged: the p95 of 0..=199 (190) within the sketch's 1%; one day alone.
+    let (status, d) = get_json(&http, &col, &token, "/v1/vms/vc:vm-1/daily").await?;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d[0]["days"], 2);
+    assert_eq!(d[0]["samples"], 200);
+    let p95 = d[0]["p95"].as_f64().context("p95")?;
+    assert!((p95 - 190.0).abs() <= 1.9, "{d}");
+    let (_, one) = get_json(
+        &http,
+        &col,
+        &token,
+        "/v1/vms/vc:vm-1/daily?from=1764547200&counter=cpu.usage.average",
+    )
+    .await?;
+    assert_eq!(one[0]["days"], 1);
+    assert_eq!(one[0]["max"], 199.0);
+
+    // A token revoked from the command line is refused by the running collector at once.
+    let add = Command::new(built_binary("vscout-collector")?)
+        .arg("--data-dir")
+        .arg(&col.data_dir)
+        .args(["token", "add", "short-lived"])
+        .output()?;
+    assert!(add.status.success(), "{add:?}");
+    let short = String::from_utf8_lossy(&add.stdout).trim().to_owned();
+    assert_eq!(get_json(&http, &col, &short, "/v1/stats").await?.0, 200);
+    let revoke = Command::new(built_binary("vscout-collector")?)
+        .arg("--data-dir")
+        .arg(&col.data_dir)
+        .args(["token", "revoke", "short-lived"])
+        .output()?;
+    assert!(revoke.status.success(), "{revoke:?}");
+    assert_eq!(get_json(&http, &col, &short, "/v1/stats").await?.0, 401);
+    assert_eq!(get_json(&http, &col, &token, "/v1/stats").await?.0, 200);
+    Ok(())
+}

@@ -109,7 +109,7 @@ fn inventory_json_and_csv_match_the_simulated_estate() {
         }
         assert_eq!(vm.vcenter_uuid, v.about.instance_uuid);
         assert!(vm.instance_uuid.is_some() && vm.bios_uuid.is_some());
-        assert!(vm.num_cpu.unwrap_or(0) >= 1 && vm.memory_mb.unwrap_or(0) > 0);
+        assert!(vm.num_cpu.unwrap_or(0) >= 1 && vm.memory_bytes.unwrap_or(0) >= 1 << 20);
         assert!(!vm.disks.is_empty(), "vm {} has no disks", vm.name);
         for d in &vm.disks {
             assert!(d.capacity_bytes.unwrap_or(0) > 0);
@@ -325,6 +325,13 @@ fn check_passes_against_a_healthy_vcenter_and_fails_on_an_unreachable_port() {
             "no {check} row:\n{table}"
         );
     }
+    // Issue 11: the probe (QueryAvailablePerfMetric) warned that vm:disk.usage.average had
+    // no data while polling stored rollups of it; it now asks what polling asks.
+    let stats_row = table
+        .lines()
+        .find(|l| l.starts_with("sim ") && l.split_whitespace().nth(1) == Some("statistics"))
+        .unwrap_or_default();
+    assert!(stats_row.contains("PASS"), "{table}");
 
     // A port nobody listens on (bind, read the port, close).
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -13,8 +13,9 @@ use crate::vsphere::About;
 /// Strings are `CompactString`: ids, states and most names fit inline in 24 bytes, which
 /// keeps a 10,000-VM inventory small in memory.
 ///
-/// Version of the record layout below.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the record layout below. 2: memory sizes in bytes (`memory_bytes`, memory
+/// reservation and limit), like every other size.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One discovery run over every configured vCenter.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -138,7 +139,8 @@ pub struct Vm {
     pub firmware: Option<CompactString>,
     pub num_cpu: Option<u32>,
     pub cores_per_socket: Option<u32>,
-    pub memory_mb: Option<u64>,
+    /// Configured memory, bytes (vCenter's `memoryMB` × 1 MiB).
+    pub memory_bytes: Option<u64>,
     pub cpu: Allocation,
     pub memory: Allocation,
     pub cpu_hot_add: Option<bool>,
@@ -164,7 +166,7 @@ pub struct Vm {
     pub create_date: Option<CompactString>,
 }
 
-/// CPU (MHz) or memory (MB) reservation, limit (-1 = unlimited) and shares.
+/// CPU (MHz) or memory (bytes) reservation, limit (-1 = unlimited) and shares.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Allocation {
     pub reservation: Option<i64>,

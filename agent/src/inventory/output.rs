@@ -156,13 +156,15 @@ const VMS: &[RowCol<Vm>] = &[
     ("firmware", |r| opt(&r.item.firmware)),
     ("num_cpu", |r| opt(&r.item.num_cpu)),
     ("cores_per_socket", |r| opt(&r.item.cores_per_socket)),
-    ("memory_mb", |r| opt(&r.item.memory_mb)),
+    ("memory_bytes", |r| opt(&r.item.memory_bytes)),
     ("cpu_reservation_mhz", |r| opt(&r.item.cpu.reservation)),
     ("cpu_limit_mhz", |r| opt(&r.item.cpu.limit)),
     ("cpu_shares", |r| opt(&r.item.cpu.shares)),
     ("cpu_shares_level", |r| opt(&r.item.cpu.shares_level)),
-    ("memory_reservation_mb", |r| opt(&r.item.memory.reservation)),
-    ("memory_limit_mb", |r| opt(&r.item.memory.limit)),
+    ("memory_reservation_bytes", |r| {
+        opt(&r.item.memory.reservation)
+    }),
+    ("memory_limit_bytes", |r| opt(&r.item.memory.limit)),
     ("memory_shares", |r| opt(&r.item.memory.shares)),
     ("memory_shares_level", |r| opt(&r.item.memory.shares_level)),
     ("cpu_hot_add", |r| opt(&r.item.cpu_hot_add)),

@@ -115,9 +115,11 @@ pub fn map_vm(oc: &ObjectContent, vcenter_uuid: &str) -> (Vm, VmRefs) {
         firmware: t("config.firmware"),
         num_cpu: oc.parse("config.hardware.numCPU"),
         cores_per_socket: oc.parse("config.hardware.numCoresPerSocket"),
-        memory_mb: oc.parse("config.hardware.memoryMB"),
+        memory_bytes: oc
+            .parse::<u64>("config.hardware.memoryMB")
+            .map(|mb| mb.saturating_mul(MIB)),
         cpu: allocation(oc.get("config.cpuAllocation")),
-        memory: allocation(oc.get("config.memoryAllocation")),
+        memory: in_bytes(allocation(oc.get("config.memoryAllocation"))),
         cpu_hot_add: oc.bool("config.cpuHotAddEnabled"),
         memory_hot_add: oc.bool("config.memoryHotAddEnabled"),
         guest_hostname: t("guest.hostName"),
@@ -165,6 +167,27 @@ fn allocation(n: Option<&Node>) -> Allocation {
         limit: n.parse_at("limit"),
         shares: n.parse_at("shares/shares"),
         shares_level: n.text_at("shares/level").map(CompactString::from),
+    }
+}
+
+const MIB: u64 = 1 << 20;
+
+/// vCenter gives memory reservations and limits in MB; vscout gives every size in bytes.
+/// A limit of -1 (unlimited) stays -1.
+fn in_bytes(a: Allocation) -> Allocation {
+    let scale = |v: Option<i64>| {
+        v.map(|x| {
+            if x < 0 {
+                x
+            } else {
+                x.saturating_mul(MIB as i64)
+            }
+        })
+    };
+    Allocation {
+        reservation: scale(a.reservation),
+        limit: scale(a.limit),
+        ..a
     }
 }
 

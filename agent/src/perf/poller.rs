@@ -174,9 +174,11 @@ impl Poller {
         })
     }
 
-    /// Asks vCenter which metrics a few VMs and a host really have (QueryAvailablePerfMetric)
-    /// and returns, by name, the configured counters none of them has: the vCenter's
-    /// statistics level hides them, or the hardware lacks them. Logged once at start.
+    /// Asks vCenter for the last few minutes of every configured counter on a few VMs and
+    /// a host, with the same QueryPerf that polling sends, and returns, by name, the
+    /// counters for which none of them answered a series: the vCenter's statistics level
+    /// hides them, or the hardware lacks them. (QueryAvailablePerfMetric was asked before
+    /// and disagreed with what polling then got.) Logged once at start; `check` shows it.
     pub async fn unavailable(
         &self,
         client: &Client,
@@ -187,31 +189,52 @@ impl Poller {
             .filter(|t| t.kind == "VirtualMachine")
             .take(2);
         let hosts = targets.iter().filter(|t| t.kind == "HostSystem").take(1);
-        let mut missing = Vec::new();
-        let mut seen_vm = std::collections::HashSet::new();
-        let mut seen_host = std::collections::HashSet::new();
-        let mut asked = (false, false);
-        for t in vms.chain(hosts) {
-            let ids = client.available_metrics(t, REALTIME_SECS).await?;
-            let seen = if t.kind == "HostSystem" {
-                asked.1 = true;
-                &mut seen_host
-            } else {
-                asked.0 = true;
-                &mut seen_vm
-            };
-            seen.extend(ids.into_iter().map(|m| m.counter));
+        let probe: Vec<&MoRef> = vms.chain(hosts).collect();
+        if probe.is_empty() {
+            return Ok(Vec::new());
         }
-        for (asked, seen, resolved, kind) in [
-            (asked.0, &seen_vm, &self.counters.vm, "vm"),
-            (asked.1, &seen_host, &self.counters.host, "host"),
+        let end = vcenter_now_ms(client).await?;
+        // Five minutes of real-time samples: enough for a fresh VM to have some.
+        let span_ms = 300_000;
+        let queries: Vec<PerfQuery> = probe
+            .iter()
+            .map(|entity| PerfQuery {
+                entity: (*entity).clone(),
+                start_ms: Some(end - span_ms),
+                end_ms: Some(end),
+                max_sample: (span_ms / (i64::from(REALTIME_SECS) * 1000)) as u32,
+                metrics: self
+                    .counters
+                    .of(entity)
+                    .counters
+                    .iter()
+                    .map(|c| MetricId {
+                        counter: c.key,
+                        instance: "*".into(),
+                    })
+                    .collect(),
+                interval_secs: REALTIME_SECS,
+            })
+            .collect();
+        let answers = client.query_perf(&queries).await?;
+        let mut seen: std::collections::HashSet<(bool, i32)> = std::collections::HashSet::new();
+        for a in &answers {
+            let is_host = a.entity.as_ref().is_some_and(|e| e.kind == "HostSystem");
+            seen.extend(a.series.iter().map(|s| (is_host, s.id.counter)));
+        }
+        let asked_vm = probe.iter().any(|t| t.kind == "VirtualMachine");
+        let asked_host = probe.iter().any(|t| t.kind == "HostSystem");
+        let mut missing = Vec::new();
+        for (asked, is_host, resolved, kind) in [
+            (asked_vm, false, &self.counters.vm, "vm"),
+            (asked_host, true, &self.counters.host, "host"),
         ] {
             if asked {
                 missing.extend(
                     resolved
                         .counters
                         .iter()
-                        .filter(|c| !seen.contains(&c.key))
+                        .filter(|c| !seen.contains(&(is_host, c.key)))
                         .map(|c| format!("{kind}:{}", c.name)),
                 );
             }

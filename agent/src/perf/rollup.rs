@@ -93,6 +93,16 @@ pub struct DailySummary {
 
 const DAY_MS: i64 = 86_400_000;
 
+/// How many slots of an `interval_secs` grid the window `(start, start + window_secs]`
+/// holds: the most samples it can have. `window_secs / interval` when the interval divides
+/// the window (15 real-time samples in 5 minutes); for 5-minute data in shorter windows,
+/// 1 for the window that holds a 5-minute boundary and 0 for the others.
+pub fn slots_in_window(window_start_secs: i64, window_secs: u32, interval_secs: u32) -> u32 {
+    let i = i64::from(interval_secs.max(1));
+    let end = window_start_secs + i64::from(window_secs);
+    (end.div_euclid(i) - window_start_secs.div_euclid(i)) as u32
+}
+
 /// Exact statistics of `values` (any order); `None` for no values.
 pub fn stats(values: &mut [f64]) -> Option<WindowStats> {
     if values.is_empty() {
@@ -504,7 +514,11 @@ impl Aggregator {
                     stats_type: names.stats_type,
                     window_start: start / 1000,
                     window_secs,
-                    expected_samples: window_secs / meta.interval_secs.max(1),
+                    expected_samples: slots_in_window(
+                        start / 1000,
+                        window_secs,
+                        meta.interval_secs,
+                    ),
                     missing_samples: missing,
                     stats: stats(&mut values),
                 });
@@ -589,6 +603,31 @@ mod tests {
         let mut w: Vec<f64> = (1..=15).map(|x| f64::from(x) * 10.0).collect();
         let s = stats(&mut w).expect("stats");
         assert_eq!((s.p50, s.p95, s.p99, s.mean), (80.0, 150.0, 150.0, 80.0));
+    }
+
+    /// Issue 11: with 1-minute windows a cluster's 5-minute sample made `count 1` of
+    /// `expected 0` (60 / 300 rounded down).
+    #[test]
+    fn five_minute_data_in_one_minute_windows_expects_one_sample_where_a_boundary_falls() {
+        let expected: Vec<u32> = (0..5).map(|w| slots_in_window(w * 60, 60, 300)).collect();
+        assert_eq!(
+            expected,
+            vec![0, 0, 0, 0, 1],
+            "(240, 300] holds the 300 s slot"
+        );
+        assert_eq!(slots_in_window(0, 300, 20), 15);
+        assert_eq!(slots_in_window(300, 300, 300), 1);
+        let mut agg = Aggregator::new("vc", 60);
+        let k = SeriesKey {
+            entity_type: "ClusterComputeResource".into(),
+            ..key("cpu.usage.average")
+        };
+        agg.add(&k, "percent", 300, 300_000, 5000);
+        let r = agg.drain_closed(1_000_000);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].window_start, 240);
+        assert_eq!(r[0].expected_samples, 1);
+        assert_eq!(r[0].stats.map(|s| s.count), Some(1));
     }
 
     #[test]

@@ -99,25 +99,6 @@ impl Client {
         Ok(out)
     }
 
-    /// The metrics vCenter has for `entity` at `interval_secs` (QueryAvailablePerfMetric).
-    pub async fn available_metrics(
-        &self,
-        entity: &MoRef,
-        interval_secs: u32,
-    ) -> Result<Vec<MetricId>, VsphereError> {
-        let pm = self.perf_manager("QueryAvailablePerfMetric")?;
-        let rest = format!(
-            r#"<entity type="{}">{}</entity><intervalId>{interval_secs}</intervalId>"#,
-            escape(entity.kind.as_str()),
-            escape(entity.value.as_str())
-        );
-        let body = envelope::call("QueryAvailablePerfMetric", &pm, &rest);
-        let vals = self
-            .with_session(|| self.invoke("QueryAvailablePerfMetric", body.clone()))
-            .await?;
-        Ok(vals.iter().filter_map(metric_id).collect())
-    }
-
     /// QueryPerf for several entities at once; one answer per entity that has data. Each
     /// entity's part is converted as it is parsed, so the XML tree of 256 entities is never
     /// held. (The body itself, about 2.5 MB, is read whole: streaming it through blocking

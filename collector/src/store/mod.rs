@@ -25,13 +25,27 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("storage error: {0}")]
     Other(String),
+    #[error("a token named {0:?} already exists (see `vscout-collector token list`); revoke it first or choose another name")]
+    TokenExists(String),
 }
 
 impl StoreError {
-    /// Storage errors (a locked or full disk) may pass: the agent retries on a 503.
+    /// Storage errors (a locked or full disk) may pass: the agent retries on a 503. A
+    /// token name that is taken stays taken.
     pub fn is_retryable(&self) -> bool {
-        true
+        !matches!(self, Self::TokenExists(_))
     }
+}
+
+/// An agent token as `token list` shows it (never the token itself: only its hash is
+/// stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    pub name: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// When an agent authenticated with it last sent a batch (Unix seconds), if ever.
+    pub last_used: Option<i64>,
 }
 
 /// The identity a request was authenticated as.
@@ -65,7 +79,72 @@ pub struct VmFilter {
     pub offset: Option<u32>,
 }
 
-/// Query of `GET /v1/vms/{id}/metrics`.
+/// The kinds of entity the API serves, by their path segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntityKind {
+    Vm,
+    Host,
+    Cluster,
+    Datastore,
+}
+
+impl EntityKind {
+    /// `vms`, `hosts`, `clusters`, `datastores`.
+    pub fn from_path(segment: &str) -> Option<Self> {
+        match segment {
+            "vms" => Some(Self::Vm),
+            "hosts" => Some(Self::Host),
+            "clusters" => Some(Self::Cluster),
+            "datastores" => Some(Self::Datastore),
+            _ => None,
+        }
+    }
+
+    /// vSphere's managed object type, as series record it.
+    pub fn entity_type(self) -> &'static str {
+        match self {
+            Self::Vm => "VirtualMachine",
+            Self::Host => "HostSystem",
+            Self::Cluster => "ClusterComputeResource",
+            Self::Datastore => "Datastore",
+        }
+    }
+
+    /// Singular, for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Vm => "VM",
+            Self::Host => "host",
+            Self::Cluster => "cluster",
+            Self::Datastore => "datastore",
+        }
+    }
+}
+
+/// Filters of `GET /v1/hosts`, `/v1/clusters`, `/v1/datastores`.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntityFilter {
+    pub vcenter: Option<String>,
+    /// Substring of the name.
+    pub name: Option<String>,
+    pub limit: Option<u32>,
+    pub offset: Option<u32>,
+}
+
+/// Query of `GET /v1/{kind}/{id}/daily`: daily sketches merged over the days whose start
+/// is in `[from, to]`.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DailyQuery {
+    pub counter: Option<String>,
+    /// Unix seconds, inclusive day starts.
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub vcenter: Option<String>,
+}
+
+/// Query of `GET /v1/{kind}/{id}/metrics`.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsQuery {
@@ -102,12 +181,42 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     ) -> Result<IngestOutcome, StoreError>;
     fn vcenters(&self) -> Result<Vec<serde_json::Value>, StoreError>;
     fn vms(&self, filter: &VmFilter) -> Result<Vec<serde_json::Value>, StoreError>;
-    fn metrics(&self, vm: &str, q: &MetricsQuery) -> Result<Vec<serde_json::Value>, StoreError>;
+    /// Hosts, clusters or datastores of the latest inventories.
+    fn entities(
+        &self,
+        kind: EntityKind,
+        filter: &EntityFilter,
+    ) -> Result<Vec<serde_json::Value>, StoreError>;
+    /// Rollups of one entity (`vcenter:id`, or `id` with `q.vcenter`); `None` if no
+    /// inventory or series knows it.
+    fn metrics(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        q: &MetricsQuery,
+    ) -> Result<Option<Vec<serde_json::Value>>, StoreError>;
+    /// Daily sketches of one entity merged per series over a range of days: percentiles
+    /// of every sample of those days; `None` if no inventory or series knows it.
+    fn daily(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        q: &DailyQuery,
+    ) -> Result<Option<Vec<serde_json::Value>>, StoreError>;
     fn agents(&self) -> Result<Vec<serde_json::Value>, StoreError>;
     fn counts(&self) -> Result<Counts, StoreError>;
-    /// Adds a token under `name` (its SHA-256 only is stored).
+    /// Adds a token under `name` (its SHA-256 only is stored); `TokenExists` if the name
+    /// is taken.
     fn add_token(&self, name: &str, sha256_hex: &str) -> Result<(), StoreError>;
-    /// The token's name if a token with this SHA-256 exists.
+    /// The token's name if a token with this SHA-256 exists (checked on every request,
+    /// so a revoked token is refused at once).
     fn token_name(&self, sha256_hex: &str) -> Result<Option<String>, StoreError>;
     fn token_count(&self) -> Result<u64, StoreError>;
+    /// Every token, by name.
+    fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError>;
+    /// Deletes the token `name`; false if there was none.
+    fn revoke_token(&self, name: &str) -> Result<bool, StoreError>;
+    /// True until the first token was ever made: a collector whose tokens were all
+    /// revoked does not make a new first token on its next start.
+    fn first_token_needed(&self) -> Result<bool, StoreError>;
 }

@@ -12,12 +12,16 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde_json::{json, Value};
+use vscout::perf::sketch::Sketch;
 use vscout::perf::Rollup;
-use vscout::ship::batch::{RollupView, StatsRow};
+use vscout::ship::batch::{AgentHealth, RollupView, StatsRow};
 use vscout::ship::{Batch, Record};
 use vscout::telemetry::unix_now_ms as now_ms;
 
-use super::{Counts, IngestOutcome, MetricsQuery, Principal, Storage, StoreError, VmFilter};
+use super::{
+    Counts, DailyQuery, EntityFilter, EntityKind, IngestOutcome, MetricsQuery, Principal, Storage,
+    StoreError, TokenInfo, VmFilter,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS batches (
@@ -36,9 +40,12 @@ CREATE TABLE IF NOT EXISTS vcenters (
     warnings INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS vms (
     vcenter TEXT NOT NULL, vm_id TEXT NOT NULL, name TEXT NOT NULL, power_state TEXT,
-    guest_os TEXT, num_cpu INTEGER, memory_mb INTEGER, host TEXT NOT NULL,
+    guest_os TEXT, num_cpu INTEGER, memory_bytes INTEGER, host TEXT NOT NULL,
     cluster TEXT NOT NULL, datacenter TEXT NOT NULL, doc TEXT NOT NULL,
     PRIMARY KEY (vcenter, vm_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS entities (
+    vcenter TEXT NOT NULL, kind TEXT NOT NULL, entity_id TEXT NOT NULL, name TEXT NOT NULL,
+    doc TEXT NOT NULL, PRIMARY KEY (vcenter, kind, entity_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS series (
     id INTEGER PRIMARY KEY, vcenter TEXT NOT NULL, entity_type TEXT NOT NULL,
     entity_id TEXT NOT NULL, counter TEXT NOT NULL, instance TEXT NOT NULL,
@@ -55,6 +62,9 @@ CREATE TABLE IF NOT EXISTS daily (
     PRIMARY KEY (series_id, day_start)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tokens (
     name TEXT PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, created_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+-- Databases from before the meta table: tokens there means tokens were made.
+INSERT OR IGNORE INTO meta SELECT 'tokens_made', '1' WHERE EXISTS (SELECT 1 FROM tokens);
 ";
 
 /// Series are looked up by `vcenter 0x1f entity 0x1f counter 0x1f instance`, built in a
@@ -96,6 +106,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = open_conn(path)?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         let mut series = HashMap::new();
         {
             let mut stmt =
@@ -358,10 +369,11 @@ impl Storage for SqliteStore {
                 "vcenter": r.get::<_, String>(0)?, "agent_id": r.get::<_, String>(1)?,
                 "url": r.get::<_, String>(2)?,
                 "about": serde_json::from_str::<Value>(&about).unwrap_or(Value::Null),
-                "collected_at": r.get::<_, String>(4)?, "vms": r.get::<_, i64>(5)?,
+                "collected_at": vscout::vsphere::datetime::parse_unix_secs(&r.get::<_, String>(4)?),
+                "vms": r.get::<_, i64>(5)?,
                 "hosts": r.get::<_, i64>(6)?, "clusters": r.get::<_, i64>(7)?,
                 "datastores": r.get::<_, i64>(8)?, "networks": r.get::<_, i64>(9)?,
-                "warnings": r.get::<_, i64>(10)?, "updated_ms": r.get::<_, i64>(11)?,
+                "warnings": r.get::<_, i64>(10)?, "updated_at": r.get::<_, i64>(11)? / 1000,
             }))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -370,7 +382,7 @@ impl Storage for SqliteStore {
     fn vms(&self, f: &VmFilter) -> Result<Vec<Value>, StoreError> {
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(
-            "SELECT vcenter, vm_id, name, power_state, guest_os, num_cpu, memory_mb, host, cluster,
+            "SELECT vcenter, vm_id, name, power_state, guest_os, num_cpu, memory_bytes, host, cluster,
                     datacenter, CASE WHEN ?5 THEN doc ELSE NULL END
              FROM vms
              WHERE (?1 IS NULL OR vcenter = ?1) AND (?2 IS NULL OR instr(name, ?2) > 0)
@@ -394,7 +406,7 @@ impl Storage for SqliteStore {
                     "id": format!("{vcenter}:{vm_id}"), "vcenter": vcenter, "vm_id": vm_id,
                     "name": r.get::<_, String>(2)?, "power_state": r.get::<_, Option<String>>(3)?,
                     "guest_os": r.get::<_, Option<String>>(4)?, "num_cpu": r.get::<_, Option<i64>>(5)?,
-                    "memory_mb": r.get::<_, Option<i64>>(6)?, "host": r.get::<_, String>(7)?,
+                    "memory_bytes": r.get::<_, Option<i64>>(6)?, "host": r.get::<_, String>(7)?,
                     "cluster": r.get::<_, String>(8)?, "datacenter": r.get::<_, String>(9)?,
                 });
                 if let Some(doc) = r.get::<_, Option<String>>(10)? {
@@ -406,36 +418,147 @@ impl Storage for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn metrics(&self, vm: &str, q: &MetricsQuery) -> Result<Vec<Value>, StoreError> {
-        // `vcenter:vm-42`, or `vm-42` with an optional `vcenter` parameter.
-        let (vcenter, entity) = match vm.split_once(':') {
-            Some((vc, id)) => (Some(vc.to_owned()), id.to_owned()),
-            None => (q.vcenter.clone(), vm.to_owned()),
-        };
+    fn entities(&self, kind: EntityKind, f: &EntityFilter) -> Result<Vec<Value>, StoreError> {
         let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT vcenter, entity_id, doc FROM entities
+             WHERE kind = ?1 AND (?2 IS NULL OR vcenter = ?2) AND (?3 IS NULL OR instr(name, ?3) > 0)
+             ORDER BY vcenter, name, entity_id LIMIT ?4 OFFSET ?5",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                kind.entity_type(),
+                f.vcenter,
+                f.name,
+                i64::from(f.limit.unwrap_or(10_000).min(100_000)),
+                i64::from(f.offset.unwrap_or(0)),
+            ],
+            |r| {
+                let (vcenter, id, doc): (String, String, String) =
+                    (r.get(0)?, r.get(1)?, r.get(2)?);
+                let mut v = serde_json::from_str::<Value>(&doc).unwrap_or(Value::Null);
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("id");
+                    o.insert("id".into(), json!(format!("{vcenter}:{id}")));
+                    o.insert("vcenter".into(), json!(vcenter));
+                    o.insert("entity_id".into(), json!(id));
+                }
+                Ok(v)
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn metrics(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        q: &MetricsQuery,
+    ) -> Result<Option<Vec<Value>>, StoreError> {
+        let (vcenter, entity) = split_id(id, q.vcenter.as_deref());
+        let conn = self.reader();
+        if !known(&conn, kind, vcenter.as_deref(), &entity)? {
+            return Ok(None);
+        }
         let mut stmt = conn.prepare_cached(
             "SELECT s.vcenter, s.counter, s.instance, s.unit, s.stats_type, r.window_start,
                     r.window_secs, r.expected, r.missing, r.count, r.min, r.max, r.mean, r.p50,
                     r.p95, r.p99
              FROM series s JOIN rollups r ON r.series_id = s.id
-             WHERE s.entity_id = ?1 AND (?2 IS NULL OR s.vcenter = ?2)
+             WHERE s.entity_id = ?1 AND s.entity_type = ?6 AND (?2 IS NULL OR s.vcenter = ?2)
                AND (?3 IS NULL OR s.counter = ?3)
                AND (?4 IS NULL OR r.window_start >= ?4) AND (?5 IS NULL OR r.window_start <= ?5)
              ORDER BY s.counter, s.instance, r.window_start LIMIT 100000",
         )?;
-        let rows = stmt.query_map(params![entity, vcenter, q.counter, q.from, q.to], |r| {
-            Ok(json!({
-                "vcenter": r.get::<_, String>(0)?, "counter": r.get::<_, String>(1)?,
-                "instance": r.get::<_, String>(2)?, "unit": r.get::<_, String>(3)?,
-                "stats_type": r.get::<_, String>(4)?, "window_start": r.get::<_, i64>(5)?,
-                "window_secs": r.get::<_, i64>(6)?, "expected_samples": r.get::<_, i64>(7)?,
-                "missing_samples": r.get::<_, i64>(8)?, "count": r.get::<_, i64>(9)?,
-                "min": r.get::<_, Option<f64>>(10)?, "max": r.get::<_, Option<f64>>(11)?,
-                "mean": r.get::<_, Option<f64>>(12)?, "p50": r.get::<_, Option<f64>>(13)?,
-                "p95": r.get::<_, Option<f64>>(14)?, "p99": r.get::<_, Option<f64>>(15)?,
-            }))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let rows = stmt.query_map(
+            params![entity, vcenter, q.counter, q.from, q.to, kind.entity_type()],
+            |r| {
+                Ok(json!({
+                    "vcenter": r.get::<_, String>(0)?, "counter": r.get::<_, String>(1)?,
+                    "instance": r.get::<_, String>(2)?, "unit": r.get::<_, String>(3)?,
+                    "stats_type": r.get::<_, String>(4)?, "window_start": r.get::<_, i64>(5)?,
+                    "window_secs": r.get::<_, i64>(6)?, "expected_samples": r.get::<_, i64>(7)?,
+                    "missing_samples": r.get::<_, i64>(8)?, "count": r.get::<_, i64>(9)?,
+                    "min": r.get::<_, Option<f64>>(10)?, "max": r.get::<_, Option<f64>>(11)?,
+                    "mean": r.get::<_, Option<f64>>(12)?, "p50": r.get::<_, Option<f64>>(13)?,
+                    "p95": r.get::<_, Option<f64>>(14)?, "p99": r.get::<_, Option<f64>>(15)?,
+                }))
+            },
+        )?;
+        Ok(Some(rows.collect::<Result<_, _>>()?))
+    }
+
+    fn daily(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        q: &DailyQuery,
+    ) -> Result<Option<Vec<Value>>, StoreError> {
+        let (vcenter, entity) = split_id(id, q.vcenter.as_deref());
+        let conn = self.reader();
+        if !known(&conn, kind, vcenter.as_deref(), &entity)? {
+            return Ok(None);
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT s.id, s.vcenter, s.counter, s.instance, s.unit, s.stats_type, d.day_start,
+                    d.samples, d.expected, d.max, d.sketch
+             FROM series s JOIN daily d ON d.series_id = s.id
+             WHERE s.entity_id = ?1 AND s.entity_type = ?6 AND (?2 IS NULL OR s.vcenter = ?2)
+               AND (?3 IS NULL OR s.counter = ?3)
+               AND (?4 IS NULL OR d.day_start >= ?4) AND (?5 IS NULL OR d.day_start <= ?5)
+             ORDER BY s.counter, s.instance, s.id, d.day_start",
+        )?;
+        let mut rows = stmt.query(params![
+            entity,
+            vcenter,
+            q.counter,
+            q.from,
+            q.to,
+            kind.entity_type()
+        ])?;
+        let mut out = Vec::new();
+        let mut current: Option<(i64, DailyMerge)> = None;
+        while let Some(r) = rows.next()? {
+            let series: i64 = r.get(0)?;
+            let sketch: Sketch = serde_json::from_str(&r.get::<_, String>(10)?)
+                .map_err(|e| StoreError::Other(format!("daily sketch of series {series}: {e}")))?;
+            if current.as_ref().is_some_and(|(id, _)| *id != series) {
+                if let Some((_, m)) = current.take() {
+                    out.push(m.finish());
+                }
+            }
+            let m = match &mut current {
+                Some((_, m)) => m,
+                None => {
+                    &mut current
+                        .insert((
+                            series,
+                            DailyMerge {
+                                head: json!({
+                                    "vcenter": r.get::<_, String>(1)?,
+                                    "counter": r.get::<_, String>(2)?,
+                                    "instance": r.get::<_, String>(3)?,
+                                    "unit": r.get::<_, String>(4)?,
+                                    "stats_type": r.get::<_, String>(5)?,
+                                }),
+                                ..DailyMerge::default()
+                            },
+                        ))
+                        .1
+                }
+            };
+            m.add(
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get::<_, Option<f64>>(9)?,
+                &sketch,
+            );
+        }
+        if let Some((_, m)) = current {
+            out.push(m.finish());
+        }
+        Ok(Some(out))
     }
 
     fn agents(&self) -> Result<Vec<Value>, StoreError> {
@@ -446,13 +569,13 @@ impl Storage for SqliteStore {
         )?;
         let rows = stmt.query_map([], |r| {
             let health: Option<String> = r.get(9)?;
-            let health: Value = health
-                .and_then(|h| serde_json::from_str(&h).ok())
-                .unwrap_or(Value::Null);
+            let health = health
+                .and_then(|h| serde_json::from_str::<AgentHealth>(&h).ok())
+                .map_or(Value::Null, |h| health_json(&h));
             Ok(json!({
                 "agent_id": r.get::<_, String>(0)?, "version": r.get::<_, String>(1)?,
-                "principal": r.get::<_, String>(2)?, "first_seen_ms": r.get::<_, i64>(3)?,
-                "last_seen_ms": r.get::<_, i64>(4)?, "last_seq": r.get::<_, i64>(5)?,
+                "principal": r.get::<_, String>(2)?, "first_seen_at": r.get::<_, i64>(3)? / 1000,
+                "last_seen_at": r.get::<_, i64>(4)? / 1000, "last_seq": r.get::<_, i64>(5)?,
                 "batches": r.get::<_, i64>(6)?, "duplicate_batches": r.get::<_, i64>(7)?,
                 "rows_ignored": r.get::<_, i64>(8)?,
                 "buffer_depth": health.get("buffer_depth").cloned().unwrap_or(Value::Null),
@@ -483,12 +606,57 @@ impl Storage for SqliteStore {
     }
 
     fn add_token(&self, name: &str, sha256_hex: &str) -> Result<(), StoreError> {
-        let guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        guard.conn.execute(
+        let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = guard.conn.transaction()?;
+        let taken: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM tokens WHERE name = ?1)",
+            params![name],
+            |r| r.get(0),
+        )?;
+        if taken {
+            return Err(StoreError::TokenExists(name.to_owned()));
+        }
+        tx.execute(
             "INSERT INTO tokens VALUES (?1, ?2, ?3)",
             params![name, sha256_hex, now_ms()],
         )?;
+        tx.execute("INSERT OR IGNORE INTO meta VALUES ('tokens_made', '1')", [])?;
+        tx.commit()?;
         Ok(())
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare(
+            "SELECT t.name, t.created_ms,
+                    (SELECT max(a.last_seen_ms) FROM agents a WHERE a.principal = 'token:' || t.name)
+             FROM tokens t ORDER BY t.name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(TokenInfo {
+                name: r.get(0)?,
+                created: r.get::<_, i64>(1)? / 1000,
+                last_used: r.get::<_, Option<i64>>(2)?.map(|ms| ms / 1000),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+        let guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(guard
+            .conn
+            .execute("DELETE FROM tokens WHERE name = ?1", params![name])?
+            == 1)
+    }
+
+    fn first_token_needed(&self) -> Result<bool, StoreError> {
+        let conn = self.reader();
+        Ok(conn.query_row(
+            "SELECT NOT EXISTS (SELECT 1 FROM tokens) AND NOT EXISTS (SELECT 1 FROM meta WHERE key = 'tokens_made')",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     fn token_name(&self, sha256_hex: &str) -> Result<Option<String>, StoreError> {
@@ -505,6 +673,129 @@ impl Storage for SqliteStore {
     fn token_count(&self) -> Result<u64, StoreError> {
         let conn = self.reader();
         Ok(conn.query_row("SELECT count(*) FROM tokens", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+}
+
+/// An agent's health record as the API serves it: one unit per kind (Unix seconds,
+/// seconds of CPU, bytes), whatever the wire record uses.
+fn health_json(h: &AgentHealth) -> Value {
+    json!({
+        "at": h.at_ms / 1000,
+        "version": h.version,
+        "uptime_secs": h.uptime_secs,
+        "buffer_depth": h.buffer_depth,
+        "buffer_bytes": h.buffer_bytes,
+        "buffer_fs_free_bytes": h.buffer_fs_free_bytes,
+        "evicted_records": h.evicted_records,
+        "dead_letters": h.dead_letters,
+        "shipped_records": h.shipped_records,
+        "ship_retries": h.ship_retries,
+        "cpu_secs": h.cpu_ms.map(|ms| ms as f64 / 1000.0),
+        "peak_rss_bytes": h.peak_rss_kib.map(|k| k * 1024),
+        "errors": h.errors,
+        "last_error": h.last_error,
+    })
+}
+
+/// Brings a database made by an earlier collector up to `SCHEMA`.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    // Sizes are bytes everywhere since inventory schema 2: `vms.memory_mb` became
+    // `memory_bytes`.
+    let old_column: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('vms') WHERE name = 'memory_mb')",
+        [],
+        |r| r.get(0),
+    )?;
+    if old_column {
+        conn.execute_batch(
+            "BEGIN;
+             ALTER TABLE vms RENAME COLUMN memory_mb TO memory_bytes;
+             UPDATE vms SET memory_bytes = memory_bytes * 1048576;
+             COMMIT;",
+        )?;
+    }
+    Ok(())
+}
+
+/// `vcenter:id`, or `id` with the vCenter from the query.
+fn split_id(id: &str, vcenter: Option<&str>) -> (Option<String>, String) {
+    match id.split_once(':') {
+        Some((vc, e)) => (Some(vc.to_owned()), e.to_owned()),
+        None => (vcenter.map(str::to_owned), id.to_owned()),
+    }
+}
+
+/// Whether an inventory or a series knows this entity (an unknown one is a 404, not an
+/// empty list).
+fn known(
+    conn: &Connection,
+    kind: EntityKind,
+    vcenter: Option<&str>,
+    entity: &str,
+) -> Result<bool, StoreError> {
+    let sql = if kind == EntityKind::Vm {
+        "SELECT EXISTS (SELECT 1 FROM vms WHERE vm_id = ?1 AND (?2 IS NULL OR vcenter = ?2))
+             OR EXISTS (SELECT 1 FROM series WHERE entity_id = ?1 AND entity_type = ?3
+                        AND (?2 IS NULL OR vcenter = ?2))"
+    } else {
+        "SELECT EXISTS (SELECT 1 FROM entities WHERE entity_id = ?1 AND kind = ?3
+                        AND (?2 IS NULL OR vcenter = ?2))
+             OR EXISTS (SELECT 1 FROM series WHERE entity_id = ?1 AND entity_type = ?3
+                        AND (?2 IS NULL OR vcenter = ?2))"
+    };
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row(params![entity, vcenter, kind.entity_type()], |r| r.get(0))?)
+}
+
+/// One series' days, merged: the percentiles of every sample of those days, within the
+/// sketch's 1% relative accuracy.
+#[derive(Debug, Default)]
+struct DailyMerge {
+    head: Value,
+    first_day: Option<i64>,
+    last_day: i64,
+    days: u64,
+    samples: i64,
+    expected: i64,
+    max: Option<f64>,
+    sketch: Sketch,
+}
+
+impl DailyMerge {
+    fn add(&mut self, day: i64, samples: i64, expected: i64, max: Option<f64>, s: &Sketch) {
+        self.first_day.get_or_insert(day);
+        self.last_day = day;
+        self.days += 1;
+        self.samples += samples;
+        self.expected += expected;
+        self.max = match (self.max, max) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.sketch.merge(s);
+    }
+
+    fn finish(self) -> Value {
+        let mut v = self.head;
+        let q = |p: f64| self.sketch.quantile(p);
+        if let Some(o) = v.as_object_mut() {
+            for (k, x) in [
+                ("from", json!(self.first_day)),
+                ("to", json!(self.last_day)),
+                ("days", json!(self.days)),
+                ("samples", json!(self.samples)),
+                ("expected_samples", json!(self.expected)),
+                ("p50", json!(q(0.50))),
+                ("p90", json!(q(0.90))),
+                ("p95", json!(q(0.95))),
+                ("p99", json!(q(0.99))),
+                ("max", json!(self.max)),
+            ] {
+                o.insert(k.into(), x);
+            }
+        }
+        v
     }
 }
 
@@ -554,12 +845,49 @@ fn store_inventory(
             vm.power_state.as_deref(),
             guest,
             vm.num_cpu,
-            vm.memory_mb.map(|m| m as i64),
+            vm.memory_bytes.map(|m| m as i64),
             vm.host.as_str(),
             vm.cluster.as_str(),
             vm.datacenter.as_str(),
             doc,
         ])?;
+    }
+    tx.execute(
+        "DELETE FROM entities WHERE vcenter = ?1",
+        params![inv.name.as_str()],
+    )?;
+    let mut stmt =
+        tx.prepare_cached("INSERT OR REPLACE INTO entities VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    let mut put =
+        |kind: EntityKind, id: &str, name: &str, doc: Result<String, serde_json::Error>| {
+            let doc = doc.map_err(|e| StoreError::Other(e.to_string()))?;
+            stmt.execute(params![
+                inv.name.as_str(),
+                kind.entity_type(),
+                id,
+                name,
+                doc
+            ])?;
+            Ok::<_, StoreError>(())
+        };
+    for h in &inv.hosts {
+        put(EntityKind::Host, &h.id, &h.name, serde_json::to_string(h))?;
+    }
+    for c in &inv.clusters {
+        put(
+            EntityKind::Cluster,
+            &c.id,
+            &c.name,
+            serde_json::to_string(c),
+        )?;
+    }
+    for d in &inv.datastores {
+        put(
+            EntityKind::Datastore,
+            &d.id,
+            &d.name,
+            serde_json::to_string(d),
+        )?;
     }
     Ok(())
 }
@@ -645,9 +973,24 @@ mod tests {
             .expect("a3");
         assert_eq!(store.counts().expect("counts").series, 3);
         let m = store
-            .metrics("vc:vm-1", &MetricsQuery::default())
-            .expect("metrics");
+            .metrics(EntityKind::Vm, "vc:vm-1", &MetricsQuery::default())
+            .expect("metrics")
+            .expect("a known VM");
         assert_eq!(m.len(), 3);
+        // Issue 11: an unknown VM was `[]`; it is now "not found".
+        assert_eq!(
+            store
+                .metrics(EntityKind::Vm, "vc:vm-404", &MetricsQuery::default())
+                .expect("metrics"),
+            None
+        );
+        assert_eq!(
+            store
+                .metrics(EntityKind::Host, "vc:vm-1", &MetricsQuery::default())
+                .expect("metrics"),
+            None,
+            "a VM is not a host"
+        );
         // The compact form the agent ships lands in the same rows.
         let mut set = vscout::ship::batch::RollupSetBuilder::default();
         for (vm, w) in [("vm-1", 900), ("vm-9", 900), ("vm-1", 0)] {
@@ -663,6 +1006,7 @@ mod tests {
         assert_eq!((c.rollups, c.series), (7, 4));
         let m = store
             .metrics(
+                EntityKind::Vm,
                 "vm-1",
                 &MetricsQuery {
                     counter: Some("cpu.usage.average".into()),
@@ -670,8 +1014,95 @@ mod tests {
                     ..MetricsQuery::default()
                 },
             )
-            .expect("metrics");
+            .expect("metrics")
+            .expect("a known VM");
         assert_eq!(m.len(), 2);
         assert_eq!(m[0]["p95"], 9.0);
+    }
+
+    fn day(day_start: i64, values: std::ops::RangeInclusive<u32>) -> Record {
+        let mut sketch = Sketch::default();
+        let mut max = f64::MIN;
+        for v in values.clone() {
+            sketch.add(f64::from(v));
+            max = max.max(f64::from(v));
+        }
+        Record::Daily(vscout::perf::DailySummary {
+            schema_version: ROLLUP_SCHEMA_VERSION,
+            vcenter: "vc".into(),
+            entity_type: "VirtualMachine".into(),
+            entity_id: "vm-1".into(),
+            counter: "cpu.usage.average".into(),
+            instance: "".into(),
+            unit: "percent".into(),
+            stats_type: "rate".into(),
+            day_start,
+            samples: values.count() as u64,
+            expected_samples: 4320,
+            p50: None,
+            p95: None,
+            p99: None,
+            max: Some(max),
+            sketch,
+        })
+    }
+
+    /// The reason the sketches exist: percentiles over any range of days without raw
+    /// samples.
+    #[test]
+    fn daily_sketches_merge_over_a_range_of_days() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = SqliteStore::open(&dir.path().join("db")).expect("open");
+        let who = Principal::Token("t".into());
+        // Day one holds 1..=100, day two 101..=200, day three 1000..=1000.
+        let records = vec![
+            day(0, 1..=100),
+            day(86_400, 101..=200),
+            day(172_800, 1000..=1000),
+        ];
+        store
+            .ingest("a", 1, "v", &who, &batch(records))
+            .expect("ingest");
+        let q = |from, to| DailyQuery {
+            from,
+            to,
+            ..DailyQuery::default()
+        };
+        let two = store
+            .daily(EntityKind::Vm, "vc:vm-1", &q(Some(0), Some(86_400)))
+            .expect("daily")
+            .expect("known");
+        assert_eq!(two.len(), 1);
+        let d = &two[0];
+        assert_eq!(
+            (d["days"].as_u64(), d["samples"].as_u64()),
+            (Some(2), Some(200))
+        );
+        assert_eq!(
+            (d["from"].as_i64(), d["to"].as_i64()),
+            (Some(0), Some(86_400))
+        );
+        assert_eq!(d["expected_samples"].as_u64(), Some(8640));
+        // The p95 of 1..=200 is 190, within the sketch's 1%.
+        let p95 = d["p95"].as_f64().expect("p95");
+        assert!((p95 - 190.0).abs() <= 1.9, "{p95}");
+        assert_eq!(d["max"].as_f64(), Some(200.0));
+        let all = store
+            .daily(EntityKind::Vm, "vm-1", &q(None, None))
+            .expect("daily")
+            .expect("known");
+        assert_eq!(all[0]["days"].as_u64(), Some(3));
+        assert_eq!(all[0]["max"].as_f64(), Some(1000.0));
+        let none = store
+            .daily(EntityKind::Vm, "vc:vm-1", &q(Some(999_999), None))
+            .expect("daily")
+            .expect("known");
+        assert!(none.is_empty());
+        assert_eq!(
+            store
+                .daily(EntityKind::Vm, "vc:vm-2", &q(None, None))
+                .expect("daily"),
+            None
+        );
     }
 }

@@ -222,8 +222,11 @@ async fn report(http: &reqwest::Client, col: &Collector, token: &str) -> Result<
         return Ok(false);
     }
     println!(
-        "\nGET /v1/vms?power_state=poweredOn&limit=1 -> {} ({} vCPU, {} MB, on {})",
-        vm["name"], vm["num_cpu"], vm["memory_mb"], vm["host"]
+        "\nGET /v1/vms?power_state=poweredOn&limit=1 -> {} ({} vCPU, {} MiB, on {})",
+        vm["name"],
+        vm["num_cpu"],
+        vm["memory_bytes"].as_u64().unwrap_or(0) >> 20,
+        vm["host"]
     );
     println!("GET /v1/vms/{id}/metrics ->");
     for m in rows.iter().take(8) {
