@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 
 use vscout::inventory::VcenterInventory;
-use vscout::perf::{vcenter_now_ms, Counter, Poller, SampleSink, SeriesKey};
+use vscout::perf::{grid_slot, vcenter_now_ms, Counter, Poller, SampleSink, SeriesKey};
 use vscout::vsphere::{Client, MoRef};
 use vscout_e2e::proxy::Proxy;
 use vscout_e2e::{admin, run_vscout, Estate, SimOptions, PASSWORD};
@@ -158,45 +158,50 @@ async fn consecutive_and_late_polls_take_every_sample_once() {
         .poll(&client, &targets, t2, 300_000, &mut rec)
         .await
         .expect("poll 3");
+    // vcsim stamps samples back from each request's end, off vCenter's 20-second grid:
+    // every sample is placed on its slot (issue 11: windows held more samples than
+    // slots). vcsim also drops zero values from a series, which vscout must discard (and
+    // count) rather than misalign; such a series misses that poll's samples. Every other
+    // series holds one sample per slot from its first to the slot of vCenter's now at the
+    // late poll: the first five minutes, the quick poll, and the three minutes the late
+    // poll recovered, without a gap or a repeat.
+    let last_slot = grid_slot(t2, 20);
     assert!(
-        third.repeated > 0,
-        "the sample at the late poll's start was taken before and is skipped: {third:?}"
-    );
-    // vcsim drops zero values from a series, which vscout must discard (and count) rather
-    // than misalign; such a series misses that poll's samples. Every other series holds
-    // 15 + 1 + 9 samples: the first five minutes, the quick poll, and the 9 the late poll
-    // recovered.
-    let complete: Vec<_> = rec.0.iter().filter(|(_, ts)| ts.len() == 25).collect();
-    assert!(
-        complete.len() * 2 > rec.0.len(),
-        "most series are complete: {} of {}",
-        complete.len(),
-        rec.0.len()
+        third.off_grid > 0,
+        "vcsim's timestamps are off the grid: {third:?}"
     );
     for (key, ts) in &rec.0 {
+        assert!(
+            ts.iter().all(|t| t % 20_000 == 0),
+            "{key:?}: every sample on the grid: {ts:?}"
+        );
         let mut sorted = ts.clone();
         sorted.sort_unstable();
         sorted.dedup();
-        assert_eq!(sorted.len(), ts.len(), "{key:?}: duplicate timestamps");
+        assert_eq!(sorted.len(), ts.len(), "{key:?}: one sample per slot");
         assert!(
             sorted[0] > t0 - 300_000,
             "{key:?}: nothing at or before the first range's start"
         );
-        assert!(*sorted.last().expect("samples") <= t2);
+        assert!(*sorted.last().expect("samples") <= last_slot);
     }
-    for (key, ts) in complete {
-        let mut sorted = ts.clone();
-        sorted.sort_unstable();
-        assert!(
-            sorted.windows(2).all(|w| w[1] - w[0] <= 20_000),
-            "{key:?}: gap in {sorted:?}"
-        );
-        assert_eq!(
-            *sorted.last().expect("samples"),
-            t2,
-            "{key:?}: newest sample is vCenter's now"
-        );
-    }
+    let complete: Vec<_> = rec
+        .0
+        .iter()
+        .filter(|(_, ts)| {
+            let mut sorted = (*ts).clone();
+            sorted.sort_unstable();
+            sorted.windows(2).all(|w| w[1] - w[0] == 20_000)
+                && sorted.last() == Some(&last_slot)
+                && sorted.len() >= 20
+        })
+        .collect();
+    assert!(
+        complete.len() * 2 > rec.0.len(),
+        "most series are complete (no gap from the first five minutes to now): {} of {}",
+        complete.len(),
+        rec.0.len()
+    );
     let misaligned = first.misaligned_series + second.misaligned_series + third.misaligned_series;
     assert!(misaligned > 0, "vcsim's dropped zeros are seen and counted");
 }

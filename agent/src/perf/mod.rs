@@ -19,5 +19,5 @@ pub use catalog::{
     DEFAULT_DATASTORE_COUNTERS, DEFAULT_HOST_COUNTERS, DEFAULT_VM_COUNTERS,
 };
 pub use once::{last_window, RollupWriter};
-pub use poller::{vcenter_now_ms, PollReport, Poller, SampleSink, REALTIME_SECS};
+pub use poller::{grid_slot, vcenter_now_ms, PollReport, Poller, SampleSink, REALTIME_SECS};
 pub use rollup::{Aggregator, DailySummary, Rollup, SeriesKey, WindowStats, ROLLUP_SCHEMA_VERSION};

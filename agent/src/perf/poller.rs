@@ -203,16 +203,7 @@ impl Poller {
                 start_ms: Some(end - span_ms),
                 end_ms: Some(end),
                 max_sample: (span_ms / (i64::from(REALTIME_SECS) * 1000)) as u32,
-                metrics: self
-                    .counters
-                    .of(entity)
-                    .counters
-                    .iter()
-                    .map(|c| MetricId {
-                        counter: c.key,
-                        instance: "*".into(),
-                    })
-                    .collect(),
+                metrics: every_instance(self.counters.of(entity)),
                 interval_secs: REALTIME_SECS,
             })
             .collect();
@@ -341,14 +332,7 @@ impl Poller {
                 start_ms: Some(start),
                 end_ms: Some(end),
                 max_sample: (span + 1).clamp(1, most) as u32,
-                metrics: counters
-                    .counters
-                    .iter()
-                    .map(|c| MetricId {
-                        counter: c.key,
-                        instance: "*".into(),
-                    })
-                    .collect(),
+                metrics: every_instance(counters),
                 interval_secs: interval,
             };
             if interval == HISTORICAL_SECS {
@@ -492,6 +476,18 @@ impl Poller {
     }
 }
 
+/// Every instance (`*`) of each resolved counter, as a QueryPerf asks for them.
+fn every_instance(resolved: &Resolved) -> Vec<MetricId> {
+    resolved
+        .counters
+        .iter()
+        .map(|c| MetricId {
+            counter: c.key,
+            instance: "*".into(),
+        })
+        .collect()
+}
+
 /// The grid slot of a sample stamped `ts_ms`: vCenter stamps each sample with the end of
 /// its interval, on a grid of `interval_secs` (…:00, …:20, …:40 for real-time data). A
 /// timestamp off the grid is placed on the first slot at or after it, so the sample
@@ -520,8 +516,20 @@ pub fn take_series(
     report: &mut PollReport,
     mut take: impl FnMut(i64, i64),
 ) -> i64 {
+    let n = timestamps_ms.len().min(values.len());
+    // vCenter lists samples oldest first; vcsim newest first. Any other order is taken
+    // in time order too (a stable sort by slot, so the first-listed sample of a slot
+    // wins); the common, ascending case allocates nothing.
+    let order: Option<Vec<usize>> = if timestamps_ms[..n].windows(2).all(|w| w[0] < w[1]) {
+        None
+    } else {
+        let mut o: Vec<usize> = (0..n).collect();
+        o.sort_by_key(|&i| grid_slot(timestamps_ms[i], interval_secs));
+        Some(o)
+    };
     let mut newest = mark;
-    for (&ts, &v) in timestamps_ms.iter().zip(values) {
+    for i in (0..n).map(|k| order.as_ref().map_or(k, |o| o[k])) {
+        let (ts, v) = (timestamps_ms[i], values[i]);
         let slot = grid_slot(ts, interval_secs);
         if slot != ts {
             report.off_grid += 1;
@@ -651,6 +659,21 @@ mod tests {
         assert_eq!(got, vec![(20_000, 0), (40_000, 1)]);
         assert_eq!(report.repeated, 2);
         assert_eq!(report.off_grid, 2);
+    }
+
+    /// vcsim lists samples newest first: every one is still taken, in time order.
+    #[test]
+    fn samples_listed_newest_first_are_all_taken() {
+        let (got, newest, report) = take(&[73_000, 53_000, 33_000, 13_000], 0, 20);
+        assert_eq!(
+            got,
+            vec![(20_000, 3), (40_000, 2), (60_000, 1), (80_000, 0)]
+        );
+        assert_eq!((newest, report.samples, report.repeated), (80_000, 4, 0));
+        // Out of order with a repeat: one per slot, and the mark still set aside.
+        let (got, _, report) = take(&[60_000, 20_000, 40_000, 59_000, 10_000], 20_000, 20);
+        assert_eq!(got, vec![(40_000, 2), (60_000, 0)]);
+        assert_eq!(report.repeated, 3);
     }
 
     #[test]
