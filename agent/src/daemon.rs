@@ -588,7 +588,7 @@ impl VcenterTask {
             // far as vCenter keeps real-time samples.
             let lookback_ms = match resume {
                 Some(w) => (end - w).clamp(window_ms, REALTIME_RETENTION_MS),
-                None => window_ms,
+                None => first_lookback_ms(end, window_ms),
             };
             let report = perf
                 .poller
@@ -748,6 +748,15 @@ impl WindowLog {
     }
 }
 
+/// How far a fresh agent's first poll looks back: to the start of the last window that
+/// is already closed, so that the first window it stores is whole (looking back one
+/// window length from a moment inside a window stored a first window of 1 sample of 3).
+fn first_lookback_ms(end_ms: i64, window_ms: i64) -> i64 {
+    let closed_before = end_ms - i64::from(REALTIME_SECS) * 1000;
+    let start = closed_before.div_euclid(window_ms) * window_ms - window_ms;
+    (end_ms - start).max(window_ms).min(REALTIME_RETENTION_MS)
+}
+
 /// How long one inventory round may take: its interval, but at least a minute (large
 /// estates on slow vCenters) and at most 30 minutes (a hung round must not block the
 /// next for hours).
@@ -786,4 +795,22 @@ fn sanitize(name: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod first_poll_tests {
+    use super::first_lookback_ms;
+
+    #[test]
+    fn the_first_poll_reaches_back_to_the_start_of_the_last_closed_window() {
+        // At 100:13 with 1-minute windows: (99:00, 100:00] is not closed until 100:20,
+        // so the last closed window is (98:00, 99:00] and the look-back reaches 98:00.
+        let end = 6_013_000;
+        assert_eq!(first_lookback_ms(end, 60_000), end - 5_880_000);
+        // At 100:25 the window (99:00, 100:00] is closed: back to 99:00.
+        assert_eq!(first_lookback_ms(6_025_000, 60_000), 6_025_000 - 5_940_000);
+        // Never less than a window, never beyond vCenter's hour.
+        assert!(first_lookback_ms(6_025_000, 300_000) >= 300_000);
+        assert_eq!(first_lookback_ms(10_000_000, 3_600_000 * 2), 3_600_000);
+    }
 }
