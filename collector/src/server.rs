@@ -248,13 +248,10 @@ async fn metrics(
     Path((kind, id)): Path<(String, String)>,
     Query(q): Query<MetricsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let kind = kind_of(&kind)?;
-    let store = st.store.clone();
-    let key = id.clone();
-    match blocking(move || Ok(store.metrics(kind, &key, &q)?)).await? {
-        Some(rows) => Ok(Json(json!(rows))),
-        None => Err(unknown(kind, &id)),
-    }
+    entity_rows(st, &kind, id, move |store, kind, id| {
+        store.metrics(kind, id, &q)
+    })
+    .await
 }
 
 async fn daily(
@@ -262,10 +259,26 @@ async fn daily(
     Path((kind, id)): Path<(String, String)>,
     Query(q): Query<DailyQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let kind = kind_of(&kind)?;
+    entity_rows(st, &kind, id, move |store, kind, id| {
+        store.daily(kind, id, &q)
+    })
+    .await
+}
+
+/// One entity's rows by `read` (on a blocking thread), or a 404 for an unknown
+/// collection or entity.
+async fn entity_rows(
+    st: AppState,
+    kind: &str,
+    id: String,
+    read: impl FnOnce(&dyn Storage, EntityKind, &str) -> Result<Option<Vec<serde_json::Value>>, StoreError>
+        + Send
+        + 'static,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let kind = kind_of(kind)?;
     let store = st.store.clone();
     let key = id.clone();
-    match blocking(move || Ok(store.daily(kind, &key, &q)?)).await? {
+    match blocking(move || Ok(read(store.as_ref(), kind, &key)?)).await? {
         Some(rows) => Ok(Json(json!(rows))),
         None => Err(unknown(kind, &id)),
     }

@@ -438,7 +438,8 @@ impl Storage for SqliteStore {
                     (r.get(0)?, r.get(1)?, r.get(2)?);
                 let mut v = serde_json::from_str::<Value>(&doc).unwrap_or(Value::Null);
                 if let Some(o) = v.as_object_mut() {
-                    o.remove("id");
+                    // The record's own `id` (`host-12`) becomes `entity_id`; `id` is the
+                    // API's `vcenter:host-12`.
                     o.insert("id".into(), json!(format!("{vcenter}:{id}")));
                     o.insert("vcenter".into(), json!(vcenter));
                     o.insert("entity_id".into(), json!(id));
@@ -457,9 +458,6 @@ impl Storage for SqliteStore {
     ) -> Result<Option<Vec<Value>>, StoreError> {
         let (vcenter, entity) = split_id(id, q.vcenter.as_deref());
         let conn = self.reader();
-        if !known(&conn, kind, vcenter.as_deref(), &entity)? {
-            return Ok(None);
-        }
         let mut stmt = conn.prepare_cached(
             "SELECT s.vcenter, s.counter, s.instance, s.unit, s.stats_type, r.window_start,
                     r.window_secs, r.expected, r.missing, r.count, r.min, r.max, r.mean, r.p50,
@@ -485,7 +483,8 @@ impl Storage for SqliteStore {
                 }))
             },
         )?;
-        Ok(Some(rows.collect::<Result<_, _>>()?))
+        let rows = rows.collect::<Result<Vec<_>, _>>()?;
+        found(&conn, kind, vcenter.as_deref(), &entity, rows)
     }
 
     fn daily(
@@ -496,9 +495,6 @@ impl Storage for SqliteStore {
     ) -> Result<Option<Vec<Value>>, StoreError> {
         let (vcenter, entity) = split_id(id, q.vcenter.as_deref());
         let conn = self.reader();
-        if !known(&conn, kind, vcenter.as_deref(), &entity)? {
-            return Ok(None);
-        }
         let mut stmt = conn.prepare_cached(
             "SELECT s.id, s.vcenter, s.counter, s.instance, s.unit, s.stats_type, d.day_start,
                     d.samples, d.expected, d.max, d.sketch
@@ -516,49 +512,40 @@ impl Storage for SqliteStore {
             q.to,
             kind.entity_type()
         ])?;
-        let mut out = Vec::new();
-        let mut current: Option<(i64, DailyMerge)> = None;
+        // Rows come ordered by series: each series' days are merged into its own entry.
+        let mut merged: Vec<(i64, DailyMerge)> = Vec::new();
         while let Some(r) = rows.next()? {
             let series: i64 = r.get(0)?;
             let sketch: Sketch = serde_json::from_str(&r.get::<_, String>(10)?)
                 .map_err(|e| StoreError::Other(format!("daily sketch of series {series}: {e}")))?;
-            if current.as_ref().is_some_and(|(id, _)| *id != series) {
-                if let Some((_, m)) = current.take() {
-                    out.push(m.finish());
-                }
+            if merged.last().is_none_or(|(id, _)| *id != series) {
+                let head = json!({
+                    "vcenter": r.get::<_, String>(1)?,
+                    "counter": r.get::<_, String>(2)?,
+                    "instance": r.get::<_, String>(3)?,
+                    "unit": r.get::<_, String>(4)?,
+                    "stats_type": r.get::<_, String>(5)?,
+                });
+                merged.push((
+                    series,
+                    DailyMerge {
+                        head,
+                        ..DailyMerge::default()
+                    },
+                ));
             }
-            let m = match &mut current {
-                Some((_, m)) => m,
-                None => {
-                    &mut current
-                        .insert((
-                            series,
-                            DailyMerge {
-                                head: json!({
-                                    "vcenter": r.get::<_, String>(1)?,
-                                    "counter": r.get::<_, String>(2)?,
-                                    "instance": r.get::<_, String>(3)?,
-                                    "unit": r.get::<_, String>(4)?,
-                                    "stats_type": r.get::<_, String>(5)?,
-                                }),
-                                ..DailyMerge::default()
-                            },
-                        ))
-                        .1
-                }
-            };
-            m.add(
-                r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
-                r.get::<_, Option<f64>>(9)?,
-                &sketch,
-            );
+            if let Some((_, m)) = merged.last_mut() {
+                m.add(
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get::<_, Option<f64>>(9)?,
+                    &sketch,
+                );
+            }
         }
-        if let Some((_, m)) = current {
-            out.push(m.finish());
-        }
-        Ok(Some(out))
+        let out = merged.into_iter().map(|(_, m)| m.finish()).collect();
+        found(&conn, kind, vcenter.as_deref(), &entity, out)
     }
 
     fn agents(&self) -> Result<Vec<Value>, StoreError> {
@@ -725,8 +712,23 @@ fn split_id(id: &str, vcenter: Option<&str>) -> (Option<String>, String) {
     }
 }
 
-/// Whether an inventory or a series knows this entity (an unknown one is a 404, not an
-/// empty list).
+/// `rows` of an entity, or `None` when it has none and no inventory or series knows it
+/// (an unknown entity is a 404, not an empty list). Rows prove the entity known, so the
+/// extra lookup runs only for an empty answer.
+fn found(
+    conn: &Connection,
+    kind: EntityKind,
+    vcenter: Option<&str>,
+    entity: &str,
+    rows: Vec<Value>,
+) -> Result<Option<Vec<Value>>, StoreError> {
+    if rows.is_empty() && !known(conn, kind, vcenter, entity)? {
+        return Ok(None);
+    }
+    Ok(Some(rows))
+}
+
+/// Whether an inventory or a series knows this entity.
 fn known(
     conn: &Connection,
     kind: EntityKind,
