@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -31,6 +32,25 @@ pub struct RawConfig {
     /// Largest request body accepted, in bytes (1024 to 1 GiB), compressed as sent.
     /// Default 67108864 (64 MiB).
     pub max_body_bytes: Option<u64>,
+    /// Batches decoded and stored at once (1 to 64); a request past it is answered 503
+    /// with `Retry-After`, before its body is read. Each takes up to the decoded-size cap
+    /// in memory. Default 4.
+    pub max_concurrent_ingests: Option<u32>,
+    /// Open connections at once (1 to 65536); past it the collector stops accepting
+    /// until one closes. Default 512.
+    pub max_connections: Option<u32>,
+    /// Seconds a client has to send a request's headers, counted from the connection's
+    /// start or from the end of the previous answer (the idle timeout), 1 to 3600.
+    /// Default 30.
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds a request may take from its headers to its answer, body included (1 to
+    /// 3600): a body dripped slower than this is cut off with 408. Default 300.
+    pub request_timeout_secs: Option<u64>,
+    /// Principals that may list every agent in `GET /v1/agents`: `token:NAME` (a token
+    /// made with `token add NAME`) or `cert:SHA256` (a client certificate's thumbprint,
+    /// lowercase hex). Everyone else sees only the agents bound to themselves. Default
+    /// none.
+    pub operators: Option<Vec<String>>,
 }
 
 /// Validated configuration.
@@ -42,6 +62,11 @@ pub struct CollectorConfig {
     pub client_ca_file: Option<PathBuf>,
     pub require_client_cert: bool,
     pub max_body_bytes: usize,
+    pub max_concurrent_ingests: usize,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub request_timeout: Duration,
+    pub operators: Vec<String>,
 }
 
 /// Why the configuration is unusable (exit 64).
@@ -127,6 +152,35 @@ pub fn validate(raw: RawConfig) -> Result<CollectorConfig, ConfigError> {
             reason: "must be between 1024 and 1073741824".into(),
         });
     }
+    let ingests = within(
+        "max_concurrent_ingests",
+        raw.max_concurrent_ingests,
+        4,
+        1..=64,
+    )?;
+    let connections = within("max_connections", raw.max_connections, 512, 1..=65536)?;
+    let header_secs = within(
+        "header_read_timeout_secs",
+        raw.header_read_timeout_secs,
+        30,
+        1..=3600,
+    )?;
+    let request_secs = within(
+        "request_timeout_secs",
+        raw.request_timeout_secs,
+        300,
+        1..=3600,
+    )?;
+    let operators = raw.operators.unwrap_or_default();
+    if let Some(bad) = operators.iter().find(|o| {
+        !(o.starts_with("token:") && o.len() > 6 || o.starts_with("cert:") && o.len() == 69)
+    }) {
+        return Err(ConfigError::Invalid {
+            key: "operators",
+            value: format!("{bad:?}"),
+            reason: "expected token:NAME or cert:SHA256 (64 hex digits)".into(),
+        });
+    }
     Ok(CollectorConfig {
         listen_addr,
         data_dir: raw
@@ -136,7 +190,34 @@ pub fn validate(raw: RawConfig) -> Result<CollectorConfig, ConfigError> {
         client_ca_file: raw.client_ca_file,
         require_client_cert,
         max_body_bytes: max_body as usize,
+        max_concurrent_ingests: ingests as usize,
+        max_connections: connections as usize,
+        header_read_timeout: Duration::from_secs(header_secs),
+        request_timeout: Duration::from_secs(request_secs),
+        operators,
     })
+}
+
+/// `value` (or `default`) if it lies in `range`, else an error naming the key.
+fn within<T>(
+    key: &'static str,
+    value: Option<T>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: PartialOrd + Copy + std::fmt::Display,
+{
+    let v = value.unwrap_or(default);
+    if range.contains(&v) {
+        Ok(v)
+    } else {
+        Err(ConfigError::Invalid {
+            key,
+            value: v.to_string(),
+            reason: format!("must be between {} and {}", range.start(), range.end()),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ pub fn add_token(store: &dyn Storage, name: &str) -> Result<String, StartError> 
 fn first_token(
     store: &dyn Storage,
     data_dir: &std::path::Path,
-) -> Result<(String, std::path::PathBuf), StartError> {
+) -> Result<std::path::PathBuf, StartError> {
     let token = auth::new_token();
     let file = data_dir.join("first-agent.token");
     tls::write_private(&file, format!("{token}\n").as_bytes()).map_err(|reason| {
@@ -74,12 +74,12 @@ fn first_token(
         }
     })?;
     store.add_token("first-agent", &auth::token_hash(&token))?;
-    Ok((token, file))
+    Ok(file)
 }
 
 /// Starts the collector and serves until `shutdown` resolves. Once listening (and, on
 /// first start, with the first token's file written) it prints to stdout the listening
-/// URL, the certificate thumbprint, on first start the first token, and last
+/// URL, the certificate thumbprint, on first start the first token's file, and last
 /// `COLLECTOR_READY=1`.
 pub async fn run(
     cfg: CollectorConfig,
@@ -115,11 +115,10 @@ pub async fn run(
             cert.display()
         );
     }
-    if let Some((token, file)) = &first_token {
-        // Printed once, on the console of the operator who started the collector; never
-        // logged. It is also in a file only the collector's user can read.
+    if let Some(file) = &first_token {
+        // Only where the token is: under systemd stdout goes to the journal, which more
+        // people read than the collector's data directory.
         let _ = writeln!(out, "FIRST_AGENT_TOKEN_FILE={}", file.display());
-        let _ = writeln!(out, "first agent token: {token}");
     }
     let _ = writeln!(out, "COLLECTOR_READY=1");
     let _ = out.flush();
@@ -147,17 +146,32 @@ pub async fn run(
             }
         })
     });
-    let app = server::router(
-        server::AppState {
-            store: store.clone(),
-        },
-        cfg.max_body_bytes,
+    let state = server::AppState::new(
+        store.clone(),
+        cfg.max_concurrent_ingests,
+        cfg.operators.clone(),
     );
+    let counters = state.counters.clone();
+    let app = server::router(state, cfg.max_body_bytes);
+    let limits = server::ConnLimits {
+        max_connections: cfg.max_connections,
+        header_read_timeout: cfg.header_read_timeout,
+        request_timeout: cfg.request_timeout,
+    };
     let shutdown = async {
         shutdown.await;
         notifier.stopping();
     };
-    server::serve(listener, tls.config, app, shutdown, Duration::from_secs(10)).await;
+    server::serve(
+        listener,
+        tls.config,
+        app,
+        counters,
+        limits,
+        shutdown,
+        Duration::from_secs(10),
+    )
+    .await;
     if let Some(w) = watchdog {
         w.abort();
     }

@@ -5,9 +5,17 @@
 //! Routes: `GET /v1/health` (no auth); with auth: `POST /v1/ingest`, `GET /v1/vcenters`,
 //! `GET /v1/vms`, `GET /v1/{hosts,clusters,datastores}`, `GET /v1/{kind}/{id}/metrics`
 //! (window rollups), `GET /v1/{kind}/{id}/daily` (daily sketches merged over a range of
-//! days), `GET /v1/agents`, `GET /v1/stats`. An unknown entity is a 404.
+//! days), `GET /v1/agents` (the caller's own agents, or all for an operator),
+//! `GET /v1/stats`, `GET /metrics` (Prometheus text). An unknown entity is a 404.
+//!
+//! What a hostile client can cost is bounded here: connections (a cap on accept), time
+//! (a header-read timeout that is also the idle timeout, and a per-request timeout that
+//! cuts off dripped bodies), and memory (at most `max_concurrent_ingests` batches decoded
+//! at once, each bounded by the decoded-size cap; past it a 503 with `Retry-After`
+//! before the body is read).
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
@@ -34,6 +42,40 @@ use crate::store::{
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Arc<dyn Storage>,
+    /// One permit per batch being read, decoded and stored.
+    pub ingests: Arc<tokio::sync::Semaphore>,
+    /// Principals (`token:NAME`, `cert:SHA256`) that may list every agent.
+    pub operators: Arc<Vec<String>>,
+    pub counters: Arc<ServerCounters>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Storage>,
+        max_concurrent_ingests: usize,
+        operators: Vec<String>,
+    ) -> Self {
+        Self {
+            store,
+            ingests: Arc::new(tokio::sync::Semaphore::new(max_concurrent_ingests)),
+            operators: Arc::new(operators),
+            counters: Arc::default(),
+        }
+    }
+}
+
+/// What the server itself counts (the store counts what it stored), for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ServerCounters {
+    /// Ingests answered 503 because `max_concurrent_ingests` were running.
+    pub ingests_refused_busy: AtomicU64,
+    /// Ingests refused with 403: another principal owns the agent id.
+    pub ingests_refused_owner: AtomicU64,
+    /// Requests cut off by `request_timeout`.
+    pub requests_timed_out: AtomicU64,
+    /// Connections accepted, and open now.
+    pub connections_accepted: AtomicU64,
+    pub connections_open: AtomicU64,
 }
 
 /// Per connection: the verified client certificate's thumbprint, if one was presented.
@@ -54,6 +96,9 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::AgentOwned { .. } = e {
+            return ApiError(StatusCode::FORBIDDEN, e.to_string());
+        }
         warn!(error = %e, "storage error");
         ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
     }
@@ -69,8 +114,10 @@ async fn blocking<T: Send + 'static>(
 
 /// The router, with `max_body_bytes` as the request body limit (413 beyond it).
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let ingest_route =
+        post(ingest).route_layer(middleware::from_fn_with_state(state.clone(), ingest_permit));
     let api = Router::new()
-        .route("/v1/ingest", post(ingest))
+        .route("/v1/ingest", ingest_route)
         .route("/v1/vcenters", get(vcenters))
         .route("/v1/vms", get(vms))
         .route("/v1/{kind}", get(entities))
@@ -78,6 +125,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/{kind}/{id}/daily", get(daily))
         .route("/v1/agents", get(agents))
         .route("/v1/stats", get(stats))
+        .route("/metrics", get(prometheus))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(max_body_bytes));
     Router::new()
@@ -129,6 +177,26 @@ async fn authenticate(
     Ok(next.run(req).await)
 }
 
+/// Holds one of `max_concurrent_ingests` permits while the request's body is read,
+/// decoded and stored; none free is a 503 at once (the agent retries after
+/// `Retry-After`), so memory stays bounded however many agents post together.
+async fn ingest_permit(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let Ok(_permit) = st.ingests.clone().try_acquire_owned() else {
+        st.counters.ingests_refused_busy.fetch_add(1, Relaxed);
+        let mut resp = ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy: too many batches being stored at once; retry later".into(),
+        )
+        .into_response();
+        resp.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return resp;
+    };
+    next.run(req).await
+}
+
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
@@ -148,7 +216,9 @@ async fn ingest(
     let (agent_id, seq) = key
         .rsplit_once(':')
         .and_then(|(a, s)| Some((a.to_owned(), s.parse::<u64>().ok()?)))
-        .filter(|(a, _)| !a.is_empty() && a.len() <= 128)
+        // Sequence numbers are stored as SQLite integers (i64): larger ones are no
+        // agent's (an agent stops long before), so they are bad requests, not retries.
+        .filter(|(a, s)| !a.is_empty() && a.len() <= 128 && i64::try_from(*s).is_ok())
         .ok_or_else(|| {
             bad(format!(
                 "bad Idempotency-Key {key:?}: expected agent-id:seq"
@@ -176,8 +246,26 @@ async fn ingest(
     .await?;
     let store = st.store.clone();
     let aid = agent_id.clone();
-    let outcome =
-        blocking(move || Ok(store.ingest(&aid, seq, &version, &principal, &decoded)?)).await?;
+    let outcome = match blocking(move || {
+        Ok(store.ingest(&aid, seq, &version, &principal, &decoded)?)
+    })
+    .await
+    {
+        Err(e) if e.0 == StatusCode::FORBIDDEN => {
+            st.counters.ingests_refused_owner.fetch_add(1, Relaxed);
+            warn!(agent_id, seq, error = %e.1, "ingest refused");
+            return Err(e);
+        }
+        other => other?,
+    };
+    if outcome.rows_ignored > 0 {
+        warn!(
+            agent_id,
+            seq,
+            rows = outcome.rows_ignored,
+            "batch carried rows for series and windows already stored; the stored rows were kept and the new ones counted as conflicts"
+        );
+    }
     debug!(
         agent_id,
         seq,
@@ -284,9 +372,102 @@ async fn entity_rows(
     }
 }
 
-async fn agents(State(st): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+/// Every agent for an operator; for anyone else only the agents bound to the caller (an
+/// agent id is what another token holder would need to post in its name).
+async fn agents(
+    State(st): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let store = st.store.clone();
-    Ok(Json(json!(blocking(move || Ok(store.agents()?)).await?)))
+    let who = principal.name();
+    let only = (!st.operators.contains(&who)).then_some(who);
+    Ok(Json(json!(
+        blocking(move || Ok(store.agents(only.as_deref())?)).await?
+    )))
+}
+
+/// Prometheus text: what the store holds and counted, and what the server refused.
+async fn prometheus(State(st): State<AppState>) -> Result<Response, ApiError> {
+    let store = st.store.clone();
+    let c = blocking(move || Ok(store.counts()?)).await?;
+    let s = &st.counters;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    metric(
+        "vscout_collector_agents",
+        "gauge",
+        "Agents that ever sent a batch.",
+        c.agents,
+    );
+    metric(
+        "vscout_collector_batches_total",
+        "counter",
+        "Batches stored (each agent and sequence once).",
+        c.batches,
+    );
+    metric(
+        "vscout_collector_duplicate_batches_total",
+        "counter",
+        "Batches received again and acknowledged without storing.",
+        c.duplicate_batches,
+    );
+    metric("vscout_collector_rows_conflicting_total", "counter", "Rollup and daily rows received for a series and window already stored: the stored row was kept.", c.rows_ignored);
+    metric(
+        "vscout_collector_rollups",
+        "gauge",
+        "Rollup rows stored.",
+        c.rollups,
+    );
+    metric(
+        "vscout_collector_series",
+        "gauge",
+        "Series known.",
+        c.series,
+    );
+    metric(
+        "vscout_collector_ingests_refused_busy_total",
+        "counter",
+        "Ingests answered 503 because max_concurrent_ingests were running.",
+        s.ingests_refused_busy.load(Relaxed),
+    );
+    metric(
+        "vscout_collector_ingests_refused_owner_total",
+        "counter",
+        "Ingests refused 403: the agent id belongs to another principal.",
+        s.ingests_refused_owner.load(Relaxed),
+    );
+    metric(
+        "vscout_collector_requests_timed_out_total",
+        "counter",
+        "Requests cut off by request_timeout_secs.",
+        s.requests_timed_out.load(Relaxed),
+    );
+    metric(
+        "vscout_collector_connections_accepted_total",
+        "counter",
+        "TCP connections accepted.",
+        s.connections_accepted.load(Relaxed),
+    );
+    metric(
+        "vscout_collector_connections_open",
+        "gauge",
+        "Connections open now.",
+        s.connections_open.load(Relaxed),
+    );
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    )
+        .into_response())
 }
 
 async fn stats(State(st): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -294,47 +475,80 @@ async fn stats(State(st): State<AppState>) -> Result<Json<serde_json::Value>, Ap
     Ok(Json(json!(blocking(move || Ok(store.counts()?)).await?)))
 }
 
+/// Connection limits of `serve`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    pub max_connections: usize,
+    /// Time to send a request's headers, from the connection's start or the end of the
+    /// previous answer: also the idle timeout of a kept-alive connection.
+    pub header_read_timeout: Duration,
+    /// Time from a request's headers to its answer, body included.
+    pub request_timeout: Duration,
+}
+
+/// Decrements the open-connection gauge however the connection task ends.
+struct OpenConn(Arc<ServerCounters>);
+
+impl Drop for OpenConn {
+    fn drop(&mut self) {
+        self.0.connections_open.fetch_sub(1, Relaxed);
+    }
+}
+
 /// Accepts TLS connections until `shutdown` resolves, then gives open connections
-/// `grace` to finish.
+/// `grace` to finish. At most `limits.max_connections` are open at once: past it the
+/// listener is not polled until one closes (the kernel's backlog holds the rest).
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: Router,
+    counters: Arc<ServerCounters>,
+    limits: ConnLimits,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut conns = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
+        let (permit, tcp, peer) = tokio::select! {
+            r = async {
+                let permit = slots.clone().acquire_owned().await;
+                (permit, listener.accept().await)
+            } => match r {
+                (Ok(p), Ok((tcp, peer))) => (p, tcp, peer),
+                (_, Err(e)) => {
                     warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
+                (Err(_), _) => break,
             },
             _ = &mut shutdown => break,
         };
         // Reap finished connections so the set does not grow.
         while conns.try_join_next().is_some() {}
+        counters.connections_accepted.fetch_add(1, Relaxed);
+        counters.connections_open.fetch_add(1, Relaxed);
+        let open = OpenConn(counters.clone());
         let acceptor = acceptor.clone();
         let app = app.clone();
+        let counters = counters.clone();
         conns.spawn(async move {
-            let tls =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
+            let _slot = (permit, open);
+            let handshake = limits.header_read_timeout.min(Duration::from_secs(10));
+            let tls = match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
             let client_cert = tls
                 .get_ref()
                 .1
@@ -345,13 +559,34 @@ pub async fn serve(
             let svc = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(info.clone());
-                    app.clone().oneshot(req.map(axum::body::Body::new))
+                    let call = app.clone().oneshot(req.map(axum::body::Body::new));
+                    let counters = counters.clone();
+                    async move {
+                        match tokio::time::timeout(limits.request_timeout, call).await {
+                            Ok(r) => r,
+                            Err(_) => {
+                                counters.requests_timed_out.fetch_add(1, Relaxed);
+                                debug!(%peer, "request timed out");
+                                Ok(ApiError(
+                                    StatusCode::REQUEST_TIMEOUT,
+                                    format!(
+                                        "request not complete within {} s",
+                                        limits.request_timeout.as_secs()
+                                    ),
+                                )
+                                .into_response())
+                            }
+                        }
+                    }
                 },
             );
-            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), svc)
-                .await
-            {
+            // HTTP/1 directly, not the auto-detecting builder: that one reads the first
+            // bytes itself, outside the header timeout, so an idle connection stayed open.
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .serve_connection(TokioIo::new(tls), svc);
+            if let Err(e) = conn.await {
                 debug!(%peer, error = %e, "connection ended with an error");
             }
         });

@@ -86,7 +86,9 @@ pub fn server_tls(cfg: &CollectorConfig) -> Result<ServerTls, String> {
     let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("certificate {}: {e}", cert_path.display()))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.1 only: agents speak it, and hyper's header-read timeout (the defence
+    // against slow and idle connections) is an HTTP/1 setting.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(ServerTls {
         config: Arc::new(config),
         thumbprint: thumb,

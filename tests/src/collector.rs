@@ -12,6 +12,64 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::built_binary;
+use vscout::config::{parse_thumbprint, TlsPolicy};
+use vscout::ship::batch::{self, AgentHealth, Batch, Record, HEALTH_SCHEMA_VERSION};
+use vscout::tls::ClientIdentity;
+
+/// An HTTPS client that pins `col`'s certificate, with a client certificate if given.
+pub fn client(col: &Collector, identity: Option<&ClientPki>) -> Result<reqwest::Client> {
+    let pin = parse_thumbprint(&col.thumbprint).map_err(anyhow::Error::msg)?;
+    let id = identity.map(|p| ClientIdentity {
+        cert_file: p.cert_pem.clone(),
+        key_file: p.key_pem.clone(),
+    });
+    let tls = vscout::tls::client_config(
+        &TlsPolicy::Pinned { sha256: pin },
+        Default::default(),
+        id.as_ref(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .no_proxy()
+        .build()?)
+}
+
+/// A batch of one health record, in batch format `version`.
+pub fn health_batch(version: u32) -> Result<Vec<u8>> {
+    Ok(batch::encode(&Batch {
+        batch_version: version,
+        created_ms: 0,
+        records: vec![Record::Health(AgentHealth {
+            schema_version: HEALTH_SCHEMA_VERSION,
+            version: "test".into(),
+            buffer_depth: 7,
+            ..AgentHealth::default()
+        })],
+    })?)
+}
+
+/// POSTs a zstd body to `/v1/ingest` with an optional token and idempotency key.
+pub async fn post(
+    http: &reqwest::Client,
+    col: &Collector,
+    token: Option<&str>,
+    key: Option<&str>,
+    body: Vec<u8>,
+) -> Result<reqwest::Response> {
+    let mut req = http
+        .post(format!("{}/v1/ingest", col.url))
+        .header("content-encoding", "zstd")
+        .header("content-type", batch::CONTENT_TYPE)
+        .body(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(k) = key {
+        req = req.header("idempotency-key", k);
+    }
+    Ok(req.send().await?)
+}
 
 /// A running `vscout-collector`.
 #[derive(Debug)]

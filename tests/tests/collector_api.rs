@@ -6,63 +6,9 @@
 use std::process::Command;
 
 use anyhow::{Context, Result};
-use vscout::config::{parse_thumbprint, TlsPolicy};
-use vscout::ship::batch::{self, AgentHealth, Batch, Record, BATCH_VERSION, HEALTH_SCHEMA_VERSION};
-use vscout::tls::ClientIdentity;
+use vscout::ship::batch::{self, Batch, Record, BATCH_VERSION};
 use vscout_e2e::built_binary;
-use vscout_e2e::collector::{ClientPki, Collector};
-
-fn client(col: &Collector, identity: Option<&ClientPki>) -> Result<reqwest::Client> {
-    let pin = parse_thumbprint(&col.thumbprint).map_err(anyhow::Error::msg)?;
-    let id = identity.map(|p| ClientIdentity {
-        cert_file: p.cert_pem.clone(),
-        key_file: p.key_pem.clone(),
-    });
-    let tls = vscout::tls::client_config(
-        &TlsPolicy::Pinned { sha256: pin },
-        Default::default(),
-        id.as_ref(),
-    )
-    .map_err(anyhow::Error::msg)?;
-    Ok(reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .no_proxy()
-        .build()?)
-}
-
-fn health_batch(version: u32) -> Result<Vec<u8>> {
-    Ok(batch::encode(&Batch {
-        batch_version: version,
-        created_ms: 0,
-        records: vec![Record::Health(AgentHealth {
-            schema_version: HEALTH_SCHEMA_VERSION,
-            version: "test".into(),
-            buffer_depth: 7,
-            ..AgentHealth::default()
-        })],
-    })?)
-}
-
-async fn post(
-    http: &reqwest::Client,
-    col: &Collector,
-    token: Option<&str>,
-    key: Option<&str>,
-    body: Vec<u8>,
-) -> Result<reqwest::Response> {
-    let mut req = http
-        .post(format!("{}/v1/ingest", col.url))
-        .header("content-encoding", "zstd")
-        .header("content-type", batch::CONTENT_TYPE)
-        .body(body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(k) = key {
-        req = req.header("idempotency-key", k);
-    }
-    Ok(req.send().await?)
-}
+use vscout_e2e::collector::{client, health_batch, post, ClientPki, Collector};
 
 #[tokio::test]
 async fn the_collector_refuses_what_it_must_and_stores_the_rest_once() -> Result<()> {
@@ -74,7 +20,7 @@ async fn the_collector_refuses_what_it_must_and_stores_the_rest_once() -> Result
     std::fs::write(
         &config,
         format!(
-            "client_ca_file = \"{}\"\nmax_body_bytes = 4096\n",
+            "client_ca_file = \"{}\"\nmax_body_bytes = 4096\noperators = [\"token:ops\"]\n",
             good.ca_pem.display()
         ),
     )?;
@@ -87,6 +33,13 @@ async fn the_collector_refuses_what_it_must_and_stores_the_rest_once() -> Result
     anyhow::ensure!(out.status.success(), "token add: {out:?}");
     let token = String::from_utf8(out.stdout)?.trim().to_owned();
     assert_eq!(token.len(), 64);
+    let out = Command::new(built_binary("vscout-collector")?)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["token", "add", "ops"])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "token add: {out:?}");
+    let ops = String::from_utf8(out.stdout)?.trim().to_owned();
     let col = Collector::start_with(&data, 0, Some(&config))?;
     let db_text = std::fs::read(data.join("collector.db"))?;
     assert!(
@@ -130,6 +83,16 @@ async fn the_collector_refuses_what_it_must_and_stores_the_rest_once() -> Result
     assert!(r.text().await?.contains("99"));
     let r = post(&anon, &col, Some(&token), None, good_body.clone()).await?;
     assert_eq!(r.status(), 400);
+    // Issue 12: a sequence past what SQLite stores was a 503 (retry forever), not a 400.
+    let r = post(
+        &anon,
+        &col,
+        Some(&token),
+        Some("agent-x:18446744073709551615"),
+        good_body.clone(),
+    )
+    .await?;
+    assert_eq!(r.status(), 400);
     for table in ["agents", "batches", "vms", "rollups", "series"] {
         assert_eq!(
             col.count(&format!("SELECT count(*) FROM {table}"))?,
@@ -151,19 +114,42 @@ async fn the_collector_refuses_what_it_must_and_stores_the_rest_once() -> Result
     let r = post(&agent, &col, None, Some("agent-y:1"), good_body.clone()).await?;
     assert_eq!(r.status(), 200);
     assert_eq!(col.count("SELECT count(*) FROM batches")?, 2);
+    // Issue 12: another principal posting in an agent's name (its id read from
+    // /v1/agents) had the agent's real batches answered as duplicates. An agent id
+    // belongs to whoever used it first.
+    let r = post(
+        &anon,
+        &col,
+        Some(&ops),
+        Some("agent-y:2"),
+        good_body.clone(),
+    )
+    .await?;
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await?.contains("cert:"), "names the owner");
+    let r = post(&agent, &col, None, Some("agent-x:2"), good_body.clone()).await?;
+    assert_eq!(r.status(), 403);
+    assert_eq!(col.count("SELECT count(*) FROM batches")?, 2);
+    let r = post(&agent, &col, None, Some("agent-y:2"), good_body.clone()).await?;
+    assert_eq!(r.status(), 200, "the owner goes on");
 
-    // The read API needs credentials too, and shows the agents.
+    // The read API needs credentials too. An agent's token lists its own agents; an
+    // operator's every agent.
     let r = anon.get(format!("{}/v1/agents", col.url)).send().await?;
     assert_eq!(r.status(), 401);
-    let agents: serde_json::Value = anon
-        .get(format!("{}/v1/agents", col.url))
-        .bearer_auth(&token)
-        .send()
-        .await?
-        .bytes()
-        .await
-        .map(|b| serde_json::from_slice::<serde_json::Value>(&b))??;
-    let list = agents.as_array().context("array")?;
+    let agents_seen_by = |t: String| {
+        let anon = anon.clone();
+        let url = format!("{}/v1/agents", col.url);
+        async move {
+            let body = anon.get(url).bearer_auth(t).send().await?.bytes().await?;
+            let v: serde_json::Value = serde_json::from_slice(&body)?;
+            anyhow::Ok(v.as_array().context("array")?.clone())
+        }
+    };
+    let own = agents_seen_by(token.clone()).await?;
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert_eq!(own[0]["agent_id"], "agent-x");
+    let list = agents_seen_by(ops.clone()).await?;
     assert_eq!(list.len(), 2);
     let x = list
         .iter()
@@ -226,7 +212,13 @@ fn the_collector_announces_itself_only_once_its_first_token_file_is_written() ->
             .iter()
             .any(|l| l.starts_with("FIRST_AGENT_TOKEN_FILE="));
         assert_eq!(announced, start == "first", "{start} start: {lines:?}");
-        assert_eq!(std::fs::read_to_string(&token_file)?.trim().len(), 64);
+        let token = std::fs::read_to_string(&token_file)?.trim().to_owned();
+        assert_eq!(token.len(), 64);
+        // Issue 12: stdout goes to the journal under systemd; the token stays in its file.
+        assert!(
+            !lines.iter().any(|l| l.contains(&token)),
+            "{start} start printed the token: {lines:?}"
+        );
     }
     Ok(())
 }

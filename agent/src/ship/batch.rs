@@ -18,8 +18,10 @@ pub const HEALTH_SCHEMA_VERSION: u32 = 1;
 /// Rollups per batch: about 150 KB compressed, so one request stays small and a retry
 /// resends little.
 pub const ROLLUPS_PER_BATCH: usize = 5_000;
-/// Largest decompressed batch a reader accepts (a bomb must not exhaust memory).
-pub const MAX_DECODED_BYTES: u64 = 256 * 1024 * 1024;
+/// Largest decompressed batch a reader accepts, so that a bomb cannot exhaust memory. A
+/// batch of rollups decodes to about 1 MB; the largest record is an inventory, about
+/// 2.6 KB a VM (a 10,000-VM vCenter is about 26 MB), so this admits some 25,000 VMs.
+pub const MAX_DECODED_BYTES: u64 = 64 * 1024 * 1024;
 /// `Content-Type` of a batch.
 pub const CONTENT_TYPE: &str = "application/vnd.vscout.batch+json";
 
@@ -254,10 +256,89 @@ pub enum DecodeError {
 }
 
 /// Decodes a body sent with `Content-Encoding: encoding` (`zstd`, `gzip` or `identity`).
+/// The JSON is parsed as it is decompressed, never held whole, and decompression stops
+/// at `MAX_DECODED_BYTES`: what a batch costs in memory is what its records take.
 pub fn decode(body: &[u8], encoding: &str) -> Result<Batch, DecodeError> {
-    let json = decompress(body, encoding)?;
-    let batch: Batch =
-        serde_json::from_slice(&json).map_err(|e| DecodeError::Json(e.to_string()))?;
+    let batch = match encoding {
+        "zstd" => {
+            let reader =
+                zstd::stream::read::Decoder::new(body).map_err(|e| DecodeError::Encoding {
+                    encoding: encoding.into(),
+                    reason: e.to_string(),
+                })?;
+            parse_capped(reader, encoding)?
+        }
+        "gzip" => parse_capped(flate2::read::GzDecoder::new(body), encoding)?,
+        "identity" | "" => {
+            if body.len() as u64 > MAX_DECODED_BYTES {
+                return Err(DecodeError::TooLarge);
+            }
+            serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?
+        }
+        other => {
+            return Err(DecodeError::Encoding {
+                encoding: other.into(),
+                reason: format!("unsupported content encoding {other:?}"),
+            })
+        }
+    };
+    check(batch)
+}
+
+/// The mark of a capped reader's refusal, told apart from a decompressor's error.
+#[derive(Debug)]
+struct OverCap;
+
+impl std::fmt::Display for OverCap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "decoded size over {MAX_DECODED_BYTES} bytes")
+    }
+}
+
+impl std::error::Error for OverCap {}
+
+/// A reader that fails once more than `MAX_DECODED_BYTES` came through it.
+struct Capped<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > MAX_DECODED_BYTES {
+            return Err(std::io::Error::other(OverCap));
+        }
+        Ok(n)
+    }
+}
+
+/// Parses a batch from a decompressing reader, refusing more than the cap.
+fn parse_capped(reader: impl Read, encoding: &str) -> Result<Batch, DecodeError> {
+    let capped = Capped {
+        inner: reader,
+        read: 0,
+    };
+    // serde_json reads a byte at a time: the buffer keeps that off the decompressor.
+    serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, capped)).map_err(|e| {
+        if !e.is_io() {
+            return DecodeError::Json(e.to_string());
+        }
+        let io = std::io::Error::from(e);
+        if io.get_ref().is_some_and(|inner| inner.is::<OverCap>()) {
+            DecodeError::TooLarge
+        } else {
+            DecodeError::Encoding {
+                encoding: encoding.into(),
+                reason: io.to_string(),
+            }
+        }
+    })
+}
+
+/// Versions and name indexes of a parsed batch.
+fn check(batch: Batch) -> Result<Batch, DecodeError> {
     if batch.batch_version != BATCH_VERSION {
         return Err(DecodeError::Version(batch.batch_version));
     }
@@ -284,35 +365,6 @@ pub fn decode(body: &[u8], encoding: &str) -> Result<Batch, DecodeError> {
         }
     }
     Ok(batch)
-}
-
-/// Decompresses with a bound on the output.
-pub fn decompress(body: &[u8], encoding: &str) -> Result<Vec<u8>, DecodeError> {
-    let err = |reason: String| DecodeError::Encoding {
-        encoding: encoding.into(),
-        reason,
-    };
-    let mut out = Vec::new();
-    let limit = MAX_DECODED_BYTES + 1;
-    match encoding {
-        "zstd" => zstd::stream::read::Decoder::new(body)
-            .map_err(|e| err(e.to_string()))?
-            .take(limit)
-            .read_to_end(&mut out),
-        "gzip" => flate2::read::GzDecoder::new(body)
-            .take(limit)
-            .read_to_end(&mut out),
-        "identity" | "" => {
-            out.extend_from_slice(body);
-            Ok(out.len())
-        }
-        other => return Err(err(format!("unsupported content encoding {other:?}"))),
-    }
-    .map_err(|e| err(e.to_string()))?;
-    if out.len() as u64 > MAX_DECODED_BYTES {
-        return Err(DecodeError::TooLarge);
-    }
-    Ok(out)
 }
 
 /// Re-encodes a stored (zstd) batch as gzip, for `compression = "gzip"`.

@@ -25,6 +25,12 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("storage error: {0}")]
     Other(String),
+    #[error("agent id {agent_id:?} belongs to {owner}, not {caller}: an agent id is bound to the token or client certificate that first used it")]
+    AgentOwned {
+        agent_id: String,
+        owner: String,
+        caller: String,
+    },
     #[error("a token named {0:?} already exists (see `vscout-collector token list`); revoke it first or choose another name")]
     TokenExists(String),
 }
@@ -33,7 +39,7 @@ impl StoreError {
     /// Storage errors (a locked or full disk) may pass: the agent retries on a 503. A
     /// token name that is taken stays taken.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, Self::TokenExists(_))
+        !matches!(self, Self::TokenExists(_) | Self::AgentOwned { .. })
     }
 }
 
@@ -203,7 +209,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         id: &str,
         q: &DailyQuery,
     ) -> Result<Option<Vec<serde_json::Value>>, StoreError>;
-    fn agents(&self) -> Result<Vec<serde_json::Value>, StoreError>;
+    /// Agents that sent batches: all, or only those bound to the principal `only`
+    /// (`token:NAME`, `cert:SHA256`).
+    fn agents(&self, only: Option<&str>) -> Result<Vec<serde_json::Value>, StoreError>;
     fn counts(&self) -> Result<Counts, StoreError>;
     /// Adds a token under `name` (its SHA-256 only is stored); `TokenExists` if the name
     /// is taken.

@@ -231,10 +231,27 @@ impl Storage for SqliteStore {
             .map_err(|_| StoreError::Other(format!("sequence {seq} out of range")))?;
         let who = principal.name();
         let tx = conn.transaction()?;
+        // An agent id belongs to the principal that first used it: another token holder
+        // who learnt the id must not post in its name (and so have its real batches
+        // answered as duplicates).
+        let owner: Option<String> = tx
+            .query_row(
+                "SELECT principal FROM agents WHERE agent_id = ?1",
+                params![agent_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(owner) = owner.filter(|o| *o != who) {
+            return Err(StoreError::AgentOwned {
+                agent_id: agent_id.to_owned(),
+                owner,
+                caller: who,
+            });
+        }
         tx.execute(
             "INSERT INTO agents (agent_id, version, principal, first_seen_ms, last_seen_ms, last_seq)
              VALUES (?1, ?2, ?3, ?4, ?4, ?5)
-             ON CONFLICT (agent_id) DO UPDATE SET version = ?2, principal = ?3, last_seen_ms = ?4,
+             ON CONFLICT (agent_id) DO UPDATE SET version = ?2, last_seen_ms = ?4,
                  last_seq = max(last_seq, ?5)",
             params![agent_id, agent_version, who, now, seq],
         )?;
@@ -548,13 +565,14 @@ impl Storage for SqliteStore {
         found(&conn, kind, vcenter.as_deref(), &entity, out)
     }
 
-    fn agents(&self) -> Result<Vec<Value>, StoreError> {
+    fn agents(&self, only: Option<&str>) -> Result<Vec<Value>, StoreError> {
         let conn = self.reader();
         let mut stmt = conn.prepare(
             "SELECT agent_id, version, principal, first_seen_ms, last_seen_ms, last_seq, batches,
-                    duplicate_batches, rows_ignored, health FROM agents ORDER BY agent_id",
+                    duplicate_batches, rows_ignored, health FROM agents
+             WHERE ?1 IS NULL OR principal = ?1 ORDER BY agent_id",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map(params![only], |r| {
             let health: Option<String> = r.get(9)?;
             let health = health
                 .and_then(|h| serde_json::from_str::<AgentHealth>(&h).ok())
