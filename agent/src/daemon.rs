@@ -389,6 +389,9 @@ async fn vcenter_loop(
             }
         }
     };
+    // Until the first inventory of this run succeeds, poll what the last stored one
+    // found: a vCenter that fails the first inventory still gets its performance data.
+    let targets = seed_targets(&cfg.state_dir, &vc.name);
     let mut task = VcenterTask {
         cfg: cfg.clone(),
         vc: vc.clone(),
@@ -398,12 +401,14 @@ async fn vcenter_loop(
         me,
         round: 0,
         perf: None,
-        targets: Vec::new(),
+        targets,
         perf_overruns: 0,
+        inventory_ok: false,
     };
     let mut next_inventory = Instant::now();
     let mut next_perf = Instant::now();
     let mut last_call = Instant::now();
+    let mut retry = InventoryRetry::new(cfg.inventory_interval);
     loop {
         if Instant::now() >= next_inventory {
             let started = Instant::now();
@@ -411,7 +416,16 @@ async fn vcenter_loop(
                 break;
             }
             last_call = Instant::now();
-            next_inventory = started + cfg.inventory_interval;
+            next_inventory = if task.inventory_ok {
+                retry.reset();
+                started + cfg.inventory_interval
+            } else {
+                // A failed round is tried again in seconds, not at the next interval (an
+                // hour by default) with no targets meanwhile.
+                let wait = retry.next();
+                warn!(vcenter = %vc.name, retry_in_secs = wait.as_secs(), "inventory round failed; trying again soon");
+                Instant::now() + wait
+            };
         }
         if cfg.perf.enabled && Instant::now() >= next_perf && !task.targets.is_empty() {
             let started = Instant::now();
@@ -432,8 +446,12 @@ async fn vcenter_loop(
             break;
         }
         if Instant::now() >= keepalive_at && Instant::now() < next_inventory.min(next_perf) {
-            if let Err(e) = task.client.current_time().await {
-                warn!(vcenter = %vc.name, error = %e, "keepalive failed");
+            match task.client.current_time().await {
+                Ok(_) => task.me.set_connected(true),
+                Err(e) => {
+                    task.me.set_connected(false);
+                    warn!(vcenter = %vc.name, error = %e, "keepalive failed");
+                }
             }
             last_call = Instant::now();
         }
@@ -466,6 +484,8 @@ struct VcenterTask {
     /// What to poll, from the latest inventory.
     targets: Vec<MoRef>,
     perf_overruns: u64,
+    /// Whether the last inventory round succeeded.
+    inventory_ok: bool,
 }
 
 impl VcenterTask {
@@ -486,7 +506,8 @@ impl VcenterTask {
             _ = stop.wait_for(|s| *s) => None,
         };
         self.me().end();
-        self.me().set_connected(matches!(result, Some(Ok(Ok(_)))));
+        self.inventory_ok = matches!(result, Some(Ok(Ok(_))));
+        self.me().set_connected(self.inventory_ok);
         let me = self.me.clone();
         let c = &me.counters;
         c.inventory_rounds.fetch_add(1, Relaxed);
@@ -620,9 +641,17 @@ impl VcenterTask {
             Some(Ok(Err(e))) => {
                 me.counters.perf_failures.fetch_add(1, Relaxed);
                 me.counters.error(&e);
+                if matches!(
+                    e,
+                    VsphereError::Connect { .. } | VsphereError::Timeout { .. }
+                ) {
+                    me.set_connected(false);
+                }
                 warn!(vcenter = %vc_name, error = %e, retryable = e.is_retryable(), "performance poll failed")
             }
             Some(Ok(Ok((end, report)))) => {
+                // Connected is what the last call said, inventory or poll alike.
+                me.set_connected(true);
                 me.counters.samples.fetch_add(report.samples, Relaxed);
                 me.counters
                     .samples_off_grid
@@ -748,6 +777,57 @@ impl WindowLog {
     }
 }
 
+/// Backoff between failed inventory rounds: 5 s doubling, capped at a quarter of the
+/// interval (at most 5 minutes), so a failure costs minutes, not an interval.
+#[derive(Debug)]
+struct InventoryRetry {
+    next: Duration,
+    cap: Duration,
+}
+
+impl InventoryRetry {
+    const FIRST: Duration = Duration::from_secs(5);
+
+    fn new(interval: Duration) -> Self {
+        Self {
+            next: Self::FIRST,
+            cap: (interval / 4).clamp(Self::FIRST, Duration::from_secs(300)),
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        let now = self.next;
+        self.next = (self.next * 2).min(self.cap);
+        now
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+/// Targets from the inventory the last run stored for `vcenter`, if any.
+fn seed_targets(state_dir: &Path, vcenter: &str) -> Vec<MoRef> {
+    let file = state_dir
+        .join("inventory")
+        .join(sanitize(vcenter))
+        .join("inventory.json");
+    let Ok(text) = std::fs::read(&file) else {
+        return Vec::new();
+    };
+    match serde_json::from_slice::<Inventory>(&text) {
+        Ok(doc) => {
+            let targets: Vec<MoRef> = doc.vcenters.iter().flat_map(Poller::targets).collect();
+            info!(vcenter, targets = targets.len(), file = %file.display(), "polling what the stored inventory found until a new inventory is taken");
+            targets
+        }
+        Err(e) => {
+            warn!(vcenter, file = %file.display(), error = %e, "cannot read the stored inventory; waiting for a new one");
+            Vec::new()
+        }
+    }
+}
+
 /// How far a fresh agent's first poll looks back: to the start of the last window that
 /// is already closed, so that the first window it stores is whole (looking back one
 /// window length from a moment inside a window stored a first window of 1 sample of 3).
@@ -799,7 +879,21 @@ fn sanitize(name: &str) -> String {
 
 #[cfg(test)]
 mod first_poll_tests {
-    use super::first_lookback_ms;
+    use super::{first_lookback_ms, InventoryRetry};
+    use std::time::Duration;
+
+    #[test]
+    fn a_failed_inventory_is_retried_in_seconds_capped_under_the_interval() {
+        let mut r = InventoryRetry::new(Duration::from_secs(3600));
+        let waits: Vec<u64> = (0..9).map(|_| r.next().as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        r.reset();
+        assert_eq!(r.next().as_secs(), 5);
+        // A short interval caps the backoff at a quarter of it.
+        let mut r = InventoryRetry::new(Duration::from_secs(60));
+        let waits: Vec<u64> = (0..4).map(|_| r.next().as_secs()).collect();
+        assert_eq!(waits, [5, 10, 15, 15]);
+    }
 
     #[test]
     fn the_first_poll_reaches_back_to_the_start_of_the_last_closed_window() {

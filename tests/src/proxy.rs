@@ -6,6 +6,10 @@
 //! - **SOAP NotAuthenticated faults.** Real vCenter answers a dead session with an HTTP 500
 //!   `NotAuthenticated` fault (vcsim uses a `missingSet`); `fail_next_retrieve` injects one.
 //!
+//! - **Lost connections.** `reset_retrieves` closes the connection on that many coming
+//!   inventory retrievals (RetrievePropertiesEx over a ContainerView) without an answer, as a load balancer or a vCenter
+//!   restart does (vcsim never drops a connection).
+//!
 //! It terminates TLS with the test certificate (so the agent pins the same thumbprint) and
 //! forwards to vcsim over HTTPS trusting the test CA. HTTP/1.1 with keep-alive, by hand:
 //! only what vscout's client sends.
@@ -32,6 +36,11 @@ pub struct ProxyState {
     pub views_created: AtomicU64,
     pub views_destroyed: AtomicU64,
     pub injected_faults: AtomicU64,
+    /// This many coming inventory retrievals (RetrievePropertiesEx over a ContainerView)
+    /// have their connection closed without an answer.
+    pub reset_retrieves: AtomicU64,
+    /// Connections closed that way.
+    pub resets: AtomicU64,
     /// When set, the next RetrievePropertiesEx gets a NotAuthenticated SOAP fault.
     pub fail_next_retrieve: AtomicBool,
     /// When non-zero, a QueryPerf with more query specs than this gets the
@@ -176,6 +185,16 @@ async fn serve<S: AsyncReadExt + AsyncWriteExt + Unpin>(
     let mut buf = Vec::new();
     while let Some(req) = read_request(&mut s, &mut buf).await? {
         let body = String::from_utf8_lossy(&req.body).into_owned();
+        if body.contains("<RetrievePropertiesEx")
+            && body.contains("<type>ContainerView</type>")
+            && st
+                .reset_retrieves
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            st.resets.fetch_add(1, Ordering::SeqCst);
+            return Ok(());
+        }
         let (status, set_cookie, text) = if body.contains("<ContinueRetrievePropertiesEx") {
             st.continues.fetch_add(1, Ordering::SeqCst);
             let token = between(&body, "<token>", "</token>").unwrap_or_default();

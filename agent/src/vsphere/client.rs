@@ -418,11 +418,22 @@ impl Client {
         S: ObjectSink + Send + 'static,
     {
         let cookie = self.session_cookie();
-        let resp = self
+        let mut sent = self
             .transport
-            .post(method, &self.soap_action, cookie.as_deref(), body)
-            .await
-            .map_err(|e| (self.with_url(e), None))?;
+            .post(method, &self.soap_action, cookie.as_deref(), body.clone())
+            .await;
+        // Only before any object reached the sink, and only for the first page: a
+        // continuation that vCenter processed before the connection broke has moved on.
+        if let Err(e) = sent.as_ref().map(|_| ()) {
+            if idempotent(method) && connection_lost(e) {
+                warn!(vcenter = %self.name, method, error = %e, "connection lost; retrying the read once");
+                sent = self
+                    .transport
+                    .post(method, &self.soap_action, cookie.as_deref(), body)
+                    .await;
+            }
+        }
+        let resp = sent.map_err(|e| (self.with_url(e), None))?;
         let reader = self.transport.stream(resp);
         let joined = tokio::task::spawn_blocking(move || {
             let mut sink = sink;
@@ -471,13 +482,28 @@ impl Client {
         body: String,
         each: impl FnMut(Node) -> Result<(), VsphereError>,
     ) -> Result<(), VsphereError> {
+        let bytes = if idempotent(method) {
+            match self.post_read(method, body.clone()).await {
+                Err(e) if connection_lost(&e) => {
+                    warn!(vcenter = %self.name, method, error = %e, "connection lost; retrying the read once");
+                    self.post_read(method, body).await?
+                }
+                other => other?,
+            }
+        } else {
+            self.post_read(method, body).await?
+        };
+        xml::parse_response(bytes.as_slice(), method, 3, each).map_err(|e| self.with_url(e))
+    }
+
+    /// One POST and its whole answer.
+    async fn post_read(&self, method: &'static str, body: String) -> Result<Vec<u8>, VsphereError> {
         let cookie = self.session_cookie();
         let resp = self
             .transport
             .post(method, &self.soap_action, cookie.as_deref(), body)
             .await?;
-        let bytes = self.transport.read_all(resp, method).await?;
-        xml::parse_response(bytes.as_slice(), method, 3, each).map_err(|e| self.with_url(e))
+        self.transport.read_all(resp, method).await
     }
 
     /// Fills in the URL that errors raised below the client do not know.
@@ -647,4 +673,29 @@ mod tests {
         assert_eq!(parse_service_versions(doc).as_deref(), Some("8.0.2.0"));
         assert_eq!(parse_service_versions(b"<html>nope</html>"), None);
     }
+}
+
+/// Calls that only read, so sending one again after a lost connection cannot do anything
+/// twice. Not Login, Logout, view creation or destruction, nor Continue/Cancel of a paged
+/// retrieval (a continuation vCenter already served would skip a page).
+fn idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "RetrievePropertiesEx"
+            | "RetrieveServiceContent"
+            | "CurrentTime"
+            | "QueryPerf"
+            | "QueryPerfCounter"
+            | "QueryOptions"
+            | "HasUserPrivilegeOnEntities"
+    )
+}
+
+/// A connection that broke under the request (reset, closed by a load balancer between
+/// keep-alive requests, an answer cut short), as opposed to an answer or a timeout.
+fn connection_lost(e: &VsphereError) -> bool {
+    matches!(
+        e,
+        VsphereError::Connect { .. } | VsphereError::Truncated { .. }
+    )
 }
