@@ -663,18 +663,6 @@ fn parse_service_versions(body: &[u8]) -> Option<String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn service_versions_are_read() {
-        let doc = br#"<?xml version="1.0"?><namespaces version="1.0"><namespace><name>urn:vim25</name><version>8.0.2.0</version><priorVersions><version>6.0</version></priorVersions></namespace></namespaces>"#;
-        assert_eq!(parse_service_versions(doc).as_deref(), Some("8.0.2.0"));
-        assert_eq!(parse_service_versions(b"<html>nope</html>"), None);
-    }
-}
-
 /// Calls that only read, so sending one again after a lost connection cannot do anything
 /// twice. Not Login, Logout, view creation or destruction, nor Continue/Cancel of a paged
 /// retrieval (a continuation vCenter already served would skip a page).
@@ -698,4 +686,16 @@ fn connection_lost(e: &VsphereError) -> bool {
         e,
         VsphereError::Connect { .. } | VsphereError::Truncated { .. }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_versions_are_read() {
+        let doc = br#"<?xml version="1.0"?><namespaces version="1.0"><namespace><name>urn:vim25</name><version>8.0.2.0</version><priorVersions><version>6.0</version></priorVersions></namespace></namespaces>"#;
+        assert_eq!(parse_service_versions(doc).as_deref(), Some("8.0.2.0"));
+        assert_eq!(parse_service_versions(b"<html>nope</html>"), None);
+    }
 }
