@@ -10,6 +10,10 @@
 //!   inventory retrievals (RetrievePropertiesEx over a ContainerView) without an answer, as a load balancer or a vCenter
 //!   restart does (vcsim never drops a connection).
 //!
+//! - **Hostile answers.** `endless_perf` answers QueryPerf, and `endless_text` inventory
+//!   retrievals, with a body that never ends (a text node that never closes, for the
+//!   latter), to measure what the agent holds before it gives up.
+//!
 //! It terminates TLS with the test certificate (so the agent pins the same thumbprint) and
 //! forwards to vcsim over HTTPS trusting the test CA. HTTP/1.1 with keep-alive, by hand:
 //! only what vscout's client sends.
@@ -41,6 +45,12 @@ pub struct ProxyState {
     pub reset_retrieves: AtomicU64,
     /// Connections closed that way.
     pub resets: AtomicU64,
+    /// QueryPerf answers never end.
+    pub endless_perf: AtomicBool,
+    /// Inventory retrievals are answered with a text node that never ends.
+    pub endless_text: AtomicBool,
+    /// Bytes written in endless answers before the agent hung up.
+    pub endless_bytes: AtomicU64,
     /// When set, the next RetrievePropertiesEx gets a NotAuthenticated SOAP fault.
     pub fail_next_retrieve: AtomicBool,
     /// When non-zero, a QueryPerf with more query specs than this gets the
@@ -193,6 +203,33 @@ async fn serve<S: AsyncReadExt + AsyncWriteExt + Unpin>(
                 .is_ok()
         {
             st.resets.fetch_add(1, Ordering::SeqCst);
+            return Ok(());
+        }
+        let endless = if body.contains("<QueryPerf") && st.endless_perf.load(Ordering::SeqCst) {
+            Some((
+                "<QueryPerfResponse xmlns=\"urn:vim25\"><returnval>",
+                "<value>12345</value>",
+            ))
+        } else if body.contains("<type>ContainerView</type>")
+            && st.endless_text.load(Ordering::SeqCst)
+        {
+            Some(("<RetrievePropertiesExResponse xmlns=\"urn:vim25\"><returnval><objects><obj type=\"VirtualMachine\">vm-1</obj><propSet><name>config.annotation</name><val xsi:type=\"xsd:string\">", "AAAAAAAAAAAAAAAA"))
+        } else {
+            None
+        };
+        if let Some((open, unit)) = endless {
+            // No Content-Length: the body ends when the connection does, which is when
+            // the agent gives up (or after 2 GiB).
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Type: text/xml; charset=utf-8\r\nConnection: close\r\n\r\n<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><soapenv:Body>{open}");
+            s.write_all(head.as_bytes()).await?;
+            let chunk = unit.repeat((1 << 20) / unit.len());
+            for _ in 0..2048 {
+                if s.write_all(chunk.as_bytes()).await.is_err() {
+                    break;
+                }
+                st.endless_bytes
+                    .fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            }
             return Ok(());
         }
         let (status, set_cookie, text) = if body.contains("<ContinueRetrievePropertiesEx") {

@@ -493,11 +493,15 @@ impl Client {
         } else {
             self.post_read(method, body).await?
         };
-        xml::parse_response(bytes.as_slice(), method, 3, each).map_err(|e| self.with_url(e))
+        xml::parse_response(&bytes[..], method, 3, each).map_err(|e| self.with_url(e))
     }
 
     /// One POST and its whole answer.
-    async fn post_read(&self, method: &'static str, body: String) -> Result<Vec<u8>, VsphereError> {
+    async fn post_read(
+        &self,
+        method: &'static str,
+        body: String,
+    ) -> Result<transport::Answer, VsphereError> {
         let cookie = self.session_cookie();
         let resp = self
             .transport

@@ -92,6 +92,13 @@ pub enum VsphereError {
         method: &'static str,
         limit_bytes: u64,
     },
+    /// Answers held at once (over all calls in flight) would exceed the transport's
+    /// memory budget: transient, the other answers are being parsed.
+    #[error("{method}: answers in flight exceed the memory budget of {budget_bytes} bytes; the call will be tried again")]
+    OverBudget {
+        method: &'static str,
+        budget_bytes: u64,
+    },
     /// The answer ended before the SOAP envelope was complete.
     #[error("{method}: response ended before the SOAP envelope was complete")]
     Truncated { method: &'static str },
@@ -131,7 +138,10 @@ impl VsphereError {
     /// `NotAuthenticated`). Configuration and trust problems are not retryable.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Connect { .. } | Self::Timeout { .. } | Self::Truncated { .. } => true,
+            Self::Connect { .. }
+            | Self::Timeout { .. }
+            | Self::Truncated { .. }
+            | Self::OverBudget { .. } => true,
             Self::NotAuthenticated { .. } => true,
             Self::Http { status, .. } => *status == 408 || *status == 429 || *status >= 500,
             Self::Fault { fault_type, .. } => TRANSIENT_FAULTS.contains(&fault_type.as_str()),

@@ -7,7 +7,7 @@ use super::xml::Node;
 
 /// The fault type and message of a `Fault` node.
 pub fn describe(node: &Node) -> (String, String) {
-    let message = node.text_at("faultstring").unwrap_or("").trim().to_owned();
+    let message = capped(node.text_at("faultstring").unwrap_or("").trim());
     let fault_type = node
         .child("detail")
         .and_then(|d| d.children.first())
@@ -22,6 +22,17 @@ pub fn describe(node: &Node) -> (String, String) {
             )
         });
     (fault_type, message)
+}
+
+/// Longest fault message kept: a server that sends megabytes of it (a hostile one did,
+/// and it was logged on every attempt) costs a line of log, not megabytes a minute.
+pub const MAX_FAULT_MESSAGE_CHARS: usize = 1000;
+
+fn capped(message: &str) -> String {
+    match message.char_indices().nth(MAX_FAULT_MESSAGE_CHARS) {
+        None => message.to_owned(),
+        Some((at, _)) => format!("{}… ({} bytes in all)", &message[..at], message.len()),
+    }
 }
 
 /// Maps a fault to an error. `NotAuthenticated` gets its own variant (the session layer

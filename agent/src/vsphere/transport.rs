@@ -4,11 +4,12 @@
 
 use std::fmt;
 use std::io::Read;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::error::{TimeoutKind, VsphereError};
 use crate::config::VcenterConfig;
@@ -23,8 +24,38 @@ pub struct Transport {
     timeout: Duration,
     connect_timeout: Duration,
     max_bytes: u64,
+    /// Cap of an answer read whole (`read_all`): `max_bytes`, at most
+    /// `MAX_BUFFERED_BYTES`.
+    max_buffered: u64,
+    /// KiB of answers read whole that may be held at once, over all calls in flight.
+    budget: Arc<Semaphore>,
     /// The pinned thumbprint, if the policy pins one.
     pinned: Option<[u8; 32]>,
+}
+
+/// Largest answer read whole. The biggest real ones are QueryPerf answers: about 2.5 MB
+/// for 256 VMs and one poll, about 10 MB after an hour's look-back; a hostile or broken
+/// server's endless answer stops here instead of at `max_response_mib` (512 MiB) times
+/// the requests in flight.
+pub const MAX_BUFFERED_BYTES: u64 = 64 << 20;
+/// All answers read whole and held at once, per vCenter (four QueryPerf in flight hold
+/// about 10 MB): past it a call fails, and is retried like any failed request.
+pub const BUFFERED_BUDGET_BYTES: u64 = 128 << 20;
+
+/// An answer read whole, holding its share of the transport's memory budget until it
+/// is dropped (after parsing).
+#[derive(Debug, Default)]
+pub struct Answer {
+    pub bytes: Vec<u8>,
+    _held: Option<OwnedSemaphorePermit>,
+}
+
+impl std::ops::Deref for Answer {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 /// A failure while reading a body, carried through `std::io::Error` to the parser.
@@ -101,6 +132,8 @@ impl Transport {
             timeout: cfg.request_timeout,
             connect_timeout,
             max_bytes: cfg.max_response_bytes,
+            max_buffered: cfg.max_response_bytes.min(MAX_BUFFERED_BYTES),
+            budget: Arc::new(Semaphore::new((BUFFERED_BUDGET_BYTES / 1024) as usize)),
             pinned: match &cfg.tls {
                 crate::config::TlsPolicy::Pinned { sha256 } => Some(*sha256),
                 _ => None,
@@ -133,7 +166,7 @@ impl Transport {
                 excerpt: excerpt(&body),
             });
         }
-        Ok(body)
+        Ok(body.bytes)
     }
 
     /// POSTs a SOAP envelope. Returns the response once its status says it carries SOAP
@@ -184,25 +217,49 @@ impl Transport {
         })
     }
 
-    /// Reads a whole (small) body, refusing more than the byte cap.
+    /// Reads a whole (small) body, refusing more than `max_buffered` bytes, and more than
+    /// the transport's budget for all answers held at once.
     pub async fn read_all(
         &self,
         mut resp: reqwest::Response,
         method: &'static str,
-    ) -> Result<Vec<u8>, VsphereError> {
+    ) -> Result<Answer, VsphereError> {
         let mut out = Vec::new();
+        let mut held: Option<OwnedSemaphorePermit> = None;
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
-                    if (out.len() + chunk.len()) as u64 > self.max_bytes {
+                    if (out.len() + chunk.len()) as u64 > self.max_buffered {
                         return Err(VsphereError::ResponseTooLarge {
                             method,
-                            limit_bytes: self.max_bytes,
+                            limit_bytes: self.max_buffered,
                         });
+                    }
+                    // KiB held so far, rounded up; take what this chunk adds.
+                    let want = (out.len() + chunk.len()).div_ceil(1024) as u32;
+                    let have = held.as_ref().map_or(0, |p| p.num_permits() as u32);
+                    if want > have {
+                        let more = self
+                            .budget
+                            .clone()
+                            .try_acquire_many_owned(want - have)
+                            .map_err(|_| VsphereError::OverBudget {
+                                method,
+                                budget_bytes: BUFFERED_BUDGET_BYTES,
+                            })?;
+                        match held.as_mut() {
+                            Some(p) => p.merge(more),
+                            None => held = Some(more),
+                        }
                     }
                     out.extend_from_slice(&chunk);
                 }
-                Ok(None) => return Ok(out),
+                Ok(None) => {
+                    return Ok(Answer {
+                        bytes: out,
+                        _held: held,
+                    })
+                }
                 Err(e) if e.is_timeout() => return Err(self.timeout_error(method)),
                 Err(_) => return Err(VsphereError::Truncated { method }),
             }

@@ -13,15 +13,75 @@
 //! is a managed object reference's type (`moref_type`).
 //!
 //! Bounds: nesting deeper than [`MAX_DEPTH`] is an error (this also keeps `Drop` of a
-//! hostile tree shallow); total size is bounded by the transport's byte cap.
+//! hostile tree shallow); so is a text node or tag longer than [`MAX_RUN_BYTES`] (the
+//! reader buffers one whole, so without it an endless text node grew to the answer's
+//! byte cap); total size is bounded by the transport's byte cap.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use compact_str::CompactString;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
 use super::error::VsphereError;
+
+/// Longest run of bytes between two markup delimiters (`<` or `>`): one text node or one
+/// tag. Real ones are far smaller (a VM's notes, a certificate in PEM).
+pub const MAX_RUN_BYTES: usize = 8 << 20;
+
+/// A reader that fails once `MAX_RUN_BYTES` pass without a `<` or `>`: what quick-xml
+/// would otherwise collect into one event, however long.
+struct RunCap<R> {
+    inner: R,
+    run: usize,
+    over: bool,
+}
+
+/// The mark of `RunCap`'s refusal.
+#[derive(Debug)]
+struct RunTooLong;
+
+impl std::fmt::Display for RunTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a text node or tag longer than {MAX_RUN_BYTES} bytes")
+    }
+}
+
+impl std::error::Error for RunTooLong {}
+
+impl<R: BufRead> Read for RunCap<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = {
+            let buf = self.fill_buf()?;
+            let n = buf.len().min(out.len());
+            out[..n].copy_from_slice(&buf[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for RunCap<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.over {
+            return Err(std::io::Error::other(RunTooLong));
+        }
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        if let Ok(buf) = self.inner.fill_buf() {
+            let taken = &buf[..amt.min(buf.len())];
+            self.run = match memchr::memrchr2(b'<', b'>', taken) {
+                Some(at) => taken.len() - at - 1,
+                None => self.run + taken.len(),
+            };
+            self.over = self.run > MAX_RUN_BYTES;
+        }
+        self.inner.consume(amt);
+    }
+}
 
 /// Deepest element nesting accepted. vSphere data nests about 15 levels at most.
 pub const MAX_DEPTH: usize = 64;
@@ -116,7 +176,11 @@ pub fn parse_response_pruned<R: BufRead>(
     prune: &[&str],
     mut sink: impl FnMut(Node) -> Result<(), VsphereError>,
 ) -> Result<(), VsphereError> {
-    let mut reader = Reader::from_reader(input);
+    let mut reader = Reader::from_reader(RunCap {
+        inner: input,
+        run: 0,
+        over: false,
+    });
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut st = State {
         method,
@@ -339,6 +403,12 @@ fn xml_error(method: &'static str, e: quick_xml::Error) -> VsphereError {
             .and_then(|r| r.downcast_ref::<super::transport::BodyError>())
         {
             return inner.clone().into_vsphere(method);
+        }
+        if let Some(run) = io.get_ref().and_then(|r| r.downcast_ref::<RunTooLong>()) {
+            return VsphereError::Malformed {
+                method,
+                reason: run.to_string(),
+            };
         }
         return VsphereError::Malformed {
             method,

@@ -117,3 +117,41 @@ fn unexpected_elements_are_ignored_not_fatal() {
     let nodes = collect(&body, 4).expect("parse");
     assert_eq!(nodes.len(), 3);
 }
+
+/// Issue 12: one endless text node grew the parser's buffer to the answer's byte cap
+/// (535 MB at the default). A run longer than `MAX_RUN_BYTES` is refused as it streams.
+#[test]
+fn an_endless_text_node_is_refused_at_the_run_cap() {
+    let head = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><R><returnval><val>"#;
+    // Served in small pieces, as from the network.
+    let body = head
+        .bytes()
+        .chain(std::iter::repeat_n(b'A', MAX_RUN_BYTES + 1024 * 1024))
+        .collect::<Vec<u8>>();
+    let input = std::io::BufReader::with_capacity(16 * 1024, &body[..]);
+    let err = parse_response(input, "Test", 3, |_| Ok(())).expect_err("refused");
+    assert!(err.to_string().contains("longer than"), "{err}");
+    // Long but under the cap, split by markup: accepted.
+    let text = "B".repeat(1 << 20);
+    let ok = format!(
+        "{head}{text}</val><val>{text}</val></returnval></R></soapenv:Body></soapenv:Envelope>"
+    );
+    let nodes = collect(&ok, 3).expect("parse");
+    assert_eq!(nodes[0].children[1].text.len(), 1 << 20);
+}
+
+#[test]
+fn a_huge_fault_message_is_cut_to_a_line() {
+    let message = "x".repeat(5 << 20);
+    let body = format!(
+        r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>{message}</faultstring></soapenv:Fault></soapenv:Body></soapenv:Envelope>"#
+    );
+    let err = collect(&body, 3).expect_err("fault");
+    let text = err.to_string();
+    assert!(text.len() < 1200, "{} bytes", text.len());
+    assert!(
+        text.contains("5242880 bytes in all"),
+        "{}",
+        &text[text.len() - 60..]
+    );
+}
