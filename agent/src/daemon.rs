@@ -669,11 +669,12 @@ impl VcenterTask {
                 // Draining and encoding 150,000 rollups is CPU work: the aggregator moves
                 // to a blocking thread for it and comes back.
                 let window_secs = self.cfg.perf.window_secs;
+                let batch_limit = self.sink.batch_limit();
                 let mut agg =
                     std::mem::replace(&mut perf.agg, Aggregator::new(&vc_name, window_secs));
                 let drained = tokio::task::spawn_blocking(move || {
                     let mut windows = WindowLog::default();
-                    let mut batcher = Batcher::default();
+                    let mut batcher = Batcher::new(batch_limit);
                     agg.drain_closed_with(closed, |r| {
                         windows.add(&r);
                         batcher.push(Record::Rollup(r));

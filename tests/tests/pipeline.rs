@@ -251,10 +251,13 @@ fn fifty_kills_behind_a_faulty_link_lose_and_duplicate_nothing() -> Result<()> {
 
 #[test]
 fn a_tiny_cap_evicts_the_oldest_data_and_the_agent_keeps_running() -> Result<()> {
-    let e = Estate::start(&SimOptions::default())?;
+    // 600 VMs: inventories of some 40 KB, so the smallest cap fills in a minute.
+    let e = Estate::start(&SimOptions::bench(600))?;
     let token = e.dir.path().join("token");
     std::fs::write(&token, "not-used\n")?;
-    let cap = 65_536u64;
+    // The smallest cap accepted (issue 12: at the old minimum, 64 KiB, batches were
+    // refused as too large and lost uncounted).
+    let cap = 1_048_576u64;
     // Port 1 on loopback refuses connections: the collector is down for the whole test.
     let extra = format!(
         "inventory_interval_secs = 1\nhealth_interval_secs = 5\n\n[perf]\nenabled = false\n\n[buffer]\nmax_bytes = {cap}\n\n[collector]\nurl = \"https://127.0.0.1:1\"\ntoken_file = \"{}\"\nretry_max_secs = 1\n[collector.tls]\ninsecure = true\n",
@@ -294,6 +297,14 @@ fn a_tiny_cap_evicts_the_oldest_data_and_the_agent_keeps_running() -> Result<()>
         .and_then(|v| v.as_u64())
         .unwrap_or(0);
     assert!(counted >= 3, "evicted records are counted: {counted}");
+    assert!(
+        log_events(&log, "a batch larger than the buffer can hold was dropped and counted as evicted; raise buffer.max_bytes")?.is_empty(),
+        "every batch fits the smallest cap"
+    );
+    assert!(
+        !log_events(&log, "batch stored")?.is_empty(),
+        "inventories were stored"
+    );
     assert!(
         agent.child.try_wait()?.is_none(),
         "the agent is still running"

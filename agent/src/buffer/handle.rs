@@ -50,6 +50,19 @@ impl BufferHandle {
         })?
     }
 
+    /// See [`Buffer::count_dropped`].
+    pub fn count_dropped(&self, records: u64) {
+        let mut b = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        b.count_dropped(records);
+    }
+
+    /// Largest batch to append: a quarter of the cap, so that a few batches always fit
+    /// (a batch larger than the cap itself could never be stored).
+    pub fn batch_limit(&self) -> usize {
+        let b = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        (b.max_bytes() / 4) as usize
+    }
+
     /// Appends a record (stored at the next group commit). Returns its sequence.
     pub async fn append(&self, payload: Vec<u8>) -> Result<u64, BufferError> {
         self.blocking(move |b| b.append(&payload)).await

@@ -432,6 +432,17 @@ impl Buffer {
         self.stats
     }
 
+    /// Counts records that never entered the buffer because no batch of them could fit
+    /// (`TooLarge`): lost to the cap like evicted ones, and counted with them.
+    pub fn count_dropped(&mut self, records: u64) {
+        self.stats.evicted_records += records;
+    }
+
+    /// The cap, in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.opts.max_bytes
+    }
+
     /// The last acknowledged sequence.
     pub fn acked(&self) -> u64 {
         self.acked

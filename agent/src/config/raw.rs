@@ -32,8 +32,9 @@ pub struct RawConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBuffer {
-    /// Hard cap on the buffer's bytes on disk, metadata included (65536 to 1 TiB). When
-    /// full the oldest data is evicted, counted and logged. Default 1073741824 (1 GiB).
+    /// Hard cap on the buffer's bytes on disk, metadata included (1048576 to 1 TiB).
+    /// Batches are split to a quarter of it. When full the oldest data is evicted,
+    /// counted and logged. Default 1073741824 (1 GiB).
     pub max_bytes: Option<u64>,
     /// `interval`: group commit, one fsync per `commit_interval_ms` (default); `always`:
     /// fsync after every record.

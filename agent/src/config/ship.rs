@@ -46,7 +46,10 @@ pub struct CollectorConfig {
 }
 
 pub(super) fn validate_buffer(b: RawBuffer) -> Result<BufferConfig, ConfigError> {
-    let max_bytes = ranged("buffer.max_bytes", b.max_bytes, 1 << 30, 64 * 1024, 1 << 40)?;
+    // At least 1 MiB: batches are split to a quarter of the cap, and a quarter must hold
+    // the largest record that cannot be split, an inventory (about 70 KB compressed per
+    // 1,000 VMs). At 64 KiB every window batch and the inventory were refused, uncounted.
+    let max_bytes = ranged("buffer.max_bytes", b.max_bytes, 1 << 30, 1 << 20, 1 << 40)?;
     let fsync_always = match b.fsync.as_deref() {
         None | Some("interval") => false,
         Some("always") => true,

@@ -109,6 +109,16 @@ pub struct RollupView<'a> {
 }
 
 impl RollupSet {
+    /// The same vCenter and names, no rows: the start of a second half.
+    pub fn clone_names(&self) -> Self {
+        Self {
+            schema_version: self.schema_version,
+            vcenter: self.vcenter.clone(),
+            names: self.names.clone(),
+            rows: Vec::new(),
+        }
+    }
+
     /// Row `i` with its names; `None` if an index is out of range (checked by `decode`).
     pub fn view(&self, i: usize) -> Option<RollupView<'_>> {
         let r = self.rows.get(i)?;

@@ -210,11 +210,11 @@ fn buffer_and_collector_sections() {
     let with = |extra: &str| check(&format!("{base}\n{extra}\n"));
     let tok = pw.path().display();
     let cfg = with(&format!(
-        "[buffer]\nmax_bytes = 65536\nfsync = \"always\"\n[collector]\nurl = \"https://c.example.com:8443\"\ntoken_file = \"{tok}\"\ncompression = \"gzip\"\n"
+        "[buffer]\nmax_bytes = 1048576\nfsync = \"always\"\n[collector]\nurl = \"https://c.example.com:8443\"\ntoken_file = \"{tok}\"\ncompression = \"gzip\"\n"
     ))
     .expect("valid");
     assert!(cfg.buffer.fsync_always);
-    assert_eq!(cfg.buffer.segment_bytes, 4096);
+    assert_eq!(cfg.buffer.segment_bytes, 65536);
     let c = cfg.collector.expect("collector");
     assert_eq!(c.url.as_str(), "https://c.example.com:8443/");
     assert_eq!(c.token.expect("token").expose(), "s3cret");
@@ -222,6 +222,8 @@ fn buffer_and_collector_sections() {
     assert_eq!(c.max_in_flight, 2);
     for (extra, needle) in [
         ("[buffer]\nmax_bytes = 1000", "buffer.max_bytes = 1000"),
+        // Issue 12: the old minimum could hold no window batch and no inventory.
+        ("[buffer]\nmax_bytes = 65536", "between 1048576 and"),
         ("[buffer]\nfsync = \"never\"", "buffer.fsync = never"),
         ("[collector]\nurl = \"https://c\"", "collector.token_file"),
         (
