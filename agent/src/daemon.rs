@@ -10,7 +10,7 @@
 //! left of `shutdown_timeout` (at most 5 s) to finish records in flight. Anything not
 //! acknowledged stays in the buffer for the next start.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
@@ -94,6 +94,18 @@ pub async fn run_with_reload(
     let buffer = BufferHandle::new(Buffer::open(fs, opts)?);
     info!(agent_id, version = crate::VERSION, "agent starting");
 
+    let mut seeds = stored_past_watermarks(&buffer, &config.state_dir, &config.vcenters).await;
+    for vc in &config.vcenters {
+        let mut known = watermark::read_seeds(&config.state_dir, &vc.name);
+        if known.is_empty() && !seeds.contains_key(&vc.name) {
+            continue;
+        }
+        let list = seeds.entry(vc.name.clone()).or_default();
+        list.append(&mut known);
+        if let Err(e) = watermark::write_seeds(&config.state_dir, &vc.name, list) {
+            warn!(vcenter = %vc.name, error = %e, "cannot keep the series stored past the watermark; a second crash may roll their windows up again");
+        }
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ship_stop_tx, ship_stop_rx) = watch::channel(false);
     let commit = tokio::spawn(buffer::group_commit(
@@ -125,11 +137,12 @@ pub async fn run_with_reload(
     let notifier = Notifier::from_env();
     let mut tasks = tokio::task::JoinSet::new();
     let mut running: BTreeMap<String, (VcenterConfig, watch::Sender<bool>)> = BTreeMap::new();
-    let spawn_vc = |tasks: &mut tokio::task::JoinSet<()>, vc: VcenterConfig| {
+    let mut spawn_vc = |tasks: &mut tokio::task::JoinSet<()>, vc: VcenterConfig| {
         let (tx, rx) = watch::channel(false);
         let (cfg, sink, agent) = (config.clone(), sink.clone(), state.clone());
         let me = state.add(&vc.name);
-        tasks.spawn(async move { vcenter_loop(cfg, vc, sink, agent, me, rx).await });
+        let seeds = seeds.remove(&vc.name).unwrap_or_default();
+        tasks.spawn(async move { vcenter_loop(cfg, vc, seeds, sink, agent, me, rx).await });
         tx
     };
     for vc in config.vcenters.clone() {
@@ -356,6 +369,7 @@ async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
 async fn vcenter_loop(
     cfg: Arc<AgentConfig>,
     vc: VcenterConfig,
+    seeds: Vec<watermark::Seed>,
     sink: Sink,
     agent: Arc<AgentState>,
     me: Arc<VcenterState>,
@@ -404,6 +418,8 @@ async fn vcenter_loop(
         targets,
         perf_overruns: 0,
         inventory_ok: false,
+        seeds_kept: !seeds.is_empty(),
+        seeds,
     };
     let mut next_inventory = Instant::now();
     let mut next_perf = Instant::now();
@@ -468,6 +484,9 @@ struct PerfState {
     agg: Aggregator,
     /// End of the last window stored by an earlier run, until the first poll has used it.
     stored_until: Option<i64>,
+    /// Earliest range start of real-time requests that failed and were not yet made
+    /// good by a poll without failures: windows after it stay open (within their grace).
+    hold_since: Option<i64>,
 }
 
 /// Everything one vCenter's task keeps between rounds.
@@ -486,6 +505,10 @@ struct VcenterTask {
     perf_overruns: u64,
     /// Whether the last inventory round succeeded.
     inventory_ok: bool,
+    /// Series stored past the watermark by an earlier run, for the aggregator.
+    seeds: Vec<watermark::Seed>,
+    /// Whether a seeds file is kept (until a watermark covers it).
+    seeds_kept: bool,
 }
 
 impl VcenterTask {
@@ -578,15 +601,22 @@ impl VcenterTask {
                     }
                     let mut agg = Aggregator::new(&vc_name, self.cfg.perf.window_secs)
                         .with_daily(&self.cfg.perf.daily_counters);
-                    let stored_until = watermark::read(&self.cfg.state_dir, &vc_name);
-                    if let Some(w) = stored_until {
-                        agg.resume_after(w);
-                        info!(vcenter = %vc_name, stored_until_ms = w, "resuming performance collection after the last stored window");
+                    let mark = watermark::read(&self.cfg.state_dir, &vc_name);
+                    let seeded = self.seeds.len();
+                    for (key, end_ms) in std::mem::take(&mut self.seeds) {
+                        agg.seed_closed(&key, end_ms);
+                    }
+                    if let Some(w) = mark {
+                        agg.resume_after(w.closed_ms);
+                    }
+                    if mark.is_some() || seeded > 0 {
+                        info!(vcenter = %vc_name, stored_until_ms = mark.map(|w| w.closed_ms), series_stored_past_it = seeded, "resuming performance collection after the last stored window");
                     }
                     self.perf = Some(PerfState {
                         poller,
                         agg,
-                        stored_until,
+                        stored_until: mark.map(|w| w.closed_ms),
+                        hold_since: None,
                     });
                 }
                 Err(e) => {
@@ -663,9 +693,22 @@ impl VcenterTask {
                     .last_perf_ok_ms
                     .store(crate::telemetry::unix_now_ms(), Relaxed);
                 debug!(vcenter = %vc_name, entities = report.entities, samples = report.samples, requests = report.requests, misaligned = report.misaligned_series, off_grid = report.off_grid, set_aside = report.repeated, elapsed_ms = started.elapsed().as_millis() as u64, "performance poll complete");
+                me.counters
+                    .samples_late
+                    .fetch_add(perf.agg.take_late(), Relaxed);
                 // A window is closed once vCenter's clock is one interval past its end
-                // (samples are published a little late).
-                let closed = end - i64::from(REALTIME_SECS) * 1000;
+                // (samples are published a little late), and every request for it
+                // succeeded, or its grace (one window) ran out.
+                perf.hold_since = match (
+                    report.failed_requests,
+                    perf.hold_since,
+                    report.failed_since_ms,
+                ) {
+                    (0, _, _) => None,
+                    (_, Some(a), Some(b)) => Some(a.min(b)),
+                    (_, a, b) => a.or(b),
+                };
+                let closed = closing_point(end, perf.hold_since, window_ms);
                 // Draining and encoding 150,000 rollups is CPU work: the aggregator moves
                 // to a blocking thread for it and comes back.
                 let window_secs = self.cfg.perf.window_secs;
@@ -715,8 +758,25 @@ impl VcenterTask {
                     Ok(last_seq) => {
                         if let Some(w) = last_window_end {
                             self.agent.window_stored(last_seq, w);
-                            if let Err(e) = watermark::write(&self.cfg.state_dir, &vc_name, w) {
-                                warn!(vcenter = %vc_name, error = %e, "cannot record the last stored window; a restart may roll it up again");
+                            let mark = watermark::Watermark {
+                                closed_ms: w,
+                                seq: Some(last_seq),
+                            };
+                            match watermark::write(&self.cfg.state_dir, &vc_name, mark) {
+                                // An earlier run's seeds are of windows up to this one at
+                                // most: the watermark covers them now.
+                                Ok(()) if self.seeds_kept => {
+                                    self.seeds_kept = false;
+                                    if let Err(e) =
+                                        watermark::write_seeds(&self.cfg.state_dir, &vc_name, &[])
+                                    {
+                                        warn!(vcenter = %vc_name, error = %e, "cannot remove the seeds file");
+                                    }
+                                }
+                                Ok(()) => {}
+                                Err(e) => {
+                                    warn!(vcenter = %vc_name, error = %e, "cannot record the last stored window; a restart may roll it up again")
+                                }
                             }
                         }
                     }
@@ -774,6 +834,80 @@ impl WindowLog {
                 100.0 * *samples as f64 / *expected as f64
             };
             info!(vcenter = %vcenter, window_start = start, series, samples, completeness_pct = format!("{completeness:.1}"), "performance window closed");
+        }
+    }
+}
+
+/// Where windows close: one real-time interval before vCenter's `end` (samples are
+/// published a little late), held back to `hold_since` while requests for data after it
+/// failed, but never more than one window: a vCenter that keeps failing some requests
+/// delays its windows by a window, not forever. Samples that come later still are late.
+fn closing_point(end_ms: i64, hold_since: Option<i64>, window_ms: i64) -> i64 {
+    let closed = end_ms - i64::from(REALTIME_SECS) * 1000;
+    match hold_since {
+        Some(h) => h.clamp(closed - window_ms, closed),
+        None => closed,
+    }
+}
+
+/// Series each vCenter stored past its watermark, with the end of their window.
+type Seeds = HashMap<String, Vec<watermark::Seed>>;
+
+/// Reads the buffer's records after each vCenter's watermark (what was stored after the
+/// watermark was last written: a crash came between a window's batches and the file) and
+/// returns, per vCenter, the series they hold with their window's end. Read before the
+/// shipper starts, so that nothing of it has been acknowledged and deleted yet.
+async fn stored_past_watermarks(
+    buffer: &BufferHandle,
+    state_dir: &Path,
+    vcenters: &[VcenterConfig],
+) -> Seeds {
+    // No file yet: no window was ever stored whole, so whatever the buffer holds may be
+    // part of one (the first window's batches, then a crash). A file without a sequence
+    // is an older agent's: nothing to go by.
+    let marks: HashMap<&str, u64> = vcenters
+        .iter()
+        .filter_map(|v| match watermark::read(state_dir, &v.name) {
+            None => Some((v.name.as_str(), 0)),
+            Some(w) => Some((v.name.as_str(), w.seq?)),
+        })
+        .collect();
+    let mut seeds = Seeds::new();
+    let Some(mut after) = marks.values().min().copied() else {
+        return seeds;
+    };
+    loop {
+        let records = match buffer.read(after, 64, 64 << 20).await {
+            Ok(r) if !r.is_empty() => r,
+            Ok(_) => return seeds,
+            Err(e) => {
+                warn!(error = %e, "cannot read the buffer past the watermarks; windows stored there may be rolled up again");
+                return seeds;
+            }
+        };
+        for r in records {
+            after = r.seq;
+            let Ok(batch) = crate::ship::batch::decode(&r.payload, "zstd") else {
+                continue;
+            };
+            for record in &batch.records {
+                let Record::Rollups(set) = record else {
+                    continue;
+                };
+                if marks.get(set.vcenter.as_str()).is_none_or(|m| r.seq <= *m) {
+                    continue;
+                }
+                let list = seeds.entry(set.vcenter.to_string()).or_default();
+                for v in (0..set.rows.len()).filter_map(|i| set.view(i)) {
+                    let key = crate::perf::SeriesKey {
+                        entity_type: v.entity_type.into(),
+                        entity_id: v.entity_id.into(),
+                        counter: v.counter.into(),
+                        instance: v.instance.into(),
+                    };
+                    list.push((key, (v.window_start + i64::from(v.window_secs)) * 1000));
+                }
+            }
         }
     }
 }
@@ -880,7 +1014,19 @@ fn sanitize(name: &str) -> String {
 
 #[cfg(test)]
 mod first_poll_tests {
-    use super::{first_lookback_ms, InventoryRetry};
+    use super::{closing_point, first_lookback_ms, InventoryRetry};
+
+    #[test]
+    fn windows_wait_for_failed_requests_within_one_window() {
+        let (end, w) = (1_000_000, 60_000);
+        assert_eq!(closing_point(end, None, w), 980_000);
+        // A failed request's range began at 950 s: windows after it stay open.
+        assert_eq!(closing_point(end, Some(950_000), w), 950_000);
+        // Never more than a window behind.
+        assert_eq!(closing_point(end, Some(100_000), w), 920_000);
+        // A hold newer than the usual closing point changes nothing.
+        assert_eq!(closing_point(end, Some(999_000), w), 980_000);
+    }
     use std::time::Duration;
 
     #[test]

@@ -204,7 +204,7 @@ impl Sources {
             &'static str,
             fn(&VcenterState) -> f64,
         );
-        let per_vcenter: [PerVcenter; 16] = [
+        let per_vcenter: [PerVcenter; 17] = [
             (
                 "vscout_vcenter_connected",
                 "gauge",
@@ -294,6 +294,12 @@ impl Sources {
                 "counter",
                 "Samples set aside because their grid slot was already taken.",
                 |v| v.counters.samples_set_aside.load(Relaxed) as f64,
+            ),
+            (
+                "vscout_perf_samples_late_total",
+                "counter",
+                "Samples that came for a window already rolled up for their series (after its grace): dropped, never a second rollup.",
+                |v| v.counters.samples_late.load(Relaxed) as f64,
             ),
             (
                 "vscout_perf_rollups_total",

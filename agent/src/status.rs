@@ -40,6 +40,8 @@ pub struct VcenterCounters {
     pub samples_off_grid: AtomicU64,
     /// Samples set aside: their slot was already taken.
     pub samples_set_aside: AtomicU64,
+    /// Samples that came for a window already rolled up for their series: dropped.
+    pub samples_late: AtomicU64,
     pub rollups: AtomicU64,
     pub logins: AtomicU64,
     /// Duration of the last round, milliseconds.

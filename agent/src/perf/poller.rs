@@ -110,6 +110,10 @@ pub struct PollReport {
     pub halvings: u64,
     /// Requests that failed; the others' samples are still taken.
     pub failed_requests: u64,
+    /// Earliest range start (Unix ms) of the real-time requests that failed: their
+    /// entities' samples from there on come with a later poll, so windows after it should
+    /// stay open until then (or their grace runs out).
+    pub failed_since_ms: Option<i64>,
     /// Wall time of the poll.
     pub elapsed: std::time::Duration,
 }
@@ -355,15 +359,26 @@ impl Poller {
         // Answers are taken as each request completes, not gathered first: memory holds
         // at most `concurrency` answers.
         let mut results = stream::iter(batches)
-            .map(|batch| query_halving(client, batch))
+            .map(|batch| {
+                let since = batch
+                    .iter()
+                    .filter(|q| q.interval_secs == REALTIME_SECS)
+                    .filter_map(|q| q.start_ms)
+                    .min();
+                async move { (since, query_halving(client, batch).await) }
+            })
             .buffer_unordered(self.cfg.concurrency);
         // One failed request does not lose the others' samples.
         let mut first_error = None;
-        while let Some(result) = results.next().await {
+        while let Some((since, result)) = results.next().await {
             let (answers, halvings) = match result {
                 Ok(r) => r,
                 Err(e) => {
                     report.failed_requests += 1;
+                    report.failed_since_ms = match (report.failed_since_ms, since) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
                     warn!(vcenter = %client.name(), error = %e, "a QueryPerf request failed");
                     first_error.get_or_insert(e);
                     continue;

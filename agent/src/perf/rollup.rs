@@ -142,6 +142,11 @@ pub(crate) struct Interner {
 }
 
 impl Interner {
+    /// The number of `name`, if it has one.
+    pub(crate) fn find(&self, name: &CompactString) -> Option<u32> {
+        self.index.get(name).copied()
+    }
+
     pub(crate) fn id(&mut self, name: &CompactString) -> u32 {
         if let Some(i) = self.index.get(name) {
             return *i;
@@ -291,6 +296,9 @@ struct SeriesMeta {
     /// Index into `Aggregator::units`.
     unit: u8,
     interval_secs: u32,
+    /// End (Unix ms) of the last window rolled up for this series: a later sample for it
+    /// or an earlier window is late, counted and dropped, never a second rollup.
+    closed_until_ms: i64,
 }
 
 /// Collects samples into windows and hands out each window's rollups once it closes.
@@ -317,6 +325,11 @@ pub struct Aggregator {
     /// Windows ending at or before this (Unix ms) were already rolled up and stored by an
     /// earlier run: their samples are ignored, so a restart never makes a window twice.
     floor_ms: i64,
+    /// Per-series floors learnt before the series was seen (`seed_closed`: what an
+    /// earlier run stored past its watermark), applied when the series first appears.
+    pending_floors: HashMap<(CompactString, CompactString, CompactString), i64>,
+    /// Samples that arrived for a window already rolled up for their series.
+    late: u64,
 }
 
 impl Aggregator {
@@ -333,7 +346,41 @@ impl Aggregator {
             daily_counters: Vec::new(),
             days: BTreeMap::new(),
             floor_ms: i64::MIN,
+            pending_floors: HashMap::new(),
+            late: 0,
         }
+    }
+
+    /// Marks `(entity, counter, instance)` as rolled up until `until_ms` (Unix ms): its
+    /// samples of windows ending then or before are late. For what an earlier run stored
+    /// past its watermark (a crash between a window's batches).
+    pub fn seed_closed(&mut self, key: &SeriesKey, until_ms: i64) {
+        if let Some(&e) = self.entity_index.get(&key.entity_id) {
+            let counter = self.names.counters.iter().position(|c| *c == key.counter);
+            let instance = self.names.instances.find(&key.instance);
+            if let (Some(c), Some(i)) = (counter, instance) {
+                let compact: CompactKey = (e, u16::try_from(c).unwrap_or(u16::MAX), i);
+                if let Some(m) = self.series.get_mut(&compact) {
+                    m.closed_until_ms = m.closed_until_ms.max(until_ms);
+                    return;
+                }
+            }
+        }
+        let floor = self
+            .pending_floors
+            .entry((
+                key.entity_id.clone(),
+                key.counter.clone(),
+                key.instance.clone(),
+            ))
+            .or_insert(i64::MIN);
+        *floor = (*floor).max(until_ms);
+    }
+
+    /// Samples dropped since the last call because their series' window was already
+    /// rolled up (late data after a failed request, or an overlap after a restart).
+    pub fn take_late(&mut self) -> u64 {
+        std::mem::take(&mut self.late)
     }
 
     /// Ignores samples of windows that end at or before `closed_ms` (already stored).
@@ -397,6 +444,10 @@ impl Aggregator {
         let instance = self.names.instances.id(&key.instance);
         let compact: CompactKey = (entity, u16::try_from(counter).unwrap_or(u16::MAX), instance);
         let id = match self.series.get(&compact) {
+            Some(m) if start + self.window_ms <= m.closed_until_ms => {
+                self.late += 1;
+                return;
+            }
             Some(m) => m.id,
             None => {
                 let unit_idx = match self
@@ -413,12 +464,28 @@ impl Aggregator {
                 };
                 let id = self.next_id;
                 self.next_id = self.next_id.wrapping_add(1);
+                let closed_until_ms = if self.pending_floors.is_empty() {
+                    i64::MIN
+                } else {
+                    self.pending_floors
+                        .remove(&(
+                            key.entity_id.clone(),
+                            key.counter.clone(),
+                            key.instance.clone(),
+                        ))
+                        .unwrap_or(i64::MIN)
+                };
                 let meta = SeriesMeta {
                     id,
                     unit: u8::try_from(unit_idx).unwrap_or(u8::MAX),
                     interval_secs,
+                    closed_until_ms,
                 };
                 self.series.insert(compact, meta);
+                if start + self.window_ms <= closed_until_ms {
+                    self.late += 1;
+                    return;
+                }
                 id
             }
         };
@@ -523,6 +590,12 @@ impl Aggregator {
                     stats: stats(&mut values),
                 });
             });
+            // The window is rolled up for these series: what comes for it later is late.
+            for (key, _) in by_id.values() {
+                if let Some(m) = self.series.get_mut(key) {
+                    m.closed_until_ms = m.closed_until_ms.max(start + self.window_ms);
+                }
+            }
         }
     }
 }
@@ -628,6 +701,58 @@ mod tests {
         assert_eq!(r[0].window_start, 240);
         assert_eq!(r[0].expected_samples, 1);
         assert_eq!(r[0].stats.map(|s| s.count), Some(1));
+    }
+
+    /// Issue 12: after a failed request the next poll brought samples of a window already
+    /// rolled up, and the window was rolled up a second time (the collector kept the first
+    /// and lost the late samples silently). A late sample is counted, never re-emitted;
+    /// other series still get that window.
+    #[test]
+    fn a_sample_for_a_window_already_rolled_up_is_counted_as_late() {
+        let mut agg = Aggregator::new("vc", 60);
+        let cpu = key("cpu.usage.average");
+        let mem = key("mem.usage.average");
+        agg.add(&cpu, "percent", 20, 20_000, 100);
+        assert_eq!(agg.drain_closed(60_000).len(), 1);
+        agg.add(&cpu, "percent", 20, 40_000, 200);
+        agg.add(&cpu, "percent", 20, 80_000, 300);
+        // Another series' first samples for the closed window are not late.
+        agg.add(&mem, "percent", 20, 40_000, 400);
+        assert_eq!(agg.take_late(), 1);
+        let r = agg.drain_closed(120_000);
+        let got: Vec<(&str, i64)> = r
+            .iter()
+            .map(|r| (r.counter.as_str(), r.window_start))
+            .collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got.contains(&("cpu.usage.average", 60)));
+        assert!(got.contains(&("mem.usage.average", 0)));
+        assert_eq!(agg.take_late(), 0);
+    }
+
+    /// What an earlier run stored past its watermark (a crash between a window's
+    /// batches) is seeded per series: those series skip the window, the others get it.
+    #[test]
+    fn seeded_series_skip_the_windows_an_earlier_run_stored() {
+        let mut agg = Aggregator::new("vc", 60);
+        let cpu = key("cpu.usage.average");
+        let mem = key("mem.usage.average");
+        agg.seed_closed(&cpu, 60_000);
+        agg.add(&cpu, "percent", 20, 40_000, 1);
+        agg.add(&mem, "percent", 20, 40_000, 2);
+        agg.add(&cpu, "percent", 20, 80_000, 3);
+        // Seeding a series already known works too.
+        agg.seed_closed(&mem, 120_000);
+        agg.add(&mem, "percent", 20, 100_000, 4);
+        let r = agg.drain_closed(120_000);
+        let got: Vec<(&str, i64)> = r
+            .iter()
+            .map(|r| (r.counter.as_str(), r.window_start))
+            .collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got.contains(&("mem.usage.average", 0)));
+        assert!(got.contains(&("cpu.usage.average", 60)));
+        assert_eq!(agg.take_late(), 2);
     }
 
     #[test]
