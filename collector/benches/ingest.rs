@@ -5,37 +5,18 @@
 
 use std::time::Instant;
 
-use vscout::perf::{Rollup, WindowStats};
+use vscout::perf::Rollup;
 use vscout::ship::batch::{self, Batch, RollupSetBuilder, BATCH_VERSION};
 use vscout::ship::Record;
 
 fn main() {
     let mut set = RollupSetBuilder::default();
     for i in 0..batch::ROLLUPS_PER_BATCH {
-        let v = i as f64;
-        set.push(Rollup {
-            schema_version: vscout::perf::ROLLUP_SCHEMA_VERSION,
-            vcenter: "vc".into(),
-            entity_type: "VirtualMachine".into(),
-            entity_id: format!("vm-{}", i / 13).into(),
-            counter: format!("group{}.counter.average", i % 13).into(),
-            instance: "".into(),
-            unit: "percent".into(),
-            stats_type: "rate".into(),
-            window_start: 1_700_000_000,
-            window_secs: 300,
-            expected_samples: 15,
-            missing_samples: 0,
-            stats: Some(WindowStats {
-                count: 15,
-                min: v * 0.37,
-                max: v * 1.91,
-                mean: v * 1.13,
-                p50: v * 1.07,
-                p95: v * 1.77,
-                p99: v * 1.89,
-            }),
-        });
+        set.push(Rollup::example(
+            &format!("vm-{}", i / 13),
+            &format!("group{}.counter.average", i % 13),
+            i as f64,
+        ));
     }
     let body = batch::encode(&Batch {
         batch_version: BATCH_VERSION,

@@ -391,75 +391,27 @@ async fn prometheus(State(st): State<AppState>) -> Result<Response, ApiError> {
     let store = st.store.clone();
     let c = blocking(move || Ok(store.counts()?)).await?;
     let s = &st.counters;
+    let rows: [(&str, &str, &str, u64); 11] = [
+        ("vscout_collector_agents", "gauge", "Agents that ever sent a batch.", c.agents),
+        ("vscout_collector_batches_total", "counter", "Batches stored (each agent and sequence once).", c.batches),
+        ("vscout_collector_duplicate_batches_total", "counter", "Batches received again and acknowledged without storing.", c.duplicate_batches),
+        ("vscout_collector_rows_conflicting_total", "counter", "Rollup and daily rows received for a series and window already stored: the stored row was kept.", c.rows_ignored),
+        ("vscout_collector_rollups", "gauge", "Rollup rows stored.", c.rollups),
+        ("vscout_collector_series", "gauge", "Series known.", c.series),
+        ("vscout_collector_ingests_refused_busy_total", "counter", "Ingests answered 503 because max_concurrent_ingests were running.", s.ingests_refused_busy.load(Relaxed)),
+        ("vscout_collector_ingests_refused_owner_total", "counter", "Ingests refused 403: the agent id belongs to another principal.", s.ingests_refused_owner.load(Relaxed)),
+        ("vscout_collector_requests_timed_out_total", "counter", "Requests cut off by request_timeout_secs.", s.requests_timed_out.load(Relaxed)),
+        ("vscout_collector_connections_accepted_total", "counter", "TCP connections accepted.", s.connections_accepted.load(Relaxed)),
+        ("vscout_collector_connections_open", "gauge", "Connections open now.", s.connections_open.load(Relaxed)),
+    ];
     let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+    for (name, kind, help, value) in rows {
         use std::fmt::Write;
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
-    };
-    metric(
-        "vscout_collector_agents",
-        "gauge",
-        "Agents that ever sent a batch.",
-        c.agents,
-    );
-    metric(
-        "vscout_collector_batches_total",
-        "counter",
-        "Batches stored (each agent and sequence once).",
-        c.batches,
-    );
-    metric(
-        "vscout_collector_duplicate_batches_total",
-        "counter",
-        "Batches received again and acknowledged without storing.",
-        c.duplicate_batches,
-    );
-    metric("vscout_collector_rows_conflicting_total", "counter", "Rollup and daily rows received for a series and window already stored: the stored row was kept.", c.rows_ignored);
-    metric(
-        "vscout_collector_rollups",
-        "gauge",
-        "Rollup rows stored.",
-        c.rollups,
-    );
-    metric(
-        "vscout_collector_series",
-        "gauge",
-        "Series known.",
-        c.series,
-    );
-    metric(
-        "vscout_collector_ingests_refused_busy_total",
-        "counter",
-        "Ingests answered 503 because max_concurrent_ingests were running.",
-        s.ingests_refused_busy.load(Relaxed),
-    );
-    metric(
-        "vscout_collector_ingests_refused_owner_total",
-        "counter",
-        "Ingests refused 403: the agent id belongs to another principal.",
-        s.ingests_refused_owner.load(Relaxed),
-    );
-    metric(
-        "vscout_collector_requests_timed_out_total",
-        "counter",
-        "Requests cut off by request_timeout_secs.",
-        s.requests_timed_out.load(Relaxed),
-    );
-    metric(
-        "vscout_collector_connections_accepted_total",
-        "counter",
-        "TCP connections accepted.",
-        s.connections_accepted.load(Relaxed),
-    );
-    metric(
-        "vscout_collector_connections_open",
-        "gauge",
-        "Connections open now.",
-        s.connections_open.load(Relaxed),
-    );
+    }
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

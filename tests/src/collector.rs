@@ -362,6 +362,17 @@ pub fn wait_until(
     }
 }
 
+/// `wait_until`, with the end of the agent's `log` in the error (a timeout in CI is
+/// otherwise unexplained).
+pub fn wait_logged(
+    log: &Path,
+    deadline: Duration,
+    what: &str,
+    check: impl FnMut() -> Result<bool>,
+) -> Result<()> {
+    wait_until(deadline, what, check).with_context(|| log_tail(log, 40))
+}
+
 /// The last `n` lines of a log, to explain a timeout.
 pub fn log_tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();

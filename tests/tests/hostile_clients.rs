@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vscout::config::{parse_thumbprint, TlsPolicy};
-use vscout::perf::{Rollup, WindowStats};
+use vscout::perf::Rollup;
 use vscout::ship::batch::{self, Batch, Record, BATCH_VERSION};
 use vscout_e2e::collector::{client, health_batch, post, Collector};
 
@@ -256,32 +256,6 @@ async fn past_the_connection_cap_the_collector_waits_for_a_slot() -> Result<()> 
     Ok(())
 }
 
-fn rollup(mean: f64) -> Rollup {
-    Rollup {
-        schema_version: vscout::perf::ROLLUP_SCHEMA_VERSION,
-        vcenter: "vc".into(),
-        entity_type: "VirtualMachine".into(),
-        entity_id: "vm-1".into(),
-        counter: "cpu.usage.average".into(),
-        instance: "".into(),
-        unit: "percent".into(),
-        stats_type: "rate".into(),
-        window_start: 1_700_000_100,
-        window_secs: 300,
-        expected_samples: 15,
-        missing_samples: 0,
-        stats: Some(WindowStats {
-            count: 15,
-            min: mean,
-            max: mean,
-            mean,
-            p50: mean,
-            p95: mean,
-            p99: mean,
-        }),
-    }
-}
-
 #[tokio::test]
 async fn a_row_for_a_stored_series_and_window_is_counted_as_a_conflict() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -292,7 +266,11 @@ async fn a_row_for_a_stored_series_and_window_is_counted_as_a_conflict() -> Resu
         let body = batch::encode(&Batch {
             batch_version: BATCH_VERSION,
             created_ms: 0,
-            records: vec![Record::Rollup(rollup(mean))],
+            records: vec![Record::Rollup(Rollup::example(
+                "vm-1",
+                "cpu.usage.average",
+                mean,
+            ))],
         })?;
         let key = format!("agent-c:{seq}");
         let r = post(&http, &col, Some(&token), Some(&key), body).await?;

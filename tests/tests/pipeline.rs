@@ -8,23 +8,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use vscout_e2e::collector::{
-    agent_id, log_events, log_tail, stored_batches, wait_until, Agent, Collector,
+    agent_id, log_events, log_tail, stored_batches, wait_logged as wait, Agent, Collector,
 };
 use vscout_e2e::http_fault::FaultProxy;
 use vscout_e2e::{Certs, Estate, SimOptions, PASSWORD};
-
-/// `wait_until`, with the end of the agent's log in the error (a timeout in CI is
-/// otherwise unexplained).
-fn wait(
-    log: &Path,
-    deadline: Duration,
-    what: &str,
-    check: impl FnMut() -> Result<bool>,
-) -> Result<()> {
-    wait_until(deadline, what, check).with_context(|| log_tail(log, 40))
-}
 
 /// Every batch the agent logged as stored is at the collector with the same rollups.
 fn all_stored_delivered(col: &Collector, log: &Path, agent: &str) -> Result<bool> {

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Result;
-use vscout_e2e::collector::{log_events, log_tail, wait_until, Agent};
+use vscout_e2e::collector::{log_events, log_tail, wait_logged, Agent};
 use vscout_e2e::proxy::Proxy;
 use vscout_e2e::{write_agent_config, Estate, SimOptions, PASSWORD};
 
@@ -22,9 +22,7 @@ fn wait(
     what: &str,
     check: impl FnMut() -> Result<bool>,
 ) -> Result<()> {
-    use anyhow::Context;
-    tokio::task::block_in_place(|| wait_until(deadline, what, check))
-        .with_context(|| log_tail(log, 40))
+    tokio::task::block_in_place(|| wait_logged(log, deadline, what, check))
 }
 
 fn agent_config(e: &Estate, proxy: &Proxy, extra: &str) -> Result<String> {

@@ -65,6 +65,36 @@ pub struct Rollup {
     pub stats: Option<WindowStats>,
 }
 
+impl Rollup {
+    /// A plausible 5-minute rollup of a VM's `counter` whose statistics are all derived
+    /// from `value`: for tests and benchmarks (of this crate and the collector's).
+    pub fn example(entity_id: &str, counter: &str, value: f64) -> Self {
+        Self {
+            schema_version: ROLLUP_SCHEMA_VERSION,
+            vcenter: "vc".into(),
+            entity_type: "VirtualMachine".into(),
+            entity_id: entity_id.into(),
+            counter: counter.into(),
+            instance: "".into(),
+            unit: "percent".into(),
+            stats_type: "rate".into(),
+            window_start: 1_700_000_100,
+            window_secs: 300,
+            expected_samples: 15,
+            missing_samples: 0,
+            stats: Some(WindowStats {
+                count: 15,
+                min: value * 0.37,
+                max: value * 1.91,
+                mean: value,
+                p50: value * 0.97,
+                p95: value * 1.77,
+                p99: value * 1.89,
+            }),
+        }
+    }
+}
+
 /// One day (UTC) of one series, as a mergeable sketch: thirty of them merged give a
 /// month's percentiles without raw data (within `sketch::RELATIVE_ACCURACY`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -703,6 +733,13 @@ mod tests {
         assert_eq!(r[0].stats.map(|s| s.count), Some(1));
     }
 
+    /// (counter, window start) of each rollup.
+    fn counters_and_windows(r: &[Rollup]) -> Vec<(&str, i64)> {
+        r.iter()
+            .map(|r| (r.counter.as_str(), r.window_start))
+            .collect()
+    }
+
     /// Issue 12: after a failed request the next poll brought samples of a window already
     /// rolled up, and the window was rolled up a second time (the collector kept the first
     /// and lost the late samples silently). A late sample is counted, never re-emitted;
@@ -720,10 +757,7 @@ mod tests {
         agg.add(&mem, "percent", 20, 40_000, 400);
         assert_eq!(agg.take_late(), 1);
         let r = agg.drain_closed(120_000);
-        let got: Vec<(&str, i64)> = r
-            .iter()
-            .map(|r| (r.counter.as_str(), r.window_start))
-            .collect();
+        let got = counters_and_windows(&r);
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got.contains(&("cpu.usage.average", 60)));
         assert!(got.contains(&("mem.usage.average", 0)));
@@ -745,10 +779,7 @@ mod tests {
         agg.seed_closed(&mem, 120_000);
         agg.add(&mem, "percent", 20, 100_000, 4);
         let r = agg.drain_closed(120_000);
-        let got: Vec<(&str, i64)> = r
-            .iter()
-            .map(|r| (r.counter.as_str(), r.window_start))
-            .collect();
+        let got = counters_and_windows(&r);
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got.contains(&("mem.usage.average", 0)));
         assert!(got.contains(&("cpu.usage.average", 60)));

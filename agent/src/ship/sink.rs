@@ -265,32 +265,14 @@ impl Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::perf::{Rollup, WindowStats, ROLLUP_SCHEMA_VERSION};
+    use crate::perf::Rollup;
 
     fn rollup(i: usize) -> Record {
-        Record::Rollup(Rollup {
-            schema_version: ROLLUP_SCHEMA_VERSION,
-            vcenter: "vc".into(),
-            entity_type: "VirtualMachine".into(),
-            entity_id: format!("vm-{i}").into(),
-            counter: "cpu.usage.average".into(),
-            instance: "".into(),
-            unit: "percent".into(),
-            stats_type: "rate".into(),
-            window_start: 1_700_000_100,
-            window_secs: 300,
-            expected_samples: 15,
-            missing_samples: 0,
-            stats: Some(WindowStats {
-                count: 15,
-                min: i as f64,
-                max: i as f64 * 3.7,
-                mean: i as f64 * 1.3,
-                p50: i as f64 * 1.1,
-                p95: i as f64 * 2.9,
-                p99: i as f64 * 3.3,
-            }),
-        })
+        Record::Rollup(Rollup::example(
+            &format!("vm-{i}"),
+            "cpu.usage.average",
+            i as f64,
+        ))
     }
 
     fn rollups_in(e: &Encoded) -> usize {
