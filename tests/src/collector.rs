@@ -288,7 +288,7 @@ impl Agent {
                 let _ = self.child.kill();
                 bail!("agent did not stop within {deadline:?} of SIGTERM");
             }
-            std::thread::sleep(Duration::from_millis(50));
+            crate::pause(Duration::from_millis(50));
         }
     }
 
@@ -358,7 +358,7 @@ pub fn wait_until(
         if start.elapsed() > deadline {
             bail!("timed out after {deadline:?} waiting for {what}");
         }
-        std::thread::sleep(Duration::from_millis(500));
+        crate::pause(Duration::from_millis(500));
     }
 }
 

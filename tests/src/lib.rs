@@ -389,6 +389,14 @@ pub fn reported_resources(stderr: &str) -> (u64, u64) {
     (field("cpu_ms="), field("peak_rss_kib="))
 }
 
+/// Blocks this (test) thread for `d` between two looks at a condition: the one place the
+/// tests sleep, so that clippy's `disallowed-methods` keeps `std::thread::sleep` out of
+/// everything else. Never a wait for something to happen by itself: poll for it.
+#[allow(clippy::disallowed_methods)]
+pub fn pause(d: Duration) {
+    std::thread::sleep(d);
+}
+
 /// VMs in the benchmarks' estate: `$VSCOUT_BENCH_VMS`, default 10,000.
 pub fn bench_vms() -> u32 {
     std::env::var("VSCOUT_BENCH_VMS")
@@ -429,7 +437,7 @@ pub fn wait_with_deadline(child: Child, deadline: Duration) -> Result<Output> {
             let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
             bail!("process {pid} ran longer than {deadline:?}");
         }
-        std::thread::sleep(Duration::from_millis(20));
+        pause(Duration::from_millis(20));
     }
     Ok(handle
         .join()

@@ -164,7 +164,7 @@ fn fifty_kills_behind_a_faulty_link_lose_and_duplicate_nothing() -> Result<()> {
     let log = e.dir.path().join("agent.log");
     for _ in 0..50 {
         let agent = Agent::spawn(&cfg, &log)?;
-        std::thread::sleep(Duration::from_millis(fastrand::u64(300..2000)));
+        vscout_e2e::pause(Duration::from_millis(fastrand::u64(300..2000)));
         agent.kill9()?;
     }
     let id = agent_id(&e.dir.path().join("state"))?;
@@ -426,7 +426,7 @@ fn a_kill_between_a_windows_batches_rolls_nothing_up_twice() -> Result<()> {
                 "no window batch stored: {}",
                 log_tail(&log, 40)
             );
-            std::thread::sleep(Duration::from_millis(10));
+            vscout_e2e::pause(Duration::from_millis(10));
         }
         agent.kill9()?;
         kills += 1;

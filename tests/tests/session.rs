@@ -210,11 +210,24 @@ fn daemon_runs_rounds_and_drains_on_sigterm() {
         .expect("spawn");
     let pid = child.id();
     let saved = e.dir.path().join("state/inventory/sim/inventory.json");
+    // A second inventory round (the saved file rewritten) and a first stored window (the
+    // watermark written), not a fixed wait.
+    let watermark = e.dir.path().join("state/perf/sim.closed");
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !saved.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
+    let mut first = None;
+    loop {
+        let now = modified(&saved);
+        first = first.or(now);
+        if now.is_some() && now != first && watermark.exists() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no second inventory round and stored window within 60 s"
+        );
+        vscout_e2e::pause(Duration::from_millis(100));
     }
-    std::thread::sleep(Duration::from_millis(2500)); // a few more rounds
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()

@@ -156,7 +156,7 @@ impl Node {
 
 /// Parses a SOAP response from `input`, giving every element at `split_depth` to `sink`.
 /// Returns `Ok(())` for a well-formed, complete response; a SOAP fault becomes
-/// `VsphereError` via [`super::fault`].
+/// `VsphereError` via `super::fault`.
 pub fn parse_response<R: BufRead>(
     input: R,
     method: &'static str,
