@@ -11,11 +11,12 @@ mod secret;
 mod ship;
 mod validate;
 
+pub use crate::tls::TlsPolicy;
 pub use error::ConfigError;
 pub use raw::{RawAgent, RawBuffer, RawCollector, RawConfig, RawPerf, RawTls, RawVcenter};
 pub use secret::Secret;
 pub use ship::{BufferConfig, CollectorConfig, Compression};
-pub use validate::{parse_thumbprint, AgentConfig, PerfConfig, TlsPolicy, VcenterConfig};
+pub use validate::{parse_thumbprint, AgentConfig, PerfConfig, VcenterConfig};
 
 use std::path::Path;
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::raw::{RawConfig, RawPerf, RawTls, RawVcenter};
 use super::{ConfigError, Secret};
+use crate::tls::TlsPolicy;
 
 /// At most this many vCenters per agent: one appliance, one estate's worth of vCenters.
 pub const MAX_VCENTERS: usize = 10;
@@ -153,17 +154,6 @@ pub struct VcenterConfig {
     pub max_response_bytes: u64,
     /// `maxObjects` for RetrievePropertiesEx.
     pub page_size: u32,
-}
-
-/// How a vCenter's certificate is trusted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TlsPolicy {
-    /// Verify the chain against the system roots plus an optional extra CA file.
-    Verify { ca_file: Option<PathBuf> },
-    /// Accept exactly the certificate with this SHA-256 digest.
-    Pinned { sha256: [u8; 32] },
-    /// Accept anything (labs only).
-    Insecure,
 }
 
 /// What validation needs from the process (kept apart so tests set it explicitly).

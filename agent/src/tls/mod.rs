@@ -18,7 +18,17 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
 
-use crate::config::TlsPolicy;
+/// How a server's certificate is trusted (vCenter's or the collector's). The TLS layer
+/// owns it; configuration only builds it from the file's keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsPolicy {
+    /// Verify the chain against the system roots plus an optional extra CA file.
+    Verify { ca_file: Option<std::path::PathBuf> },
+    /// Accept exactly the certificate with this SHA-256 digest.
+    Pinned { sha256: [u8; 32] },
+    /// Accept anything (labs only).
+    Insecure,
+}
 
 mod weak_rsa;
 
