@@ -84,13 +84,6 @@ pub enum ConfigError {
     },
 }
 
-impl ConfigError {
-    /// Configuration errors need an operator.
-    pub fn is_retryable(&self) -> bool {
-        false
-    }
-}
-
 /// Reads `path` (if given) and validates.
 pub fn load(path: Option<&Path>) -> Result<CollectorConfig, ConfigError> {
     let raw = match path {

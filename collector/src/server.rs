@@ -95,12 +95,18 @@ impl IntoResponse for ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// What may pass (a locked or full disk) is a 503 the agent retries; the rest says
+    /// what is wrong with the request.
     fn from(e: StoreError) -> Self {
-        if let StoreError::AgentOwned { .. } = e {
-            return ApiError(StatusCode::FORBIDDEN, e.to_string());
+        if e.is_retryable() {
+            warn!(error = %e, "storage error");
+            return ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
         }
-        warn!(error = %e, "storage error");
-        ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        let status = match e {
+            StoreError::AgentOwned { .. } => StatusCode::FORBIDDEN,
+            _ => StatusCode::CONFLICT,
+        };
+        ApiError(status, e.to_string())
     }
 }
 

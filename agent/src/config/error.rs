@@ -32,11 +32,6 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    /// Configuration errors never go away by retrying: an operator must fix the file.
-    pub fn is_retryable(&self) -> bool {
-        false
-    }
-
     pub(crate) fn invalid(
         key: impl Into<String>,
         value: impl ToString,
