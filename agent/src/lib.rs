@@ -16,6 +16,8 @@
 //! - [`metrics`]: `/metrics`, `/healthz` and `/status` on a local address.
 //! - [`fsio`]: small files written atomically with their final mode.
 //! - [`check`]: `vscout check`, connectivity and prerequisite checks.
+//! - [`commands`]: the one-off commands (`inventory`, `perf --once`, `status`, `firstboot`)
+//!   and the SIGHUP reload.
 //! - [`daemon`]: `vscout run`, the long-running loop and its shutdown.
 //! - [`tls`]: rustls client trust (chain, pinned thumbprint, insecure) and client certificates,
 //!   for vCenter and the collector alike.
@@ -25,6 +27,7 @@
 pub mod appliance;
 pub mod buffer;
 pub mod check;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod exit;
