@@ -111,7 +111,7 @@ fn every_path_architecture_names_exists() {
 }
 
 /// Who may open connections: vCenter only through `vsphere/transport.rs`, the collector
-/// through the shipper (and `check`'s and `status`' one-off probes), TCP directly only
+/// through the shipper (and `check`'s and `status`' one-off probes in `commands.rs`), TCP directly only
 /// where a listener or a port probe is the point.
 #[test]
 fn connections_are_opened_only_where_allowed() {
@@ -119,7 +119,7 @@ fn connections_are_opened_only_where_allowed() {
         "agent/src/vsphere/transport.rs",
         "agent/src/ship/shipper.rs",
         "agent/src/check/collector.rs",
-        "agent/src/main.rs",
+        "agent/src/commands.rs",
     ];
     let allowed_tcp = [
         "agent/src/check/mod.rs",
