@@ -11,6 +11,7 @@ mod catalog;
 mod once;
 mod poller;
 pub mod rollup;
+mod series;
 pub mod sketch;
 pub mod watermark;
 

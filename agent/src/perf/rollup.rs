@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use compact_str::CompactString;
 
+use super::series::{CompactKey, SeriesTable, Slot};
 use super::sketch::Sketch;
 use serde::{Deserialize, Serialize};
 
@@ -159,10 +160,6 @@ fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// A series inside the aggregator: numbered entity, numbered counter, instance. 32 bytes
-/// instead of a `SeriesKey`'s 96: there are over 100,000 series at 10,000 VMs.
-type CompactKey = (u32, u16, u32);
-
 /// Instance names (`""`, `"*"`, `scsi0:0`, `4000` …), numbered: a few per estate, repeated
 /// across thousands of entities.
 #[derive(Debug, Default)]
@@ -261,7 +258,7 @@ impl Samples {
     }
 }
 
-/// What the numbers in a `CompactKey` and a `SeriesMeta` stand for.
+/// What the numbers in a series' `Slot` stand for.
 #[derive(Debug, Default)]
 struct Names {
     /// (type, id) of each numbered entity.
@@ -285,11 +282,12 @@ struct SeriesNames {
 }
 
 impl Names {
-    fn describe(&self, key: &CompactKey, meta: &SeriesMeta) -> SeriesNames {
+    fn describe(&self, slot: &Slot) -> SeriesNames {
+        let key = slot.key();
         let (entity_type, entity_id) = self.entity_names.get(&key.0).cloned().unwrap_or_default();
         let (unit, stats_type) = self
             .units
-            .get(usize::from(meta.unit))
+            .get(usize::from(slot.unit))
             .cloned()
             .unwrap_or_default();
         SeriesNames {
@@ -307,46 +305,21 @@ impl Names {
     }
 }
 
-/// The series whose id `wanted` accepts, by id.
-fn series_by_id(
-    series: &HashMap<CompactKey, SeriesMeta>,
-    wanted: impl Fn(u32) -> bool,
-) -> HashMap<u32, (CompactKey, SeriesMeta)> {
-    series
-        .iter()
-        .filter(|(_, m)| wanted(m.id))
-        .map(|(k, m)| (m.id, (*k, *m)))
-        .collect()
-}
-
-/// What a series id stands for, besides its key.
-#[derive(Debug, Clone, Copy)]
-struct SeriesMeta {
-    id: u32,
-    /// Index into `Aggregator::units`.
-    unit: u8,
-    interval_secs: u32,
-    /// End (Unix ms) of the last window rolled up for this series: a later sample for it
-    /// or an earlier window is late, counted and dropped, never a second rollup.
-    closed_until_ms: i64,
-}
-
 /// Collects samples into windows and hands out each window's rollups once it closes.
 ///
 /// Memory is what bounds a 10,000-VM agent: entities and counters are numbered, each series
-/// is a 32-byte key stored once, and an open window is chunks of `(series id, raw value)`
+/// is a 20-byte slot stored once, and an open window is chunks of `(series id, raw value)`
 /// pairs, 8 bytes a sample. When the window closes each chunk is sorted in place and the
 /// chunks are merged series by series. Rollups come out in series-number order.
 #[derive(Debug)]
 pub struct Aggregator {
     vcenter: CompactString,
     window_ms: i64,
-    series: HashMap<CompactKey, SeriesMeta>,
+    series: SeriesTable,
     /// Entities by id (`vm-42`), numbered; and the numbers' (type, id).
     entity_index: HashMap<CompactString, u32>,
     next_entity: u32,
     names: Names,
-    next_id: u32,
     windows: BTreeMap<i64, Samples>,
     /// Counters that get daily summaries.
     daily_counters: Vec<CompactString>,
@@ -367,11 +340,10 @@ impl Aggregator {
         Self {
             vcenter: vcenter.into(),
             window_ms: i64::from(window_secs) * 1000,
-            series: HashMap::new(),
+            series: SeriesTable::default(),
             entity_index: HashMap::new(),
             next_entity: 0,
             names: Names::default(),
-            next_id: 0,
             windows: BTreeMap::new(),
             daily_counters: Vec::new(),
             days: BTreeMap::new(),
@@ -390,8 +362,12 @@ impl Aggregator {
             let instance = self.names.instances.find(&key.instance);
             if let (Some(c), Some(i)) = (counter, instance) {
                 let compact: CompactKey = (e, u16::try_from(c).unwrap_or(u16::MAX), i);
-                if let Some(m) = self.series.get_mut(&compact) {
-                    m.closed_until_ms = m.closed_until_ms.max(until_ms);
+                if let Some(slot) = self
+                    .series
+                    .id_of(&compact)
+                    .and_then(|id| self.series.get_mut(id))
+                {
+                    slot.close_until(until_ms);
                     return;
                 }
             }
@@ -473,12 +449,15 @@ impl Aggregator {
         };
         let instance = self.names.instances.id(&key.instance);
         let compact: CompactKey = (entity, u16::try_from(counter).unwrap_or(u16::MAX), instance);
-        let id = match self.series.get(&compact) {
-            Some(m) if start + self.window_ms <= m.closed_until_ms => {
-                self.late += 1;
-                return;
+        let end = start + self.window_ms;
+        let id = match self.series.id_of(&compact) {
+            Some(id) => {
+                if self.series.get(id).is_some_and(|s| s.is_closed(end)) {
+                    self.late += 1;
+                    return;
+                }
+                id
             }
-            Some(m) => m.id,
             None => {
                 let unit_idx = match self
                     .names
@@ -492,29 +471,21 @@ impl Aggregator {
                         self.names.units.len() - 1
                     }
                 };
-                let id = self.next_id;
-                self.next_id = self.next_id.wrapping_add(1);
-                let closed_until_ms = if self.pending_floors.is_empty() {
-                    i64::MIN
-                } else {
-                    self.pending_floors
-                        .remove(&(
-                            key.entity_id.clone(),
-                            key.counter.clone(),
-                            key.instance.clone(),
-                        ))
-                        .unwrap_or(i64::MIN)
-                };
-                let meta = SeriesMeta {
-                    id,
-                    unit: u8::try_from(unit_idx).unwrap_or(u8::MAX),
-                    interval_secs,
-                    closed_until_ms,
-                };
-                self.series.insert(compact, meta);
-                if start + self.window_ms <= closed_until_ms {
-                    self.late += 1;
-                    return;
+                let unit = u8::try_from(unit_idx).unwrap_or(u8::MAX);
+                let id = self.series.insert(compact, unit, interval_secs);
+                if !self.pending_floors.is_empty() {
+                    let floor = self.pending_floors.remove(&(
+                        key.entity_id.clone(),
+                        key.counter.clone(),
+                        key.instance.clone(),
+                    ));
+                    if let (Some(floor), Some(slot)) = (floor, self.series.get_mut(id)) {
+                        slot.close_until(floor);
+                        if slot.is_closed(end) {
+                            self.late += 1;
+                            return;
+                        }
+                    }
                 }
                 id
             }
@@ -539,11 +510,11 @@ impl Aggregator {
             self.windows.values().flat_map(Samples::ids).collect();
         open.extend(self.days.values().flat_map(|d| d.keys().copied()));
         let names = &self.names.entity_names;
-        self.series.retain(|k, m| {
-            open.contains(&m.id)
+        self.series.retain(|id, slot| {
+            open.contains(&id)
                 || names
-                    .get(&k.0)
-                    .is_some_and(|(_, id)| entity_ids.contains(id))
+                    .get(&slot.key().0)
+                    .is_some_and(|(_, e)| entity_ids.contains(e))
         });
         let used: std::collections::HashSet<u32> = self.series.keys().map(|k| k.0).collect();
         self.names.entity_names.retain(|e, _| used.contains(e));
@@ -567,16 +538,17 @@ impl Aggregator {
             let Some((_, samples)) = self.windows.pop_first() else {
                 break;
             };
-            let wanted: std::collections::HashSet<u32> = samples.ids().collect();
-            let by_id = series_by_id(&self.series, |id| wanted.contains(&id));
-            drop(wanted);
+            let end = start + self.window_ms;
             let window_secs = (self.window_ms / 1000) as u32;
             let mut values: Vec<f64> = Vec::with_capacity(32);
             samples.for_each_series(|id, group| {
-                let Some((key, meta)) = by_id.get(&id) else {
+                let Some(slot) = self.series.get_mut(id) else {
                     return;
                 };
-                let names = self.names.describe(key, meta);
+                // The window is rolled up for this series: what comes for it later is late.
+                slot.close_until(end);
+                let meta = *slot;
+                let names = self.names.describe(&meta);
                 // Percent counters arrive in hundredths of a percent.
                 let scale = if names.unit == "percent" { 100.0 } else { 1.0 };
                 values.clear();
@@ -593,7 +565,7 @@ impl Aggregator {
                         .days
                         .entry(day)
                         .or_default()
-                        .entry(meta.id)
+                        .entry(id)
                         .or_insert((Sketch::default(), f64::MIN));
                     for v in &values {
                         sketch.add(*v);
@@ -620,12 +592,6 @@ impl Aggregator {
                     stats: stats(&mut values),
                 });
             });
-            // The window is rolled up for these series: what comes for it later is late.
-            for (key, _) in by_id.values() {
-                if let Some(m) = self.series.get_mut(key) {
-                    m.closed_until_ms = m.closed_until_ms.max(start + self.window_ms);
-                }
-            }
         }
     }
 }
@@ -645,14 +611,13 @@ impl Aggregator {
             let Some((_, series)) = self.days.pop_first() else {
                 break;
             };
-            let by_id = series_by_id(&self.series, |id| series.contains_key(&id));
-            let mut out: Vec<(CompactKey, SeriesMeta, Sketch, f64)> = series
+            let mut out: Vec<(u32, Slot, Sketch, f64)> = series
                 .into_iter()
-                .filter_map(|(id, (sk, max))| by_id.get(&id).map(|(k, m)| (*k, *m, sk, max)))
+                .filter_map(|(id, (sk, max))| self.series.get(id).map(|s| (id, *s, sk, max)))
                 .collect();
-            out.sort_by_key(|a| a.1.id);
-            for (key, meta, sketch, max) in out {
-                let names = self.names.describe(&key, &meta);
+            out.sort_by_key(|a| a.0);
+            for (_, meta, sketch, max) in out {
+                let names = self.names.describe(&meta);
                 each(DailySummary {
                     schema_version: ROLLUP_SCHEMA_VERSION,
                     vcenter: self.vcenter.clone(),
