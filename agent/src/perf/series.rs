@@ -164,6 +164,6 @@ mod tests {
         s.close_until(i64::MIN);
         s.close_until(i64::MAX);
         assert!(s.is_closed(4_000_000_000_000));
-        assert_eq!(std::mem::size_of::<Slot>(), 20);
+        assert_eq!(size_of::<Slot>(), 20);
     }
 }
