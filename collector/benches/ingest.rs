@@ -5,9 +5,9 @@
 
 use std::time::Instant;
 
-use vscout::perf::Rollup;
-use vscout::ship::batch::{self, Batch, RollupSetBuilder, BATCH_VERSION};
-use vscout::ship::Record;
+use vscout_wire::batch::Record;
+use vscout_wire::batch::{self, Batch, RollupSetBuilder, BATCH_VERSION};
+use vscout_wire::rollup::Rollup;
 
 fn main() {
     let mut set = RollupSetBuilder::default();

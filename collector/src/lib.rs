@@ -126,7 +126,7 @@ pub async fn run(
     info!(%addr, thumbprint = %tls.thumbprint, "collector listening");
     // Under systemd (Type=notify): ready once listening; the watchdog is fed while the
     // runtime runs and the database answers.
-    let notifier = vscout::notify::Notifier::from_env();
+    let notifier = vscout_service::notify::Notifier::from_env();
     notifier.ready();
     notifier.status(&format!("listening on https://{addr}"));
     let watchdog = notifier.watchdog_timeout().map(|t| {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use vscout_collector::config;
 
-use vscout::exit::{usage_error, EX_CANTCREAT, EX_USAGE};
+use vscout_service::exit::{usage_error, EX_CANTCREAT, EX_USAGE};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,11 +53,11 @@ enum TokenAction {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = match vscout::exit::parse_args() {
+    let cli: Cli = match vscout_service::exit::parse_args() {
         Ok(c) => c,
         Err(code) => return code,
     };
-    vscout::telemetry::init(vscout::telemetry::LogFormat::Text);
+    vscout_service::telemetry::init(vscout_service::telemetry::LogFormat::Text);
     let mut raw = match cli.config.as_deref() {
         None => config::RawConfig::default(),
         Some(p) => match std::fs::read_to_string(p)
@@ -111,7 +111,7 @@ fn main() -> ExitCode {
             };
             match rt.block_on(vscout_collector::run(
                 cfg,
-                vscout::daemon::shutdown_signal(),
+                vscout_service::shutdown_signal(),
             )) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -153,8 +153,7 @@ fn token_command(store: &dyn vscout_collector::store::Storage, action: TokenActi
             Ok(tokens) => {
                 let when = |t: Option<i64>| {
                     t.map_or("never".to_owned(), |secs| {
-                        vscout::vsphere::datetime::format_unix_millis(secs * 1000)
-                            .replace(".000Z", "Z")
+                        vscout_wire::datetime::format_unix_millis(secs * 1000).replace(".000Z", "Z")
                     })
                 };
                 println!("{:<32} {:<22} LAST USED", "NAME", "CREATED");

@@ -31,7 +31,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 use tracing::{debug, info, warn};
-use vscout::ship::batch::{self, DecodeError};
+use vscout_wire::batch::{self, DecodeError};
 
 use crate::auth;
 use crate::store::{

@@ -27,7 +27,8 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// Colon-separated upper-case hex, as the agent's `thumbprint_sha256` accepts it.
 pub fn thumbprint(der: &[u8]) -> String {
-    vscout::tls::format_thumbprint(&vscout::tls::thumbprint(der))
+    use vscout_service::thumbprint::{format_thumbprint, thumbprint};
+    format_thumbprint(&thumbprint(der))
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -117,6 +118,6 @@ fn generate_self_signed(dir: &Path, cert: &Path, key: &Path) -> Result<(), Strin
 
 /// Writes a file readable by its owner only.
 pub fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
-    vscout::fsio::write_atomic(path, data, 0o600)
+    vscout_service::fsio::write_atomic(path, data, 0o600)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

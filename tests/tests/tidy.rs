@@ -1,8 +1,11 @@
 //! Conventions checked by machine (issue 13): every Rust file says what it owns in a `//!`
 //! line; every path `ARCHITECTURE.md` names exists; HTTP clients and raw TCP streams live
-//! only in the modules allowed to have them.
+//! only in the modules allowed to have them; the collector does not pull the agent in.
 
 use std::path::{Path, PathBuf};
+
+/// The workspace's crates, by directory.
+const CRATES: [&str; 5] = ["agent", "collector", "service", "tests", "wire"];
 
 fn root() -> PathBuf {
     vscout_e2e::workspace_root()
@@ -25,7 +28,7 @@ fn rust_files() -> Vec<PathBuf> {
         }
     }
     let mut out = Vec::new();
-    for krate in ["agent", "collector", "tests"] {
+    for krate in CRATES {
         walk(&root().join(krate), &mut out);
     }
     out
@@ -50,58 +53,60 @@ fn every_rust_file_opens_with_what_it_owns() {
 }
 
 /// Backticked names in ARCHITECTURE.md that look like paths (`…/` or `….rs`), with the
-/// directory they are read against: the last full path named before them (a heading
-/// `agent/src/vsphere/` followed by `transport.rs`).
+/// directory they are read against: the last full path of the heading they sit under (a
+/// heading `agent/src/vsphere/` followed by `transport.rs`). A full path in the text is
+/// checked as it is and does not move the base.
 #[test]
 fn every_path_architecture_names_exists() {
     let root = root();
     let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
-    let tops = [
-        "agent/",
-        "collector/",
-        "tests/",
-        "packaging/",
-        "systemd/",
-        "scripts/",
-    ];
+    let tops: Vec<String> = CRATES
+        .iter()
+        .chain(&["packaging", "systemd", "scripts"])
+        .map(|c| format!("{c}/"))
+        .collect();
     let mut base = PathBuf::new();
     let mut missing = Vec::new();
-    for token in text.split('`').skip(1).step_by(2) {
-        let looks_like_path = (token.ends_with(".rs") || token.ends_with('/'))
-            && !token.contains(' ')
-            && !token.contains("://");
-        if !looks_like_path {
-            continue;
-        }
-        if tops.iter().any(|t| token.starts_with(t)) {
-            let p = root.join(token);
-            if !p.exists() {
-                missing.push(token.to_owned());
+    for line in text.lines() {
+        let heading = line.starts_with('#');
+        for token in line.split('`').skip(1).step_by(2) {
+            let looks_like_path = (token.ends_with(".rs") || token.ends_with('/'))
+                && !token.contains(' ')
+                && !token.contains("://");
+            if !looks_like_path {
+                continue;
             }
-            base = if token.ends_with('/') {
-                PathBuf::from(token)
-            } else {
-                PathBuf::from(token)
-                    .parent()
-                    .map(Path::to_owned)
-                    .unwrap_or_default()
-            };
-            continue;
-        }
-        // Read against the base and each of its parents, directly or under `src/` or
-        // `tests/` (a crate's heading names the crate, its sections the files); module
-        // names alone (`vsphere/`) against the crates' sources.
-        let found = base
-            .ancestors()
-            .flat_map(|a| ["", "src", "tests"].map(|sub| a.join(sub).join(token)))
-            .chain(["agent/src", "collector/src"].map(|c| Path::new(c).join(token)))
-            .find(|p| root.join(p).exists());
-        match found {
-            // A directory found becomes the base of the names after it (`store/`, then
-            // `sqlite.rs`).
-            Some(p) if token.ends_with('/') => base = p,
-            Some(_) => {}
-            None => missing.push(format!("{token} (read against {})", base.display())),
+            if tops.iter().any(|t| token.starts_with(t.as_str())) {
+                if !root.join(token).exists() {
+                    missing.push(token.to_owned());
+                }
+                if heading {
+                    base = if token.ends_with('/') {
+                        PathBuf::from(token)
+                    } else {
+                        PathBuf::from(token)
+                            .parent()
+                            .map(Path::to_owned)
+                            .unwrap_or_default()
+                    };
+                }
+                continue;
+            }
+            // Read against the base and each of its parents, directly or under `src/` or
+            // `tests/` (a crate's heading names the crate, its sections the files); module
+            // names alone (`vsphere/`) against the crates' sources.
+            let found = base
+                .ancestors()
+                .flat_map(|a| ["", "src", "tests"].map(|sub| a.join(sub).join(token)))
+                .chain(CRATES.map(|c| Path::new(c).join("src").join(token)))
+                .find(|p| root.join(p).exists());
+            match found {
+                // A directory found becomes the base of the names after it (`store/`,
+                // then `sqlite.rs`).
+                Some(p) if token.ends_with('/') => base = p,
+                Some(_) => {}
+                None => missing.push(format!("{token} (read against {})", base.display())),
+            }
         }
     }
     assert!(
@@ -149,4 +154,36 @@ fn connections_are_opened_only_where_allowed() {
         wrong.is_empty(),
         "connections opened outside their modules: {wrong:?}"
     );
+}
+
+/// Issue 13: the collector (and the crates it shares with the agent) build without the
+/// agent and its vCenter client: no SOAP, HTTP client, CSV or host-metrics crates.
+#[test]
+fn the_collector_does_not_pull_the_agent_in() {
+    for package in ["vscout-collector", "vscout-wire", "vscout-service"] {
+        let out =
+            std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+                .args([
+                    "tree", "--locked", "-e", "normal", "--prefix", "none", "-p", package,
+                ])
+                .current_dir(root())
+                .output()
+                .expect("cargo tree");
+        assert!(
+            out.status.success(),
+            "cargo tree -p {package}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tree = String::from_utf8_lossy(&out.stdout);
+        assert!(tree.contains(package), "{package}'s tree: {tree}");
+        let pulled: Vec<&str> = tree
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|name| ["vscout", "reqwest", "quick-xml", "sysinfo", "csv"].contains(name))
+            .collect();
+        assert!(
+            pulled.is_empty(),
+            "{package} depends on {pulled:?}:\n{tree}"
+        );
+    }
 }

@@ -44,22 +44,7 @@ pub enum DaemonError {
     Ship(#[from] ShipError),
 }
 
-/// Resolves on SIGTERM or SIGINT: the shutdown trigger of `vscout run` and of the
-/// collector.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
+pub use vscout_service::shutdown_signal;
 
 mod perf;
 mod supervise;

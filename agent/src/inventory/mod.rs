@@ -2,7 +2,6 @@
 //! vCenter, read through `vsphere` and written as JSON or CSV tables.
 
 mod collect;
-pub mod model;
 mod output;
 mod vm;
 
@@ -10,6 +9,8 @@ mod vm;
 mod tests;
 
 pub use collect::{api_at_least, collect, from_captured_answer};
-pub use model::{Inventory, VcenterInventory, SCHEMA_VERSION};
 pub use output::{write_csv, write_json, Format};
 pub use vm::PRUNED_DEVICE_TYPES;
+/// The records, `vscout_wire`'s.
+pub use vscout_wire::inventory as model;
+pub use vscout_wire::inventory::{Inventory, VcenterInventory, SCHEMA_VERSION};

@@ -3,16 +3,17 @@
 //!
 //! - `catalog`: default counters, resolved by name against each vCenter's catalog.
 //! - `poller`: one poll (targets, time range, batching, halving, new samples only).
-//! - `rollup`: windows and their exact statistics; the `Rollup` record.
+//! - `rollup`: windows and their exact statistics (the `Rollup` record is `vscout_wire`'s).
+//! - `series`: the aggregator's series table.
 //! - `once`: `vscout perf --once`.
-//! - `sketch`: the mergeable quantile sketch of daily summaries.
+//! - `sketch`: the mergeable quantile sketch of daily summaries (`vscout_wire`'s).
 
 mod catalog;
 mod once;
 mod poller;
 pub mod rollup;
 mod series;
-pub mod sketch;
+pub use vscout_wire::sketch;
 pub mod watermark;
 
 pub use catalog::{
@@ -21,4 +22,5 @@ pub use catalog::{
 };
 pub use once::{last_window, RollupWriter};
 pub use poller::{grid_slot, vcenter_now_ms, PollReport, Poller, SampleSink, REALTIME_SECS};
-pub use rollup::{Aggregator, DailySummary, Rollup, SeriesKey, WindowStats, ROLLUP_SCHEMA_VERSION};
+pub use rollup::{Aggregator, SeriesKey};
+pub use vscout_wire::rollup::{DailySummary, Rollup, WindowStats, ROLLUP_SCHEMA_VERSION};

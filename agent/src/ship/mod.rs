@@ -7,7 +7,7 @@
 //! **Invariant:** data leaves the buffer only through `Buffer::ack` (after the collector's
 //! 2xx or a dead-letter write) or through cap eviction.
 
-pub mod batch;
+pub use vscout_wire::batch;
 mod error;
 mod shipper;
 mod sink;

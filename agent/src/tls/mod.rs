@@ -16,7 +16,6 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvi
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
-use sha2::{Digest, Sha256};
 
 /// How a server's certificate is trusted (vCenter's or the collector's). The TLS layer
 /// owns it; configuration only builds it from the file's keys.
@@ -35,22 +34,9 @@ mod weak_rsa;
 /// The last thumbprint a server presented, shared between the verifier and the client.
 pub type SeenThumbprint = Arc<Mutex<Option<[u8; 32]>>>;
 
-/// Formats a SHA-256 digest as vCenter shows it: upper-case hex pairs joined by colons.
-pub fn format_thumbprint(digest: &[u8; 32]) -> String {
-    let mut out = String::with_capacity(95);
-    for (i, b) in digest.iter().enumerate() {
-        if i > 0 {
-            out.push(':');
-        }
-        out.push_str(&format!("{b:02X}"));
-    }
-    out
-}
-
-/// SHA-256 of a DER certificate.
-pub fn thumbprint(cert: &[u8]) -> [u8; 32] {
-    Sha256::digest(cert).into()
-}
+/// Certificate digests and their text form, shared with the collector (which prints the
+/// thumbprint an agent pins).
+pub use vscout_service::thumbprint::{format_thumbprint, thumbprint};
 
 /// The crypto provider used everywhere: ring (see the workspace Cargo.toml for why).
 pub fn provider() -> Arc<CryptoProvider> {

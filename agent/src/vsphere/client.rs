@@ -7,7 +7,6 @@ use std::io::BufReader;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
-use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use super::envelope::{self, Objects, PropertySpec};
@@ -21,22 +20,7 @@ use crate::config::{Secret, TlsPolicy, VcenterConfig};
 /// content tells the real API version. 6.0 has every call vscout makes.
 const FALLBACK_VERSION: &str = "6.0";
 
-/// `ServiceContent.about`: what the endpoint is.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct About {
-    pub name: String,
-    pub full_name: String,
-    pub vendor: String,
-    pub version: String,
-    pub build: String,
-    pub os_type: String,
-    pub product_line_id: String,
-    /// `VirtualCenter` or `HostAgent` (a standalone ESXi host).
-    pub api_type: String,
-    pub api_version: String,
-    /// vCenter's instance UUID (empty on ESXi).
-    pub instance_uuid: String,
-}
+pub use vscout_wire::inventory::About;
 
 /// The managed objects vscout uses, from `RetrieveServiceContent`.
 #[derive(Debug, Clone)]

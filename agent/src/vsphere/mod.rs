@@ -9,7 +9,7 @@
 //!   property retrieval.
 
 mod client;
-pub mod datetime;
+pub use vscout_wire::datetime;
 mod envelope;
 mod error;
 mod fault;

@@ -6,7 +6,7 @@
 pub mod sqlite;
 
 use serde::Serialize;
-use vscout::ship::Batch;
+use vscout_wire::batch::Batch;
 
 /// What an ingest did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -12,11 +12,11 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde_json::{json, Value};
-use vscout::perf::sketch::Sketch;
-use vscout::perf::Rollup;
-use vscout::ship::batch::{AgentHealth, RollupView, StatsRow};
-use vscout::ship::{Batch, Record};
-use vscout::telemetry::unix_now_ms as now_ms;
+use vscout_service::telemetry::unix_now_ms as now_ms;
+use vscout_wire::batch::{AgentHealth, RollupView, StatsRow};
+use vscout_wire::batch::{Batch, Record};
+use vscout_wire::rollup::Rollup;
+use vscout_wire::sketch::Sketch;
 
 use super::{
     Counts, DailyQuery, EntityFilter, EntityKind, IngestOutcome, MetricsQuery, Principal, Storage,
@@ -386,7 +386,7 @@ impl Storage for SqliteStore {
                 "vcenter": r.get::<_, String>(0)?, "agent_id": r.get::<_, String>(1)?,
                 "url": r.get::<_, String>(2)?,
                 "about": serde_json::from_str::<Value>(&about).unwrap_or(Value::Null),
-                "collected_at": vscout::vsphere::datetime::parse_unix_secs(&r.get::<_, String>(4)?),
+                "collected_at": vscout_wire::datetime::parse_unix_secs(&r.get::<_, String>(4)?),
                 "vms": r.get::<_, i64>(5)?,
                 "hosts": r.get::<_, i64>(6)?, "clusters": r.get::<_, i64>(7)?,
                 "datastores": r.get::<_, i64>(8)?, "networks": r.get::<_, i64>(9)?,
@@ -823,7 +823,7 @@ impl DailyMerge {
 fn store_inventory(
     tx: &Transaction<'_>,
     agent_id: &str,
-    inv: &vscout::inventory::VcenterInventory,
+    inv: &vscout_wire::inventory::VcenterInventory,
     now: i64,
 ) -> Result<(), StoreError> {
     let about = serde_json::to_string(&inv.about).map_err(|e| StoreError::Other(e.to_string()))?;
@@ -915,8 +915,8 @@ fn store_inventory(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vscout::perf::{Rollup, WindowStats, ROLLUP_SCHEMA_VERSION};
-    use vscout::ship::batch::BATCH_VERSION;
+    use vscout_wire::batch::BATCH_VERSION;
+    use vscout_wire::rollup::{Rollup, WindowStats, ROLLUP_SCHEMA_VERSION};
 
     fn rollup(vm: &str, window_start: i64) -> Record {
         Record::Rollup(Rollup {
@@ -1012,7 +1012,7 @@ mod tests {
             "a VM is not a host"
         );
         // The compact form the agent ships lands in the same rows.
-        let mut set = vscout::ship::batch::RollupSetBuilder::default();
+        let mut set = vscout_wire::batch::RollupSetBuilder::default();
         for (vm, w) in [("vm-1", 900), ("vm-9", 900), ("vm-1", 0)] {
             if let Record::Rollup(r) = rollup(vm, w) {
                 set.push(r);
@@ -1047,7 +1047,7 @@ mod tests {
             sketch.add(f64::from(v));
             max = max.max(f64::from(v));
         }
-        Record::Daily(vscout::perf::DailySummary {
+        Record::Daily(vscout_wire::rollup::DailySummary {
             schema_version: ROLLUP_SCHEMA_VERSION,
             vcenter: "vc".into(),
             entity_type: "VirtualMachine".into(),

@@ -8,8 +8,6 @@ use std::collections::BTreeMap;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
-use crate::vsphere::About;
-
 /// Strings are `CompactString`: ids, states and most names fit inline in 24 bytes, which
 /// keeps a 10,000-VM inventory small in memory.
 ///
@@ -42,6 +40,23 @@ pub struct VcenterInventory {
     pub vms: Vec<Vm>,
     /// Properties vCenter could not read (`missingSet`), as `object path: fault`.
     pub warnings: Vec<CompactString>,
+}
+
+/// `ServiceContent.about`: what the endpoint is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct About {
+    pub name: String,
+    pub full_name: String,
+    pub vendor: String,
+    pub version: String,
+    pub build: String,
+    pub os_type: String,
+    pub product_line_id: String,
+    /// `VirtualCenter` or `HostAgent` (a standalone ESXi host).
+    pub api_type: String,
+    pub api_version: String,
+    /// vCenter's instance UUID (empty on ESXi).
+    pub instance_uuid: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

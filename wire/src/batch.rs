@@ -9,7 +9,7 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::VcenterInventory;
-use crate::perf::{DailySummary, Rollup};
+use crate::rollup::{DailySummary, Rollup};
 
 /// Version of the batch document. The collector refuses versions it does not know.
 pub const BATCH_VERSION: u32 = 1;
@@ -198,7 +198,7 @@ impl RollupSetBuilder {
     pub fn take(&mut self) -> RollupSet {
         self.index.clear();
         RollupSet {
-            schema_version: crate::perf::ROLLUP_SCHEMA_VERSION,
+            schema_version: crate::rollup::ROLLUP_SCHEMA_VERSION,
             vcenter: std::mem::take(&mut self.vcenter),
             names: std::mem::take(&mut self.names),
             rows: std::mem::take(&mut self.rows),
@@ -355,7 +355,7 @@ fn check(batch: Batch) -> Result<Batch, DecodeError> {
     for (index, r) in batch.records.iter().enumerate() {
         let known = match r {
             Record::Inventory(_) => crate::inventory::SCHEMA_VERSION,
-            Record::Rollup(_) | Record::Daily(_) => crate::perf::ROLLUP_SCHEMA_VERSION,
+            Record::Rollup(_) | Record::Daily(_) => crate::rollup::ROLLUP_SCHEMA_VERSION,
             Record::Rollups(set) => {
                 if let Some(bad) = (0..set.rows.len()).find(|i| set.view(*i).is_none()) {
                     return Err(DecodeError::Json(format!(
@@ -363,7 +363,7 @@ fn check(batch: Batch) -> Result<Batch, DecodeError> {
                         set.names.len()
                     )));
                 }
-                crate::perf::ROLLUP_SCHEMA_VERSION
+                crate::rollup::ROLLUP_SCHEMA_VERSION
             }
             Record::Health(_) => HEALTH_SCHEMA_VERSION,
         };
@@ -413,7 +413,7 @@ mod tests {
     #[test]
     fn rollup_sets_round_trip_and_check_their_indexes() {
         let r = |vm: &str, counter: &str| Rollup {
-            schema_version: crate::perf::ROLLUP_SCHEMA_VERSION,
+            schema_version: crate::rollup::ROLLUP_SCHEMA_VERSION,
             vcenter: "vc".into(),
             entity_type: "VirtualMachine".into(),
             entity_id: vm.into(),
