@@ -14,14 +14,34 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-use crate::buffer::BufferHandle;
+use crate::buffer::{BufferHandle, Snapshot};
 use crate::ship::ShipStats;
 use crate::status::{AgentState, VcenterState};
 
 /// Below this much free space on the buffer's filesystem the agent reports unhealthy.
 pub const LOW_FREE_BYTES: u64 = 64 << 20;
+
+/// The agent as a whole at one moment: what the health record, `/status` and `/metrics`
+/// all report, read once per use so the three never disagree on where a figure comes
+/// from.
+#[derive(Debug, Clone)]
+pub struct AgentCounters {
+    pub uptime: std::time::Duration,
+    pub buffer: Snapshot,
+    /// Free bytes on the buffer's filesystem, if they can be read.
+    pub buffer_fs_free_bytes: Option<u64>,
+    pub shipped: u64,
+    pub ship_duplicates: u64,
+    pub ship_retries: u64,
+    pub dead_letters: u64,
+    pub ship_last_error: Option<String>,
+    /// Error events logged, and the last one.
+    pub errors: u64,
+    pub last_error: Option<String>,
+    pub usage: Option<crate::telemetry::ResourceUsage>,
+}
 
 /// Everything the endpoints read.
 #[derive(Debug)]
@@ -107,6 +127,29 @@ pub struct Status {
 }
 
 impl Sources {
+    /// The agent's counters now. Reads the filesystem's free space: call off the async
+    /// threads where that may block for long.
+    pub fn counters(&self) -> AgentCounters {
+        AgentCounters {
+            uptime: self.started.elapsed(),
+            buffer: self.buffer.snapshot(),
+            buffer_fs_free_bytes: free_bytes(&self.state_dir),
+            shipped: self.ship.shipped.load(Relaxed),
+            ship_duplicates: self.ship.duplicates.load(Relaxed),
+            ship_retries: self.ship.retries.load(Relaxed),
+            dead_letters: self.ship.dead_letters.load(Relaxed),
+            ship_last_error: self
+                .ship
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            errors: crate::telemetry::error_count(),
+            last_error: crate::telemetry::last_error(),
+            usage: crate::telemetry::resource_usage(),
+        }
+    }
+
     /// Why the agent is unhealthy, if it is.
     pub fn unhealthy(&self, free: Option<u64>) -> Option<String> {
         let hung = self.state.hung(crate::telemetry::unix_now_ms());
@@ -127,13 +170,14 @@ impl Sources {
     }
 
     pub fn status(&self) -> Status {
-        let snap = self.buffer.snapshot();
-        let free = free_bytes(&self.state_dir);
+        let c = self.counters();
+        let snap = c.buffer;
+        let free = c.buffer_fs_free_bytes;
         let reason = self.unhealthy(free);
         Status {
             agent_id: self.agent_id.clone(),
             version: crate::VERSION.into(),
-            uptime_secs: self.started.elapsed().as_secs(),
+            uptime_secs: c.uptime.as_secs(),
             healthy: reason.is_none(),
             unhealthy_reason: reason,
             vcenters: self
@@ -165,23 +209,19 @@ impl Sources {
             buffer_max_bytes: self.buffer_max_bytes,
             buffer_evicted: snap.stats.evicted_records,
             buffer_fs_free_bytes: free,
-            shipped: self.ship.shipped.load(Relaxed),
-            ship_retries: self.ship.retries.load(Relaxed),
-            dead_letters: self.ship.dead_letters.load(Relaxed),
-            ship_last_error: self
-                .ship
-                .last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
-            errors: crate::telemetry::error_count(),
-            last_error: crate::telemetry::last_error(),
+            shipped: c.shipped,
+            ship_retries: c.ship_retries,
+            dead_letters: c.dead_letters,
+            ship_last_error: c.ship_last_error,
+            errors: c.errors,
+            last_error: c.last_error,
         }
     }
 
     /// The Prometheus text exposition.
     pub fn prometheus(&self) -> String {
-        let snap = self.buffer.snapshot();
+        let c = self.counters();
+        let snap = c.buffer;
         let secs = |ms: i64| ms as f64 / 1000.0;
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, rows: &[(String, f64)]| {
@@ -317,15 +357,15 @@ impl Sources {
             metric(name, kind, help, &rows);
         }
         // The agent as a whole; a figure that cannot be read is left out.
-        let free = free_bytes(&self.state_dir);
-        let usage = crate::telemetry::resource_usage();
+        let free = c.buffer_fs_free_bytes;
+        let usage = c.usage;
         let rss = rss_bytes();
         let whole: [(&str, &str, &str, Option<f64>); 17] = [
             (
                 "vscout_uptime_seconds",
                 "gauge",
                 "Seconds since the agent started.",
-                Some(self.started.elapsed().as_secs_f64()),
+                Some(c.uptime.as_secs_f64()),
             ),
             (
                 "vscout_last_window_stored_timestamp_seconds",
@@ -385,31 +425,31 @@ impl Sources {
                 "vscout_ship_records_total",
                 "counter",
                 "Records the collector acknowledged.",
-                Some(self.ship.shipped.load(Relaxed) as f64),
+                Some(c.shipped as f64),
             ),
             (
                 "vscout_ship_duplicates_total",
                 "counter",
                 "Records the collector already had.",
-                Some(self.ship.duplicates.load(Relaxed) as f64),
+                Some(c.ship_duplicates as f64),
             ),
             (
                 "vscout_ship_retries_total",
                 "counter",
                 "Failed attempts that will be retried.",
-                Some(self.ship.retries.load(Relaxed) as f64),
+                Some(c.ship_retries as f64),
             ),
             (
                 "vscout_ship_dead_letters_total",
                 "counter",
                 "Records the collector refused for good.",
-                Some(self.ship.dead_letters.load(Relaxed) as f64),
+                Some(c.dead_letters as f64),
             ),
             (
                 "vscout_errors_total",
                 "counter",
                 "Error events logged.",
-                Some(crate::telemetry::error_count() as f64),
+                Some(c.errors as f64),
             ),
             (
                 "vscout_process_cpu_seconds_total",
@@ -547,11 +587,11 @@ async fn status(State(s): State<Arc<Sources>>) -> impl IntoResponse {
     }
 }
 
-/// Serves the endpoints on `listener` until `stop` turns true.
+/// Serves the endpoints on `listener` until `stop` is cancelled.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     sources: Arc<Sources>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let app = Router::new()
         .route("/metrics", get(metrics))
@@ -559,7 +599,7 @@ pub async fn serve(
         .route("/status", get(status))
         .with_state(sources);
     let shutdown = async move {
-        let _ = stop.wait_for(|s| *s).await;
+        stop.cancelled().await;
     };
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

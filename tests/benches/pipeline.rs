@@ -165,12 +165,12 @@ fn main() -> anyhow::Result<()> {
             dir.path(),
             stats,
         )?;
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(shipper.run(rx, Duration::from_secs(5)));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(shipper.run(stop.clone(), Duration::from_secs(5)));
         while handle.snapshot().acked < last {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let _ = tx.send(true);
+        stop.cancel();
         let _ = task.await;
         anyhow::Ok(handle.snapshot().acked)
     })?;

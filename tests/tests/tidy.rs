@@ -128,7 +128,7 @@ fn connections_are_opened_only_where_allowed() {
     ];
     let allowed_tcp = [
         "agent/src/check/mod.rs",
-        "agent/src/daemon/mod.rs",
+        "agent/src/daemon/supervise.rs",
         "agent/src/metrics.rs",
         "collector/src/lib.rs",
         "collector/src/server.rs",

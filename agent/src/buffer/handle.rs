@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::error::BufferError;
@@ -136,16 +137,12 @@ pub struct Snapshot {
 }
 
 /// Group commit: every `interval`, fsyncs whatever was appended since the last time,
-/// until `stop` turns true; then a last sync so nothing appended is left unstored.
-pub async fn group_commit(
-    buffer: BufferHandle,
-    interval: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
+/// until `stop` is cancelled; then a last sync so nothing appended is left unstored.
+pub async fn group_commit(buffer: BufferHandle, interval: Duration, stop: CancellationToken) {
     loop {
         let stopping = tokio::select! {
             _ = tokio::time::sleep(interval) => false,
-            _ = stop.wait_for(|s| *s) => true,
+            _ = stop.cancelled() => true,
         };
         if buffer.has_unsynced() {
             if let Err(e) = buffer.sync().await {

@@ -2,8 +2,21 @@
 //! windows, encoding and storing them, the watermark; and, on start, what an earlier run
 //! stored past its watermark.
 
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+use tokio::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::buffer::BufferHandle;
+use crate::config::VcenterConfig;
+use crate::perf::{vcenter_now_ms, watermark, Aggregator, Poller, Rollup, REALTIME_SECS};
+use crate::ship::{Batcher, Record};
+use crate::vsphere::VsphereError;
+
 use super::vcenter::VcenterTask;
-use super::*;
 
 /// vCenter keeps one hour of real-time samples: a restarted agent looks back at most that.
 const REALTIME_RETENTION_MS: i64 = 3_600_000;
@@ -22,7 +35,7 @@ pub(super) struct PerfState {
 impl VcenterTask {
     /// One real-time performance poll with its deadline; closed windows are summarised.
     /// False if the agent is stopping.
-    pub(super) async fn perf_round(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+    pub(super) async fn perf_round(&mut self, stop: &CancellationToken) -> bool {
         let vc_name = self.vc.name.clone();
         if self.perf.is_none() {
             match Poller::new(&self.client, &self.cfg.perf).await {
@@ -89,7 +102,7 @@ impl VcenterTask {
         me.begin(deadline);
         let result = tokio::select! {
             r = tokio::time::timeout(deadline, run) => Some(r),
-            _ = stop.wait_for(|s| *s) => None,
+            _ = stop.cancelled() => None,
         };
         me.end();
         me.counters.perf_polls.fetch_add(1, Relaxed);
@@ -282,11 +295,34 @@ fn closing_point(end_ms: i64, hold_since: Option<i64>, window_ms: i64) -> i64 {
 /// Series each vCenter stored past its watermark, with the end of their window.
 type Seeds = HashMap<String, Vec<watermark::Seed>>;
 
+/// The series each vCenter stored past its watermark, from the buffer (a crash between a
+/// window's batches) and from the seeds files of earlier starts; kept in the seeds files
+/// until a new watermark covers them, so a second crash still knows them.
+pub(super) async fn load_seeds(
+    buffer: &BufferHandle,
+    state_dir: &Path,
+    vcenters: &[VcenterConfig],
+) -> HashMap<String, Vec<watermark::Seed>> {
+    let mut seeds = stored_past_watermarks(buffer, state_dir, vcenters).await;
+    for vc in vcenters {
+        let mut known = watermark::read_seeds(state_dir, &vc.name);
+        if known.is_empty() && !seeds.contains_key(&vc.name) {
+            continue;
+        }
+        let list = seeds.entry(vc.name.clone()).or_default();
+        list.append(&mut known);
+        if let Err(e) = watermark::write_seeds(state_dir, &vc.name, list) {
+            warn!(vcenter = %vc.name, error = %e, "cannot keep the series stored past the watermark; a second crash may roll their windows up again");
+        }
+    }
+    seeds
+}
+
 /// Reads the buffer's records after each vCenter's watermark (what was stored after the
 /// watermark was last written: a crash came between a window's batches and the file) and
 /// returns, per vCenter, the series they hold with their window's end. Read before the
 /// shipper starts, so that nothing of it has been acknowledged and deleted yet.
-pub(super) async fn stored_past_watermarks(
+async fn stored_past_watermarks(
     buffer: &BufferHandle,
     state_dir: &Path,
     vcenters: &[VcenterConfig],

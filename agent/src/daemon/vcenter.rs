@@ -1,8 +1,113 @@
 //! One vCenter's task: connecting with backoff, the loop of inventory rounds, polls and
 //! keepalives, inventory rounds with their retry, and what it keeps between rounds.
 
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::{AgentConfig, VcenterConfig};
+use crate::inventory::{self, Inventory, SCHEMA_VERSION};
+use crate::perf::{watermark, Poller};
+use crate::ship::{Record, Sink};
+use crate::status::{AgentState, VcenterState};
+use crate::vsphere::{Client, MoRef, VsphereError};
+
 use super::perf::PerfState;
-use super::*;
+use super::sleep_or_stop;
+
+/// The running vCenter tasks, each with its own child of the collection token, so that a
+/// reload can stop one (it logs out) while the others go on.
+pub(super) struct VcenterTasks {
+    cfg: Arc<AgentConfig>,
+    sink: Sink,
+    state: Arc<AgentState>,
+    collect: CancellationToken,
+    /// What an earlier run stored past its watermark, per vCenter: handed to its task once.
+    seeds: HashMap<String, Vec<watermark::Seed>>,
+    running: BTreeMap<String, (VcenterConfig, CancellationToken)>,
+}
+
+impl VcenterTasks {
+    pub(super) fn new(
+        cfg: Arc<AgentConfig>,
+        sink: Sink,
+        state: Arc<AgentState>,
+        collect: CancellationToken,
+        seeds: HashMap<String, Vec<watermark::Seed>>,
+    ) -> Self {
+        Self {
+            cfg,
+            sink,
+            state,
+            collect,
+            seeds,
+            running: BTreeMap::new(),
+        }
+    }
+
+    pub(super) fn start(&mut self, tasks: &mut JoinSet<()>, vc: VcenterConfig) {
+        let stop = self.collect.child_token();
+        let (cfg, sink, agent) = (self.cfg.clone(), self.sink.clone(), self.state.clone());
+        let me = self.state.add(&vc.name);
+        let seeds = self.seeds.remove(&vc.name).unwrap_or_default();
+        tasks.spawn(vcenter_loop(
+            cfg,
+            vc.clone(),
+            seeds,
+            sink,
+            agent,
+            me,
+            stop.clone(),
+        ));
+        self.running.insert(vc.name.clone(), (vc, stop));
+    }
+
+    /// Applies a reloaded configuration's vCenters: removed or changed ones are stopped,
+    /// new ones started. Other settings take effect at the next start, and the log says so.
+    pub(super) fn reload(&mut self, tasks: &mut JoinSet<()>, new: AgentConfig) {
+        if !same_but_vcenters(&self.cfg, &new) {
+            warn!("configuration reloaded: only [[vcenter]] changes take effect now; the other settings at the next start");
+        }
+        let wanted: BTreeMap<String, VcenterConfig> = new
+            .vcenters
+            .into_iter()
+            .map(|v| (v.name.clone(), v))
+            .collect();
+        let state = &self.state;
+        self.running.retain(|name, (old, stop)| {
+            let keep = wanted.get(name).is_some_and(|w| w == old);
+            if !keep {
+                stop.cancel();
+                state.remove(name);
+                info!(vcenter = %name, changed = wanted.contains_key(name), "vCenter removed or changed in the configuration; stopping its collection");
+            }
+            keep
+        });
+        for (name, vc) in wanted {
+            if !self.running.contains_key(&name) {
+                info!(vcenter = %name, url = %vc.url, "vCenter added to the configuration; starting its collection");
+                self.start(tasks, vc);
+            }
+        }
+    }
+}
+
+/// Whether two configurations differ in their vCenters only.
+fn same_but_vcenters(a: &AgentConfig, b: &AgentConfig) -> bool {
+    let strip = |c: &AgentConfig| AgentConfig {
+        vcenters: Vec::new(),
+        ..c.clone()
+    };
+    strip(a) == strip(b)
+}
 
 pub(super) async fn vcenter_loop(
     cfg: Arc<AgentConfig>,
@@ -11,16 +116,16 @@ pub(super) async fn vcenter_loop(
     sink: Sink,
     agent: Arc<AgentState>,
     me: Arc<VcenterState>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let mut backoff = Duration::from_secs(1);
     let client = loop {
-        if *stop.borrow() {
+        if stop.is_cancelled() {
             return;
         }
         let attempt = tokio::select! {
             r = Client::connect(&vc) => r,
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.cancelled() => return,
         };
         me.tried(attempt.is_ok());
         match attempt {
@@ -28,7 +133,7 @@ pub(super) async fn vcenter_loop(
             Err(e) => {
                 let retry = e.is_retryable();
                 error!(vcenter = %vc.name, error = %e, retryable = retry, "cannot connect to vCenter; retrying in {} s", backoff.as_secs());
-                if sleep_or_stop(backoff, &mut stop).await {
+                if sleep_or_stop(backoff, &stop).await {
                     return;
                 }
                 // Non-retryable errors (bad password, untrusted certificate) need an
@@ -66,7 +171,7 @@ pub(super) async fn vcenter_loop(
     loop {
         if Instant::now() >= next_inventory {
             let started = Instant::now();
-            if !task.inventory_round(&mut stop).await {
+            if !task.inventory_round(&stop).await {
                 break;
             }
             last_call = Instant::now();
@@ -83,7 +188,7 @@ pub(super) async fn vcenter_loop(
         }
         if cfg.perf.enabled && Instant::now() >= next_perf && !task.targets.is_empty() {
             let started = Instant::now();
-            if !task.perf_round(&mut stop).await {
+            if !task.perf_round(&stop).await {
                 break;
             }
             last_call = Instant::now();
@@ -96,7 +201,7 @@ pub(super) async fn vcenter_loop(
         if cfg.perf.enabled && !task.targets.is_empty() {
             wake = wake.min(next_perf);
         }
-        if sleep_or_stop(wake.saturating_duration_since(Instant::now()), &mut stop).await {
+        if sleep_or_stop(wake.saturating_duration_since(Instant::now()), &stop).await {
             break;
         }
         if Instant::now() >= keepalive_at && Instant::now() < next_inventory.min(next_perf) {
@@ -144,7 +249,7 @@ impl VcenterTask {
     }
 
     /// One inventory round; false if the agent is stopping.
-    async fn inventory_round(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+    async fn inventory_round(&mut self, stop: &CancellationToken) -> bool {
         self.round += 1;
         let round = self.round;
         let vc = &self.vc;
@@ -153,7 +258,7 @@ impl VcenterTask {
         self.me().begin(deadline);
         let result = tokio::select! {
             r = tokio::time::timeout(deadline, inventory::collect(&self.client)) => Some(r),
-            _ = stop.wait_for(|s| *s) => None,
+            _ = stop.cancelled() => None,
         };
         self.me().end();
         self.inventory_ok = matches!(result, Some(Ok(Ok(_))));

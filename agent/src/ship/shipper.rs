@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::batch;
@@ -99,9 +99,9 @@ impl Shipper {
         })
     }
 
-    /// Ships until `stop` turns true, then lets records in flight finish for at most
+    /// Ships until `stop` is cancelled, then lets records in flight finish for at most
     /// `drain` (they stay in the buffer if they do not: at-least-once).
-    pub async fn run(self, mut stop: watch::Receiver<bool>, drain: Duration) {
+    pub async fn run(self, stop: CancellationToken, drain: Duration) {
         let max = self.inner.cfg.max_in_flight;
         let mut stored = self.buffer.stored();
         let mut read_after = self.buffer.snapshot().acked;
@@ -159,7 +159,7 @@ impl Shipper {
                         break;
                     }
                 }
-                _ = async { stop.wait_for(|s| *s).await.is_ok() }, if deadline.is_none() => {
+                _ = stop.cancelled(), if deadline.is_none() => {
                     deadline = Some(tokio::time::Instant::now() + drain);
                 }
                 _ = tokio::time::sleep_until(sleep_until), if deadline.is_some() => {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::batch::{self, Batch, Record};
@@ -15,7 +15,7 @@ use crate::buffer::{BufferError, BufferHandle};
 #[derive(Debug, Clone)]
 pub struct Sink {
     buffer: BufferHandle,
-    stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 }
 
 /// How many records of each kind a batch holds (for the "stored" log line).
@@ -35,7 +35,7 @@ impl Kinds {
 }
 
 impl Sink {
-    pub fn new(buffer: BufferHandle, stop: watch::Receiver<bool>) -> Self {
+    pub fn new(buffer: BufferHandle, stop: CancellationToken) -> Self {
         Self { buffer, stop }
     }
 
@@ -84,13 +84,12 @@ impl Sink {
                 }
                 Err(e @ BufferError::DiskFull { .. }) => {
                     warn!(error = %e, retry_in_secs = delay.as_secs(), "buffer disk is full; collection is paused until space is freed");
-                    if *self.stop.borrow() {
+                    if self.stop.is_cancelled() {
                         return Err(e);
                     }
-                    let mut stop = self.stop.clone();
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
-                        _ = stop.wait_for(|s| *s) => return Err(e),
+                        _ = self.stop.cancelled() => return Err(e),
                     }
                     delay = (delay * 2).min(Duration::from_secs(30));
                 }
@@ -323,8 +322,7 @@ mod tests {
         let fs: std::sync::Arc<dyn crate::buffer::fs::Fs> =
             std::sync::Arc::new(crate::buffer::fs::StdFs::default());
         let buffer = BufferHandle::new(crate::buffer::Buffer::open(fs, opts).expect("open"));
-        let (_tx, stop) = watch::channel(false);
-        let sink = Sink::new(buffer.clone(), stop);
+        let sink = Sink::new(buffer.clone(), CancellationToken::new());
         // Incompressible text: one health record far larger than the cap.
         let mut noise = String::new();
         let mut x = 7u64;
