@@ -2,7 +2,9 @@
 //! marks so that every 20-second sample is taken exactly once, and rolled up per window.
 //!
 //! - `catalog`: default counters, resolved by name against each vCenter's catalog.
-//! - `poller`: one poll (targets, time range, batching, halving, new samples only).
+//! - `poller`: one poll (targets, time range, batching, halving).
+//! - `take`: which samples of an answer are new (per-series high-water marks on vCenter's
+//!   grid): no I/O, tested on synthetic answers.
 //! - `rollup`: windows and their exact statistics (the `Rollup` record is `vscout_wire`'s).
 //! - `series`: the aggregator's series table.
 //! - `once`: `vscout perf --once`.
@@ -13,6 +15,7 @@ mod once;
 mod poller;
 pub mod rollup;
 mod series;
+mod take;
 pub use vscout_wire::sketch;
 pub mod watermark;
 
@@ -21,6 +24,7 @@ pub use catalog::{
     DEFAULT_DATASTORE_COUNTERS, DEFAULT_HOST_COUNTERS, DEFAULT_VM_COUNTERS,
 };
 pub use once::{last_window, RollupWriter};
-pub use poller::{grid_slot, vcenter_now_ms, PollReport, Poller, SampleSink, REALTIME_SECS};
+pub use poller::{vcenter_now_ms, PollReport, Poller, SampleSink, REALTIME_SECS};
 pub use rollup::{Aggregator, SeriesKey};
+pub use take::{grid_slot, take_series, Marks};
 pub use vscout_wire::rollup::{DailySummary, Rollup, WindowStats, ROLLUP_SCHEMA_VERSION};

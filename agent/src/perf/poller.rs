@@ -13,10 +13,11 @@
 use std::collections::HashMap;
 
 use futures_util::stream::{self, StreamExt};
-use tracing::{debug, warn};
+use tracing::warn;
 
 use super::catalog::{resolve, Counter, Resolved};
 use super::rollup::SeriesKey;
+use super::take::Marks;
 use crate::config::PerfConfig;
 use crate::inventory::VcenterInventory;
 use crate::vsphere::{
@@ -35,7 +36,7 @@ const HISTORICAL_RETENTION_MS: i64 = 86_400 * 1000;
 const DEFAULT_MAX_QUERY_METRICS: usize = 64;
 
 /// Whether an entity type has only historical (5-minute) statistics.
-fn is_historical(entity: &MoRef) -> bool {
+pub(super) fn is_historical(entity: &MoRef) -> bool {
     entity.kind == "ClusterComputeResource" || entity.kind == "Datastore"
 }
 
@@ -125,13 +126,8 @@ pub struct Poller {
     counters: CountersByKind,
     /// Most entity × counter pairs in one historical query (`maxQueryMetrics`).
     historical_cap: usize,
-    /// Entities numbered, so that a series mark is keyed by 32 bytes, not 100: at 10,000
-    /// VMs there are over 100,000 marks.
-    entity_ids: HashMap<MoRef, u32>,
-    next_entity: u32,
-    marks: HashMap<(u32, i32, u32), i64>,
-    instances: super::rollup::Interner,
-    entity_marks: HashMap<MoRef, i64>,
+    /// Every series' high-water mark, and each entity's.
+    marks: Marks,
 }
 
 impl Poller {
@@ -170,11 +166,7 @@ impl Poller {
                 datastore,
             },
             historical_cap,
-            entity_ids: HashMap::new(),
-            next_entity: 0,
-            marks: HashMap::new(),
-            instances: super::rollup::Interner::default(),
-            entity_marks: HashMap::new(),
+            marks: Marks::default(),
         })
     }
 
@@ -273,11 +265,7 @@ impl Poller {
     /// Forgets the marks of entities no longer in `targets` (deleted or powered off), so
     /// memory follows the estate.
     pub fn retain(&mut self, targets: &[MoRef]) {
-        let keep: std::collections::HashSet<&MoRef> = targets.iter().collect();
-        self.entity_ids.retain(|e, _| keep.contains(e));
-        let ids: std::collections::HashSet<u32> = self.entity_ids.values().copied().collect();
-        self.marks.retain(|(e, _, _), _| ids.contains(e));
-        self.entity_marks.retain(|e, _| keep.contains(e));
+        self.marks.retain(targets);
     }
 
     /// Polls `targets` up to `end_ms` (vCenter's now). An entity never polled before is
@@ -322,9 +310,8 @@ impl Poller {
                 )
             };
             let start = self
-                .entity_marks
-                .get(entity)
-                .copied()
+                .marks
+                .entity_start(entity)
                 .unwrap_or(end - lookback)
                 .max(oldest);
             if start >= end {
@@ -387,7 +374,12 @@ impl Poller {
             report.halvings += halvings;
             for answer in answers {
                 let start = answer.entity.as_ref().and_then(|e| starts.get(e)).copied();
-                self.take(answer, start.unwrap_or(i64::MIN), sink, &mut report);
+                let Some(entity) = answer.entity.as_ref() else {
+                    continue;
+                };
+                let counters = self.counters.of(entity);
+                let start = start.unwrap_or(i64::MIN);
+                self.marks.take(counters, answer, start, sink, &mut report);
             }
         }
         report.elapsed = started.elapsed();
@@ -421,74 +413,6 @@ impl Poller {
         }
         out
     }
-
-    /// Keeps the new samples of one entity's answer and moves its marks.
-    fn take(
-        &mut self,
-        answer: PerfEntityMetric,
-        start: i64,
-        sink: &mut impl SampleSink,
-        report: &mut PollReport,
-    ) {
-        let Some(entity) = answer.entity else { return };
-        let interval = if is_historical(&entity) {
-            HISTORICAL_SECS
-        } else {
-            REALTIME_SECS
-        };
-        // A field borrow, not a method on `self`: the marks are updated below.
-        let counters = self.counters.of(&entity);
-        let default_mark = start;
-        let entity_id = match self.entity_ids.get(&entity) {
-            Some(id) => *id,
-            None => {
-                let id = self.next_entity;
-                self.next_entity = self.next_entity.wrapping_add(1);
-                self.entity_ids.insert(entity.clone(), id);
-                id
-            }
-        };
-        let mut oldest_new_mark: Option<i64> = None;
-        for series in answer.series {
-            if series.values.len() != answer.timestamps_ms.len() {
-                report.misaligned_series += 1;
-                debug!(entity = %entity, counter = series.id.counter, values = series.values.len(), timestamps = answer.timestamps_ms.len(), "series length differs from its timestamps; dropped");
-                continue;
-            }
-            let Some(counter) = counters.by_key(series.id.counter) else {
-                continue;
-            };
-            let mark_key = (
-                entity_id,
-                series.id.counter,
-                self.instances.id(&series.id.instance),
-            );
-            let mark = self.marks.get(&mark_key).copied().unwrap_or(default_mark);
-            let key = SeriesKey {
-                entity_type: entity.kind.clone(),
-                entity_id: entity.value.clone(),
-                counter: counter.name.clone(),
-                instance: series.id.instance.clone(),
-            };
-            let newest = take_series(
-                &answer.timestamps_ms,
-                &series.values,
-                mark,
-                interval,
-                report,
-                |slot, v| sink.sample(&key, counter, interval, slot, v),
-            );
-            if newest > mark {
-                self.marks.insert(mark_key, newest);
-            }
-            oldest_new_mark = Some(oldest_new_mark.map_or(newest, |o| o.min(newest)));
-        }
-        // The entity's next start is the oldest of its series' marks: no series can miss
-        // a sample, and the per-series marks drop the repeats.
-        if let Some(m) = oldest_new_mark.filter(|m| *m > i64::MIN) {
-            self.entity_marks.insert(entity, m);
-        }
-    }
 }
 
 /// Every instance (`*`) of each resolved counter, as a QueryPerf asks for them.
@@ -501,63 +425,6 @@ fn every_instance(resolved: &Resolved) -> Vec<MetricId> {
             instance: "*".into(),
         })
         .collect()
-}
-
-/// The grid slot of a sample stamped `ts_ms`: vCenter stamps each sample with the end of
-/// its interval, on a grid of `interval_secs` (…:00, …:20, …:40 for real-time data). A
-/// timestamp off the grid is placed on the first slot at or after it, so the sample
-/// counts in the window that holds the end of its interval.
-pub fn grid_slot(ts_ms: i64, interval_secs: u32) -> i64 {
-    let step = i64::from(interval_secs.max(1)) * 1000;
-    let floor = ts_ms.div_euclid(step) * step;
-    if floor == ts_ms {
-        ts_ms
-    } else {
-        floor.saturating_add(step)
-    }
-}
-
-/// Takes the new samples of one series: each sample is placed on its grid slot and taken
-/// only if that slot is later than `mark` and than every slot taken before it, so a
-/// series holds at most one sample per slot — a window can never hold more samples than
-/// it has slots, however a server stamps them. `take` receives (slot, raw value); the new
-/// mark (the last slot taken, or `mark`) is returned. Off-grid and set-aside samples are
-/// counted in `report`.
-pub fn take_series(
-    timestamps_ms: &[i64],
-    values: &[i64],
-    mark: i64,
-    interval_secs: u32,
-    report: &mut PollReport,
-    mut take: impl FnMut(i64, i64),
-) -> i64 {
-    let n = timestamps_ms.len().min(values.len());
-    // vCenter lists samples oldest first; vcsim newest first. Any other order is taken
-    // in time order too (a stable sort by slot, so the first-listed sample of a slot
-    // wins); the common, ascending case allocates nothing.
-    let order: Option<Vec<usize>> = if timestamps_ms[..n].windows(2).all(|w| w[0] < w[1]) {
-        None
-    } else {
-        let mut o: Vec<usize> = (0..n).collect();
-        o.sort_by_key(|&i| grid_slot(timestamps_ms[i], interval_secs));
-        Some(o)
-    };
-    let mut newest = mark;
-    for i in (0..n).map(|k| order.as_ref().map_or(k, |o| o[k])) {
-        let (ts, v) = (timestamps_ms[i], values[i]);
-        let slot = grid_slot(ts, interval_secs);
-        if slot != ts {
-            report.off_grid += 1;
-        }
-        if slot <= newest {
-            report.repeated += 1;
-            continue;
-        }
-        take(slot, v);
-        report.samples += 1;
-        newest = slot;
-    }
-    newest
 }
 
 /// Faults that mean "this request is too big": split it and try the halves.
@@ -608,106 +475,4 @@ pub async fn vcenter_now_ms(client: &Client) -> Result<i64, VsphereError> {
         method: "CurrentTime",
         reason: format!("unreadable time {t:?}"),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn take(ts: &[i64], mark: i64, interval: u32) -> (Vec<(i64, i64)>, i64, PollReport) {
-        let values: Vec<i64> = (0..ts.len() as i64).collect();
-        let mut report = PollReport::default();
-        let mut got = Vec::new();
-        let newest = take_series(ts, &values, mark, interval, &mut report, |slot, v| {
-            got.push((slot, v))
-        });
-        (got, newest, report)
-    }
-
-    #[test]
-    fn on_grid_samples_are_taken_as_they_are() {
-        let (got, newest, report) = take(&[20_000, 40_000, 60_000], 0, 20);
-        assert_eq!(got, vec![(20_000, 0), (40_000, 1), (60_000, 2)]);
-        assert_eq!(newest, 60_000);
-        assert_eq!(
-            (report.samples, report.off_grid, report.repeated),
-            (3, 0, 0)
-        );
-    }
-
-    /// Issue 11: vcsim stamps samples back from each request's end (…:13, …:33, …:53),
-    /// and two overlapping requests gave a 60-second window five samples of three slots.
-    #[test]
-    fn off_grid_answers_fill_each_slot_once_across_overlapping_polls() {
-        // First poll ends at 100:13 (three samples), the second at 100:25 and overlaps it.
-        let base = 6_000_000; // 100:00, on the grid
-        let first = [base - 47_000, base - 27_000, base - 7_000, base + 13_000];
-        let (got, mark, report) = take(&first, i64::MIN, 20);
-        let slots: Vec<i64> = got.iter().map(|(s, _)| *s).collect();
-        assert_eq!(
-            slots,
-            vec![base - 40_000, base - 20_000, base, base + 20_000]
-        );
-        assert_eq!(report.off_grid, 4);
-        let second = [base - 35_000, base - 15_000, base + 5_000, base + 25_000];
-        let (got2, mark2, report2) = take(&second, mark, 20);
-        assert_eq!(
-            got2.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
-            vec![base + 40_000]
-        );
-        assert_eq!(
-            report2.repeated, 3,
-            "three samples fell on slots already taken"
-        );
-        assert_eq!(mark2, base + 40_000);
-        // Every slot at most once, every slot on the grid.
-        let mut all: Vec<i64> = slots.into_iter().chain([base + 40_000]).collect();
-        all.dedup();
-        assert_eq!(all.len(), 5);
-        assert!(all.iter().all(|s| s % 20_000 == 0));
-    }
-
-    #[test]
-    fn two_samples_in_one_slot_of_one_answer_keep_the_first() {
-        // 21 s and 39 s both end in the slot of 40 s, as does 40 s itself.
-        let (got, _, report) = take(&[20_000, 21_000, 39_000, 40_000], 0, 20);
-        assert_eq!(got, vec![(20_000, 0), (40_000, 1)]);
-        assert_eq!(report.repeated, 2);
-        assert_eq!(report.off_grid, 2);
-    }
-
-    /// vcsim lists samples newest first: every one is still taken, in time order.
-    #[test]
-    fn samples_listed_newest_first_are_all_taken() {
-        let (got, newest, report) = take(&[73_000, 53_000, 33_000, 13_000], 0, 20);
-        assert_eq!(
-            got,
-            vec![(20_000, 3), (40_000, 2), (60_000, 1), (80_000, 0)]
-        );
-        assert_eq!((newest, report.samples, report.repeated), (80_000, 4, 0));
-        // Out of order with a repeat: one per slot, and the mark still set aside.
-        let (got, _, report) = take(&[60_000, 20_000, 40_000, 59_000, 10_000], 20_000, 20);
-        assert_eq!(got, vec![(40_000, 2), (60_000, 0)]);
-        assert_eq!(report.repeated, 3);
-    }
-
-    #[test]
-    fn historical_samples_use_the_five_minute_grid() {
-        assert_eq!(grid_slot(300_000, 300), 300_000);
-        assert_eq!(grid_slot(300_001, 300), 600_000);
-        assert_eq!(grid_slot(-1, 300), 0);
-        let (got, _, _) = take(&[290_000, 310_000, 600_000], 0, 300);
-        assert_eq!(got, vec![(300_000, 0), (600_000, 1)]);
-    }
-
-    #[test]
-    fn samples_at_or_before_the_mark_are_set_aside() {
-        let (got, newest, report) = take(&[20_000, 40_000, 60_000], 40_000, 20);
-        assert_eq!(got, vec![(60_000, 2)]);
-        assert_eq!(newest, 60_000);
-        assert_eq!(report.repeated, 2);
-        let (none, same, _) = take(&[], 40_000, 20);
-        assert!(none.is_empty());
-        assert_eq!(same, 40_000);
-    }
 }
