@@ -15,15 +15,17 @@ mod error;
 mod fault;
 mod objects;
 mod perf;
+mod retrieve;
 mod transport;
 pub mod xml;
 
 pub use crate::tls::format_thumbprint;
-pub use client::{About, Client, CollectAll, ObjectSink, RetrieveStats, ServiceContent};
+pub use client::{About, Client, ServiceContent};
 pub use envelope::{Objects, PropertySpec};
 pub use error::{TimeoutKind, VsphereError};
 pub use objects::{MoRef, ObjectContent};
 pub use perf::{MetricId, PerfCounterInfo, PerfEntityMetric, PerfQuery, PerfSeries};
+pub use retrieve::{CollectAll, ObjectSink, RetrieveStats};
 pub use xml::Node;
 
 /// Parses a captured RetrievePropertiesEx answer from memory, as the streaming path does
@@ -34,5 +36,5 @@ pub fn parse_retrieve_response(
     prune: &[&str],
     sink: impl ObjectSink,
 ) -> Result<Option<String>, VsphereError> {
-    client::parse_page(body, "RetrievePropertiesEx", prune, sink)
+    retrieve::parse_page(body, "RetrievePropertiesEx", prune, sink)
 }

@@ -7,11 +7,12 @@ use std::fmt::Write as _;
 use compact_str::CompactString;
 use quick_xml::escape::escape;
 
-use super::client::{Client, CollectAll};
+use super::client::Client;
 use super::datetime;
 use super::envelope::{self, Objects, PropertySpec};
 use super::error::VsphereError;
 use super::objects::MoRef;
+use super::retrieve::CollectAll;
 use super::xml::Node;
 
 /// One entry of PerformanceManager's counter catalog.
