@@ -18,7 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::buffer::{BufferHandle, Snapshot};
 use crate::ship::ShipStats;
-use crate::status::{AgentState, VcenterState};
+use crate::status::AgentState;
+
+mod prometheus;
 
 /// Below this much free space on the buffer's filesystem the agent reports unhealthy.
 pub const LOW_FREE_BYTES: u64 = 64 << 20;
@@ -74,19 +76,6 @@ pub fn free_bytes(dir: &Path) -> Option<u64> {
             .ok()
             .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
     })
-}
-
-/// Resident memory now, from /proc.
-fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
 }
 
 /// One vCenter in `/status`.
@@ -220,256 +209,7 @@ impl Sources {
 
     /// The Prometheus text exposition.
     pub fn prometheus(&self) -> String {
-        let c = self.counters();
-        let snap = c.buffer;
-        let secs = |ms: i64| ms as f64 / 1000.0;
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, rows: &[(String, f64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, v) in rows {
-                let _ = writeln!(out, "{name}{labels} {v}");
-            }
-        };
-        let version = format!("{{version=\"{}\"}}", crate::VERSION);
-        metric(
-            "vscout_build_info",
-            "gauge",
-            "Agent version.",
-            &[(version, 1.0)],
-        );
-        // One row per vCenter.
-        type PerVcenter = (
-            &'static str,
-            &'static str,
-            &'static str,
-            fn(&VcenterState) -> f64,
-        );
-        let per_vcenter: [PerVcenter; 17] = [
-            (
-                "vscout_vcenter_connected",
-                "gauge",
-                "1 if the last round against this vCenter succeeded.",
-                |v| f64::from(u8::from(v.is_connected())),
-            ),
-            (
-                "vscout_vcenter_vms",
-                "gauge",
-                "VMs in the latest inventory.",
-                |v| v.vms() as f64,
-            ),
-            (
-                "vscout_vcenter_logins_total",
-                "counter",
-                "Logins to this vCenter (the first and every re-login).",
-                |v| v.counters.logins.load(Relaxed) as f64,
-            ),
-            (
-                "vscout_inventory_rounds_total",
-                "counter",
-                "Inventory rounds.",
-                |v| v.counters.inventory_rounds.load(Relaxed) as f64,
-            ),
-            (
-                "vscout_inventory_failures_total",
-                "counter",
-                "Inventory rounds that failed or overran.",
-                |v| v.counters.inventory_failures.load(Relaxed) as f64,
-            ),
-            (
-                "vscout_inventory_last_duration_seconds",
-                "gauge",
-                "Duration of the last inventory round.",
-                |v| v.counters.last_inventory_ms.load(Relaxed) as f64 / 1000.0,
-            ),
-            (
-                "vscout_inventory_last_success_timestamp_seconds",
-                "gauge",
-                "When the last inventory round succeeded.",
-                |v| v.counters.last_inventory_ok_ms.load(Relaxed) as f64 / 1000.0,
-            ),
-            (
-                "vscout_perf_polls_total",
-                "counter",
-                "Performance polls.",
-                |v| v.counters.perf_polls.load(Relaxed) as f64,
-            ),
-            (
-                "vscout_perf_failures_total",
-                "counter",
-                "Performance polls that failed or overran.",
-                |v| v.counters.perf_failures.load(Relaxed) as f64,
-            ),
-            (
-                "vscout_perf_overruns_total",
-                "counter",
-                "Performance polls abandoned at their deadline.",
-                |v| v.counters.perf_overruns.load(Relaxed) as f64,
-            ),
-            (
-                "vscout_perf_last_duration_seconds",
-                "gauge",
-                "Duration of the last performance poll.",
-                |v| v.counters.last_perf_ms.load(Relaxed) as f64 / 1000.0,
-            ),
-            (
-                "vscout_perf_last_success_timestamp_seconds",
-                "gauge",
-                "When the last performance poll succeeded.",
-                |v| v.counters.last_perf_ok_ms.load(Relaxed) as f64 / 1000.0,
-            ),
-            (
-                "vscout_perf_samples_total",
-                "counter",
-                "Samples taken.",
-                |v| v.counters.samples.load(Relaxed) as f64,
-            ),
-            (
-                "vscout_perf_samples_off_grid_total",
-                "counter",
-                "Samples stamped off vCenter's 20-second (or 5-minute) grid, placed on their slot.",
-                |v| v.counters.samples_off_grid.load(Relaxed) as f64,
-            ),
-            (
-                "vscout_perf_samples_set_aside_total",
-                "counter",
-                "Samples set aside because their grid slot was already taken.",
-                |v| v.counters.samples_set_aside.load(Relaxed) as f64,
-            ),
-            (
-                "vscout_perf_samples_late_total",
-                "counter",
-                "Samples that came for a window already rolled up for their series (after its grace): dropped, never a second rollup.",
-                |v| v.counters.samples_late.load(Relaxed) as f64,
-            ),
-            (
-                "vscout_perf_rollups_total",
-                "counter",
-                "Rollups made from closed windows.",
-                |v| v.counters.rollups.load(Relaxed) as f64,
-            ),
-        ];
-        let vcs = self.state.list();
-        for (name, kind, help, get) in per_vcenter {
-            let rows: Vec<(String, f64)> = vcs
-                .iter()
-                .map(|v| (format!("{{vcenter=\"{}\"}}", escape(&v.name)), get(v)))
-                .collect();
-            metric(name, kind, help, &rows);
-        }
-        // The agent as a whole; a figure that cannot be read is left out.
-        let free = c.buffer_fs_free_bytes;
-        let usage = c.usage;
-        let rss = rss_bytes();
-        let whole: [(&str, &str, &str, Option<f64>); 17] = [
-            (
-                "vscout_uptime_seconds",
-                "gauge",
-                "Seconds since the agent started.",
-                Some(c.uptime.as_secs_f64()),
-            ),
-            (
-                "vscout_last_window_stored_timestamp_seconds",
-                "gauge",
-                "End of the last window stored in the buffer.",
-                Some(secs(self.state.last_window_ms())),
-            ),
-            (
-                "vscout_last_window_shipped_timestamp_seconds",
-                "gauge",
-                "End of the last window the collector acknowledged.",
-                Some(secs(self.state.last_window_shipped_ms(snap.acked))),
-            ),
-            (
-                "vscout_buffer_records_stored_total",
-                "counter",
-                "Records appended to the buffer.",
-                Some(snap.stats.appended_records as f64),
-            ),
-            (
-                "vscout_buffer_records_evicted_total",
-                "counter",
-                "Records evicted at the byte cap before delivery.",
-                Some(snap.stats.evicted_records as f64),
-            ),
-            (
-                "vscout_buffer_bad_crc_records_total",
-                "counter",
-                "Damaged records skipped.",
-                Some(snap.stats.bad_crc_records as f64),
-            ),
-            (
-                "vscout_buffer_depth_records",
-                "gauge",
-                "Records not yet acknowledged by the collector.",
-                Some(snap.depth as f64),
-            ),
-            (
-                "vscout_buffer_bytes",
-                "gauge",
-                "Bytes the buffer holds on disk.",
-                Some(snap.disk_bytes as f64),
-            ),
-            (
-                "vscout_buffer_max_bytes",
-                "gauge",
-                "The buffer's byte cap.",
-                Some(self.buffer_max_bytes as f64),
-            ),
-            (
-                "vscout_buffer_fs_free_bytes",
-                "gauge",
-                "Free bytes on the buffer's filesystem.",
-                free.map(|f| f as f64),
-            ),
-            (
-                "vscout_ship_records_total",
-                "counter",
-                "Records the collector acknowledged.",
-                Some(c.shipped as f64),
-            ),
-            (
-                "vscout_ship_duplicates_total",
-                "counter",
-                "Records the collector already had.",
-                Some(c.ship_duplicates as f64),
-            ),
-            (
-                "vscout_ship_retries_total",
-                "counter",
-                "Failed attempts that will be retried.",
-                Some(c.ship_retries as f64),
-            ),
-            (
-                "vscout_ship_dead_letters_total",
-                "counter",
-                "Records the collector refused for good.",
-                Some(c.dead_letters as f64),
-            ),
-            (
-                "vscout_errors_total",
-                "counter",
-                "Error events logged.",
-                Some(c.errors as f64),
-            ),
-            (
-                "vscout_process_cpu_seconds_total",
-                "counter",
-                "CPU time of the agent.",
-                usage.map(|u| u.cpu_ms as f64 / 1000.0),
-            ),
-            (
-                "vscout_process_resident_memory_bytes",
-                "gauge",
-                "Resident memory of the agent.",
-                rss.map(|r| r as f64),
-            ),
-        ];
-        for (name, kind, help, value) in whole {
-            if let Some(v) = value {
-                metric(name, kind, help, &[(String::new(), v)]);
-            }
-        }
-        out
+        prometheus::render(self)
     }
 }
 
@@ -552,13 +292,6 @@ pub fn render(s: &Status) -> String {
     out
 }
 
-fn escape(label: &str) -> String {
-    label
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
 async fn metrics(State(s): State<Arc<Sources>>) -> impl IntoResponse {
     let body = tokio::task::spawn_blocking(move || s.prometheus())
         .await
@@ -611,6 +344,7 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests {
+    use super::prometheus::escape;
     use super::*;
 
     #[test]
