@@ -12,7 +12,9 @@ use tracing::{debug, error, info, warn};
 
 use crate::buffer::BufferHandle;
 use crate::config::VcenterConfig;
-use crate::perf::{vcenter_now_ms, watermark, Aggregator, Poller, Rollup, REALTIME_SECS};
+use crate::perf::{
+    vcenter_now_ms, watermark, Aggregator, PollReport, Poller, Rollup, REALTIME_SECS,
+};
 use crate::ship::{Batcher, Record};
 use crate::vsphere::VsphereError;
 
@@ -36,80 +38,26 @@ impl VcenterTask {
     /// One real-time performance poll with its deadline; closed windows are summarised.
     /// False if the agent is stopping.
     pub(super) async fn perf_round(&mut self, stop: &CancellationToken) -> bool {
-        let vc_name = self.vc.name.clone();
         if self.perf.is_none() {
-            match Poller::new(&self.client, &self.cfg.perf).await {
-                Ok(poller) => {
-                    match poller.unavailable(&self.client, &self.targets).await {
-                        Ok(m) if !m.is_empty() => {
-                            warn!(vcenter = %vc_name, unavailable = ?m, "counters vCenter has no data for on sampled entities (statistics level or hardware); they will be empty")
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            debug!(vcenter = %vc_name, error = %e, "the counter probe (one QueryPerf) failed")
-                        }
-                    }
-                    let mut agg = Aggregator::new(&vc_name, self.cfg.perf.window_secs)
-                        .with_daily(&self.cfg.perf.daily_counters);
-                    let mark = watermark::read(&self.cfg.state_dir, &vc_name);
-                    let seeded = self.seeds.len();
-                    for (key, end_ms) in std::mem::take(&mut self.seeds) {
-                        agg.seed_closed(&key, end_ms);
-                    }
-                    if let Some(w) = mark {
-                        agg.resume_after(w.closed_ms);
-                    }
-                    if mark.is_some() || seeded > 0 {
-                        info!(vcenter = %vc_name, stored_until_ms = mark.map(|w| w.closed_ms), series_stored_past_it = seeded, "resuming performance collection after the last stored window");
-                    }
-                    self.perf = Some(PerfState {
-                        poller,
-                        agg,
-                        stored_until: mark.map(|w| w.closed_ms),
-                        hold_since: None,
-                    });
-                }
-                Err(e) => {
-                    warn!(vcenter = %vc_name, error = %e, "cannot read the performance counter catalog; retrying next interval");
-                    return true;
-                }
+            match self.start_perf().await {
+                Some(p) => self.perf = Some(p),
+                None => return true,
             }
         }
-        let Some(perf) = self.perf.as_mut() else {
-            return true;
-        };
-        let deadline = self.cfg.perf.interval;
-        let window_ms = i64::from(self.cfg.perf.window_secs) * 1000;
-        let resume = perf.stored_until.take();
-        let client = &self.client;
-        let targets = &self.targets;
-        let run = async {
-            let end = vcenter_now_ms(client).await?;
-            // After a restart, look back to the last stored window (no gap), at most as
-            // far as vCenter keeps real-time samples.
-            let lookback_ms = match resume {
-                Some(w) => (end - w).clamp(window_ms, REALTIME_RETENTION_MS),
-                None => first_lookback_ms(end, window_ms),
-            };
-            let report = perf
-                .poller
-                .poll(client, targets, end, lookback_ms, &mut perf.agg)
-                .await?;
-            Ok::<_, VsphereError>((end, report))
-        };
         let started = Instant::now();
+        let deadline = self.cfg.perf.interval;
         let me = self.me.clone();
         me.begin(deadline);
         let result = tokio::select! {
-            r = tokio::time::timeout(deadline, run) => Some(r),
+            r = tokio::time::timeout(deadline, self.poll()) => Some(r),
             _ = stop.cancelled() => None,
         };
         me.end();
         me.counters.perf_polls.fetch_add(1, Relaxed);
-        me.counters
-            .last_perf_ms
-            .store(started.elapsed().as_millis() as u64, Relaxed);
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        me.counters.last_perf_ms.store(elapsed_ms, Relaxed);
         me.counters.logins.store(self.client.logins(), Relaxed);
+        let vc_name = &self.vc.name;
         match result {
             None => return false,
             Some(Err(_)) => {
@@ -130,113 +78,179 @@ impl VcenterTask {
                 warn!(vcenter = %vc_name, error = %e, retryable = e.is_retryable(), "performance poll failed")
             }
             Some(Ok(Ok((end, report)))) => {
-                // Connected is what the last call said, inventory or poll alike.
-                me.set_connected(true);
-                me.counters.samples.fetch_add(report.samples, Relaxed);
-                me.counters
-                    .samples_off_grid
-                    .fetch_add(report.off_grid, Relaxed);
-                me.counters
-                    .samples_set_aside
-                    .fetch_add(report.repeated, Relaxed);
-                me.counters
-                    .last_perf_ok_ms
-                    .store(crate::telemetry::unix_now_ms(), Relaxed);
-                debug!(vcenter = %vc_name, entities = report.entities, samples = report.samples, requests = report.requests, misaligned = report.misaligned_series, off_grid = report.off_grid, set_aside = report.repeated, elapsed_ms = started.elapsed().as_millis() as u64, "performance poll complete");
-                me.counters
-                    .samples_late
-                    .fetch_add(perf.agg.take_late(), Relaxed);
-                // A window is closed once vCenter's clock is one interval past its end
-                // (samples are published a little late), and every request for it
-                // succeeded, or its grace (one window) ran out.
-                perf.hold_since = match (
-                    report.failed_requests,
-                    perf.hold_since,
-                    report.failed_since_ms,
-                ) {
-                    (0, _, _) => None,
-                    (_, Some(a), Some(b)) => Some(a.min(b)),
-                    (_, a, b) => a.or(b),
-                };
-                let closed = closing_point(end, perf.hold_since, window_ms);
-                // Draining and encoding 150,000 rollups is CPU work: the aggregator moves
-                // to a blocking thread for it and comes back.
-                let window_secs = self.cfg.perf.window_secs;
-                let batch_limit = self.sink.batch_limit();
-                let mut agg =
-                    std::mem::replace(&mut perf.agg, Aggregator::new(&vc_name, window_secs));
-                let drained = tokio::task::spawn_blocking(move || {
-                    let mut windows = WindowLog::default();
-                    let mut batcher = Batcher::new(batch_limit);
-                    agg.drain_closed_with(closed, |r| {
-                        windows.add(&r);
-                        batcher.push(Record::Rollup(r));
-                    });
-                    agg.drain_closed_days_with(closed, |d| batcher.push(Record::Daily(d)));
-                    (agg, windows, batcher.finish())
-                })
-                .await;
-                let (agg, windows, encoded) = match drained {
-                    Ok(x) => x,
-                    Err(e) => {
-                        error!(vcenter = %vc_name, error = %e, "rolling up closed windows failed");
-                        return true;
-                    }
-                };
-                perf.agg = agg;
-                windows.log(&vc_name);
-                me.counters.rollups.fetch_add(windows.rollups(), Relaxed);
-                let last_window_end = windows.last_end_ms();
-                let encoded = match encoded {
-                    Ok(e) => e,
-                    Err(e) => {
-                        error!(vcenter = %vc_name, error = %e, "cannot encode closed windows");
-                        return true;
-                    }
-                };
-                let mut stored = Ok(0);
-                for batch in encoded {
-                    match self.sink.store_encoded(batch).await {
-                        Ok(seq) => stored = Ok(seq),
-                        Err(e) => {
-                            stored = Err(e);
-                            break;
-                        }
-                    }
-                }
-                match stored {
-                    Ok(last_seq) => {
-                        if let Some(w) = last_window_end {
-                            self.agent.window_stored(last_seq, w);
-                            let mark = watermark::Watermark {
-                                closed_ms: w,
-                                seq: Some(last_seq),
-                            };
-                            match watermark::write(&self.cfg.state_dir, &vc_name, mark) {
-                                // An earlier run's seeds are of windows up to this one at
-                                // most: the watermark covers them now.
-                                Ok(()) if self.seeds_kept => {
-                                    self.seeds_kept = false;
-                                    if let Err(e) =
-                                        watermark::write_seeds(&self.cfg.state_dir, &vc_name, &[])
-                                    {
-                                        warn!(vcenter = %vc_name, error = %e, "cannot remove the seeds file");
-                                    }
-                                }
-                                Ok(()) => {}
-                                Err(e) => {
-                                    warn!(vcenter = %vc_name, error = %e, "cannot record the last stored window; a restart may roll it up again")
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        error!(vcenter = %vc_name, error = %e, "cannot store closed windows in the buffer")
-                    }
-                }
+                debug!(vcenter = %vc_name, entities = report.entities, samples = report.samples, requests = report.requests, misaligned = report.misaligned_series, off_grid = report.off_grid, set_aside = report.repeated, elapsed_ms, "performance poll complete");
+                self.close_windows(end, &report).await;
             }
         }
         true
+    }
+
+    /// The poller (the counter catalog read, the counters probed) and an aggregator that
+    /// resumes after the last stored window; `None` if the catalog cannot be read.
+    async fn start_perf(&mut self) -> Option<PerfState> {
+        let vc_name = self.vc.name.clone();
+        let poller = match Poller::new(&self.client, &self.cfg.perf).await {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(vcenter = %vc_name, error = %e, "cannot read the performance counter catalog; retrying next interval");
+                return None;
+            }
+        };
+        match poller.unavailable(&self.client, &self.targets).await {
+            Ok(m) if !m.is_empty() => {
+                warn!(vcenter = %vc_name, unavailable = ?m, "counters vCenter has no data for on sampled entities (statistics level or hardware); they will be empty")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                debug!(vcenter = %vc_name, error = %e, "the counter probe (one QueryPerf) failed")
+            }
+        }
+        let mut agg = Aggregator::new(&vc_name, self.cfg.perf.window_secs)
+            .with_daily(&self.cfg.perf.daily_counters);
+        let mark = watermark::read(&self.cfg.state_dir, &vc_name);
+        let seeded = self.seeds.len();
+        for (key, end_ms) in std::mem::take(&mut self.seeds) {
+            agg.seed_closed(&key, end_ms);
+        }
+        if let Some(w) = mark {
+            agg.resume_after(w.closed_ms);
+        }
+        if mark.is_some() || seeded > 0 {
+            info!(vcenter = %vc_name, stored_until_ms = mark.map(|w| w.closed_ms), series_stored_past_it = seeded, "resuming performance collection after the last stored window");
+        }
+        Some(PerfState {
+            poller,
+            agg,
+            stored_until: mark.map(|w| w.closed_ms),
+            hold_since: None,
+        })
+    }
+
+    /// Polls every target up to vCenter's now; returns that now and the poll's report.
+    async fn poll(&mut self) -> Result<(i64, PollReport), VsphereError> {
+        let window_ms = i64::from(self.cfg.perf.window_secs) * 1000;
+        let Some(perf) = self.perf.as_mut() else {
+            return Err(VsphereError::Protocol {
+                method: "QueryPerf",
+                reason: "no poller".into(),
+            });
+        };
+        let resume = perf.stored_until.take();
+        let end = vcenter_now_ms(&self.client).await?;
+        // After a restart, look back to the last stored window (no gap), at most as far
+        // as vCenter keeps real-time samples.
+        let lookback_ms = match resume {
+            Some(w) => (end - w).clamp(window_ms, REALTIME_RETENTION_MS),
+            None => first_lookback_ms(end, window_ms),
+        };
+        let report = perf
+            .poller
+            .poll(&self.client, &self.targets, end, lookback_ms, &mut perf.agg)
+            .await?;
+        Ok((end, report))
+    }
+
+    /// After a good poll: counts it, closes the windows it completed (or whose grace ran
+    /// out), rolls them up on a blocking thread, stores the batches and the watermark.
+    async fn close_windows(&mut self, end: i64, report: &PollReport) {
+        let vc_name = self.vc.name.clone();
+        let me = self.me.clone();
+        let Some(perf) = self.perf.as_mut() else {
+            return;
+        };
+        // Connected is what the last call said, inventory or poll alike.
+        me.set_connected(true);
+        let c = &me.counters;
+        c.samples.fetch_add(report.samples, Relaxed);
+        c.samples_off_grid.fetch_add(report.off_grid, Relaxed);
+        c.samples_set_aside.fetch_add(report.repeated, Relaxed);
+        c.last_perf_ok_ms
+            .store(crate::telemetry::unix_now_ms(), Relaxed);
+        c.samples_late.fetch_add(perf.agg.take_late(), Relaxed);
+        // A window is closed once vCenter's clock is one interval past its end (samples
+        // are published a little late), and every request for it succeeded, or its grace
+        // (one window) ran out.
+        perf.hold_since = match (
+            report.failed_requests,
+            perf.hold_since,
+            report.failed_since_ms,
+        ) {
+            (0, _, _) => None,
+            (_, Some(a), Some(b)) => Some(a.min(b)),
+            (_, a, b) => a.or(b),
+        };
+        let window_secs = self.cfg.perf.window_secs;
+        let closed = closing_point(end, perf.hold_since, i64::from(window_secs) * 1000);
+        // Draining and encoding 150,000 rollups is CPU work: the aggregator moves to a
+        // blocking thread for it and comes back.
+        let batch_limit = self.sink.batch_limit();
+        let mut agg = std::mem::replace(&mut perf.agg, Aggregator::new(&vc_name, window_secs));
+        let drained = tokio::task::spawn_blocking(move || {
+            let mut windows = WindowLog::default();
+            let mut batcher = Batcher::new(batch_limit);
+            agg.drain_closed_with(closed, |r| {
+                windows.add(&r);
+                batcher.push(Record::Rollup(r));
+            });
+            agg.drain_closed_days_with(closed, |d| batcher.push(Record::Daily(d)));
+            (agg, windows, batcher.finish())
+        })
+        .await;
+        let (agg, windows, encoded) = match drained {
+            Ok(x) => x,
+            Err(e) => {
+                error!(vcenter = %vc_name, error = %e, "rolling up closed windows failed");
+                return;
+            }
+        };
+        perf.agg = agg;
+        windows.log(&vc_name);
+        c.rollups.fetch_add(windows.rollups(), Relaxed);
+        let encoded = match encoded {
+            Ok(e) => e,
+            Err(e) => {
+                error!(vcenter = %vc_name, error = %e, "cannot encode closed windows");
+                return;
+            }
+        };
+        let mut last_seq = 0;
+        for batch in encoded {
+            match self.sink.store_encoded(batch).await {
+                Ok(seq) => last_seq = seq,
+                Err(e) => {
+                    error!(vcenter = %vc_name, error = %e, "cannot store closed windows in the buffer");
+                    return;
+                }
+            }
+        }
+        if let Some(w) = windows.last_end_ms() {
+            self.window_stored(w, last_seq);
+        }
+    }
+
+    /// The window ending at `end_ms` is stored, its last batch at `seq`: the watermark
+    /// moves, and a seeds file it now covers goes.
+    fn window_stored(&mut self, end_ms: i64, seq: u64) {
+        let vc_name = &self.vc.name;
+        self.agent.window_stored(seq, end_ms);
+        let mark = watermark::Watermark {
+            closed_ms: end_ms,
+            seq: Some(seq),
+        };
+        match watermark::write(&self.cfg.state_dir, vc_name, mark) {
+            // An earlier run's seeds are of windows up to this one at most: the watermark
+            // covers them now.
+            Ok(()) if self.seeds_kept => {
+                self.seeds_kept = false;
+                if let Err(e) = watermark::write_seeds(&self.cfg.state_dir, vc_name, &[]) {
+                    warn!(vcenter = %vc_name, error = %e, "cannot remove the seeds file");
+                }
+            }
+            Ok(()) => {}
+            Err(e) => {
+                warn!(vcenter = %vc_name, error = %e, "cannot record the last stored window; a restart may roll it up again")
+            }
+        }
     }
 }
 
