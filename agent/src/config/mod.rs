@@ -5,6 +5,7 @@
 //! rejects unknown keys; `validate` turns it into typed values (durations, parsed URLs,
 //! thumbprints, secrets read from files) once, at start-up, so nothing later re-checks it.
 
+pub mod counters;
 mod error;
 mod raw;
 mod secret;

@@ -103,27 +103,27 @@ fn validate_perf(p: RawPerf) -> Result<PerfConfig, ConfigError> {
         vm_counters: names(
             "perf.vm_counters",
             p.vm_counters,
-            crate::perf::DEFAULT_VM_COUNTERS,
+            super::counters::DEFAULT_VM_COUNTERS,
         )?,
         host_counters: names(
             "perf.host_counters",
             p.host_counters,
-            crate::perf::DEFAULT_HOST_COUNTERS,
+            super::counters::DEFAULT_HOST_COUNTERS,
         )?,
         daily_counters: names(
             "perf.daily_counters",
             p.daily_counters,
-            crate::perf::DEFAULT_DAILY_COUNTERS,
+            super::counters::DEFAULT_DAILY_COUNTERS,
         )?,
         cluster_counters: names(
             "perf.cluster_counters",
             p.cluster_counters,
-            crate::perf::DEFAULT_CLUSTER_COUNTERS,
+            super::counters::DEFAULT_CLUSTER_COUNTERS,
         )?,
         datastore_counters: names(
             "perf.datastore_counters",
             p.datastore_counters,
-            crate::perf::DEFAULT_DATASTORE_COUNTERS,
+            super::counters::DEFAULT_DATASTORE_COUNTERS,
         )?,
         historical_lookback_secs: ranged(
             "perf.historical_lookback_secs",

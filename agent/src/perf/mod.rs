@@ -1,7 +1,7 @@
 //! Performance collection: real-time counters of VMs and hosts, polled with high-water
 //! marks so that every 20-second sample is taken exactly once, and rolled up per window.
 //!
-//! - `catalog`: default counters, resolved by name against each vCenter's catalog.
+//! - `catalog`: the configured counters, resolved by name against each vCenter's catalog.
 //! - `poller`: one poll (targets, time range, batching, halving).
 //! - `take`: which samples of an answer are new (per-series high-water marks on vCenter's
 //!   grid): no I/O, tested on synthetic answers.
@@ -19,10 +19,7 @@ mod take;
 pub use vscout_wire::sketch;
 pub mod watermark;
 
-pub use catalog::{
-    resolve, Counter, Resolved, DEFAULT_CLUSTER_COUNTERS, DEFAULT_DAILY_COUNTERS,
-    DEFAULT_DATASTORE_COUNTERS, DEFAULT_HOST_COUNTERS, DEFAULT_VM_COUNTERS,
-};
+pub use catalog::{resolve, Counter, Resolved};
 pub use once::{last_window, RollupWriter};
 pub use poller::{vcenter_now_ms, PollReport, Poller, SampleSink, REALTIME_SECS};
 pub use rollup::{Aggregator, SeriesKey};
