@@ -228,13 +228,41 @@ impl Builder {
         collected_at: String,
         field_names: &HashMap<i32, CompactString>,
     ) -> VcenterInventory {
-        let mut inv = VcenterInventory {
+        let mut vms = std::mem::take(&mut self.vms);
+        let warnings = std::mem::take(&mut self.warnings);
+        let (clusters, host_cluster) = self.clusters();
+        let hosts = self.hosts(&host_cluster);
+        let datastores = self.datastores();
+        let (networks, portgroups) = self.networks();
+        let datacenters = self
+            .datacenters
+            .iter()
+            .map(|dc| Datacenter {
+                id: dc.value.clone(),
+                name: self.name_of(dc),
+            })
+            .collect();
+        for (vm, refs) in vms.iter_mut().zip(&self.vm_refs) {
+            self.resolve_vm(vm, refs, &host_cluster, &portgroups, field_names);
+        }
+        VcenterInventory {
             name: name.into(),
             url: url.into(),
             about: about.clone(),
             collected_at: collected_at.into(),
-            ..VcenterInventory::default()
-        };
+            datacenters,
+            clusters,
+            hosts,
+            datastores,
+            networks,
+            vms,
+            warnings,
+        }
+    }
+
+    /// Clusters, and each host's cluster name.
+    fn clusters(&self) -> (Vec<Cluster>, HashMap<MoRef, CompactString>) {
+        let mut out = Vec::new();
         let mut host_cluster: HashMap<MoRef, CompactString> = HashMap::new();
         for (r, oc) in &self.compute {
             if r.kind != "ClusterComputeResource" {
@@ -247,7 +275,7 @@ impl Builder {
             }
             let summary = oc.get("summary");
             let cfg = oc.get("configurationEx");
-            inv.clusters.push(Cluster {
+            out.push(Cluster {
                 id: r.value.clone(),
                 name,
                 datacenter: self.datacenter_name(r),
@@ -263,11 +291,16 @@ impl Builder {
                 hosts: hosts.iter().map(|h| self.name_of(h)).collect(),
             });
         }
+        (out, host_cluster)
+    }
+
+    fn hosts(&self, host_cluster: &HashMap<MoRef, CompactString>) -> Vec<Host> {
+        let mut out = Vec::new();
         for oc in &self.hosts {
             let hw = oc.get("summary.hardware");
             let product = oc.get("summary.config.product");
             let hwt = |k: &str| hw.and_then(|h| h.text_at(k)).map(CompactString::from);
-            inv.hosts.push(Host {
+            out.push(Host {
                 id: oc.obj.value.clone(),
                 name: self.name_of(&oc.obj),
                 datacenter: self.datacenter_name(&oc.obj),
@@ -291,10 +324,15 @@ impl Builder {
                 power_state: oc.text("runtime.powerState").map(CompactString::from),
             });
         }
+        out
+    }
+
+    fn datastores(&self) -> Vec<Datastore> {
+        let mut out = Vec::new();
         for oc in &self.datastores {
             let s = oc.get("summary");
             let st = |k: &str| s.and_then(|n| n.text_at(k)).map(CompactString::from);
-            inv.datastores.push(Datastore {
+            out.push(Datastore {
                 id: oc.obj.value.clone(),
                 name: self.name_of(&oc.obj),
                 datacenter: self.datacenter_name(&oc.obj),
@@ -306,6 +344,12 @@ impl Builder {
                 accessible: s.and_then(|n| n.bool_at("accessible")),
             });
         }
+        out
+    }
+
+    /// Networks, and distributed portgroups' names by key (what a NIC's backing names).
+    fn networks(&self) -> (Vec<Network>, HashMap<&str, CompactString>) {
+        let mut out = Vec::new();
         let mut portgroups: HashMap<&str, CompactString> = HashMap::new();
         for oc in &self.networks {
             let key = oc.text("key").map(CompactString::from);
@@ -313,7 +357,7 @@ impl Builder {
             if let Some(k) = oc.text("key") {
                 portgroups.insert(k, name.clone());
             }
-            inv.networks.push(Network {
+            out.push(Network {
                 id: oc.obj.value.clone(),
                 name,
                 datacenter: self.datacenter_name(&oc.obj),
@@ -321,70 +365,70 @@ impl Builder {
                 portgroup_key: key,
             });
         }
-        for dc in &self.datacenters {
-            inv.datacenters.push(Datacenter {
-                id: dc.value.clone(),
-                name: self.name_of(dc),
-            });
+        (out, portgroups)
+    }
+
+    /// Resolves a VM's references (host, cluster, folder, pool, datastores, networks,
+    /// custom field names) to names.
+    fn resolve_vm(
+        &self,
+        vm: &mut Vm,
+        refs: &VmRefs,
+        host_cluster: &HashMap<MoRef, CompactString>,
+        portgroups: &HashMap<&str, CompactString>,
+        field_names: &HashMap<i32, CompactString>,
+    ) {
+        let me = MoRef::new("VirtualMachine", vm.id.clone());
+        vm.datacenter = self.datacenter_name(&me);
+        vm.folder_path = refs
+            .parent
+            .as_ref()
+            .map(|p| self.folder_path(p))
+            .unwrap_or_default();
+        vm.resource_pool = refs
+            .resource_pool
+            .as_ref()
+            .map(|p| self.name_of(p))
+            .unwrap_or_default();
+        if let Some(h) = &refs.host {
+            vm.host = self.name_of(h);
+            vm.host_id = h.value.clone();
+            vm.cluster = host_cluster.get(h).cloned().unwrap_or_default();
         }
-        let mut vms = std::mem::take(&mut self.vms);
-        let vm_refs = std::mem::take(&mut self.vm_refs);
-        for (vm, refs) in vms.iter_mut().zip(&vm_refs) {
-            let me = MoRef::new("VirtualMachine", vm.id.clone());
-            vm.datacenter = self.datacenter_name(&me);
-            vm.folder_path = refs
-                .parent
-                .as_ref()
-                .map(|p| self.folder_path(p))
-                .unwrap_or_default();
-            vm.resource_pool = refs
-                .resource_pool
-                .as_ref()
-                .map(|p| self.name_of(p))
-                .unwrap_or_default();
-            if let Some(h) = &refs.host {
-                vm.host = self.name_of(h);
-                vm.host_id = h.value.clone();
-                vm.cluster = host_cluster.get(h).cloned().unwrap_or_default();
+        for (disk, ds) in vm.disks.iter_mut().zip(&refs.disk_datastores) {
+            if let Some(ds) = ds {
+                disk.datastore = self.name_of(ds);
             }
-            for (disk, ds) in vm.disks.iter_mut().zip(&refs.disk_datastores) {
-                if let Some(ds) = ds {
-                    disk.datastore = self.name_of(ds);
-                }
-                if disk.datastore.is_empty() {
-                    // `[datastore1] vm/vm.vmdk`: the name is in the path.
-                    if let Some(name) = disk
-                        .file_path
-                        .as_deref()
-                        .and_then(|p| p.strip_prefix('['))
-                        .and_then(|p| p.split(']').next())
-                    {
-                        disk.datastore = name.into();
-                    }
+            if disk.datastore.is_empty() {
+                // `[datastore1] vm/vm.vmdk`: the name is in the path.
+                if let Some(name) = disk
+                    .file_path
+                    .as_deref()
+                    .and_then(|p| p.strip_prefix('['))
+                    .and_then(|p| p.split(']').next())
+                {
+                    disk.datastore = name.into();
                 }
             }
-            for (nic, link) in vm.nics.iter_mut().zip(&refs.nic_networks) {
-                nic.network = match link {
-                    NicBacking::Network(n) => self.name_of(n),
-                    NicBacking::Portgroup(k) => portgroups
-                        .get(k.as_str())
-                        .cloned()
-                        .unwrap_or_else(|| k.clone()),
-                    NicBacking::Named(n) => n.clone(),
-                    NicBacking::None => CompactString::default(),
-                };
-            }
-            for (key, value) in &refs.custom_values {
-                let name = field_names
-                    .get(key)
+        }
+        for (nic, link) in vm.nics.iter_mut().zip(&refs.nic_networks) {
+            nic.network = match link {
+                NicBacking::Network(n) => self.name_of(n),
+                NicBacking::Portgroup(k) => portgroups
+                    .get(k.as_str())
                     .cloned()
-                    .unwrap_or_else(|| format_compact!("field-{key}"));
-                vm.custom_attributes.insert(name, value.clone());
-            }
+                    .unwrap_or_else(|| k.clone()),
+                NicBacking::Named(n) => n.clone(),
+                NicBacking::None => CompactString::default(),
+            };
         }
-        inv.vms = vms;
-        inv.warnings = std::mem::take(&mut self.warnings);
-        inv
+        for (key, value) in &refs.custom_values {
+            let name = field_names
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| format_compact!("field-{key}"));
+            vm.custom_attributes.insert(name, value.clone());
+        }
     }
 }
 
