@@ -268,6 +268,55 @@ impl Poller {
         self.marks.retain(targets);
     }
 
+    /// The request for `entity`'s new samples up to `end_ms` (vCenter's now): from its
+    /// mark, or `lookback_ms` back for an entity never polled; `None` if it has no counters
+    /// or nothing new can be there yet.
+    fn query_for(&self, entity: &MoRef, end_ms: i64, lookback_ms: i64) -> Option<PerfQuery> {
+        let counters = self.counters.of(entity);
+        if counters.counters.is_empty() {
+            return None;
+        }
+        // Clusters and datastores have 5-minute data only, published late: their range
+        // ends at the last 5-minute boundary and reaches back further.
+        let (interval, end, lookback, oldest, most) = if is_historical(entity) {
+            let step = i64::from(HISTORICAL_SECS) * 1000;
+            let end = end_ms.div_euclid(step) * step;
+            let lookback = i64::from(self.cfg.historical_lookback_secs) * 1000;
+            (
+                HISTORICAL_SECS,
+                end,
+                lookback,
+                end - HISTORICAL_RETENTION_MS,
+                288,
+            )
+        } else {
+            (
+                REALTIME_SECS,
+                end_ms,
+                lookback_ms,
+                end_ms - REALTIME_RETENTION_MS,
+                180,
+            )
+        };
+        let start = self
+            .marks
+            .entity_start(entity)
+            .unwrap_or(end - lookback)
+            .max(oldest);
+        if start >= end {
+            return None;
+        }
+        let span = (end - start) / (i64::from(interval) * 1000);
+        Some(PerfQuery {
+            entity: entity.clone(),
+            start_ms: Some(start),
+            end_ms: Some(end),
+            max_sample: (span + 1).clamp(1, most) as u32,
+            metrics: every_instance(counters),
+            interval_secs: interval,
+        })
+    }
+
     /// Polls `targets` up to `end_ms` (vCenter's now). An entity never polled before is
     /// asked for `lookback_ms` of history.
     pub async fn poll(
@@ -283,53 +332,10 @@ impl Poller {
         let mut queries = Vec::new();
         let mut historical = Vec::new();
         for entity in targets {
-            let counters = self.counters.of(entity);
-            if counters.counters.is_empty() {
-                continue;
-            }
-            // Clusters and datastores have 5-minute data only, published late: their range
-            // ends at the last 5-minute boundary and reaches back further.
-            let (interval, end, lookback, oldest, most) = if is_historical(entity) {
-                let step = i64::from(HISTORICAL_SECS) * 1000;
-                let end = end_ms.div_euclid(step) * step;
-                let lookback = i64::from(self.cfg.historical_lookback_secs) * 1000;
-                (
-                    HISTORICAL_SECS,
-                    end,
-                    lookback,
-                    end - HISTORICAL_RETENTION_MS,
-                    288,
-                )
-            } else {
-                (
-                    REALTIME_SECS,
-                    end_ms,
-                    lookback_ms,
-                    end_ms - REALTIME_RETENTION_MS,
-                    180,
-                )
-            };
-            let start = self
-                .marks
-                .entity_start(entity)
-                .unwrap_or(end - lookback)
-                .max(oldest);
-            if start >= end {
-                continue;
-            }
-            let span = (end - start) / (i64::from(interval) * 1000);
-            let query = PerfQuery {
-                entity: entity.clone(),
-                start_ms: Some(start),
-                end_ms: Some(end),
-                max_sample: (span + 1).clamp(1, most) as u32,
-                metrics: every_instance(counters),
-                interval_secs: interval,
-            };
-            if interval == HISTORICAL_SECS {
-                historical.push(query);
-            } else {
-                queries.push(query);
+            match self.query_for(entity, end_ms, lookback_ms) {
+                Some(q) if q.interval_secs == HISTORICAL_SECS => historical.push(q),
+                Some(q) => queries.push(q),
+                None => {}
             }
         }
         report.entities = queries.len() + historical.len();
@@ -373,12 +379,11 @@ impl Poller {
             };
             report.halvings += halvings;
             for answer in answers {
-                let start = answer.entity.as_ref().and_then(|e| starts.get(e)).copied();
                 let Some(entity) = answer.entity.as_ref() else {
                     continue;
                 };
+                let start = starts.get(entity).copied().unwrap_or(i64::MIN);
                 let counters = self.counters.of(entity);
-                let start = start.unwrap_or(i64::MIN);
                 self.marks.take(counters, answer, start, sink, &mut report);
             }
         }
