@@ -118,33 +118,8 @@ pub(super) async fn vcenter_loop(
     me: Arc<VcenterState>,
     stop: CancellationToken,
 ) {
-    let mut backoff = Duration::from_secs(1);
-    let client = loop {
-        if stop.is_cancelled() {
-            return;
-        }
-        let attempt = tokio::select! {
-            r = Client::connect(&vc) => r,
-            _ = stop.cancelled() => return,
-        };
-        me.tried(attempt.is_ok());
-        match attempt {
-            Ok(c) => break c,
-            Err(e) => {
-                let retry = e.is_retryable();
-                error!(vcenter = %vc.name, error = %e, retryable = retry, "cannot connect to vCenter; retrying in {} s", backoff.as_secs());
-                if sleep_or_stop(backoff, &stop).await {
-                    return;
-                }
-                // Non-retryable errors (bad password, untrusted certificate) need an
-                // operator; retry slowly so the log says so without flooding it.
-                backoff = if retry {
-                    (backoff * 2).min(Duration::from_secs(300))
-                } else {
-                    Duration::from_secs(300)
-                };
-            }
-        }
+    let Some(client) = connect(&vc, &me, &stop).await else {
+        return;
     };
     // Until the first inventory of this run succeeds, poll what the last stored one
     // found: a vCenter that fails the first inventory still gets its performance data.
@@ -205,19 +180,50 @@ pub(super) async fn vcenter_loop(
             break;
         }
         if Instant::now() >= keepalive_at && Instant::now() < next_inventory.min(next_perf) {
-            match task.client.current_time().await {
-                Ok(_) => task.me.set_connected(true),
-                Err(e) => {
-                    task.me.set_connected(false);
-                    warn!(vcenter = %vc.name, error = %e, "keepalive failed");
-                }
-            }
+            task.keepalive().await;
             last_call = Instant::now();
         }
     }
     match task.client.logout().await {
         Ok(()) => info!(vcenter = %vc.name, "logged out"),
         Err(e) => warn!(vcenter = %vc.name, error = %e, "logout failed"),
+    }
+}
+
+/// Connects and logs in, retrying with capped backoff until it works or `stop`; `None`
+/// when stopped first.
+async fn connect(
+    vc: &VcenterConfig,
+    me: &VcenterState,
+    stop: &CancellationToken,
+) -> Option<Client> {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        if stop.is_cancelled() {
+            return None;
+        }
+        let attempt = tokio::select! {
+            r = Client::connect(vc) => r,
+            _ = stop.cancelled() => return None,
+        };
+        me.tried(attempt.is_ok());
+        match attempt {
+            Ok(c) => return Some(c),
+            Err(e) => {
+                let retry = e.is_retryable();
+                error!(vcenter = %vc.name, error = %e, retryable = retry, "cannot connect to vCenter; retrying in {} s", backoff.as_secs());
+                if sleep_or_stop(backoff, stop).await {
+                    return None;
+                }
+                // Non-retryable errors (bad password, untrusted certificate) need an
+                // operator; retry slowly so the log says so without flooding it.
+                backoff = if retry {
+                    (backoff * 2).min(Duration::from_secs(300))
+                } else {
+                    Duration::from_secs(300)
+                };
+            }
+        }
     }
 }
 
@@ -244,6 +250,17 @@ pub(super) struct VcenterTask {
 }
 
 impl VcenterTask {
+    /// One cheap call between rounds so the session does not expire.
+    async fn keepalive(&self) {
+        match self.client.current_time().await {
+            Ok(_) => self.me.set_connected(true),
+            Err(e) => {
+                self.me.set_connected(false);
+                warn!(vcenter = %self.vc.name, error = %e, "keepalive failed");
+            }
+        }
+    }
+
     pub(super) fn me(&self) -> &VcenterState {
         &self.me
     }
