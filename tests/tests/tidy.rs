@@ -249,7 +249,7 @@ fn function_lengths(text: &str) -> Vec<(String, usize)> {
     let mut out = Vec::new();
     for (i, line) in lines[..end].iter().enumerate() {
         let indent = line.len() - line.trim_start().len();
-        let mut words = line.trim_start().split_whitespace().peekable();
+        let mut words = line.split_whitespace().peekable();
         while words
             .peek()
             .is_some_and(|w| w.starts_with("pub") || ["async", "const"].contains(w))
