@@ -133,6 +133,33 @@ pub async fn perf_once(cfg: &AgentConfig, window_secs: u32, output: &Path) -> Ex
     exit_status(failed)
 }
 
+/// `vscout check`: prints each check's result; fails if any failed.
+pub async fn check(cfg: &AgentConfig) -> ExitCode {
+    let results = crate::check::run(cfg).await;
+    print!("{}", crate::check::render(&results));
+    let failed = results
+        .iter()
+        .any(|r| r.status == crate::check::Status::Fail);
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `vscout run`: the daemon until SIGTERM, reloading `config_path` on SIGHUP.
+pub async fn run(cfg: AgentConfig, config_path: PathBuf) -> ExitCode {
+    let reloads = reload_on_sighup(config_path);
+    match crate::daemon::run_with_reload(cfg, crate::daemon::shutdown_signal(), reloads).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The state directory or TLS files are unusable: an operator must act.
+            eprintln!("vscout: {e}");
+            ExitCode::from(EX_CANTCREAT)
+        }
+    }
+}
+
 /// Re-reads and validates the configuration on every SIGHUP; a valid one goes to the
 /// daemon, an invalid one is logged and the running configuration stays.
 pub fn reload_on_sighup(path: PathBuf) -> tokio::sync::mpsc::Receiver<AgentConfig> {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use vscout::commands;
 use vscout::config;
-use vscout::exit::{usage_error, EX_CANTCREAT, EX_USAGE};
+use vscout::exit::{usage_error, EX_USAGE};
 use vscout::inventory::Format;
 use vscout::telemetry::{self, LogFormat};
 
@@ -115,18 +115,7 @@ fn main() -> ExitCode {
             Command::Inventory { output, format } => {
                 commands::inventory(&cfg, &output, format).await
             }
-            Command::Check => {
-                let results = vscout::check::run(&cfg).await;
-                print!("{}", vscout::check::render(&results));
-                let failed = results
-                    .iter()
-                    .any(|r| r.status == vscout::check::Status::Fail);
-                if failed {
-                    ExitCode::FAILURE
-                } else {
-                    ExitCode::SUCCESS
-                }
-            }
+            Command::Check => commands::check(&cfg).await,
             Command::Perf {
                 window_secs,
                 output,
@@ -135,20 +124,7 @@ fn main() -> ExitCode {
             Command::Status => commands::status(&cfg).await,
             // Handled before the configuration is loaded.
             Command::Firstboot { .. } => ExitCode::SUCCESS,
-            Command::Run => match vscout::daemon::run_with_reload(
-                cfg,
-                vscout::daemon::shutdown_signal(),
-                commands::reload_on_sighup(cli.config.clone()),
-            )
-            .await
-            {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    // The state directory or TLS files are unusable: an operator must act.
-                    eprintln!("vscout: {e}");
-                    ExitCode::from(EX_CANTCREAT)
-                }
-            },
+            Command::Run => commands::run(cfg, cli.config.clone()).await,
         }
     });
     // Benchmarks read this line to measure the agent from the inside.

@@ -140,7 +140,7 @@ pub(super) fn render(s: &Sources) -> String {
             .collect();
         metric(&mut out, (name, kind, help), &rows);
     }
-    for (name, kind, help, value) in whole(s, &c) {
+    for (name, kind, help, value) in whole(s, &c).into_iter().chain(shipping_and_process(&c)) {
         if let Some(v) = value {
             metric(&mut out, (name, kind, help), &[(String::new(), v)]);
         }
@@ -156,7 +156,8 @@ fn metric(out: &mut String, (name, kind, help): (&str, &str, &str), rows: &[(Str
     }
 }
 
-fn whole(s: &Sources, c: &AgentCounters) -> [Whole; 17] {
+/// The agent as a whole: its windows and its buffer.
+fn whole(s: &Sources, c: &AgentCounters) -> [Whole; 10] {
     let secs = |ms: i64| ms as f64 / 1000.0;
     [
         (
@@ -219,6 +220,12 @@ fn whole(s: &Sources, c: &AgentCounters) -> [Whole; 17] {
             "Free bytes on the buffer's filesystem.",
             c.buffer_fs_free_bytes.map(|f| f as f64),
         ),
+    ]
+}
+
+/// The agent as a whole: shipping, errors, the process.
+fn shipping_and_process(c: &AgentCounters) -> [Whole; 7] {
+    [
         (
             "vscout_ship_records_total",
             "counter",
