@@ -6,11 +6,11 @@ use super::fs::Fs;
 use std::path::Path;
 
 /// First bytes of every segment file.
-pub const SEGMENT_MAGIC: &[u8; 8] = b"VSCOUTSG";
+pub(super) const SEGMENT_MAGIC: &[u8; 8] = b"VSCOUTSG";
 /// First bytes of the cursor file.
-pub const CURSOR_MAGIC: &[u8; 8] = b"VSCOUTCR";
+pub(super) const CURSOR_MAGIC: &[u8; 8] = b"VSCOUTCR";
 /// Version of the segment and record layout. A reader refuses (quarantines) other versions.
-pub const FORMAT_VERSION: u32 = 1;
+pub(super) const FORMAT_VERSION: u32 = 1;
 /// Segment header: magic, version, CRC32C of the preceding 12 bytes.
 pub const SEGMENT_HEADER_LEN: u64 = 16;
 /// Bytes a record adds to its payload: length, sequence, CRC32C, length again.
@@ -19,9 +19,9 @@ pub const RECORD_OVERHEAD: u64 = 4 + 8 + 4 + 4;
 /// must not make the reader allocate gigabytes.
 pub const MAX_PAYLOAD: u64 = 64 * 1024 * 1024;
 /// Cursor file: magic, acknowledged sequence, CRC32C of the preceding 16 bytes.
-pub const CURSOR_LEN: usize = 8 + 8 + 4;
+pub(super) const CURSOR_LEN: usize = 8 + 8 + 4;
 
-pub fn segment_header() -> [u8; SEGMENT_HEADER_LEN as usize] {
+pub(super) fn segment_header() -> [u8; SEGMENT_HEADER_LEN as usize] {
     let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
     h[..8].copy_from_slice(SEGMENT_MAGIC);
     h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -31,7 +31,7 @@ pub fn segment_header() -> [u8; SEGMENT_HEADER_LEN as usize] {
 }
 
 /// Why a segment header is not acceptable.
-pub fn check_segment_header(h: &[u8]) -> Result<(), String> {
+pub(super) fn check_segment_header(h: &[u8]) -> Result<(), String> {
     if h.len() < SEGMENT_HEADER_LEN as usize {
         return Err(format!("header is {} bytes, expected 16", h.len()));
     }
@@ -51,7 +51,7 @@ pub fn check_segment_header(h: &[u8]) -> Result<(), String> {
 }
 
 /// The framed bytes of one record.
-pub fn encode_record(seq: u64, payload: &[u8]) -> Vec<u8> {
+pub(super) fn encode_record(seq: u64, payload: &[u8]) -> Vec<u8> {
     let len = payload.len() as u32;
     let mut out = Vec::with_capacity(payload.len() + RECORD_OVERHEAD as usize);
     out.extend_from_slice(&len.to_le_bytes());
@@ -65,7 +65,7 @@ pub fn encode_record(seq: u64, payload: &[u8]) -> Vec<u8> {
 
 /// What is found at an offset of a segment.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Scan {
+pub(super) enum Scan {
     /// A whole, intact record; the next one starts at `next`.
     Record {
         seq: u64,
@@ -84,7 +84,7 @@ pub enum Scan {
 }
 
 /// Reads the record at `offset` of `path` (whose data ends at `end`), expecting `seq`.
-pub fn read_record(
+pub(super) fn read_record(
     fs: &dyn Fs,
     path: &Path,
     offset: u64,
@@ -148,7 +148,7 @@ pub fn read_record(
     })
 }
 
-pub fn encode_cursor(acked: u64) -> [u8; CURSOR_LEN] {
+pub(super) fn encode_cursor(acked: u64) -> [u8; CURSOR_LEN] {
     let mut c = [0u8; CURSOR_LEN];
     c[..8].copy_from_slice(CURSOR_MAGIC);
     c[8..16].copy_from_slice(&acked.to_le_bytes());
@@ -157,7 +157,7 @@ pub fn encode_cursor(acked: u64) -> [u8; CURSOR_LEN] {
     c
 }
 
-pub fn decode_cursor(c: &[u8]) -> Result<u64, String> {
+pub(super) fn decode_cursor(c: &[u8]) -> Result<u64, String> {
     if c.len() != CURSOR_LEN {
         return Err(format!(
             "cursor file is {} bytes, expected {CURSOR_LEN}",
@@ -176,12 +176,12 @@ pub fn decode_cursor(c: &[u8]) -> Result<u64, String> {
 }
 
 /// `00000000000000000042.seg` for a segment whose first record is 42.
-pub fn segment_name(first_seq: u64) -> String {
+pub(super) fn segment_name(first_seq: u64) -> String {
     format!("{first_seq:020}.seg")
 }
 
 /// The first sequence of a segment file name, or `None` for any other file.
-pub fn parse_segment_name(name: &str) -> Option<u64> {
+pub(super) fn parse_segment_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(".seg")?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;

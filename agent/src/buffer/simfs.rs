@@ -28,7 +28,7 @@ struct State {
 }
 
 #[derive(Debug, Default)]
-pub struct SimFs {
+pub(super) struct SimFs {
     state: Mutex<State>,
 }
 
@@ -59,13 +59,13 @@ impl SimFs {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn set_capacity(&self, bytes: Option<u64>) {
+    pub(super) fn set_capacity(&self, bytes: Option<u64>) {
         self.lock().capacity = bytes;
     }
 
     /// A power cut: every file keeps its durable bytes plus a random prefix of what was
     /// appended since (a torn write), and the directory goes back to its last fsync.
-    pub fn crash(&self, rng: &mut impl FnMut(usize) -> usize) {
+    pub(super) fn crash(&self, rng: &mut impl FnMut(usize) -> usize) {
         let mut s = self.lock();
         s.names = s.durable_names.clone();
         for f in &mut s.files {
@@ -81,7 +81,7 @@ impl SimFs {
     }
 
     /// Flips one bit of a file (damage after the fact).
-    pub fn flip(&self, path: &Path, offset: usize) {
+    pub(super) fn flip(&self, path: &Path, offset: usize) {
         let mut s = self.lock();
         if let Ok(f) = s.file(path) {
             if offset < f.data.len() {
@@ -91,17 +91,17 @@ impl SimFs {
         }
     }
 
-    pub fn file_len(&self, path: &Path) -> Option<usize> {
+    pub(super) fn file_len(&self, path: &Path) -> Option<usize> {
         let mut s = self.lock();
         s.file(path).ok().map(|f| f.data.len())
     }
 
-    pub fn names(&self) -> Vec<PathBuf> {
+    pub(super) fn names(&self) -> Vec<PathBuf> {
         self.lock().names.keys().cloned().collect()
     }
 
     /// Replaces a file's whole content, durably.
-    pub fn put(&self, path: &Path, data: &[u8]) {
+    pub(super) fn put(&self, path: &Path, data: &[u8]) {
         let mut s = self.lock();
         let id = s.files.len();
         s.files.push(File {
@@ -113,7 +113,7 @@ impl SimFs {
     }
 
     /// Removes a file durably (a segment lost by other means).
-    pub fn delete(&self, path: &Path) {
+    pub(super) fn delete(&self, path: &Path) {
         let mut s = self.lock();
         s.names.remove(path);
         s.durable_names.remove(path);

@@ -17,7 +17,7 @@ fn row(check: &'static str, status: Status, detail: String) -> CheckResult {
 }
 
 /// Every collector check, in order; a failure ends the list (later checks need it).
-pub async fn checks(c: &CollectorConfig) -> Vec<CheckResult> {
+pub(super) async fn checks(c: &CollectorConfig) -> Vec<CheckResult> {
     let mut out = Vec::new();
     if !super::reach("collector", &c.url, &mut out).await {
         return out;
@@ -123,7 +123,7 @@ pub async fn checks(c: &CollectorConfig) -> Vec<CheckResult> {
 }
 
 /// Parses an IMF-fixdate (`Sun, 22 Nov 2026 03:20:00 GMT`) into Unix seconds.
-pub fn parse_http_date(text: &str) -> Option<i64> {
+pub(super) fn parse_http_date(text: &str) -> Option<i64> {
     let mut it = text.split_whitespace().skip(1);
     let day: i64 = it.next()?.parse().ok()?;
     let month = match it.next()? {

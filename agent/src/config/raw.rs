@@ -171,7 +171,7 @@ pub struct RawTls {
 }
 
 /// Reads the file and the environment overrides into the raw structs.
-pub fn read(
+pub(super) fn read(
     path: &Path,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<RawConfig, ConfigError> {
@@ -190,7 +190,7 @@ pub fn read(
 }
 
 /// Parses TOML text alone.
-pub fn parse_str(text: &str) -> Result<RawConfig, ConfigError> {
+pub(super) fn parse_str(text: &str) -> Result<RawConfig, ConfigError> {
     build(text, None)
 }
 

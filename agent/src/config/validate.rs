@@ -10,7 +10,7 @@ use super::{ConfigError, Secret};
 use crate::tls::TlsPolicy;
 
 /// At most this many vCenters per agent: one appliance, one estate's worth of vCenters.
-pub const MAX_VCENTERS: usize = 10;
+pub(super) const MAX_VCENTERS: usize = 10;
 
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,13 +158,13 @@ pub struct VcenterConfig {
 
 /// What validation needs from the process (kept apart so tests set it explicitly).
 #[derive(Debug, Clone, Default)]
-pub struct Context {
+pub(super) struct Context {
     /// `$CREDENTIALS_DIRECTORY`, set by systemd's `LoadCredential=`.
     pub credentials_dir: Option<PathBuf>,
 }
 
 impl Context {
-    pub fn from_process() -> Self {
+    pub(super) fn from_process() -> Self {
         Self {
             credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
         }
@@ -190,7 +190,7 @@ pub(super) fn ranged(
 }
 
 /// Validates `raw` into an `AgentConfig`.
-pub fn validate(raw: RawConfig, ctx: &Context) -> Result<AgentConfig, ConfigError> {
+pub(super) fn validate(raw: RawConfig, ctx: &Context) -> Result<AgentConfig, ConfigError> {
     let a = raw.agent;
     let inventory_interval = ranged(
         "agent.inventory_interval_secs",

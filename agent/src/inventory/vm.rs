@@ -10,7 +10,7 @@ use crate::vsphere::{MoRef, Node, ObjectContent};
 
 /// Properties read for every VM. `config.createDate` is added for API ≥ 6.7 only: vCenter
 /// 6.5 would fail the whole request with InvalidProperty.
-pub const VM_PATHS: &[&str] = &[
+pub(super) const VM_PATHS: &[&str] = &[
     "name",
     "parent",
     "resourcePool",
@@ -65,7 +65,7 @@ pub const PRUNED_DEVICE_TYPES: &[&str] = &[
 
 /// References of a VM still to be turned into names.
 #[derive(Debug, Clone, Default)]
-pub struct VmRefs {
+pub(super) struct VmRefs {
     pub parent: Option<MoRef>,
     pub resource_pool: Option<MoRef>,
     pub host: Option<MoRef>,
@@ -79,7 +79,7 @@ pub struct VmRefs {
 
 /// What a NIC is connected to.
 #[derive(Debug, Clone, Default)]
-pub enum NicBacking {
+pub(super) enum NicBacking {
     Network(MoRef),
     Portgroup(CompactString),
     Named(CompactString),
@@ -93,7 +93,7 @@ fn text(n: Option<&Node>) -> Option<CompactString> {
 }
 
 /// Builds the record and its unresolved references.
-pub fn map_vm(oc: &ObjectContent, vcenter_uuid: &str) -> (Vm, VmRefs) {
+pub(super) fn map_vm(oc: &ObjectContent, vcenter_uuid: &str) -> (Vm, VmRefs) {
     let t = |p: &str| text(oc.get(p));
     let mut vm = Vm {
         id: oc.obj.value.clone(),

@@ -29,7 +29,7 @@ pub const REALTIME_SECS: u32 = 20;
 /// How far back vCenter keeps real-time samples.
 const REALTIME_RETENTION_MS: i64 = 3600 * 1000;
 /// The historical interval used for clusters and datastores, in seconds.
-pub const HISTORICAL_SECS: u32 = 300;
+pub(super) const HISTORICAL_SECS: u32 = 300;
 /// How far back vCenter keeps 5-minute samples (its "past day" interval).
 const HISTORICAL_RETENTION_MS: i64 = 86_400 * 1000;
 /// vCenter's default `config.vpxd.stats.maxQueryMetrics`.

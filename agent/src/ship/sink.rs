@@ -177,7 +177,10 @@ impl Default for Batcher {
 /// Encodes `records` as one batch, or, if that exceeds `limit` bytes, as halves (a set
 /// of rollups is split by rows), recursively. A single record over the limit stays one
 /// batch: the buffer decides whether it fits at all.
-pub fn encode_within(records: Vec<Record>, limit: usize) -> Result<Vec<Encoded>, BufferError> {
+pub(super) fn encode_within(
+    records: Vec<Record>,
+    limit: usize,
+) -> Result<Vec<Encoded>, BufferError> {
     let (encoded, records) = Encoded::encode(records)?;
     if encoded.payload.len() <= limit {
         return Ok(vec![encoded]);

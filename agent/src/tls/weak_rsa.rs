@@ -16,15 +16,15 @@ use sha2::{Digest, Sha256, Sha384, Sha512};
 use x509_parser::public_key::PublicKey;
 
 /// Keys at least this long are ring's business; shorter ones are "weak" here.
-pub const STRONG_RSA_BITS: usize = 2048;
+pub(super) const STRONG_RSA_BITS: usize = 2048;
 /// Shorter keys than this are refused even when pinned: 512-bit RSA is broken in hours.
-pub const MIN_RSA_BITS: usize = 1024;
+pub(super) const MIN_RSA_BITS: usize = 1024;
 
 /// Verifies `signature` over `message` with the certificate's RSA key when that key is
 /// between `MIN_RSA_BITS` and `STRONG_RSA_BITS`. Returns the key's size on success;
 /// `None` when the key is not a weak RSA key, the scheme is not RSA, or the signature
 /// does not verify.
-pub fn verify(
+pub(super) fn verify(
     message: &[u8],
     cert: &CertificateDer<'_>,
     scheme: SignatureScheme,

@@ -9,7 +9,7 @@ use quick_xml::escape::escape;
 use super::MoRef;
 
 /// Wraps a body element in a SOAP envelope.
-pub fn envelope(body: &str) -> String {
+pub(super) fn envelope(body: &str) -> String {
     let mut s = String::with_capacity(body.len() + 320);
     s.push_str(
         r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>"#,
@@ -28,7 +28,7 @@ fn moref(tag: &str, r: &MoRef) -> String {
 }
 
 /// `<Method xmlns="urn:vim25"><_this …/>{rest}</Method>`.
-pub fn call(method: &str, this: &MoRef, rest: &str) -> String {
+pub(super) fn call(method: &str, this: &MoRef, rest: &str) -> String {
     envelope(&format!(
         r#"<{method} xmlns="urn:vim25">{}{rest}</{method}>"#,
         moref("_this", this)
@@ -36,7 +36,7 @@ pub fn call(method: &str, this: &MoRef, rest: &str) -> String {
 }
 
 /// AuthorizationManager.HasUserPrivilegeOnEntities: entities, userName, privId (WSDL order).
-pub fn has_user_privilege_on_entities(
+pub(super) fn has_user_privilege_on_entities(
     auth: &MoRef,
     entity: &MoRef,
     user: &str,
@@ -50,11 +50,11 @@ pub fn has_user_privilege_on_entities(
     call("HasUserPrivilegeOnEntities", auth, &rest)
 }
 
-pub fn service_instance() -> MoRef {
+pub(super) fn service_instance() -> MoRef {
     MoRef::new("ServiceInstance", "ServiceInstance")
 }
 
-pub fn login(session_manager: &MoRef, user: &str, password: &str) -> String {
+pub(super) fn login(session_manager: &MoRef, user: &str, password: &str) -> String {
     call(
         "Login",
         session_manager,
@@ -66,7 +66,11 @@ pub fn login(session_manager: &MoRef, user: &str, password: &str) -> String {
     )
 }
 
-pub fn create_container_view(view_manager: &MoRef, container: &MoRef, types: &[&str]) -> String {
+pub(super) fn create_container_view(
+    view_manager: &MoRef,
+    container: &MoRef,
+    types: &[&str],
+) -> String {
     let mut rest = moref("container", container);
     for t in types {
         let _ = write!(rest, "<type>{}</type>", escape(*t));
@@ -93,7 +97,7 @@ pub enum Objects<'a> {
     List(&'a [MoRef]),
 }
 
-pub fn retrieve_properties_ex(
+pub(super) fn retrieve_properties_ex(
     collector: &MoRef,
     props: &[PropertySpec<'_>],
     objects: Objects<'_>,
@@ -134,7 +138,7 @@ pub fn retrieve_properties_ex(
     call("RetrievePropertiesEx", collector, &rest)
 }
 
-pub fn continue_retrieve(collector: &MoRef, token: &str) -> String {
+pub(super) fn continue_retrieve(collector: &MoRef, token: &str) -> String {
     call(
         "ContinueRetrievePropertiesEx",
         collector,
@@ -142,7 +146,7 @@ pub fn continue_retrieve(collector: &MoRef, token: &str) -> String {
     )
 }
 
-pub fn cancel_retrieve(collector: &MoRef, token: &str) -> String {
+pub(super) fn cancel_retrieve(collector: &MoRef, token: &str) -> String {
     call(
         "CancelRetrievePropertiesEx",
         collector,

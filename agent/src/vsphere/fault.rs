@@ -6,7 +6,7 @@ use super::error::VsphereError;
 use super::xml::Node;
 
 /// The fault type and message of a `Fault` node.
-pub fn describe(node: &Node) -> (String, String) {
+pub(super) fn describe(node: &Node) -> (String, String) {
     let message = capped(node.text_at("faultstring").unwrap_or("").trim());
     let fault_type = node
         .child("detail")
@@ -26,7 +26,7 @@ pub fn describe(node: &Node) -> (String, String) {
 
 /// Longest fault message kept: a server that sends megabytes of it (a hostile one did,
 /// and it was logged on every attempt) costs a line of log, not megabytes a minute.
-pub const MAX_FAULT_MESSAGE_CHARS: usize = 1000;
+pub(super) const MAX_FAULT_MESSAGE_CHARS: usize = 1000;
 
 fn capped(message: &str) -> String {
     match message.char_indices().nth(MAX_FAULT_MESSAGE_CHARS) {
@@ -37,7 +37,7 @@ fn capped(message: &str) -> String {
 
 /// Maps a fault to an error. `NotAuthenticated` gets its own variant (the session layer
 /// re-logs in on it); the URL is filled in by the caller, which knows it.
-pub fn from_fault_node(method: &'static str, node: &Node) -> VsphereError {
+pub(super) fn from_fault_node(method: &'static str, node: &Node) -> VsphereError {
     let (fault_type, message) = describe(node);
     if fault_type == "NotAuthenticated" {
         return VsphereError::NotAuthenticated {

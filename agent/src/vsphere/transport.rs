@@ -17,7 +17,7 @@ use crate::tls::{self, SeenThumbprint};
 
 /// Speaks HTTP to one vCenter.
 #[derive(Debug)]
-pub struct Transport {
+pub(super) struct Transport {
     http: reqwest::Client,
     url: reqwest::Url,
     seen: SeenThumbprint,
@@ -37,15 +37,15 @@ pub struct Transport {
 /// for 256 VMs and one poll, about 10 MB after an hour's look-back; a hostile or broken
 /// server's endless answer stops here instead of at `max_response_mib` (512 MiB) times
 /// the requests in flight.
-pub const MAX_BUFFERED_BYTES: u64 = 64 << 20;
+pub(super) const MAX_BUFFERED_BYTES: u64 = 64 << 20;
 /// All answers read whole and held at once, per vCenter (four QueryPerf in flight hold
 /// about 10 MB): past it a call fails, and is retried like any failed request.
-pub const BUFFERED_BUDGET_BYTES: u64 = 128 << 20;
+pub(super) const BUFFERED_BUDGET_BYTES: u64 = 128 << 20;
 
 /// An answer read whole, holding its share of the transport's memory budget until it
 /// is dropped (after parsing).
 #[derive(Debug, Default)]
-pub struct Answer {
+pub(super) struct Answer {
     pub bytes: Vec<u8>,
     _held: Option<OwnedSemaphorePermit>,
 }
@@ -60,7 +60,7 @@ impl std::ops::Deref for Answer {
 
 /// A failure while reading a body, carried through `std::io::Error` to the parser.
 #[derive(Debug, Clone)]
-pub enum BodyError {
+pub(super) enum BodyError {
     TooLarge { limit: u64 },
     Timeout,
     Read(String),
@@ -99,7 +99,7 @@ impl BodyError {
 }
 
 impl Transport {
-    pub fn new(cfg: &VcenterConfig) -> Result<Self, VsphereError> {
+    pub(super) fn new(cfg: &VcenterConfig) -> Result<Self, VsphereError> {
         let seen = SeenThumbprint::default();
         let tls = tls::client_config(&cfg.tls, seen.clone(), None).map_err(|reason| {
             VsphereError::Connect {
@@ -141,12 +141,12 @@ impl Transport {
         })
     }
 
-    pub fn url(&self) -> &str {
+    pub(super) fn url(&self) -> &str {
         self.url.as_str()
     }
 
     /// GETs a small document next to the SDK endpoint (`vimServiceVersions.xml`).
-    pub async fn get_sibling(&self, file: &'static str) -> Result<Vec<u8>, VsphereError> {
+    pub(super) async fn get_sibling(&self, file: &'static str) -> Result<Vec<u8>, VsphereError> {
         let mut url = self.url.clone();
         let path = format!("{}/{file}", url.path().trim_end_matches('/'));
         url.set_path(&path);
@@ -171,7 +171,7 @@ impl Transport {
 
     /// POSTs a SOAP envelope. Returns the response once its status says it carries SOAP
     /// (200, or 500 for a fault); anything else becomes `VsphereError::Http`.
-    pub async fn post(
+    pub(super) async fn post(
         &self,
         method: &'static str,
         soap_action: &str,
@@ -219,7 +219,7 @@ impl Transport {
 
     /// Reads a whole (small) body, refusing more than `max_buffered` bytes, and more than
     /// the transport's budget for all answers held at once.
-    pub async fn read_all(
+    pub(super) async fn read_all(
         &self,
         mut resp: reqwest::Response,
         method: &'static str,
@@ -268,7 +268,7 @@ impl Transport {
 
     /// Streams a body to a blocking reader: a task pulls chunks (counting them against the
     /// cap) into a small bounded channel, so at most a few chunks are in memory at once.
-    pub fn stream(&self, mut resp: reqwest::Response) -> ChunkReader {
+    pub(super) fn stream(&self, mut resp: reqwest::Response) -> ChunkReader {
         let (tx, rx) = mpsc::channel::<Result<Bytes, BodyError>>(8);
         let limit = self.max_bytes;
         let task = tokio::spawn(async move {
@@ -301,7 +301,7 @@ impl Transport {
     }
 
     /// The request timeout fired (connected; the answer did not complete in time).
-    pub fn timeout_error(&self, method: &'static str) -> VsphereError {
+    pub(super) fn timeout_error(&self, method: &'static str) -> VsphereError {
         VsphereError::Timeout {
             method,
             url: self.url.to_string(),
@@ -363,7 +363,7 @@ fn excerpt(body: &[u8]) -> String {
 /// A blocking `Read` over the chunks that `Transport::stream` delivers. Use it only from a
 /// blocking thread (`spawn_blocking`).
 #[derive(Debug)]
-pub struct ChunkReader {
+pub(super) struct ChunkReader {
     rx: mpsc::Receiver<Result<Bytes, BodyError>>,
     current: Bytes,
     task: tokio::task::JoinHandle<()>,
@@ -393,7 +393,7 @@ impl Drop for ChunkReader {
 }
 
 /// The `Set-Cookie` of a Login answer reduced to the `name=value` to send back.
-pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+pub(super) fn session_cookie(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(reqwest::header::SET_COOKIE)
         .iter()
