@@ -16,7 +16,9 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;

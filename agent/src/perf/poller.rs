@@ -327,7 +327,7 @@ impl Poller {
         lookback_ms: i64,
         sink: &mut impl SampleSink,
     ) -> Result<PollReport, VsphereError> {
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let mut report = PollReport::default();
         let mut queries = Vec::new();
         let mut historical = Vec::new();
