@@ -277,3 +277,144 @@ fn function_lengths(text: &str) -> Vec<(String, usize)> {
     }
     out
 }
+
+/// Issue 13: the dependency policy that `deny.toml` writes down for `cargo deny`, checked
+/// here from `cargo metadata` so that it runs offline on every machine: licences from a
+/// permissive list, crates only from crates.io (or this workspace), never OpenSSL, and no
+/// crate in two versions beyond those listed (each waits on an upstream release).
+#[test]
+fn dependencies_follow_the_policy() {
+    const LICENSES: [&str; 11] = [
+        "MIT",
+        "Apache-2.0",
+        "BSD-2-Clause",
+        "BSD-3-Clause",
+        "ISC",
+        "Zlib",
+        "Unicode-3.0",
+        "Unlicense",
+        "0BSD",
+        "BSL-1.0",
+        "CDLA-Permissive-2.0",
+    ];
+    const BANNED: [&str; 3] = ["openssl", "openssl-sys", "native-tls"];
+    const TWO_VERSIONS: [&str; 9] = [
+        "bit-vec",
+        "cpufeatures",
+        "getrandom",
+        "hashbrown",
+        "rand",
+        "rand_core",
+        "syn",
+        "synstructure",
+        "windows-sys",
+    ];
+    let out =
+        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args(["metadata", "--format-version", "1", "--locked"])
+            .current_dir(root())
+            .output()
+            .expect("cargo metadata");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata json");
+    let mut wrong = Vec::new();
+    let mut versions: std::collections::BTreeMap<&str, usize> = Default::default();
+    for p in meta["packages"].as_array().expect("packages") {
+        let name = p["name"].as_str().unwrap_or("?");
+        let license = p["license"].as_str().unwrap_or("");
+        if !license_allowed(license, &LICENSES) {
+            wrong.push(format!("{name}: licence {license:?}"));
+        }
+        let source = p["source"].as_str().unwrap_or("path");
+        if source != "path" && source != "registry+https://github.com/rust-lang/crates.io-index" {
+            wrong.push(format!("{name}: from {source}"));
+        }
+        if BANNED.contains(&name) {
+            wrong.push(format!("{name}: banned (rustls only, never OpenSSL)"));
+        }
+        *versions.entry(name).or_default() += 1;
+    }
+    for (name, n) in versions {
+        if n > 1 && !TWO_VERSIONS.contains(&name) {
+            wrong.push(format!("{name}: {n} versions"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "dependencies against the policy: {wrong:?}"
+    );
+}
+
+/// Whether an SPDX expression (`MIT OR Apache-2.0`, `(MIT OR Apache-2.0) AND
+/// Unicode-3.0`, `Apache-2.0 WITH LLVM-exception`, the old `MIT/Apache-2.0`) can be met
+/// with `allowed` licences alone.
+fn license_allowed(expr: &str, allowed: &[&str]) -> bool {
+    let spaced = expr
+        .replace('/', " OR ")
+        .replace('(', " ( ")
+        .replace(')', " ) ");
+    let tokens: Vec<&str> = spaced.split_whitespace().collect();
+    let mut pos = 0;
+    !tokens.is_empty() && or_expr(&tokens, &mut pos, allowed) && pos == tokens.len()
+}
+
+fn or_expr(t: &[&str], pos: &mut usize, allowed: &[&str]) -> bool {
+    let mut ok = and_expr(t, pos, allowed);
+    while t.get(*pos) == Some(&"OR") {
+        *pos += 1;
+        ok |= and_expr(t, pos, allowed);
+    }
+    ok
+}
+
+fn and_expr(t: &[&str], pos: &mut usize, allowed: &[&str]) -> bool {
+    let mut ok = factor(t, pos, allowed);
+    while t.get(*pos) == Some(&"AND") {
+        *pos += 1;
+        ok &= factor(t, pos, allowed);
+    }
+    ok
+}
+
+fn factor(t: &[&str], pos: &mut usize, allowed: &[&str]) -> bool {
+    let Some(tok) = t.get(*pos) else {
+        return false;
+    };
+    *pos += 1;
+    if *tok == "(" {
+        let ok = or_expr(t, pos, allowed);
+        if t.get(*pos) == Some(&")") {
+            *pos += 1;
+            return ok;
+        }
+        return false;
+    }
+    // An exception widens a licence's grant; it never narrows it.
+    if t.get(*pos) == Some(&"WITH") {
+        *pos += 2;
+    }
+    allowed.contains(tok)
+}
+
+#[test]
+fn license_expressions_are_read_as_spdx() {
+    let allowed = ["MIT", "Apache-2.0", "Unicode-3.0"];
+    assert!(license_allowed("MIT OR Apache-2.0", &allowed));
+    assert!(license_allowed("MIT/Apache-2.0", &allowed));
+    assert!(license_allowed(
+        "(MIT OR Apache-2.0) AND Unicode-3.0",
+        &allowed
+    ));
+    assert!(license_allowed(
+        "Apache-2.0 WITH LLVM-exception OR MIT",
+        &allowed
+    ));
+    assert!(!license_allowed("MIT AND GPL-3.0", &allowed));
+    assert!(!license_allowed("GPL-3.0", &allowed));
+    assert!(!license_allowed("", &allowed));
+    assert!(license_allowed("GPL-3.0 OR MIT", &allowed));
+}
