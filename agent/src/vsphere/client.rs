@@ -153,7 +153,7 @@ impl Client {
                     user: self.username.clone(),
                 })
             }
-            Err(e) => return Err(self.with_url(e)),
+            Err(e) => return Err(e),
         }
         let cookie = cookie.ok_or_else(|| VsphereError::Protocol {
             method: "Login",
@@ -293,7 +293,7 @@ impl Client {
         } else {
             self.post_read(method, body).await?
         };
-        xml::parse_response(&bytes[..], method, 3, each).map_err(|e| self.with_url(e))
+        xml::parse_response(&bytes[..], method, 3, each)
     }
 
     /// One POST and its whole answer.
@@ -308,22 +308,6 @@ impl Client {
             .post(method, &self.soap_action, cookie.as_deref(), body)
             .await?;
         self.transport.read_all(resp, method).await
-    }
-
-    /// Fills in the URL that errors raised below the client do not know.
-    pub(super) fn with_url(&self, e: VsphereError) -> VsphereError {
-        match e {
-            VsphereError::NotAuthenticated { method, url } if url.is_empty() => {
-                VsphereError::NotAuthenticated {
-                    method,
-                    url: self.url().to_owned(),
-                }
-            }
-            VsphereError::Timeout { method, after, .. } if after.is_zero() => {
-                self.transport.timeout_error(method)
-            }
-            other => other,
-        }
     }
 }
 

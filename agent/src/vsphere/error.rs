@@ -76,9 +76,10 @@ pub enum VsphereError {
     /// vCenter refused the user name or password.
     #[error("login to {url} as {user:?} was refused (InvalidLogin): check the user name and password file")]
     InvalidLogin { url: String, user: String },
-    /// The session is not (or no longer) valid.
-    #[error("{method}: the session with {url} is not authenticated")]
-    NotAuthenticated { method: &'static str, url: String },
+    /// The session is not (or no longer) valid. (Which vCenter is the caller's to say: the
+    /// parser that meets the fault does not know.)
+    #[error("{method}: the session is not authenticated (expired, or ended by vCenter)")]
+    NotAuthenticated { method: &'static str },
     /// vCenter answered with a SOAP fault.
     #[error("{method} failed with fault {fault_type}: {message}")]
     Fault {

@@ -36,14 +36,11 @@ fn capped(message: &str) -> String {
 }
 
 /// Maps a fault to an error. `NotAuthenticated` gets its own variant (the session layer
-/// re-logs in on it); the URL is filled in by the caller, which knows it.
+/// re-logs in on it).
 pub(super) fn from_fault_node(method: &'static str, node: &Node) -> VsphereError {
     let (fault_type, message) = describe(node);
     if fault_type == "NotAuthenticated" {
-        return VsphereError::NotAuthenticated {
-            method,
-            url: String::new(),
-        };
+        return VsphereError::NotAuthenticated { method };
     }
     VsphereError::Fault {
         method,

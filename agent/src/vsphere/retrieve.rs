@@ -172,7 +172,7 @@ impl Client {
                     .await;
             }
         }
-        let resp = sent.map_err(|e| (self.with_url(e), None))?;
+        let resp = sent.map_err(|e| (e, None))?;
         let reader = self.transport.stream(resp);
         let joined = tokio::task::spawn_blocking(move || {
             let mut sink = sink;
@@ -194,7 +194,7 @@ impl Client {
         })?;
         match result {
             Ok(()) => Ok((sink, token, count)),
-            Err(e) => Err((self.with_url(e), token)),
+            Err(e) => Err((e, token)),
         }
     }
 }
@@ -220,10 +220,7 @@ where
                 // vcsim answers a call without a valid session with HTTP 200 and a
                 // NotAuthenticated missingSet instead of a fault.
                 if oc.not_authenticated() {
-                    return Err(VsphereError::NotAuthenticated {
-                        method,
-                        url: String::new(),
-                    });
+                    return Err(VsphereError::NotAuthenticated { method });
                 }
                 *count += 1;
                 sink.accept(oc)?;

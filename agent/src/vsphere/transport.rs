@@ -61,8 +61,14 @@ impl std::ops::Deref for Answer {
 /// A failure while reading a body, carried through `std::io::Error` to the parser.
 #[derive(Debug, Clone)]
 pub(super) enum BodyError {
-    TooLarge { limit: u64 },
-    Timeout,
+    TooLarge {
+        limit: u64,
+    },
+    /// The request's timeout ran out while the body streamed in.
+    Timeout {
+        url: String,
+        after: Duration,
+    },
     Read(String),
 }
 
@@ -70,7 +76,7 @@ impl fmt::Display for BodyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::TooLarge { limit } => write!(f, "response larger than {limit} bytes"),
-            Self::Timeout => f.write_str("timed out reading the response"),
+            Self::Timeout { .. } => f.write_str("timed out reading the response"),
             Self::Read(r) => write!(f, "reading the response: {r}"),
         }
     }
@@ -85,12 +91,11 @@ impl BodyError {
                 method,
                 limit_bytes: limit,
             },
-            // The client fills in the URL and the timeout's value (`Client::with_url`).
-            Self::Timeout => VsphereError::Timeout {
+            Self::Timeout { url, after } => VsphereError::Timeout {
                 method,
-                url: String::new(),
+                url,
                 which: TimeoutKind::Request,
-                after: Duration::ZERO,
+                after,
             },
             // A connection that drops mid-body leaves an incomplete envelope.
             Self::Read(_) => VsphereError::Truncated { method },
@@ -271,6 +276,7 @@ impl Transport {
     pub(super) fn stream(&self, mut resp: reqwest::Response) -> ChunkReader {
         let (tx, rx) = mpsc::channel::<Result<Bytes, BodyError>>(8);
         let limit = self.max_bytes;
+        let (url, after) = (self.url.to_string(), self.timeout);
         let task = tokio::spawn(async move {
             let mut total = 0u64;
             loop {
@@ -284,7 +290,10 @@ impl Transport {
                         }
                     }
                     Ok(None) => return,
-                    Err(e) if e.is_timeout() => Err(BodyError::Timeout),
+                    Err(e) if e.is_timeout() => Err(BodyError::Timeout {
+                        url: url.clone(),
+                        after,
+                    }),
                     Err(e) => Err(BodyError::Read(e.to_string())),
                 };
                 let stop = item.is_err();
