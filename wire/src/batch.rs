@@ -9,7 +9,7 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::VcenterInventory;
-use crate::rollup::{DailySummary, Rollup};
+use crate::rollup::{DailySummary, Rollup, SeriesLabels};
 
 /// Version of the batch document. The collector refuses versions it does not know.
 pub const BATCH_VERSION: u32 = 1;
@@ -94,13 +94,7 @@ pub struct StatsRow(
 /// A rollup of a `RollupSet`, its names borrowed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RollupView<'a> {
-    pub vcenter: &'a str,
-    pub entity_type: &'a str,
-    pub entity_id: &'a str,
-    pub counter: &'a str,
-    pub instance: &'a str,
-    pub unit: &'a str,
-    pub stats_type: &'a str,
+    pub labels: SeriesLabels<'a>,
     pub window_start: i64,
     pub window_secs: u32,
     pub expected_samples: u32,
@@ -124,13 +118,15 @@ impl RollupSet {
         let r = self.rows.get(i)?;
         let name = |n: u32| self.names.get(n as usize).map(CompactString::as_str);
         Some(RollupView {
-            vcenter: &self.vcenter,
-            entity_type: name(r.0)?,
-            entity_id: &r.1,
-            counter: name(r.2)?,
-            instance: name(r.3)?,
-            unit: name(r.4)?,
-            stats_type: name(r.5)?,
+            labels: SeriesLabels {
+                vcenter: &self.vcenter,
+                entity_type: name(r.0)?,
+                entity_id: &r.1,
+                counter: name(r.2)?,
+                instance: name(r.3)?,
+                unit: name(r.4)?,
+                stats_type: name(r.5)?,
+            },
             window_start: r.6,
             window_secs: r.7,
             expected_samples: r.8,
@@ -441,7 +437,12 @@ mod tests {
         assert_eq!(set.names.len(), 6, "{:?}", set.names);
         let v = set.view(2).expect("row");
         assert_eq!(
-            (v.entity_id, v.counter, v.unit, v.missing_samples),
+            (
+                v.labels.entity_id,
+                v.labels.counter,
+                v.labels.unit,
+                v.missing_samples
+            ),
             ("vm-1", "mem.usage.average", "percent", 1)
         );
         let mut batch = Batch {

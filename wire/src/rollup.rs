@@ -10,6 +10,20 @@ use crate::sketch::Sketch;
 /// Version of the `Rollup` record layout.
 pub const ROLLUP_SCHEMA_VERSION: u32 = 1;
 
+/// What a series is, in words, borrowed from the record that carries it: a `Rollup`, a
+/// `DailySummary` or a row of a `RollupSet` (its names shared). The collector numbers
+/// series by these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SeriesLabels<'a> {
+    pub vcenter: &'a str,
+    pub entity_type: &'a str,
+    pub entity_id: &'a str,
+    pub counter: &'a str,
+    pub instance: &'a str,
+    pub unit: &'a str,
+    pub stats_type: &'a str,
+}
+
 /// Statistics of one window's samples.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct WindowStats {
@@ -47,6 +61,18 @@ pub struct Rollup {
 }
 
 impl Rollup {
+    pub fn labels(&self) -> SeriesLabels<'_> {
+        SeriesLabels {
+            vcenter: &self.vcenter,
+            entity_type: &self.entity_type,
+            entity_id: &self.entity_id,
+            counter: &self.counter,
+            instance: &self.instance,
+            unit: &self.unit,
+            stats_type: &self.stats_type,
+        }
+    }
+
     /// A plausible 5-minute rollup of a VM's `counter` whose statistics are all derived
     /// from `value`: for tests and benchmarks (of this crate and the collector's).
     pub fn example(entity_id: &str, counter: &str, value: f64) -> Self {
@@ -100,4 +126,18 @@ pub struct DailySummary {
     pub p99: Option<f64>,
     pub max: Option<f64>,
     pub sketch: Sketch,
+}
+
+impl DailySummary {
+    pub fn labels(&self) -> SeriesLabels<'_> {
+        SeriesLabels {
+            vcenter: &self.vcenter,
+            entity_type: &self.entity_type,
+            entity_id: &self.entity_id,
+            counter: &self.counter,
+            instance: &self.instance,
+            unit: &self.unit,
+            stats_type: &self.stats_type,
+        }
+    }
 }

@@ -379,10 +379,10 @@ async fn stored_past_watermarks(
                 let list = seeds.entry(set.vcenter.to_string()).or_default();
                 for v in (0..set.rows.len()).filter_map(|i| set.view(i)) {
                     let key = crate::perf::SeriesKey {
-                        entity_type: v.entity_type.into(),
-                        entity_id: v.entity_id.into(),
-                        counter: v.counter.into(),
-                        instance: v.instance.into(),
+                        entity_type: v.labels.entity_type.into(),
+                        entity_id: v.labels.entity_id.into(),
+                        counter: v.labels.counter.into(),
+                        instance: v.labels.instance.into(),
                     };
                     list.push((key, (v.window_start + i64::from(v.window_secs)) * 1000));
                 }

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use vscout_service::telemetry::unix_now_ms as now_ms;
 use vscout_wire::batch::{AgentHealth, RollupView, StatsRow};
 use vscout_wire::batch::{Batch, Record};
-use vscout_wire::rollup::Rollup;
+use vscout_wire::rollup::{Rollup, SeriesLabels};
 use vscout_wire::sketch::Sketch;
 
 use super::{
@@ -140,7 +140,7 @@ struct TxSeries<'a> {
 }
 
 impl TxSeries<'_> {
-    fn id(&mut self, tx: &Transaction<'_>, v: &RollupView<'_>) -> Result<i64, StoreError> {
+    fn id(&mut self, tx: &Transaction<'_>, v: &SeriesLabels<'_>) -> Result<i64, StoreError> {
         series_key(&mut self.key, v.vcenter, v.entity_id, v.counter, v.instance);
         if let Some(id) = self
             .cache
@@ -174,7 +174,7 @@ fn insert_rollup(
     ids: &mut TxSeries<'_>,
     v: &RollupView<'_>,
 ) -> Result<bool, StoreError> {
-    let id = ids.id(tx, v)?;
+    let id = ids.id(tx, &v.labels)?;
     let mut stmt = tx.prepare_cached(
         "INSERT OR IGNORE INTO rollups VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
@@ -198,13 +198,7 @@ fn insert_rollup(
 
 fn view_of(r: &Rollup) -> RollupView<'_> {
     RollupView {
-        vcenter: &r.vcenter,
-        entity_type: &r.entity_type,
-        entity_id: &r.entity_id,
-        counter: &r.counter,
-        instance: &r.instance,
-        unit: &r.unit,
-        stats_type: &r.stats_type,
+        labels: r.labels(),
         window_start: r.window_start,
         window_secs: r.window_secs,
         expected_samples: r.expected_samples,
@@ -304,23 +298,7 @@ impl Storage for SqliteStore {
                     }
                 }
                 Record::Daily(d) => {
-                    let id = ids.id(
-                        &tx,
-                        &RollupView {
-                            vcenter: &d.vcenter,
-                            entity_type: &d.entity_type,
-                            entity_id: &d.entity_id,
-                            counter: &d.counter,
-                            instance: &d.instance,
-                            unit: &d.unit,
-                            stats_type: &d.stats_type,
-                            window_start: d.day_start,
-                            window_secs: 86_400,
-                            expected_samples: 0,
-                            missing_samples: 0,
-                            stats: None,
-                        },
-                    )?;
+                    let id = ids.id(&tx, &d.labels())?;
                     let sketch = serde_json::to_string(&d.sketch)
                         .map_err(|e| StoreError::Other(e.to_string()))?;
                     let mut stmt = tx.prepare_cached(
