@@ -118,47 +118,11 @@ pub async fn run(cfg: &AgentConfig) -> Vec<CheckResult> {
             Status::Pass,
             format!("logged in as {}", client.username()),
         ));
-        // The read-only role: what inventory and performance collection need.
-        const READ_ONLY: [&str; 3] = ["System.Anonymous", "System.View", "System.Read"];
-        let root = client.service_content().root_folder.clone();
-        match client.user_privileges(&root, &READ_ONLY).await {
-            Ok(Some(p)) => {
-                let missing: Vec<&str> = READ_ONLY
-                    .iter()
-                    .copied()
-                    .filter(|id| !p.iter().any(|(g, ok)| g == id && *ok))
-                    .collect();
-                out.push(if missing.is_empty() {
-                    row("privileges", Status::Pass, format!("{} on the root folder", READ_ONLY.join(", ")))
-                } else {
-                    row("privileges", Status::Fail, format!("{} lacks {} on the root folder; fix: assign the Read-only role on the vCenter root with \"Propagate to children\"", client.username(), missing.join(", ")))
-                });
-            }
-            Ok(None) => out.push(row(
-                "privileges",
-                Status::Warn,
-                "no AuthorizationManager to ask (a standalone host?)".into(),
-            )),
-            Err(e) => out.push(row(
-                "privileges",
-                Status::Warn,
-                format!("cannot ask which privileges the user holds: {e}"),
-            )),
-        }
+        let (status, detail) = privileges(&client).await;
+        out.push(row("privileges", status, detail));
         let inventory = crate::inventory::collect(&client).await;
-        match &inventory {
-            Ok(inv) if inv.vms.is_empty() => out.push(row(
-                "inventory",
-                Status::Warn,
-                "no VMs visible; fix: give the user a read-only role on the vCenter root, propagated to children".into(),
-            )),
-            Ok(inv) => out.push(row(
-                "inventory",
-                Status::Pass,
-                format!("{} VMs, {} hosts, {} clusters, {} datastores visible", inv.vms.len(), inv.hosts.len(), inv.clusters.len(), inv.datastores.len()),
-            )),
-            Err(e) => out.push(row("inventory", Status::Fail, format!("{e}; fix: the user needs read access (System.View, System.Read) on the vCenter root"))),
-        }
+        let (status, detail) = inventory_row(&inventory);
+        out.push(row("inventory", status, detail));
         if cfg.perf.enabled {
             if let Ok(inv) = &inventory {
                 out.extend(counter_rows(&client, cfg, inv, &vc.name).await);
@@ -186,6 +150,55 @@ pub async fn run(cfg: &AgentConfig) -> Vec<CheckResult> {
         out.extend(collector::checks(c).await);
     }
     out
+}
+
+/// What the inventory saw, or why it could not.
+fn inventory_row(
+    inventory: &Result<crate::inventory::VcenterInventory, crate::vsphere::VsphereError>,
+) -> (Status, String) {
+    match inventory {
+        Ok(inv) if inv.vms.is_empty() => (
+            Status::Warn,
+            "no VMs visible; fix: give the user a read-only role on the vCenter root, propagated to children".into(),
+        ),
+        Ok(inv) => (
+            Status::Pass,
+            format!("{} VMs, {} hosts, {} clusters, {} datastores visible", inv.vms.len(), inv.hosts.len(), inv.clusters.len(), inv.datastores.len()),
+        ),
+        Err(e) => (Status::Fail, format!("{e}; fix: the user needs read access (System.View, System.Read) on the vCenter root")),
+    }
+}
+
+/// Whether the user holds the read-only role on the root folder.
+async fn privileges(client: &Client) -> (Status, String) {
+    // The read-only role: what inventory and performance collection need.
+    const READ_ONLY: [&str; 3] = ["System.Anonymous", "System.View", "System.Read"];
+    let root = client.service_content().root_folder.clone();
+    match client.user_privileges(&root, &READ_ONLY).await {
+        Ok(Some(p)) => {
+            let missing: Vec<&str> = READ_ONLY
+                .iter()
+                .copied()
+                .filter(|id| !p.iter().any(|(g, ok)| g == id && *ok))
+                .collect();
+            if missing.is_empty() {
+                (
+                    Status::Pass,
+                    format!("{} on the root folder", READ_ONLY.join(", ")),
+                )
+            } else {
+                (Status::Fail, format!("{} lacks {} on the root folder; fix: assign the Read-only role on the vCenter root with \"Propagate to children\"", client.username(), missing.join(", ")))
+            }
+        }
+        Ok(None) => (
+            Status::Warn,
+            "no AuthorizationManager to ask (a standalone host?)".into(),
+        ),
+        Err(e) => (
+            Status::Warn,
+            format!("cannot ask which privileges the user holds: {e}"),
+        ),
+    }
 }
 
 /// The configured counters: present in the vCenter's catalog, and with data on a few
