@@ -80,7 +80,13 @@ pub(super) async fn checks(c: &CollectorConfig) -> Vec<CheckResult> {
         .get("date")
         .and_then(|d| d.to_str().ok())
         .map(str::to_owned);
-    // Credentials: an authenticated read.
+    out.push(auth(&http, c).await);
+    out.push(clock(date.as_deref()));
+    out
+}
+
+/// Credentials: an authenticated read.
+async fn auth(http: &reqwest::Client, c: &CollectorConfig) -> CheckResult {
     let mut req = http.get(
         c.url
             .join("v1/stats")
@@ -91,7 +97,7 @@ pub(super) async fn checks(c: &CollectorConfig) -> Vec<CheckResult> {
         req = req.bearer_auth(t.expose());
     }
     match req.send().await {
-        Ok(r) if r.status().is_success() => out.push(row(
+        Ok(r) if r.status().is_success() => row(
             "auth",
             Status::Pass,
             match (&c.token, &c.identity) {
@@ -99,16 +105,20 @@ pub(super) async fn checks(c: &CollectorConfig) -> Vec<CheckResult> {
                 (Some(_), None) => "token accepted".into(),
                 _ => "client certificate accepted".into(),
             },
-        )),
+        ),
         Ok(r) => {
             let code = r.status().as_u16();
             let mut msg = r.text().await.unwrap_or_default();
             msg.truncate(200);
-            out.push(row("auth", Status::Fail, format!("the collector answered {code}: {msg}; fix: issue a token with `vscout-collector token add NAME` and put it in collector.token_file (or use a client certificate its client_ca_file trusts)")));
+            row("auth", Status::Fail, format!("the collector answered {code}: {msg}; fix: issue a token with `vscout-collector token add NAME` and put it in collector.token_file (or use a client certificate its client_ca_file trusts)"))
         }
-        Err(e) => out.push(row("auth", Status::Fail, e.to_string())),
+        Err(e) => row("auth", Status::Fail, e.to_string()),
     }
-    out.push(match date.as_deref().and_then(parse_http_date) {
+}
+
+/// The collector's clock against this machine's, from its `Date` header.
+fn clock(date: Option<&str>) -> CheckResult {
+    match date.and_then(parse_http_date) {
         Some(t) => {
             let skew = t - crate::telemetry::unix_now_ms() / 1000;
             if skew.abs() > 300 {
@@ -117,9 +127,12 @@ pub(super) async fn checks(c: &CollectorConfig) -> Vec<CheckResult> {
                 row("clock", Status::Pass, format!("skew {skew} s"))
             }
         }
-        None => row("clock", Status::Warn, "the collector sent no usable Date header".into()),
-    });
-    out
+        None => row(
+            "clock",
+            Status::Warn,
+            "the collector sent no usable Date header".into(),
+        ),
+    }
 }
 
 /// Parses an IMF-fixdate (`Sun, 22 Nov 2026 03:20:00 GMT`) into Unix seconds.
