@@ -91,37 +91,9 @@ fn get<'a>(props: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
 pub fn settings(props: &BTreeMap<String, String>) -> Result<Settings, SettingsError> {
     let mut errors: Vec<(String, String)> = Vec::new();
     let mut err = |k: &str, r: String| errors.push((k.to_owned(), r));
-    for (k, v) in props {
-        if v.len() > MAX_VALUE_BYTES {
-            err(k, format!("{} bytes, at most {MAX_VALUE_BYTES}", v.len()));
-        } else if !keys::SECRET.contains(&k.as_str()) && v.chars().any(char::is_control) {
-            err(k, "contains control characters (a newline?)".into());
-        }
-    }
-    let url = |k: &str, err: &mut dyn FnMut(&str, String)| -> Option<String> {
-        let v = get(props, k)?;
-        match reqwest::Url::parse(v) {
-            Ok(u) if u.scheme() == "https" && u.host_str().is_some() => Some(v.to_owned()),
-            Ok(u) => {
-                err(k, format!("{v:?} must be an https URL, not {}", u.scheme()));
-                None
-            }
-            Err(e) => {
-                err(k, format!("{v:?} is not a URL ({e})"));
-                None
-            }
-        }
-    };
-    let thumb = |k: &str, err: &mut dyn FnMut(&str, String)| -> Option<String> {
-        let v = get(props, k)?;
-        match crate::config::parse_thumbprint(v) {
-            Ok(d) => Some(crate::tls::format_thumbprint(&d)),
-            Err(r) => {
-                err(k, format!("{v:?}: {r}"));
-                None
-            }
-        }
-    };
+    check_values(props, &mut err);
+    let url = |k: &str, err: &mut dyn FnMut(&str, String)| https_url(props, k, err);
+    let thumb = |k: &str, err: &mut dyn FnMut(&str, String)| thumbprint(props, k, err);
     let vcenter_url = url(keys::VCENTER_URL, &mut err);
     if get(props, keys::VCENTER_URL).is_none() {
         err(
@@ -170,33 +142,12 @@ pub fn settings(props: &BTreeMap<String, String>) -> Result<Settings, SettingsEr
         }
     });
     let network = static_net(props, &mut err);
-    let mut ntp = Vec::new();
-    for n in list(props, keys::NTP) {
-        if n.parse::<IpAddr>().is_ok() || is_host_name(n) {
-            ntp.push(n.to_ascii_lowercase());
-        } else {
-            err(
-                keys::NTP,
-                format!("{n:?} is not a host name or an IP address"),
-            );
-        }
-    }
+    let ntp = ntp_servers(props, &mut err);
     let root_password = props
         .get(keys::ROOT_PASSWORD)
         .filter(|p| !p.is_empty())
         .map(|p| Secret::new(p.as_str()));
-    let root_ssh_key = get(props, keys::ROOT_SSH_KEY).and_then(|k| {
-        let kind = k.split_whitespace().next().unwrap_or_default();
-        if kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-") {
-            Some(k.to_owned())
-        } else {
-            err(
-                keys::ROOT_SSH_KEY,
-                "not an OpenSSH public key (ssh-ed25519 AAAA…)".into(),
-            );
-            None
-        }
-    });
+    let root_ssh_key = ssh_key(props, &mut err);
     match (vcenter_url, vcenter_user, vcenter_password) {
         (Some(vcenter_url), Some(vcenter_user), Some(vcenter_password)) if errors.is_empty() => {
             Ok(Settings {
@@ -214,6 +165,85 @@ pub fn settings(props: &BTreeMap<String, String>) -> Result<Settings, SettingsEr
         }
         _ => Err(SettingsError(errors)),
     }
+}
+
+/// Every value: not oversized, and no control characters outside secrets.
+fn check_values(props: &BTreeMap<String, String>, err: &mut dyn FnMut(&str, String)) {
+    for (k, v) in props {
+        if v.len() > MAX_VALUE_BYTES {
+            err(k, format!("{} bytes, at most {MAX_VALUE_BYTES}", v.len()));
+        } else if !keys::SECRET.contains(&k.as_str()) && v.chars().any(char::is_control) {
+            err(k, "contains control characters (a newline?)".into());
+        }
+    }
+}
+
+/// Property `k` as an https URL, if set.
+fn https_url(
+    props: &BTreeMap<String, String>,
+    k: &str,
+    err: &mut dyn FnMut(&str, String),
+) -> Option<String> {
+    let v = get(props, k)?;
+    match reqwest::Url::parse(v) {
+        Ok(u) if u.scheme() == "https" && u.host_str().is_some() => Some(v.to_owned()),
+        Ok(u) => {
+            err(k, format!("{v:?} must be an https URL, not {}", u.scheme()));
+            None
+        }
+        Err(e) => {
+            err(k, format!("{v:?} is not a URL ({e})"));
+            None
+        }
+    }
+}
+
+/// Property `k` as a SHA-256 thumbprint, written as vCenter writes it, if set.
+fn thumbprint(
+    props: &BTreeMap<String, String>,
+    k: &str,
+    err: &mut dyn FnMut(&str, String),
+) -> Option<String> {
+    let v = get(props, k)?;
+    match crate::config::parse_thumbprint(v) {
+        Ok(d) => Some(crate::tls::format_thumbprint(&d)),
+        Err(r) => {
+            err(k, format!("{v:?}: {r}"));
+            None
+        }
+    }
+}
+
+/// The NTP servers: host names or IP addresses.
+fn ntp_servers(props: &BTreeMap<String, String>, err: &mut dyn FnMut(&str, String)) -> Vec<String> {
+    let mut ntp = Vec::new();
+    for n in list(props, keys::NTP) {
+        if n.parse::<IpAddr>().is_ok() || is_host_name(n) {
+            ntp.push(n.to_ascii_lowercase());
+        } else {
+            err(
+                keys::NTP,
+                format!("{n:?} is not a host name or an IP address"),
+            );
+        }
+    }
+    ntp
+}
+
+/// Root's SSH public key, if set.
+fn ssh_key(props: &BTreeMap<String, String>, err: &mut dyn FnMut(&str, String)) -> Option<String> {
+    get(props, keys::ROOT_SSH_KEY).and_then(|k| {
+        let kind = k.split_whitespace().next().unwrap_or_default();
+        if kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-") {
+            Some(k.to_owned())
+        } else {
+            err(
+                keys::ROOT_SSH_KEY,
+                "not an OpenSSH public key (ssh-ed25519 AAAA…)".into(),
+            );
+            None
+        }
+    })
 }
 
 fn static_net(
