@@ -224,32 +224,7 @@ pub(super) fn validate(raw: RawConfig, ctx: &Context) -> Result<AgentConfig, Con
         ));
     }
 
-    if raw.vcenter.is_empty() {
-        return Err(ConfigError::Missing {
-            key: "vcenter".into(),
-            reason: "add at least one [[vcenter]] entry".into(),
-        });
-    }
-    if raw.vcenter.len() > MAX_VCENTERS {
-        return Err(ConfigError::invalid(
-            "vcenter",
-            format!("{} entries", raw.vcenter.len()),
-            format!("at most {MAX_VCENTERS} vCenters per agent"),
-        ));
-    }
-    let mut vcenters = Vec::with_capacity(raw.vcenter.len());
-    let mut names = HashSet::new();
-    for (i, v) in raw.vcenter.into_iter().enumerate() {
-        let vc = validate_vcenter(i, v, ctx)?;
-        if !names.insert(vc.name.clone()) {
-            return Err(ConfigError::invalid(
-                format!("vcenter[{i}].name"),
-                &vc.name,
-                "two vCenters have this name; give each a unique name",
-            ));
-        }
-        vcenters.push(vc);
-    }
+    let vcenters = validate_vcenters(raw.vcenter, ctx)?;
     let perf = validate_perf(raw.perf)?;
     let buffer = super::ship::validate_buffer(raw.buffer)?;
     let collector = raw
@@ -283,6 +258,40 @@ pub(super) fn validate(raw: RawConfig, ctx: &Context) -> Result<AgentConfig, Con
         )?),
         vcenters,
     })
+}
+
+/// At least one vCenter, at most `MAX_VCENTERS`, each valid and with its own name.
+fn validate_vcenters(
+    raw: Vec<RawVcenter>,
+    ctx: &Context,
+) -> Result<Vec<VcenterConfig>, ConfigError> {
+    if raw.is_empty() {
+        return Err(ConfigError::Missing {
+            key: "vcenter".into(),
+            reason: "add at least one [[vcenter]] entry".into(),
+        });
+    }
+    if raw.len() > MAX_VCENTERS {
+        return Err(ConfigError::invalid(
+            "vcenter",
+            format!("{} entries", raw.len()),
+            format!("at most {MAX_VCENTERS} vCenters per agent"),
+        ));
+    }
+    let mut vcenters = Vec::with_capacity(raw.len());
+    let mut names = HashSet::new();
+    for (i, v) in raw.into_iter().enumerate() {
+        let vc = validate_vcenter(i, v, ctx)?;
+        if !names.insert(vc.name.clone()) {
+            return Err(ConfigError::invalid(
+                format!("vcenter[{i}].name"),
+                &vc.name,
+                "two vCenters have this name; give each a unique name",
+            ));
+        }
+        vcenters.push(vc);
+    }
+    Ok(vcenters)
 }
 
 fn validate_vcenter(i: usize, v: RawVcenter, ctx: &Context) -> Result<VcenterConfig, ConfigError> {
