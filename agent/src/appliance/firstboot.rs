@@ -369,72 +369,37 @@ const CREDENTIALS_DIR: &str = "/etc/vscout/credentials";
 
 /// The files that configure the appliance.
 pub fn plan(s: &Settings) -> Vec<FileOut> {
-    let mut files = Vec::new();
-    let mut toml = String::from(
-        "# Written by vscout-firstboot from the OVF environment. Edit it, then\n# `systemctl reload vscout-agent`. Secrets are systemd credentials (see the drop-in).\n\n[agent]\nstate_dir = \"/var/lib/vscout\"\nmetrics_listen = \"127.0.0.1:9187\"\n\n[[vcenter]]\nname = \"vcenter\"\n",
-    );
-    toml.push_str(&format!("url = {}\n", toml_string(&s.vcenter_url)));
-    toml.push_str(&format!("username = {}\n", toml_string(&s.vcenter_user)));
-    toml.push_str(&format!("password_credential = \"{VCENTER_CREDENTIAL}\"\n"));
-    if let Some(t) = &s.vcenter_thumbprint {
-        toml.push_str(&format!(
-            "[vcenter.tls]\nthumbprint_sha256 = {}\n",
-            toml_string(t)
-        ));
-    }
     let secret = |name: &str, value: &Secret| FileOut {
         path: Path::new(CREDENTIALS_DIR).join(name),
         mode: 0o600,
         content: value.expose().as_bytes().to_vec(),
     };
-    files.push(secret(VCENTER_CREDENTIAL, &s.vcenter_password));
+    let mut files = vec![secret(VCENTER_CREDENTIAL, &s.vcenter_password)];
+    if let Some((_, token, _)) = &s.collector {
+        files.push(secret(COLLECTOR_CREDENTIAL, token));
+    }
+    files.push(FileOut {
+        path: "/etc/vscout/agent.toml".into(),
+        mode: 0o644,
+        content: agent_toml(s).into_bytes(),
+    });
     let mut dropin = format!(
         "# Written by vscout-firstboot: the agent's secrets, readable by root only.\n[Service]\nLoadCredential={VCENTER_CREDENTIAL}:{CREDENTIALS_DIR}/{VCENTER_CREDENTIAL}\n"
     );
-    if let Some((url, token, thumb)) = &s.collector {
-        toml.push_str(&format!(
-            "\n[collector]\nurl = {}\ntoken_credential = \"{COLLECTOR_CREDENTIAL}\"\n",
-            toml_string(url)
-        ));
-        if let Some(t) = thumb {
-            toml.push_str(&format!(
-                "[collector.tls]\nthumbprint_sha256 = {}\n",
-                toml_string(t)
-            ));
-        }
-        files.push(secret(COLLECTOR_CREDENTIAL, token));
+    if s.collector.is_some() {
         dropin.push_str(&format!(
             "LoadCredential={COLLECTOR_CREDENTIAL}:{CREDENTIALS_DIR}/{COLLECTOR_CREDENTIAL}\n"
         ));
     }
     files.push(FileOut {
-        path: "/etc/vscout/agent.toml".into(),
-        mode: 0o644,
-        content: toml.into_bytes(),
-    });
-    files.push(FileOut {
         path: "/etc/systemd/system/vscout-agent.service.d/10-credentials.conf".into(),
         mode: 0o644,
         content: dropin.into_bytes(),
     });
-    let mut net =
-        String::from("# Written by vscout-firstboot.\n[Match]\nName=en* eth*\n\n[Network]\n");
-    match &s.network {
-        None => net.push_str("DHCP=yes\n"),
-        Some(n) => {
-            net.push_str(&format!("Address={}/{}\n", n.address, n.prefix));
-            if let Some(g) = n.gateway {
-                net.push_str(&format!("Gateway={g}\n"));
-            }
-            for d in &n.dns {
-                net.push_str(&format!("DNS={d}\n"));
-            }
-        }
-    }
     files.push(FileOut {
         path: "/etc/systemd/network/10-vscout.network".into(),
         mode: 0o644,
-        content: net.into_bytes(),
+        content: network_file(s.network.as_ref()).into_bytes(),
     });
     if !s.ntp.is_empty() {
         files.push(FileOut {
@@ -462,6 +427,55 @@ pub fn plan(s: &Settings) -> Vec<FileOut> {
         });
     }
     files
+}
+
+/// The agent's configuration: the vCenter, and the collector if one was given; secrets
+/// are named credentials, never values.
+fn agent_toml(s: &Settings) -> String {
+    let mut toml = String::from(
+        "# Written by vscout-firstboot from the OVF environment. Edit it, then\n# `systemctl reload vscout-agent`. Secrets are systemd credentials (see the drop-in).\n\n[agent]\nstate_dir = \"/var/lib/vscout\"\nmetrics_listen = \"127.0.0.1:9187\"\n\n[[vcenter]]\nname = \"vcenter\"\n",
+    );
+    toml.push_str(&format!("url = {}\n", toml_string(&s.vcenter_url)));
+    toml.push_str(&format!("username = {}\n", toml_string(&s.vcenter_user)));
+    toml.push_str(&format!("password_credential = \"{VCENTER_CREDENTIAL}\"\n"));
+    if let Some(t) = &s.vcenter_thumbprint {
+        toml.push_str(&format!(
+            "[vcenter.tls]\nthumbprint_sha256 = {}\n",
+            toml_string(t)
+        ));
+    }
+    if let Some((url, _, thumb)) = &s.collector {
+        toml.push_str(&format!(
+            "\n[collector]\nurl = {}\ntoken_credential = \"{COLLECTOR_CREDENTIAL}\"\n",
+            toml_string(url)
+        ));
+        if let Some(t) = thumb {
+            toml.push_str(&format!(
+                "[collector.tls]\nthumbprint_sha256 = {}\n",
+                toml_string(t)
+            ));
+        }
+    }
+    toml
+}
+
+/// systemd-networkd's file: DHCP, or the static address, gateway and DNS servers.
+fn network_file(network: Option<&StaticNet>) -> String {
+    let mut net =
+        String::from("# Written by vscout-firstboot.\n[Match]\nName=en* eth*\n\n[Network]\n");
+    match network {
+        None => net.push_str("DHCP=yes\n"),
+        Some(n) => {
+            net.push_str(&format!("Address={}/{}\n", n.address, n.prefix));
+            if let Some(g) = n.gateway {
+                net.push_str(&format!("Gateway={g}\n"));
+            }
+            for d in &n.dns {
+                net.push_str(&format!("DNS={d}\n"));
+            }
+        }
+    }
+    net
 }
 
 /// Writes the files under `root` (`/` on the appliance), each atomically with its final
