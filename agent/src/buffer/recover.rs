@@ -2,7 +2,7 @@
 //! without ever refusing to start (see the module header of `buffer` for each case).
 
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tracing::{info, warn};
@@ -19,86 +19,17 @@ impl Buffer {
         let dir = opts.dir.clone();
         fs.create_dir_all(&dir)
             .map_err(|e| BufferError::io(&dir, &e))?;
-        let files = fs.list(&dir).map_err(|e| BufferError::io(&dir, &e))?;
         let mut stats = Stats::default();
-        let mut cursor: Option<u64> = None;
-        let mut cursor_bytes = 0;
-        let mut candidates = Vec::new();
-        let mut quarantined = VecDeque::new();
-        for (name, size) in files {
-            let path = dir.join(&name);
-            if name == "cursor" {
-                cursor_bytes = size;
-                match fs
-                    .read(&path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|b| format::decode_cursor(&b))
-                {
-                    Ok(v) => cursor = Some(v),
-                    Err(reason) => {
-                        stats.cursor_corrupt = true;
-                        warn!(file = %path.display(), reason, "buffer cursor is unreadable; records still on disk will be sent again");
-                    }
-                }
-            } else if name == "cursor.tmp" {
-                // An acknowledgement interrupted before its rename: the old cursor holds.
-                let _ = fs.remove(&path);
-            } else if let Some(first) = format::parse_segment_name(&name) {
-                candidates.push((first, path, size));
-            } else if name.ends_with(".corrupt") {
-                quarantined.push_back((path, size));
-            } else {
-                info!(file = %path.display(), "ignoring a file that is not part of the buffer");
-            }
-        }
-        candidates.sort_by_key(|c| c.0);
-        let mut segments: VecDeque<Segment> = VecDeque::new();
-        for (first_seq, path, size) in candidates {
-            if let Some(prev) = segments.back() {
-                if first_seq < prev.end_seq {
-                    // Overlaps the previous segment: the sequence would repeat.
-                    quarantine(
-                        fs.as_ref(),
-                        &path,
-                        size,
-                        &mut quarantined,
-                        &mut stats,
-                        "overlaps the previous segment",
-                    );
-                    continue;
-                }
-            }
-            match scan_segment(fs.as_ref(), &path, first_seq, size, &mut stats) {
-                Ok(Some(seg)) => {
-                    // Records between the previous segment (or the cursor) and this one
-                    // that were never acknowledged are gone.
-                    let expected = segments
-                        .back()
-                        .map_or(0, |p| p.end_seq)
-                        .max(cursor.map_or(0, |c| c + 1));
-                    if expected > 0 && first_seq > expected {
-                        stats.missing_records += first_seq - expected;
-                        warn!(
-                            from_seq = expected,
-                            to_seq = first_seq - 1,
-                            "buffer records are missing (a segment was deleted or lost)"
-                        );
-                    }
-                    segments.push_back(seg);
-                }
-                Ok(None) => {}
-                Err(reason) => {
-                    quarantine(
-                        fs.as_ref(),
-                        &path,
-                        size,
-                        &mut quarantined,
-                        &mut stats,
-                        &reason,
-                    );
-                }
-            }
-        }
+        let found = read_dir(fs.as_ref(), &dir, &mut stats)?;
+        let (cursor, cursor_bytes, mut quarantined) =
+            (found.cursor, found.cursor_bytes, found.quarantined);
+        let segments = chain_segments(
+            fs.as_ref(),
+            found.candidates,
+            cursor,
+            &mut quarantined,
+            &mut stats,
+        );
         // Whatever survived is made durable before it is offered to the shipper.
         for seg in &segments {
             fs.sync(&seg.path)
@@ -121,17 +52,121 @@ impl Buffer {
     }
 }
 
+/// What the buffer's directory holds, sorted out.
+struct Found {
+    cursor: Option<u64>,
+    cursor_bytes: u64,
+    /// Segments by first sequence number, path and size, in directory order.
+    candidates: Vec<(u64, PathBuf, u64)>,
+    quarantined: VecDeque<(PathBuf, u64)>,
+}
+
+/// Reads the cursor, lists the segments and the quarantined files, and removes an
+/// interrupted acknowledgement's temporary file.
+fn read_dir(fs: &dyn Fs, dir: &Path, stats: &mut Stats) -> Result<Found, BufferError> {
+    let files = fs.list(dir).map_err(|e| BufferError::io(dir, &e))?;
+    let mut cursor: Option<u64> = None;
+    let mut cursor_bytes = 0;
+    let mut candidates = Vec::new();
+    let mut quarantined = VecDeque::new();
+    for (name, size) in files {
+        let path = dir.join(&name);
+        if name == "cursor" {
+            cursor_bytes = size;
+            match fs
+                .read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| format::decode_cursor(&b))
+            {
+                Ok(v) => cursor = Some(v),
+                Err(reason) => {
+                    stats.cursor_corrupt = true;
+                    warn!(file = %path.display(), reason, "buffer cursor is unreadable; records still on disk will be sent again");
+                }
+            }
+        } else if name == "cursor.tmp" {
+            // An acknowledgement interrupted before its rename: the old cursor holds.
+            let _ = fs.remove(&path);
+        } else if let Some(first) = format::parse_segment_name(&name) {
+            candidates.push((first, path, size));
+        } else if name.ends_with(".corrupt") {
+            quarantined.push_back((path, size));
+        } else {
+            info!(file = %path.display(), "ignoring a file that is not part of the buffer");
+        }
+    }
+    Ok(Found {
+        cursor,
+        cursor_bytes,
+        candidates,
+        quarantined,
+    })
+}
+
+/// The segments in sequence order, scanned; one that overlaps the previous or cannot be
+/// read is quarantined, and records missing between them are counted.
+fn chain_segments(
+    fs: &dyn Fs,
+    mut candidates: Vec<(u64, PathBuf, u64)>,
+    cursor: Option<u64>,
+    quarantined: &mut VecDeque<(PathBuf, u64)>,
+    stats: &mut Stats,
+) -> VecDeque<Segment> {
+    candidates.sort_by_key(|c| c.0);
+    let mut segments: VecDeque<Segment> = VecDeque::new();
+    for (first_seq, path, size) in candidates {
+        if let Some(prev) = segments.back() {
+            if first_seq < prev.end_seq {
+                // Overlaps the previous segment: the sequence would repeat.
+                quarantine(
+                    fs,
+                    &path,
+                    size,
+                    quarantined,
+                    stats,
+                    "overlaps the previous segment",
+                );
+                continue;
+            }
+        }
+        match scan_segment(fs, &path, first_seq, size, stats) {
+            Ok(Some(seg)) => {
+                // Records between the previous segment (or the cursor) and this one
+                // that were never acknowledged are gone.
+                let expected = segments
+                    .back()
+                    .map_or(0, |p| p.end_seq)
+                    .max(cursor.map_or(0, |c| c + 1));
+                if expected > 0 && first_seq > expected {
+                    stats.missing_records += first_seq - expected;
+                    warn!(
+                        from_seq = expected,
+                        to_seq = first_seq - 1,
+                        "buffer records are missing (a segment was deleted or lost)"
+                    );
+                }
+                segments.push_back(seg);
+            }
+            Ok(None) => {}
+            Err(reason) => {
+                quarantine(fs, &path, size, quarantined, stats, &reason);
+            }
+        }
+    }
+    segments
+}
+
 fn quarantine(
     fs: &dyn Fs,
     path: &Path,
     size: u64,
-    quarantined: &mut VecDeque<(std::path::PathBuf, u64)>,
+    quarantined: &mut VecDeque<(PathBuf, u64)>,
     stats: &mut Stats,
     reason: &str,
 ) {
     let mut target = path.as_os_str().to_owned();
     target.push(".corrupt");
-    let target = std::path::PathBuf::from(target);
+    let target = PathBuf::from(target);
     warn!(segment = %path.display(), reason, "quarantining an unreadable buffer segment");
     stats.quarantined_segments += 1;
     match fs.rename(path, &target) {
