@@ -16,7 +16,7 @@ use crate::perf::{
     vcenter_now_ms, watermark, Aggregator, PollReport, Poller, Rollup, REALTIME_SECS,
 };
 use crate::ship::{Batcher, Record};
-use crate::vsphere::VsphereError;
+use crate::vsphere::{Client, MoRef, VsphereError};
 
 use super::vcenter::VcenterTask;
 
@@ -34,22 +34,47 @@ pub(super) struct PerfState {
     pub(super) hold_since: Option<i64>,
 }
 
+impl PerfState {
+    /// Polls every target up to vCenter's now; returns that now and the poll's report.
+    async fn poll(
+        &mut self,
+        client: &Client,
+        targets: &[MoRef],
+        window_ms: i64,
+    ) -> Result<(i64, PollReport), VsphereError> {
+        let resume = self.stored_until.take();
+        let end = vcenter_now_ms(client).await?;
+        // After a restart, look back to the last stored window (no gap), at most as far
+        // as vCenter keeps real-time samples.
+        let lookback_ms = match resume {
+            Some(w) => (end - w).clamp(window_ms, REALTIME_RETENTION_MS),
+            None => first_lookback_ms(end, window_ms),
+        };
+        let report = self
+            .poller
+            .poll(client, targets, end, lookback_ms, &mut self.agg)
+            .await?;
+        Ok((end, report))
+    }
+}
+
 impl VcenterTask {
     /// One real-time performance poll with its deadline; closed windows are summarised.
     /// False if the agent is stopping.
     pub(super) async fn perf_round(&mut self, stop: &CancellationToken) -> bool {
         if self.perf.is_none() {
-            match self.start_perf().await {
-                Some(p) => self.perf = Some(p),
-                None => return true,
-            }
+            self.perf = self.start_perf().await;
         }
+        let Some(perf) = self.perf.as_mut() else {
+            return true;
+        };
+        let window_ms = i64::from(self.cfg.perf.window_secs) * 1000;
         let started = Instant::now();
         let deadline = self.cfg.perf.interval;
         let me = self.me.clone();
         me.begin(deadline);
         let result = tokio::select! {
-            r = tokio::time::timeout(deadline, self.poll()) => Some(r),
+            r = tokio::time::timeout(deadline, perf.poll(&self.client, &self.targets, window_ms)) => Some(r),
             _ = stop.cancelled() => None,
         };
         me.end();
@@ -124,30 +149,6 @@ impl VcenterTask {
             stored_until: mark.map(|w| w.closed_ms),
             hold_since: None,
         })
-    }
-
-    /// Polls every target up to vCenter's now; returns that now and the poll's report.
-    async fn poll(&mut self) -> Result<(i64, PollReport), VsphereError> {
-        let window_ms = i64::from(self.cfg.perf.window_secs) * 1000;
-        let Some(perf) = self.perf.as_mut() else {
-            return Err(VsphereError::Protocol {
-                method: "QueryPerf",
-                reason: "no poller".into(),
-            });
-        };
-        let resume = perf.stored_until.take();
-        let end = vcenter_now_ms(&self.client).await?;
-        // After a restart, look back to the last stored window (no gap), at most as far
-        // as vCenter keeps real-time samples.
-        let lookback_ms = match resume {
-            Some(w) => (end - w).clamp(window_ms, REALTIME_RETENTION_MS),
-            None => first_lookback_ms(end, window_ms),
-        };
-        let report = perf
-            .poller
-            .poll(&self.client, &self.targets, end, lookback_ms, &mut perf.agg)
-            .await?;
-        Ok((end, report))
     }
 
     /// After a good poll: counts it, closes the windows it completed (or whose grace ran

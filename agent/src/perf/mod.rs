@@ -23,5 +23,5 @@ pub use catalog::{resolve, Counter, Resolved};
 pub use once::{last_window, RollupWriter};
 pub use poller::{vcenter_now_ms, PollReport, Poller, SampleSink, REALTIME_SECS};
 pub use rollup::{Aggregator, SeriesKey};
-pub use take::{grid_slot, take_series, Marks};
+pub use take::grid_slot;
 pub use vscout_wire::rollup::{DailySummary, Rollup, WindowStats, ROLLUP_SCHEMA_VERSION};

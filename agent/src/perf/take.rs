@@ -14,7 +14,7 @@ use crate::vsphere::{MoRef, PerfEntityMetric};
 
 /// The marks of every series and entity a poller has seen.
 #[derive(Debug, Default)]
-pub struct Marks {
+pub(super) struct Marks {
     /// Entities numbered, so that a series mark is keyed by 12 bytes, not 100: at 10,000
     /// VMs there are over 100,000 marks.
     entity_ids: HashMap<MoRef, u32>,
@@ -28,12 +28,12 @@ pub struct Marks {
 
 impl Marks {
     /// Where the next request for `entity` starts (Unix ms), if it was seen before.
-    pub fn entity_start(&self, entity: &MoRef) -> Option<i64> {
+    pub(super) fn entity_start(&self, entity: &MoRef) -> Option<i64> {
         self.entity_marks.get(entity).copied()
     }
 
     /// Forgets the marks of entities not in `targets` (deleted or powered off).
-    pub fn retain(&mut self, targets: &[MoRef]) {
+    pub(super) fn retain(&mut self, targets: &[MoRef]) {
         let keep: HashSet<&MoRef> = targets.iter().collect();
         self.entity_ids.retain(|e, _| keep.contains(e));
         let ids: HashSet<u32> = self.entity_ids.values().copied().collect();
@@ -44,7 +44,7 @@ impl Marks {
     /// Keeps the new samples of one entity's answer (asked from `start`, Unix ms) and
     /// moves its marks: each series' samples newer than its mark go to `sink`, the rest
     /// are counted in `report`. Only counters in `counters` are taken.
-    pub fn take(
+    pub(super) fn take(
         &mut self,
         counters: &Resolved,
         answer: PerfEntityMetric,
@@ -131,7 +131,7 @@ pub fn grid_slot(ts_ms: i64, interval_secs: u32) -> i64 {
 /// it has slots, however a server stamps them. `take` receives (slot, raw value); the new
 /// mark (the last slot taken, or `mark`) is returned. Off-grid and set-aside samples are
 /// counted in `report`.
-pub fn take_series(
+pub(super) fn take_series(
     timestamps_ms: &[i64],
     values: &[i64],
     mark: i64,
