@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 
 use vscout::inventory::VcenterInventory;
-use vscout::perf::{grid_slot, vcenter_now_ms, Counter, Poller, SampleSink, SeriesKey};
+use vscout::perf::{
+    grid_slot, vcenter_now_ms, Poller, SampleSink, SeriesId, SeriesKey, SeriesTable,
+};
 use vscout::vsphere::{Client, MoRef};
 use vscout_e2e::proxy::Proxy;
 use vscout_e2e::{admin, run_vscout, Estate, SimOptions, PASSWORD};
@@ -47,20 +49,30 @@ async fn targets_once(client: &Client, done: impl Fn(&[MoRef]) -> bool) -> Vec<M
     targets
 }
 
-/// Records every sample a poll hands over.
+/// Records every sample a poll hands over, by series number.
 #[derive(Default)]
-struct Recorder(BTreeMap<SeriesKey, Vec<i64>>);
+struct Recorder {
+    table: SeriesTable,
+    by_id: BTreeMap<SeriesId, Vec<i64>>,
+}
 
 impl SampleSink for Recorder {
-    fn sample(
-        &mut self,
-        key: &SeriesKey,
-        _counter: &Counter,
-        _interval: u32,
-        ts_ms: i64,
-        _raw: i64,
-    ) {
-        self.0.entry(key.clone()).or_default().push(ts_ms);
+    fn series(&mut self) -> &mut SeriesTable {
+        &mut self.table
+    }
+
+    fn sample(&mut self, id: SeriesId, slot_ms: i64, _raw: i64) {
+        self.by_id.entry(id).or_default().push(slot_ms);
+    }
+}
+
+impl Recorder {
+    /// Every series' sample slots, by the series' words.
+    fn samples(&self) -> BTreeMap<SeriesKey, Vec<i64>> {
+        self.by_id
+            .iter()
+            .map(|(id, ts)| (self.table.key(*id).expect("a numbered series"), ts.clone()))
+            .collect()
     }
 }
 
@@ -170,7 +182,7 @@ async fn consecutive_and_late_polls_take_every_sample_once() {
         third.off_grid > 0,
         "vcsim's timestamps are off the grid: {third:?}"
     );
-    for (key, ts) in &rec.0 {
+    for (key, ts) in &rec.samples() {
         assert!(
             ts.iter().all(|t| t % 20_000 == 0),
             "{key:?}: every sample on the grid: {ts:?}"
@@ -186,8 +198,8 @@ async fn consecutive_and_late_polls_take_every_sample_once() {
         assert!(*sorted.last().expect("samples") <= last_slot);
     }
     let complete: Vec<_> = rec
-        .0
-        .iter()
+        .samples()
+        .into_iter()
         .filter(|(_, ts)| {
             let mut sorted = (*ts).clone();
             sorted.sort_unstable();
@@ -197,10 +209,10 @@ async fn consecutive_and_late_polls_take_every_sample_once() {
         })
         .collect();
     assert!(
-        complete.len() * 2 > rec.0.len(),
+        complete.len() * 2 > rec.samples().len(),
         "most series are complete (no gap from the first five minutes to now): {} of {}",
         complete.len(),
-        rec.0.len()
+        rec.samples().len()
     );
     let misaligned = first.misaligned_series + second.misaligned_series + third.misaligned_series;
     assert!(misaligned > 0, "vcsim's dropped zeros are seen and counted");
@@ -228,8 +240,8 @@ async fn targets_follow_power_state_without_a_restart() {
         .poll(&client, &after, now, 60_000, &mut rec)
         .await
         .expect("poll");
-    assert!(rec.0.keys().all(|k| k.entity_id != victim.as_str()));
-    assert!(rec.0.keys().any(|k| k.entity_type == "VirtualMachine"));
+    assert!(rec.samples().keys().all(|k| k.entity_id != victim.as_str()));
+    assert!(rec.samples().keys().any(|k| k.entity_type == "VirtualMachine"));
 
     // Powered on again, it is picked up by the next inventory and polled from then on.
     admin::power_on(&e.sim.url, &e.certs.ca_pem, &cookie, &victim)
@@ -237,14 +249,14 @@ async fn targets_follow_power_state_without_a_restart() {
         .expect("power on");
     let again = targets_once(&client, |t| t.len() == before.len()).await;
     assert!(again.iter().any(|t| t.value == victim.as_str()));
-    poller.retain(&again);
+    rec.table.retain(&again, |_| false);
     let now = vcenter_now_ms(&client).await.expect("now");
     poller
         .poll(&client, &again, now, 60_000, &mut rec)
         .await
         .expect("poll");
     assert!(
-        rec.0.keys().any(|k| k.entity_id == victim.as_str()),
+        rec.samples().keys().any(|k| k.entity_id == victim.as_str()),
         "the VM is polled again"
     );
 }
@@ -271,7 +283,8 @@ async fn a_request_vcenter_finds_too_large_is_halved_until_it_passes() {
         .expect("poll");
     assert!(report.halvings >= 2, "{report:?}");
     assert!(proxy.state.perf_refusals.load(Ordering::SeqCst) >= 1);
-    let entities: BTreeSet<&str> = rec.0.keys().map(|k| k.entity_id.as_str()).collect();
+    let samples = rec.samples();
+    let entities: BTreeSet<&str> = samples.keys().map(|k| k.entity_id.as_str()).collect();
     assert_eq!(
         entities.len(),
         targets.len(),
@@ -350,10 +363,10 @@ async fn clusters_and_datastores_are_asked_for_five_minute_data_apart_from_real_
         |b| b.contains("<intervalId>20</intervalId>") && b.contains(r#"type="VirtualMachine""#)
     ));
     assert_eq!(report.failed_requests, 0, "{report:?}");
-    assert!(rec.0.keys().any(|k| k.entity_type == "VirtualMachine"));
+    assert!(rec.samples().keys().any(|k| k.entity_type == "VirtualMachine"));
     let cluster_series: Vec<_> = rec
-        .0
-        .iter()
+        .samples()
+        .into_iter()
         .filter(|(k, _)| k.entity_type == "ClusterComputeResource")
         .collect();
     assert!(

@@ -102,6 +102,36 @@ pub struct RollupView<'a> {
     pub stats: Option<StatsRow>,
 }
 
+impl RollupView<'_> {
+    /// The rollup as a record of its own.
+    pub fn to_rollup(&self) -> Rollup {
+        let l = &self.labels;
+        Rollup {
+            schema_version: crate::rollup::ROLLUP_SCHEMA_VERSION,
+            vcenter: l.vcenter.into(),
+            entity_type: l.entity_type.into(),
+            entity_id: l.entity_id.into(),
+            counter: l.counter.into(),
+            instance: l.instance.into(),
+            unit: l.unit.into(),
+            stats_type: l.stats_type.into(),
+            window_start: self.window_start,
+            window_secs: self.window_secs,
+            expected_samples: self.expected_samples,
+            missing_samples: self.missing_samples,
+            stats: self.stats.map(|s| crate::rollup::WindowStats {
+                count: s.0,
+                min: s.1,
+                max: s.2,
+                mean: s.3,
+                p50: s.4,
+                p95: s.5,
+                p99: s.6,
+            }),
+        }
+    }
+}
+
 impl RollupSet {
     /// The same vCenter and names, no rows: the start of a second half.
     pub fn clone_names(&self) -> Self {

@@ -12,10 +12,9 @@ use tracing::{debug, error, info, warn};
 
 use crate::buffer::BufferHandle;
 use crate::config::VcenterConfig;
-use crate::perf::{
-    vcenter_now_ms, watermark, Aggregator, PollReport, Poller, Rollup, REALTIME_SECS,
-};
+use crate::perf::{vcenter_now_ms, watermark, Aggregator, PollReport, Poller, REALTIME_SECS};
 use crate::ship::{Batcher, Record};
+use vscout_wire::batch::RollupSet;
 use crate::vsphere::{Client, MoRef, VsphereError};
 
 use super::vcenter::VcenterTask;
@@ -189,9 +188,9 @@ impl VcenterTask {
         let drained = tokio::task::spawn_blocking(move || {
             let mut windows = WindowLog::default();
             let mut batcher = Batcher::new(batch_limit);
-            agg.drain_closed_with(closed, |r| {
-                windows.add(&r);
-                batcher.push(Record::Rollup(r));
+            agg.drain_closed_with(closed, |set| {
+                windows.add(&set);
+                batcher.push(Record::Rollups(set));
             });
             agg.drain_closed_days_with(closed, |d| batcher.push(Record::Daily(d)));
             (agg, windows, batcher.finish())
@@ -262,12 +261,14 @@ struct WindowLog {
 }
 
 impl WindowLog {
-    fn add(&mut self, r: &Rollup) {
-        let e = self.by_window.entry(r.window_start).or_default();
-        e.0 += 1;
-        e.1 += u64::from(r.stats.map_or(0, |s| s.count));
-        e.2 += u64::from(r.expected_samples);
-        e.3 = r.window_secs;
+    fn add(&mut self, set: &RollupSet) {
+        for r in &set.rows {
+            let e = self.by_window.entry(r.6).or_default();
+            e.0 += 1;
+            e.1 += u64::from(r.10.map_or(0, |s| s.0));
+            e.2 += u64::from(r.8);
+            e.3 = r.7;
+        }
     }
 
     /// Rollups in all windows.

@@ -310,9 +310,7 @@ impl VcenterTask {
                 // VMs that appeared, vanished or changed power state are followed from here.
                 self.targets = Poller::targets(&inv);
                 if let Some(p) = self.perf.as_mut() {
-                    p.poller.retain(&self.targets);
-                    let ids = self.targets.iter().map(|t| t.value.clone()).collect();
-                    p.agg.retain_entities(&ids);
+                    p.agg.retain(&self.targets);
                 }
                 let inv = save_latest(&self.cfg.state_dir, inv);
                 if let Err(e) = self

@@ -74,9 +74,11 @@ pub async fn last_window(
     // Only the one window asked for: historical series (clusters, datastores) reach back
     // further because vCenter publishes them late, and their older windows are not it.
     let window_start = (end - w) / 1000;
-    agg.drain_closed_with(end, |r| {
-        if failure.is_none() && r.window_start == window_start {
-            failure = writer.write(&r).err();
+    agg.drain_closed_with(end, |set| {
+        for v in (0..set.rows.len()).filter_map(|i| set.view(i)) {
+            if failure.is_none() && v.window_start == window_start {
+                failure = writer.write(&v.to_rollup()).err();
+            }
         }
     });
     Ok(match failure {

@@ -15,9 +15,9 @@ use std::collections::HashMap;
 use futures_util::stream::{self, StreamExt};
 use tracing::warn;
 
-use super::catalog::{resolve, Counter, Resolved};
-use super::rollup::SeriesKey;
-use super::take::Marks;
+use super::catalog::{resolve, Resolved};
+use super::series::SeriesTable;
+use super::take::{take_answer, SampleSink};
 use crate::config::PerfConfig;
 use crate::inventory::VcenterInventory;
 use crate::vsphere::{
@@ -38,39 +38,6 @@ const DEFAULT_MAX_QUERY_METRICS: usize = 64;
 /// Whether an entity type has only historical (5-minute) statistics.
 pub(super) fn is_historical(entity: &MoRef) -> bool {
     entity.kind == "ClusterComputeResource" || entity.kind == "Datastore"
-}
-
-/// Receives every new sample of a poll.
-pub trait SampleSink {
-    /// `raw` is vCenter's value (-1: no data); `counter` says its name, unit and statsType.
-    fn sample(
-        &mut self,
-        key: &SeriesKey,
-        counter: &Counter,
-        interval_secs: u32,
-        ts_ms: i64,
-        raw: i64,
-    );
-}
-
-impl SampleSink for super::rollup::Aggregator {
-    fn sample(
-        &mut self,
-        key: &SeriesKey,
-        counter: &Counter,
-        interval_secs: u32,
-        ts_ms: i64,
-        raw: i64,
-    ) {
-        self.add_typed(
-            key,
-            &counter.unit,
-            &counter.stats_type,
-            interval_secs,
-            ts_ms,
-            raw,
-        );
-    }
 }
 
 /// The resolved counters of each entity type.
@@ -119,15 +86,14 @@ pub struct PollReport {
     pub elapsed: std::time::Duration,
 }
 
-/// The counters of each entity type, resolved, and the marks of every series.
+/// The counters of each entity type, resolved, and how to ask for them. The marks of
+/// every series are in the sink's series table.
 #[derive(Debug)]
 pub struct Poller {
     cfg: PerfConfig,
     counters: CountersByKind,
     /// Most entity × counter pairs in one historical query (`maxQueryMetrics`).
     historical_cap: usize,
-    /// Every series' high-water mark, and each entity's.
-    marks: Marks,
 }
 
 impl Poller {
@@ -166,7 +132,6 @@ impl Poller {
                 datastore,
             },
             historical_cap,
-            marks: Marks::default(),
         })
     }
 
@@ -262,16 +227,16 @@ impl Poller {
         vms.chain(hosts).chain(clusters).chain(datastores).collect()
     }
 
-    /// Forgets the marks of entities no longer in `targets` (deleted or powered off), so
-    /// memory follows the estate.
-    pub fn retain(&mut self, targets: &[MoRef]) {
-        self.marks.retain(targets);
-    }
-
     /// The request for `entity`'s new samples up to `end_ms` (vCenter's now): from its
     /// mark, or `lookback_ms` back for an entity never polled; `None` if it has no counters
     /// or nothing new can be there yet.
-    fn query_for(&self, entity: &MoRef, end_ms: i64, lookback_ms: i64) -> Option<PerfQuery> {
+    fn query_for(
+        &self,
+        series: &SeriesTable,
+        entity: &MoRef,
+        end_ms: i64,
+        lookback_ms: i64,
+    ) -> Option<PerfQuery> {
         let counters = self.counters.of(entity);
         if counters.counters.is_empty() {
             return None;
@@ -298,8 +263,7 @@ impl Poller {
                 180,
             )
         };
-        let start = self
-            .marks
+        let start = series
             .entity_start(entity)
             .unwrap_or(end - lookback)
             .max(oldest);
@@ -332,7 +296,7 @@ impl Poller {
         let mut queries = Vec::new();
         let mut historical = Vec::new();
         for entity in targets {
-            match self.query_for(entity, end_ms, lookback_ms) {
+            match self.query_for(sink.series(), entity, end_ms, lookback_ms) {
                 Some(q) if q.interval_secs == HISTORICAL_SECS => historical.push(q),
                 Some(q) => queries.push(q),
                 None => {}
@@ -384,7 +348,7 @@ impl Poller {
                 };
                 let start = starts.get(entity).copied().unwrap_or(i64::MIN);
                 let counters = self.counters.of(entity);
-                self.marks.take(counters, answer, start, sink, &mut report);
+                take_answer(sink, counters, &answer, start, &mut report);
             }
         }
         report.elapsed = started.elapsed();

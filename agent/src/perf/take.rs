@@ -3,111 +3,72 @@
 //! taken. No I/O: the poller hands each answer here, and the tests below hand synthetic
 //! ones (gaps, repeats, late data, instances that come and go, vCenter's -1).
 
-use std::collections::{HashMap, HashSet};
-
 use tracing::debug;
 
 use super::catalog::Resolved;
-use super::poller::{is_historical, PollReport, SampleSink, HISTORICAL_SECS, REALTIME_SECS};
-use super::rollup::{Interner, SeriesKey};
-use crate::vsphere::{MoRef, PerfEntityMetric};
+use super::poller::{is_historical, PollReport, HISTORICAL_SECS, REALTIME_SECS};
+use super::series::{SeriesId, SeriesTable, Slot};
+use crate::vsphere::PerfEntityMetric;
 
-/// The marks of every series and entity a poller has seen.
-#[derive(Debug, Default)]
-pub(super) struct Marks {
-    /// Entities numbered, so that a series mark is keyed by 12 bytes, not 100: at 10,000
-    /// VMs there are over 100,000 marks.
-    entity_ids: HashMap<MoRef, u32>,
-    next_entity: u32,
-    /// (entity, counter key, instance) → the last slot taken (Unix ms).
-    marks: HashMap<(u32, i32, u32), i64>,
-    instances: Interner,
-    /// Each entity's next range start: the oldest of its series' marks.
-    entity_marks: HashMap<MoRef, i64>,
+/// Receives every new sample of a poll, and holds the table in which the poller numbers
+/// each series when it first sees it and keeps its mark.
+pub trait SampleSink {
+    /// The series table: numbers, marks, labels.
+    fn series(&mut self) -> &mut SeriesTable;
+    /// A new sample of series `id`, on grid slot `slot_ms` (Unix ms); `raw` is vCenter's
+    /// value (-1: no data).
+    fn sample(&mut self, id: SeriesId, slot_ms: i64, raw: i64);
 }
 
-impl Marks {
-    /// Where the next request for `entity` starts (Unix ms), if it was seen before.
-    pub(super) fn entity_start(&self, entity: &MoRef) -> Option<i64> {
-        self.entity_marks.get(entity).copied()
-    }
-
-    /// Forgets the marks of entities not in `targets` (deleted or powered off).
-    pub(super) fn retain(&mut self, targets: &[MoRef]) {
-        let keep: HashSet<&MoRef> = targets.iter().collect();
-        self.entity_ids.retain(|e, _| keep.contains(e));
-        let ids: HashSet<u32> = self.entity_ids.values().copied().collect();
-        self.marks.retain(|(e, _, _), _| ids.contains(e));
-        self.entity_marks.retain(|e, _| keep.contains(e));
-    }
-
-    /// Keeps the new samples of one entity's answer (asked from `start`, Unix ms) and
-    /// moves its marks: each series' samples newer than its mark go to `sink`, the rest
-    /// are counted in `report`. Only counters in `counters` are taken.
-    pub(super) fn take(
-        &mut self,
-        counters: &Resolved,
-        answer: PerfEntityMetric,
-        start: i64,
-        sink: &mut impl SampleSink,
-        report: &mut PollReport,
-    ) {
-        let Some(entity) = answer.entity else { return };
-        let interval = if is_historical(&entity) {
-            HISTORICAL_SECS
-        } else {
-            REALTIME_SECS
-        };
-        let default_mark = start;
-        let entity_id = match self.entity_ids.get(&entity) {
-            Some(id) => *id,
-            None => {
-                let id = self.next_entity;
-                self.next_entity = self.next_entity.wrapping_add(1);
-                self.entity_ids.insert(entity.clone(), id);
-                id
-            }
-        };
-        let mut oldest_new_mark: Option<i64> = None;
-        for series in answer.series {
-            if series.values.len() != answer.timestamps_ms.len() {
-                report.misaligned_series += 1;
-                debug!(entity = %entity, counter = series.id.counter, values = series.values.len(), timestamps = answer.timestamps_ms.len(), "series length differs from its timestamps; dropped");
-                continue;
-            }
-            let Some(counter) = counters.by_key(series.id.counter) else {
-                continue;
-            };
-            let mark_key = (
-                entity_id,
-                series.id.counter,
-                self.instances.id(&series.id.instance),
-            );
-            let mark = self.marks.get(&mark_key).copied().unwrap_or(default_mark);
-            let key = SeriesKey {
-                entity_type: entity.kind.clone(),
-                entity_id: entity.value.clone(),
-                counter: counter.name.clone(),
-                instance: series.id.instance.clone(),
-            };
-            let newest = take_series(
-                &answer.timestamps_ms,
-                &series.values,
-                mark,
-                interval,
-                report,
-                |slot, v| sink.sample(&key, counter, interval, slot, v),
-            );
-            if newest > mark {
-                self.marks.insert(mark_key, newest);
-            }
-            oldest_new_mark = Some(oldest_new_mark.map_or(newest, |o| o.min(newest)));
+/// Keeps the new samples of one entity's answer (asked from `start`, Unix ms) and moves
+/// its marks: each series' samples newer than its mark go to `sink`, the rest are counted
+/// in `report`. Only counters in `counters` are taken.
+pub(super) fn take_answer(
+    sink: &mut impl SampleSink,
+    counters: &Resolved,
+    answer: &PerfEntityMetric,
+    start: i64,
+    report: &mut PollReport,
+) {
+    let Some(entity) = answer.entity.as_ref() else {
+        return;
+    };
+    let interval = if is_historical(entity) {
+        HISTORICAL_SECS
+    } else {
+        REALTIME_SECS
+    };
+    let e = sink.series().entity(entity);
+    let mut oldest_new_mark: Option<i64> = None;
+    for series in &answer.series {
+        if series.values.len() != answer.timestamps_ms.len() {
+            report.misaligned_series += 1;
+            debug!(entity = %entity, counter = series.id.counter, values = series.values.len(), timestamps = answer.timestamps_ms.len(), "series length differs from its timestamps; dropped");
+            continue;
         }
-        // The entity's next start is the oldest of its series' marks: no series can miss
-        // a sample, and the per-series marks drop the repeats.
-        if let Some(m) = oldest_new_mark.filter(|m| *m > i64::MIN) {
-            self.entity_marks.insert(entity, m);
+        let Some(counter) = counters.by_key(series.id.counter) else {
+            continue;
+        };
+        let table = sink.series();
+        let id = table.series(e, counter, &series.id.instance, interval);
+        let mark = table.get(id).and_then(Slot::mark_ms).unwrap_or(start);
+        let newest = take_series(
+            &answer.timestamps_ms,
+            &series.values,
+            mark,
+            interval,
+            report,
+            |slot, v| sink.sample(id, slot, v),
+        );
+        if newest > mark {
+            sink.series().set_mark(id, newest);
         }
+        oldest_new_mark = Some(oldest_new_mark.map_or(newest, |o| o.min(newest)));
+    }
+    // The entity's next start is the oldest of its series' marks: no series can miss a
+    // sample, and the per-series marks drop the repeats.
+    if let Some(m) = oldest_new_mark.filter(|m| *m > i64::MIN) {
+        sink.series().set_entity_start(e, m);
     }
 }
 
@@ -172,15 +133,23 @@ pub(super) fn take_series(
 mod tests {
     use super::super::catalog::Counter;
     use super::*;
-    use crate::vsphere::{MetricId, PerfSeries};
+    use crate::vsphere::{MetricId, MoRef, PerfSeries};
 
-    /// (instance, slot, raw) of every sample handed over.
+    /// A series table and (instance, slot, raw) of every sample handed over.
     #[derive(Default)]
-    struct Taken(Vec<(String, i64, i64)>);
+    struct Taken {
+        table: SeriesTable,
+        got: Vec<(String, i64, i64)>,
+    }
 
     impl SampleSink for Taken {
-        fn sample(&mut self, key: &SeriesKey, _: &Counter, _: u32, ts_ms: i64, raw: i64) {
-            self.0.push((key.instance.to_string(), ts_ms, raw));
+        fn series(&mut self) -> &mut SeriesTable {
+            &mut self.table
+        }
+
+        fn sample(&mut self, id: SeriesId, slot_ms: i64, raw: i64) {
+            let instance = self.table.key(id).map(|k| k.instance.to_string());
+            self.got.push((instance.unwrap_or_default(), slot_ms, raw));
         }
     }
 
@@ -223,14 +192,13 @@ mod tests {
 
     /// Takes one answer asked from `start` seconds; returns what went to the sink.
     fn poll(
-        marks: &mut Marks,
+        sink: &mut Taken,
         a: PerfEntityMetric,
         start: i64,
     ) -> (Vec<(String, i64, i64)>, PollReport) {
-        let mut sink = Taken::default();
         let mut report = PollReport::default();
-        marks.take(&counters(), a, start * 1000, &mut sink, &mut report);
-        (sink.0, report)
+        take_answer(sink, &counters(), &a, start * 1000, &mut report);
+        (std::mem::take(&mut sink.got), report)
     }
 
     fn slots(taken: &[(String, i64, i64)]) -> Vec<i64> {
@@ -241,17 +209,17 @@ mod tests {
     /// over once; the entity's next request starts at its newest slot.
     #[test]
     fn overlapping_answers_give_each_sample_once() {
-        let mut m = Marks::default();
+        let mut m = Taken::default();
         let (t, r) = poll(&mut m, answer(&[20, 40, 60], &[("", &[1, 2, 3])]), 0);
         assert_eq!((slots(&t), r.samples, r.repeated), (vec![20, 40, 60], 3, 0));
-        assert_eq!(m.entity_start(&vm()), Some(60_000));
+        assert_eq!(m.table.entity_start(&vm()), Some(60_000));
         let (t, r) = poll(
             &mut m,
             answer(&[40, 60, 80, 100], &[("", &[2, 3, 4, 5])]),
             60,
         );
         assert_eq!((slots(&t), r.samples, r.repeated), (vec![80, 100], 2, 2));
-        assert_eq!(m.entity_start(&vm()), Some(100_000));
+        assert_eq!(m.table.entity_start(&vm()), Some(100_000));
     }
 
     /// A gap in vCenter's data is skipped, not waited for; samples that come later for
@@ -259,7 +227,7 @@ mod tests {
     /// out of order.
     #[test]
     fn gaps_are_skipped_and_late_samples_set_aside() {
-        let mut m = Marks::default();
+        let mut m = Taken::default();
         let (t, _) = poll(&mut m, answer(&[20, 40, 100], &[("", &[1, 2, 5])]), 0);
         assert_eq!(slots(&t), vec![20, 40, 100]);
         let (t, r) = poll(&mut m, answer(&[60, 80, 120], &[("", &[3, 4, 6])]), 100);
@@ -271,7 +239,7 @@ mod tests {
     /// rollup counts it as missing rather than as a value.
     #[test]
     fn no_data_values_are_handed_over_as_minus_one() {
-        let mut m = Marks::default();
+        let mut m = Taken::default();
         let (t, r) = poll(&mut m, answer(&[20, 40], &[("", &[-1, 7])]), 0);
         assert_eq!(
             t,
@@ -284,7 +252,7 @@ mod tests {
     /// range start; one that vanishes does not hold the entity's next start back.
     #[test]
     fn an_instance_that_appears_and_vanishes_keeps_its_own_mark() {
-        let mut m = Marks::default();
+        let mut m = Taken::default();
         poll(&mut m, answer(&[20, 40], &[("", &[1, 2])]), 0);
         let (t, _) = poll(
             &mut m,
@@ -299,7 +267,7 @@ mod tests {
         // The disk is gone: its mark stays at 60 but the entity moves on.
         let (t, _) = poll(&mut m, answer(&[80, 100], &[("", &[4, 5])]), 60);
         assert_eq!(slots(&t), vec![80, 100]);
-        assert_eq!(m.entity_start(&vm()), Some(100_000));
+        assert_eq!(m.table.entity_start(&vm()), Some(100_000));
         // It comes back: only what is newer than its own mark.
         let (t, r) = poll(
             &mut m,
@@ -314,23 +282,23 @@ mod tests {
     /// and counted; a counter that was not asked for is ignored.
     #[test]
     fn misaligned_and_unknown_series_are_not_taken() {
-        let mut m = Marks::default();
+        let mut m = Taken::default();
         let mut a = answer(&[20, 40, 60], &[("", &[1, 2]), ("*", &[1, 2, 3])]);
         a.series[1].id.counter = 99;
         let (t, r) = poll(&mut m, a, 0);
         assert!(t.is_empty());
         assert_eq!((r.misaligned_series, r.samples), (1, 0));
-        assert_eq!(m.entity_start(&vm()), None);
+        assert_eq!(m.table.entity_start(&vm()), None);
     }
 
     /// Entities no longer polled are forgotten: a returning one starts over from its
     /// range start.
     #[test]
     fn retain_forgets_entities_no_longer_polled() {
-        let mut m = Marks::default();
+        let mut m = Taken::default();
         poll(&mut m, answer(&[20, 40], &[("", &[1, 2])]), 0);
-        m.retain(&[]);
-        assert_eq!(m.entity_start(&vm()), None);
+        m.table.retain(&[], |_| false);
+        assert_eq!(m.table.entity_start(&vm()), None);
         let (t, _) = poll(&mut m, answer(&[20, 40], &[("", &[1, 2])]), 0);
         assert_eq!(slots(&t), vec![20, 40]);
     }

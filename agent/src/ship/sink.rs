@@ -156,10 +156,13 @@ impl Encoded {
 
 /// Encodes records into batches as they are produced, so that a 10,000-VM window's
 /// 130,000 rollups are never all held as records at once: at most one batch of them is.
-/// Rollups are gathered into `RollupSet`s (the compact form).
+/// Single rollups are gathered into `RollupSet`s (the compact form); a batch is sealed
+/// once it holds `ROLLUPS_PER_BATCH` rollups (a set counts its rows) or other records.
 #[derive(Debug)]
 pub struct Batcher {
     chunk: Vec<Record>,
+    /// Rollups and other records in `chunk` and `rollups`.
+    weight: usize,
     rollups: batch::RollupSetBuilder,
     done: Vec<Encoded>,
     error: Option<BufferError>,
@@ -218,6 +221,7 @@ impl Batcher {
     pub fn new(limit: usize) -> Self {
         Self {
             chunk: Vec::new(),
+            weight: 0,
             rollups: batch::RollupSetBuilder::default(),
             done: Vec::new(),
             error: None,
@@ -232,15 +236,24 @@ impl Batcher {
                     self.seal();
                 }
                 self.rollups.push(r);
+                self.weight += 1;
             }
-            other => self.chunk.push(other),
+            Record::Rollups(set) => {
+                self.weight += set.rows.len();
+                self.chunk.push(Record::Rollups(set));
+            }
+            other => {
+                self.chunk.push(other);
+                self.weight += 1;
+            }
         }
-        if self.chunk.len() + self.rollups.len() >= batch::ROLLUPS_PER_BATCH {
+        if self.weight >= batch::ROLLUPS_PER_BATCH {
             self.seal();
         }
     }
 
     fn seal(&mut self) {
+        self.weight = 0;
         if !self.rollups.is_empty() {
             self.chunk.push(Record::Rollups(self.rollups.take()));
         }

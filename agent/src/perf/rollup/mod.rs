@@ -8,28 +8,22 @@
 //! A sample with timestamp `t` covers the interval that *ends* at `t` (vCenter's
 //! convention), so it belongs to the window `(start, start + window]`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use compact_str::CompactString;
 
+use vscout_wire::batch::{RollupSet, ROLLUPS_PER_BATCH};
 use vscout_wire::rollup::{DailySummary, Rollup, WindowStats, ROLLUP_SCHEMA_VERSION};
 use vscout_wire::sketch::Sketch;
 
-use super::series::{CompactKey, SeriesTable, Slot};
+use super::series::{SeriesId, SeriesKey, SeriesTable};
+use super::take::SampleSink;
+use crate::vsphere::MoRef;
 
+mod emit;
 mod samples;
+use emit::{SetEmitter, WindowRow};
 use samples::Samples;
-
-/// What a series is about.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SeriesKey {
-    pub entity_type: CompactString,
-    pub entity_id: CompactString,
-    /// `group.name.rollup`.
-    pub counter: CompactString,
-    /// Instance (`""` is the aggregate).
-    pub instance: CompactString,
-}
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -69,110 +63,47 @@ fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Instance names (`""`, `"*"`, `scsi0:0`, `4000` …), numbered: a few per estate, repeated
-/// across thousands of entities.
-#[derive(Debug, Default)]
-pub(crate) struct Interner {
-    index: HashMap<CompactString, u32>,
-    names: Vec<CompactString>,
-}
-
-impl Interner {
-    /// The number of `name`, if it has one.
-    pub(crate) fn find(&self, name: &CompactString) -> Option<u32> {
-        self.index.get(name).copied()
-    }
-
-    pub(crate) fn id(&mut self, name: &CompactString) -> u32 {
-        if let Some(i) = self.index.get(name) {
-            return *i;
-        }
-        let i = self.names.len() as u32;
-        self.names.push(name.clone());
-        self.index.insert(name.clone(), i);
-        i
-    }
-
-    pub(crate) fn name(&self, id: u32) -> CompactString {
-        self.names.get(id as usize).cloned().unwrap_or_default()
-    }
-}
-
-/// What the numbers in a series' `Slot` stand for.
-#[derive(Debug, Default)]
-struct Names {
-    /// (type, id) of each numbered entity.
-    entity_names: HashMap<u32, (CompactString, CompactString)>,
-    /// Counter names, numbered by position.
-    counters: Vec<CompactString>,
-    instances: Interner,
-    /// (unit, statsType) pairs, numbered by position.
-    units: Vec<(CompactString, CompactString)>,
-}
-
-/// A series' identity in words, as records carry it.
-#[derive(Debug, Default)]
-struct SeriesNames {
-    entity_type: CompactString,
-    entity_id: CompactString,
-    counter: CompactString,
-    instance: CompactString,
-    unit: CompactString,
-    stats_type: CompactString,
-}
-
-impl Names {
-    fn describe(&self, slot: &Slot) -> SeriesNames {
-        let key = slot.key();
-        let (entity_type, entity_id) = self.entity_names.get(&key.0).cloned().unwrap_or_default();
-        let (unit, stats_type) = self
-            .units
-            .get(usize::from(slot.unit))
-            .cloned()
-            .unwrap_or_default();
-        SeriesNames {
-            entity_type,
-            entity_id,
-            counter: self
-                .counters
-                .get(usize::from(key.1))
-                .cloned()
-                .unwrap_or_default(),
-            instance: self.instances.name(key.2),
-            unit,
-            stats_type,
-        }
-    }
-}
-
 /// Collects samples into windows and hands out each window's rollups once it closes.
 ///
-/// Memory is what bounds a 10,000-VM agent: entities and counters are numbered, each series
-/// is a 20-byte slot stored once, and an open window is chunks of `(series id, raw value)`
-/// pairs, 8 bytes a sample. When the window closes each chunk is sorted in place and the
-/// chunks are merged series by series. Rollups come out in series-number order.
+/// Memory is what bounds a 10,000-VM agent: each series is a 32-byte slot of the series
+/// table, numbered once by the poller, and an open window is chunks of `(series id, raw
+/// value)` pairs, 8 bytes a sample. When the window closes each chunk is sorted in place
+/// and the chunks are merged series by series. Rollups come out in series-number order,
+/// as rollup sets of the wire.
 #[derive(Debug)]
 pub struct Aggregator {
     vcenter: CompactString,
     window_ms: i64,
     series: SeriesTable,
-    /// Entities by id (`vm-42`), numbered; and the numbers' (type, id).
-    entity_index: HashMap<CompactString, u32>,
-    next_entity: u32,
-    names: Names,
     windows: BTreeMap<i64, Samples>,
     /// Counters that get daily summaries.
     daily_counters: Vec<CompactString>,
     /// Open days: day start (ms) → series id → sketch and max.
-    days: BTreeMap<i64, HashMap<u32, (Sketch, f64)>>,
+    days: BTreeMap<i64, HashMap<SeriesId, (Sketch, f64)>>,
     /// Windows ending at or before this (Unix ms) were already rolled up and stored by an
     /// earlier run: their samples are ignored, so a restart never makes a window twice.
     floor_ms: i64,
-    /// Per-series floors learnt before the series was seen (`seed_closed`: what an
-    /// earlier run stored past its watermark), applied when the series first appears.
-    pending_floors: HashMap<(CompactString, CompactString, CompactString), i64>,
     /// Samples that arrived for a window already rolled up for their series.
     late: u64,
+}
+
+impl SampleSink for Aggregator {
+    fn series(&mut self) -> &mut SeriesTable {
+        &mut self.series
+    }
+
+    fn sample(&mut self, id: SeriesId, slot_ms: i64, raw: i64) {
+        let start = self.window_of(slot_ms);
+        let end = start.saturating_add(self.window_ms);
+        if end <= self.floor_ms {
+            return;
+        }
+        if self.series.get(id).is_none_or(|s| s.is_closed(end)) {
+            self.late += 1;
+            return;
+        }
+        self.windows.entry(start).or_default().push(id, raw);
+    }
 }
 
 impl Aggregator {
@@ -181,14 +112,10 @@ impl Aggregator {
             vcenter: vcenter.into(),
             window_ms: i64::from(window_secs) * 1000,
             series: SeriesTable::default(),
-            entity_index: HashMap::new(),
-            next_entity: 0,
-            names: Names::default(),
             windows: BTreeMap::new(),
             daily_counters: Vec::new(),
             days: BTreeMap::new(),
             floor_ms: i64::MIN,
-            pending_floors: HashMap::new(),
             late: 0,
         }
     }
@@ -197,30 +124,7 @@ impl Aggregator {
     /// samples of windows ending then or before are late. For what an earlier run stored
     /// past its watermark (a crash between a window's batches).
     pub fn seed_closed(&mut self, key: &SeriesKey, until_ms: i64) {
-        if let Some(&e) = self.entity_index.get(&key.entity_id) {
-            let counter = self.names.counters.iter().position(|c| *c == key.counter);
-            let instance = self.names.instances.find(&key.instance);
-            if let (Some(c), Some(i)) = (counter, instance) {
-                let compact: CompactKey = (e, u16::try_from(c).unwrap_or(u16::MAX), i);
-                if let Some(slot) = self
-                    .series
-                    .id_of(&compact)
-                    .and_then(|id| self.series.get_mut(id))
-                {
-                    slot.close_until(until_ms);
-                    return;
-                }
-            }
-        }
-        let floor = self
-            .pending_floors
-            .entry((
-                key.entity_id.clone(),
-                key.counter.clone(),
-                key.instance.clone(),
-            ))
-            .or_insert(i64::MIN);
-        *floor = (*floor).max(until_ms);
+        self.series.seed_closed(key, until_ms);
     }
 
     /// Samples dropped since the last call because their series' window was already
@@ -248,89 +152,19 @@ impl Aggregator {
         (ts_ms - 1).div_euclid(self.window_ms) * self.window_ms
     }
 
-    /// Adds one sample. `raw` is vCenter's integer value; -1 means "no data". Percent
-    /// counters arrive in hundredths; they are scaled to percent when the window closes.
+    /// Adds one sample of a series named in words (tools and tests without a poller; the
+    /// poller numbers series itself). `raw` is vCenter's integer value; -1 means "no
+    /// data". Percent counters arrive in hundredths; they are scaled when the window
+    /// closes.
     pub fn add(&mut self, key: &SeriesKey, unit: &str, interval_secs: u32, ts_ms: i64, raw: i64) {
-        self.add_typed(key, unit, "", interval_secs, ts_ms, raw);
-    }
-
-    /// As `add`, with the counter's statsType.
-    pub fn add_typed(
-        &mut self,
-        key: &SeriesKey,
-        unit: &str,
-        stats_type: &str,
-        interval_secs: u32,
-        ts_ms: i64,
-        raw: i64,
-    ) {
-        let start = self.window_of(ts_ms);
-        if start.saturating_add(self.window_ms) <= self.floor_ms {
-            return;
-        }
-        let entity = match self.entity_index.get(&key.entity_id) {
-            Some(e) => *e,
-            None => {
-                let e = self.next_entity;
-                self.next_entity = self.next_entity.wrapping_add(1);
-                self.entity_index.insert(key.entity_id.clone(), e);
-                self.names
-                    .entity_names
-                    .insert(e, (key.entity_type.clone(), key.entity_id.clone()));
-                e
-            }
-        };
-        let counter = match self.names.counters.iter().position(|c| *c == key.counter) {
-            Some(c) => c,
-            None => {
-                self.names.counters.push(key.counter.clone());
-                self.names.counters.len() - 1
-            }
-        };
-        let instance = self.names.instances.id(&key.instance);
-        let compact: CompactKey = (entity, u16::try_from(counter).unwrap_or(u16::MAX), instance);
-        let end = start + self.window_ms;
-        let id = match self.series.id_of(&compact) {
-            Some(id) => {
-                if self.series.get(id).is_some_and(|s| s.is_closed(end)) {
-                    self.late += 1;
-                    return;
-                }
-                id
-            }
-            None => {
-                let unit_idx = match self
-                    .names
-                    .units
-                    .iter()
-                    .position(|(u, t)| u == unit && t == stats_type)
-                {
-                    Some(i) => i,
-                    None => {
-                        self.names.units.push((unit.into(), stats_type.into()));
-                        self.names.units.len() - 1
-                    }
-                };
-                let unit = u8::try_from(unit_idx).unwrap_or(u8::MAX);
-                let id = self.series.insert(compact, unit, interval_secs);
-                if !self.pending_floors.is_empty() {
-                    let floor = self.pending_floors.remove(&(
-                        key.entity_id.clone(),
-                        key.counter.clone(),
-                        key.instance.clone(),
-                    ));
-                    if let (Some(floor), Some(slot)) = (floor, self.series.get_mut(id)) {
-                        slot.close_until(floor);
-                        if slot.is_closed(end) {
-                            self.late += 1;
-                            return;
-                        }
-                    }
-                }
-                id
-            }
-        };
-        self.windows.entry(start).or_default().push(id, raw);
+        let e = self
+            .series
+            .entity(&MoRef::new(key.entity_type.as_str(), key.entity_id.as_str()));
+        let labels = self.series.counter_labels(&key.counter, unit, "");
+        let id = self
+            .series
+            .series_with(e, labels, &key.instance, interval_secs);
+        self.sample(id, ts_ms, raw);
     }
 
     /// Samples held (not yet rolled up).
@@ -338,59 +172,59 @@ impl Aggregator {
         self.windows.values().map(|w| w.len).sum()
     }
 
-    /// Series known (their keys are kept until `retain_entities` drops them).
+    /// Series known (until `retain` drops them).
     pub fn series_count(&self) -> usize {
         self.series.len()
     }
 
-    /// Forgets the series of entities not in `entity_ids` (deleted or powered off), unless
-    /// an open window still holds their samples: memory follows the estate.
-    pub fn retain_entities(&mut self, entity_ids: &std::collections::HashSet<CompactString>) {
-        let mut open: std::collections::HashSet<u32> =
-            self.windows.values().flat_map(Samples::ids).collect();
+    /// Forgets the series of entities not in `targets` (deleted or powered off), unless
+    /// an open window or day still holds their samples: memory follows the estate.
+    pub fn retain(&mut self, targets: &[MoRef]) {
+        let mut open: HashSet<SeriesId> = self.windows.values().flat_map(Samples::ids).collect();
         open.extend(self.days.values().flat_map(|d| d.keys().copied()));
-        let names = &self.names.entity_names;
-        self.series.retain(|id, slot| {
-            open.contains(&id)
-                || names
-                    .get(&slot.key().0)
-                    .is_some_and(|(_, e)| entity_ids.contains(e))
-        });
-        let used: std::collections::HashSet<u32> = self.series.keys().map(|k| k.0).collect();
-        self.names.entity_names.retain(|e, _| used.contains(e));
-        self.entity_index.retain(|_, e| used.contains(e));
+        self.series.retain(targets, |id| open.contains(&id));
     }
 
-    /// Rolls up and forgets every window that ends at or before `closed_before_ms`.
+    /// Rolls up and forgets every window that ends at or before `closed_before_ms`, as
+    /// `Rollup`s (for `perf --once` and tests; the agent ships sets).
     pub fn drain_closed(&mut self, closed_before_ms: i64) -> Vec<Rollup> {
         let mut out = Vec::new();
-        self.drain_closed_with(closed_before_ms, |r| out.push(r));
+        self.drain_closed_with(closed_before_ms, |set| {
+            out.extend((0..set.rows.len()).filter_map(|i| set.view(i).map(|v| v.to_rollup())));
+        });
         out
     }
 
-    /// As `drain_closed`, handing each rollup to `each` as it is made (a 10,000-VM window
-    /// has over 100,000 of them: the caller may write them out instead of collecting).
-    pub fn drain_closed_with(&mut self, closed_before_ms: i64, mut each: impl FnMut(Rollup)) {
+    /// Rolls up and forgets every window that ends at or before `closed_before_ms`,
+    /// handing the rollups to `each` as sets of at most `ROLLUPS_PER_BATCH` (a
+    /// 10,000-VM window has over 100,000 of them: no more than a set is held).
+    pub fn drain_closed_with(&mut self, closed_before_ms: i64, mut each: impl FnMut(RollupSet)) {
+        let mut sets = SetEmitter::new(&self.vcenter, ROLLUPS_PER_BATCH);
+        let percent = self.series.find_label("percent");
+        let daily: Vec<u32> = self
+            .daily_counters
+            .iter()
+            .filter_map(|c| self.series.find_label(c))
+            .collect();
+        let window_secs = (self.window_ms / 1000) as u32;
+        let mut values: Vec<f64> = Vec::with_capacity(32);
         while let Some((&start, _)) = self.windows.first_key_value() {
-            if start + self.window_ms > closed_before_ms {
+            let end = start + self.window_ms;
+            if end > closed_before_ms {
                 break;
             }
             let Some((_, samples)) = self.windows.pop_first() else {
                 break;
             };
-            let end = start + self.window_ms;
-            let window_secs = (self.window_ms / 1000) as u32;
-            let mut values: Vec<f64> = Vec::with_capacity(32);
             samples.for_each_series(|id, group| {
                 let Some(slot) = self.series.get_mut(id) else {
                     return;
                 };
                 // The window is rolled up for this series: what comes for it later is late.
                 slot.close_until(end);
-                let meta = *slot;
-                let names = self.names.describe(&meta);
+                let slot = *slot;
                 // Percent counters arrive in hundredths of a percent.
-                let scale = if names.unit == "percent" { 100.0 } else { 1.0 };
+                let scale = if Some(slot.unit) == percent { 100.0 } else { 1.0 };
                 values.clear();
                 values.extend(
                     group
@@ -398,9 +232,8 @@ impl Aggregator {
                         .filter(|v| **v >= 0.0)
                         .map(|v| f64::from(*v) / scale),
                 );
-                let missing = (group.len() - values.len()) as u32;
-                if self.daily_counters.contains(&names.counter) {
-                    let day = (start + self.window_ms - 1).div_euclid(DAY_MS) * DAY_MS;
+                if daily.contains(&slot.counter) {
+                    let day = (end - 1).div_euclid(DAY_MS) * DAY_MS;
                     let (sketch, max) = self
                         .days
                         .entry(day)
@@ -412,31 +245,23 @@ impl Aggregator {
                         *max = max.max(*v);
                     }
                 }
-                each(Rollup {
-                    schema_version: ROLLUP_SCHEMA_VERSION,
-                    vcenter: self.vcenter.clone(),
-                    entity_type: names.entity_type,
-                    entity_id: names.entity_id,
-                    counter: names.counter,
-                    instance: names.instance,
-                    unit: names.unit,
-                    stats_type: names.stats_type,
-                    window_start: start / 1000,
+                let row = WindowRow {
+                    window_start_s: start / 1000,
                     window_secs,
                     expected_samples: slots_in_window(
                         start / 1000,
                         window_secs,
-                        meta.interval_secs,
+                        slot.interval_secs,
                     ),
-                    missing_samples: missing,
+                    missing_samples: (group.len() - values.len()) as u32,
                     stats: stats(&mut values),
-                });
+                };
+                sets.push(&self.series, &slot, row, &mut each);
             });
         }
+        sets.flush(&mut each);
     }
-}
 
-impl Aggregator {
     /// Daily summaries of every day that ends at or before `closed_before_ms` (call after
     /// `drain_closed_with` for the same time, so that the day's windows are all in).
     pub fn drain_closed_days_with(
@@ -451,25 +276,31 @@ impl Aggregator {
             let Some((_, series)) = self.days.pop_first() else {
                 break;
             };
-            let mut out: Vec<(u32, Slot, Sketch, f64)> = series
+            let mut out: Vec<(SeriesId, Sketch, f64)> = series
                 .into_iter()
-                .filter_map(|(id, (sk, max))| self.series.get(id).map(|s| (id, *s, sk, max)))
+                .map(|(id, (sketch, max))| (id, sketch, max))
                 .collect();
             out.sort_by_key(|a| a.0);
-            for (_, meta, sketch, max) in out {
-                let names = self.names.describe(&meta);
+            for (id, sketch, max) in out {
+                let Some(slot) = self.series.get(id) else {
+                    continue;
+                };
+                let Some((moref, _)) = self.series.entity_of(slot.entity) else {
+                    continue;
+                };
+                let label = |n: u32| self.series.label(n).clone();
                 each(DailySummary {
                     schema_version: ROLLUP_SCHEMA_VERSION,
                     vcenter: self.vcenter.clone(),
-                    entity_type: names.entity_type,
-                    entity_id: names.entity_id,
-                    counter: names.counter,
-                    instance: names.instance,
-                    unit: names.unit,
-                    stats_type: names.stats_type,
+                    entity_type: moref.kind.clone(),
+                    entity_id: moref.value.clone(),
+                    counter: label(slot.counter),
+                    instance: label(slot.instance),
+                    unit: label(slot.unit),
+                    stats_type: label(slot.stats_type),
                     day_start: day / 1000,
                     samples: sketch.count(),
-                    expected_samples: 86_400 / u64::from(meta.interval_secs.max(1)),
+                    expected_samples: 86_400 / u64::from(slot.interval_secs.max(1)),
                     p50: sketch.quantile(0.50),
                     p95: sketch.quantile(0.95),
                     p99: sketch.quantile(0.99),

@@ -167,11 +167,11 @@ fn series_of_vanished_entities_are_forgotten_once_their_windows_close() {
     other.entity_id = "vm-2".into();
     agg.add(&key("cpu.usage.average"), "percent", 20, 20_000, 1);
     agg.add(&other, "percent", 20, 20_000, 1);
-    let keep: std::collections::HashSet<CompactString> = ["vm-1".into()].into_iter().collect();
-    agg.retain_entities(&keep);
+    let keep = [MoRef::new("VirtualMachine", "vm-1")];
+    agg.retain(&keep);
     assert_eq!(agg.series_count(), 2, "vm-2 still has an open window");
     assert_eq!(agg.drain_closed(60_000).len(), 2);
-    agg.retain_entities(&keep);
+    agg.retain(&keep);
     assert_eq!(agg.series_count(), 1);
 }
 
@@ -186,7 +186,7 @@ fn a_day_of_windows_becomes_one_mergeable_daily_summary() {
         agg.add(&other, "kiloBytes", 20, i * 20_000, 5);
     }
     let mut rollups = 0;
-    agg.drain_closed_with(DAY_MS, |_| rollups += 1);
+    agg.drain_closed_with(DAY_MS, |set| rollups += set.rows.len());
     assert_eq!(rollups, 2 * 288, "288 windows of two series");
     let mut days = Vec::new();
     agg.drain_closed_days_with(DAY_MS, |d| days.push(d));
@@ -261,4 +261,55 @@ fn a_window_of_only_no_data_samples_has_no_stats() {
     let out = agg.drain_closed(60_000);
     assert_eq!(out[0].stats, None);
     assert_eq!((out[0].missing_samples, out[0].expected_samples), (3, 3));
+}
+
+/// The drain numbers a set's labels from the series table: the sets are the ones the
+/// wire's own builder makes from the same rollups, names in the same order, split at
+/// `ROLLUPS_PER_BATCH` rows, each carrying only the labels its rows use.
+#[test]
+fn drained_sets_are_what_the_wire_builder_makes_of_the_same_rollups() {
+    let fill = |agg: &mut Aggregator| {
+        for vm in 0..(ROLLUPS_PER_BATCH as i64 / 2 + 10) {
+            for (counter, instance, unit) in [
+                ("cpu.usage.average", "", "percent"),
+                ("disk.read.average", "scsi0:0", "kiloBytesPerSecond"),
+            ] {
+                let k = SeriesKey {
+                    entity_type: "VirtualMachine".into(),
+                    entity_id: format!("vm-{vm}").into(),
+                    counter: counter.into(),
+                    instance: instance.into(),
+                };
+                agg.add(&k, unit, 20, 20_000, vm * 10);
+            }
+        }
+        // A label only the last set uses.
+        let host = SeriesKey {
+            entity_type: "HostSystem".into(),
+            entity_id: "host-1".into(),
+            counter: "mem.usage.average".into(),
+            instance: "".into(),
+        };
+        agg.add(&host, "percent", 20, 40_000, 5);
+    };
+    let mut agg = Aggregator::new("vc", 60);
+    fill(&mut agg);
+    let mut sets = Vec::new();
+    agg.drain_closed_with(60_000, |s| sets.push(s));
+    let mut again = Aggregator::new("vc", 60);
+    fill(&mut again);
+    let mut expected = Vec::new();
+    let mut builder = vscout_wire::batch::RollupSetBuilder::default();
+    for r in again.drain_closed(60_000) {
+        builder.push(r);
+        if builder.len() == ROLLUPS_PER_BATCH {
+            expected.push(builder.take());
+        }
+    }
+    expected.push(builder.take());
+    assert_eq!(sets.len(), 2);
+    assert_eq!(sets, expected);
+    assert_eq!(sets[0].rows.len(), ROLLUPS_PER_BATCH);
+    assert!(!sets[0].names.iter().any(|n| n == "HostSystem"));
+    assert!(sets[1].names.iter().any(|n| n == "HostSystem"));
 }

@@ -1,0 +1,103 @@
+//! Rollup sets straight from series numbers: a drained series' labels are the series
+//! table's numbers, renumbered for the set (each set carries only the labels its rows use,
+//! in order of first use, as `RollupSetBuilder` numbers them) by indexing a vector, with
+//! no string hashed or copied but the entity id.
+
+use compact_str::CompactString;
+
+use vscout_wire::batch::{RollupRow, RollupSet, StatsRow};
+use vscout_wire::rollup::{WindowStats, ROLLUP_SCHEMA_VERSION};
+
+use crate::perf::series::{SeriesTable, Slot};
+
+/// One window of one series, as the drain hands it over.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WindowRow {
+    pub(super) window_start_s: i64,
+    pub(super) window_secs: u32,
+    pub(super) expected_samples: u32,
+    pub(super) missing_samples: u32,
+    pub(super) stats: Option<WindowStats>,
+}
+
+/// Builds rollup sets of at most `max_rows` rows.
+#[derive(Debug)]
+pub(super) struct SetEmitter {
+    vcenter: CompactString,
+    max_rows: usize,
+    /// Table label number → set name index + 1 (0: not in this set yet).
+    remap: Vec<u32>,
+    names: Vec<CompactString>,
+    rows: Vec<RollupRow>,
+}
+
+impl SetEmitter {
+    pub(super) fn new(vcenter: &CompactString, max_rows: usize) -> Self {
+        Self {
+            vcenter: vcenter.clone(),
+            max_rows: max_rows.max(1),
+            remap: Vec::new(),
+            names: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// The set's index of table label `label`.
+    fn name(&mut self, table: &SeriesTable, label: u32) -> u32 {
+        let i = label as usize;
+        if self.remap.len() <= i {
+            self.remap.resize(table.labels_len().max(i + 1), 0);
+        }
+        if self.remap[i] == 0 {
+            self.names.push(table.label(label).clone());
+            self.remap[i] = self.names.len() as u32;
+        }
+        self.remap[i] - 1
+    }
+
+    /// Adds one window of the series in `slot`; a full set is handed to `each`.
+    pub(super) fn push(
+        &mut self,
+        table: &SeriesTable,
+        slot: &Slot,
+        w: WindowRow,
+        each: &mut impl FnMut(RollupSet),
+    ) {
+        let Some((moref, kind)) = table.entity_of(slot.entity) else {
+            return;
+        };
+        let entity_id = moref.value.clone();
+        let row = RollupRow(
+            self.name(table, kind),
+            entity_id,
+            self.name(table, slot.counter),
+            self.name(table, slot.instance),
+            self.name(table, slot.unit),
+            self.name(table, slot.stats_type),
+            w.window_start_s,
+            w.window_secs,
+            w.expected_samples,
+            w.missing_samples,
+            w.stats
+                .map(|s| StatsRow(s.count, s.min, s.max, s.mean, s.p50, s.p95, s.p99)),
+        );
+        self.rows.push(row);
+        if self.rows.len() >= self.max_rows {
+            self.flush(each);
+        }
+    }
+
+    /// Hands the rows so far to `each` as one set, if there are any.
+    pub(super) fn flush(&mut self, each: &mut impl FnMut(RollupSet)) {
+        if self.rows.is_empty() {
+            return;
+        }
+        self.remap.iter_mut().for_each(|r| *r = 0);
+        each(RollupSet {
+            schema_version: ROLLUP_SCHEMA_VERSION,
+            vcenter: self.vcenter.clone(),
+            names: std::mem::take(&mut self.names),
+            rows: std::mem::take(&mut self.rows),
+        });
+    }
+}
