@@ -241,7 +241,10 @@ async fn targets_follow_power_state_without_a_restart() {
         .await
         .expect("poll");
     assert!(rec.samples().keys().all(|k| k.entity_id != victim.as_str()));
-    assert!(rec.samples().keys().any(|k| k.entity_type == "VirtualMachine"));
+    assert!(rec
+        .samples()
+        .keys()
+        .any(|k| k.entity_type == "VirtualMachine"));
 
     // Powered on again, it is picked up by the next inventory and polled from then on.
     admin::power_on(&e.sim.url, &e.certs.ca_pem, &cookie, &victim)
@@ -363,7 +366,10 @@ async fn clusters_and_datastores_are_asked_for_five_minute_data_apart_from_real_
         |b| b.contains("<intervalId>20</intervalId>") && b.contains(r#"type="VirtualMachine""#)
     ));
     assert_eq!(report.failed_requests, 0, "{report:?}");
-    assert!(rec.samples().keys().any(|k| k.entity_type == "VirtualMachine"));
+    assert!(rec
+        .samples()
+        .keys()
+        .any(|k| k.entity_type == "VirtualMachine"));
     let cluster_series: Vec<_> = rec
         .samples()
         .into_iter()

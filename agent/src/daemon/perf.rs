@@ -14,8 +14,8 @@ use crate::buffer::BufferHandle;
 use crate::config::VcenterConfig;
 use crate::perf::{vcenter_now_ms, watermark, Aggregator, PollReport, Poller, REALTIME_SECS};
 use crate::ship::{Batcher, Record};
-use vscout_wire::batch::RollupSet;
 use crate::vsphere::{Client, MoRef, VsphereError};
+use vscout_wire::batch::RollupSet;
 
 use super::vcenter::VcenterTask;
 

@@ -387,7 +387,11 @@ mod tests {
         let a = t.series(e1, &cpu, "", 20);
         let b = t.series(e2, &cpu, "", 20);
         assert_eq!((a, b), (0, 1));
-        assert_eq!(t.series(e1, &cpu, "", 20), a, "the same series, the same number");
+        assert_eq!(
+            t.series(e1, &cpu, "", 20),
+            a,
+            "the same series, the same number"
+        );
         assert_eq!(t.len(), 2);
         t.retain(&[vm(2)], |_| false);
         assert_eq!(t.len(), 1);

@@ -1,7 +1,8 @@
 //! Which samples of an answer are new: every (entity, counter, instance) series has a
-//! high-water mark, the grid slot of its newest sample taken, and only later slots are
-//! taken. No I/O: the poller hands each answer here, and the tests below hand synthetic
-//! ones (gaps, repeats, late data, instances that come and go, vCenter's -1).
+//! high-water mark in the series table, the grid slot of its newest sample taken, and
+//! only later slots are taken. No I/O: the poller hands each answer here, and the tests
+//! below hand synthetic ones (gaps, repeats, late data, instances that come and go,
+//! vCenter's -1).
 
 use tracing::debug;
 

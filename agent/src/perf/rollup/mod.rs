@@ -157,9 +157,10 @@ impl Aggregator {
     /// data". Percent counters arrive in hundredths; they are scaled when the window
     /// closes.
     pub fn add(&mut self, key: &SeriesKey, unit: &str, interval_secs: u32, ts_ms: i64, raw: i64) {
-        let e = self
-            .series
-            .entity(&MoRef::new(key.entity_type.as_str(), key.entity_id.as_str()));
+        let e = self.series.entity(&MoRef::new(
+            key.entity_type.as_str(),
+            key.entity_id.as_str(),
+        ));
         let labels = self.series.counter_labels(&key.counter, unit, "");
         let id = self
             .series
@@ -224,7 +225,11 @@ impl Aggregator {
                 slot.close_until(end);
                 let slot = *slot;
                 // Percent counters arrive in hundredths of a percent.
-                let scale = if Some(slot.unit) == percent { 100.0 } else { 1.0 };
+                let scale = if Some(slot.unit) == percent {
+                    100.0
+                } else {
+                    1.0
+                };
                 values.clear();
                 values.extend(
                     group
