@@ -73,9 +73,13 @@ impl<R: BufRead> BufRead for RunCap<R> {
     fn consume(&mut self, amt: usize) {
         if let Ok(buf) = self.inner.fill_buf() {
             let taken = &buf[..amt.min(buf.len())];
-            self.run = match memchr::memrchr2(b'<', b'>', taken) {
-                Some(at) => taken.len() - at - 1,
-                None => self.run + taken.len(),
+            // The reader consumes up to a delimiter: most of the time the last byte is one.
+            self.run = match taken.last() {
+                Some(b'<' | b'>') => 0,
+                _ => match memchr::memrchr2(b'<', b'>', taken) {
+                    Some(at) => taken.len() - at - 1,
+                    None => self.run + taken.len(),
+                },
             };
             self.over = self.run > MAX_RUN_BYTES;
         }
@@ -361,15 +365,20 @@ fn start_node(e: &BytesStart<'_>) -> Result<Node, String> {
     if memchr::memmem::find(e.attributes_raw(), b"type").is_none() {
         return Ok(node);
     }
-    for attr in e.attributes().with_checks(false) {
-        let attr = attr.map_err(|err| format!("attribute: {err}"))?;
-        if attr.key.local_name().as_ref() != b"type" {
+    for attr in Attributes(e.attributes_raw()) {
+        let (key, raw_value) = attr?;
+        let (prefixed, local) = match memchr::memrchr(b':', key) {
+            Some(at) => (true, &key[at + 1..]),
+            None => (false, key),
+        };
+        if local != b"type" {
             continue;
         }
-        let value = attr
-            .unescape_value()
-            .map_err(|err| format!("attribute value: {err}"))?;
-        if attr.key.prefix().is_some() {
+        let value = std::str::from_utf8(raw_value)
+            .map_err(|_| "attribute value is not UTF-8".to_string())?;
+        let value =
+            quick_xml::escape::unescape(value).map_err(|err| format!("attribute value: {err}"))?;
+        if prefixed {
             // `xsd:int` → `int`, `VirtualDisk` stays.
             let local = value.rsplit_once(':').map_or(&*value, |(_, l)| l);
             node.xsi_type = Some(CompactString::new(local));
@@ -378,6 +387,54 @@ fn start_node(e: &BytesStart<'_>) -> Result<Node, String> {
         }
     }
     Ok(node)
+}
+
+/// The `name="value"` pairs of a start tag's attribute bytes (after the element name),
+/// values still escaped. A small tokenizer of our own: quick-xml's general attribute
+/// iterator was a tenth of the parse, and only `type` attributes are wanted.
+struct Attributes<'a>(&'a [u8]);
+
+impl<'a> Iterator for Attributes<'a> {
+    type Item = Result<(&'a [u8], &'a [u8]), String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+        let rest = self.0;
+        let start = rest.iter().position(|b| !is_space(b))?;
+        let rest = &rest[start..];
+        let Some(eq) = memchr::memchr(b'=', rest) else {
+            self.0 = &[];
+            return Some(Err(format!(
+                "attribute {:?} has no value",
+                String::from_utf8_lossy(rest)
+            )));
+        };
+        let key = rest[..eq].trim_ascii_end();
+        let after = rest[eq + 1..].trim_ascii_start();
+        let quote = match after.first() {
+            Some(q @ (b'"' | b'\'')) => *q,
+            _ => {
+                self.0 = &[];
+                return Some(Err(format!(
+                    "attribute {:?} value is not quoted",
+                    String::from_utf8_lossy(key)
+                )));
+            }
+        };
+        let Some(end) = memchr::memchr(quote, &after[1..]) else {
+            self.0 = &[];
+            return Some(Err(format!(
+                "attribute {:?} value is not closed",
+                String::from_utf8_lossy(key)
+            )));
+        };
+        self.0 = &after[end + 2..];
+        if key.is_empty() || key.iter().any(is_space) {
+            self.0 = &[];
+            return Some(Err("malformed attribute name".into()));
+        }
+        Some(Ok((key, &after[1..end + 1])))
+    }
 }
 
 fn push_reference(top: &mut Node, r: &quick_xml::events::BytesRef<'_>) -> Result<(), String> {
