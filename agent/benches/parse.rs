@@ -99,12 +99,22 @@ fn main() {
             .len() as u64
     };
 
-    // For profiling: `VSCOUT_BENCH_ONLY=parse perf record …` runs only the parser.
-    if std::env::var("VSCOUT_BENCH_ONLY").as_deref() == Ok("parse") {
-        for _ in 0..7 {
-            parse();
+    // For profiling: `VSCOUT_BENCH_ONLY=parse perf record …` runs only the parser,
+    // `…=build` only parse + map + resolve.
+    match std::env::var("VSCOUT_BENCH_ONLY").as_deref() {
+        Ok("parse") => {
+            for _ in 0..7 {
+                parse();
+            }
+            return;
         }
-        return;
+        Ok("build") => {
+            for _ in 0..7 {
+                build();
+            }
+            return;
+        }
+        _ => {}
     }
     let mut best = [Duration::MAX; 3];
     let mut counts = [0u64; 3];

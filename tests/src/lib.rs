@@ -487,8 +487,7 @@ pub mod admin {
         let keys = oc
             .get("sessionList")
             .map(|l| {
-                l.children
-                    .iter()
+                l.children()
                     .filter_map(|s| s.text_at("key"))
                     .map(str::to_owned)
                     .collect::<Vec<_>>()

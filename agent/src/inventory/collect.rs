@@ -453,7 +453,7 @@ struct FieldNames(HashMap<i32, CompactString>);
 impl ObjectSink for FieldNames {
     fn accept(&mut self, oc: ObjectContent) -> Result<(), VsphereError> {
         if let Some(fields) = oc.get("field") {
-            for f in &fields.children {
+            for f in fields.children() {
                 if let (Some(k), Some(n)) = (f.parse_at::<i32>("key"), f.text_at("name")) {
                     self.0.insert(k, n.into());
                 }

@@ -87,8 +87,8 @@ pub(super) enum NicBacking {
     None,
 }
 
-fn text(n: Option<&Node>) -> Option<CompactString> {
-    n.map(|n| CompactString::from(n.text.trim()))
+fn text(n: Option<Node<'_>>) -> Option<CompactString> {
+    n.map(|n| CompactString::from(n.text().trim()))
         .filter(|s| !s.is_empty())
 }
 
@@ -149,7 +149,7 @@ pub(super) fn map_vm(oc: &ObjectContent, vcenter_uuid: &str) -> (Vm, VmRefs) {
         }
     }
     if let Some(values) = oc.get("customValue") {
-        for v in &values.children {
+        for v in values.children() {
             if let (Some(key), Some(value)) = (v.parse_at::<i32>("key"), v.text_at("value")) {
                 refs.custom_values.push((key, value.into()));
             }
@@ -158,7 +158,7 @@ pub(super) fn map_vm(oc: &ObjectContent, vcenter_uuid: &str) -> (Vm, VmRefs) {
     (vm, refs)
 }
 
-fn allocation(n: Option<&Node>) -> Allocation {
+fn allocation(n: Option<Node<'_>>) -> Allocation {
     let Some(n) = n else {
         return Allocation::default();
     };
@@ -192,8 +192,8 @@ fn in_bytes(a: Allocation) -> Allocation {
 }
 
 /// Counts the snapshot tree without recursion (hostile input cannot blow the stack).
-fn count_snapshots(info: &Node) -> u32 {
-    let mut stack: Vec<&Node> = info.children_named("rootSnapshotList").collect();
+fn count_snapshots(info: Node<'_>) -> u32 {
+    let mut stack: Vec<Node<'_>> = info.children_named("rootSnapshotList").collect();
     let mut count = 0u32;
     while let Some(n) = stack.pop() {
         count = count.saturating_add(1);
@@ -213,10 +213,10 @@ const NIC_TYPES: &[(&str, &str)] = &[
     ("VirtualSriovEthernetCard", "sriov"),
 ];
 
-fn map_devices(devices: &Node, vm: &mut Vm, refs: &mut VmRefs) {
+fn map_devices(devices: Node<'_>, vm: &mut Vm, refs: &mut VmRefs) {
     // Controllers first: disks name theirs by key.
     let mut controllers: BTreeMap<i32, (CompactString, CompactString)> = BTreeMap::new();
-    for d in &devices.children {
+    for d in devices.children() {
         let ty = d.type_name();
         if ty.ends_with("Controller") && !ty.contains("Usb") && !ty.contains("USB") {
             if let Some(key) = d.parse_at::<i32>("key") {
@@ -225,7 +225,7 @@ fn map_devices(devices: &Node, vm: &mut Vm, refs: &mut VmRefs) {
             }
         }
     }
-    for d in &devices.children {
+    for d in devices.children() {
         let ty = d.type_name();
         if ty == "VirtualDisk" {
             let (disk, ds) = map_disk(d, &controllers);
@@ -240,7 +240,7 @@ fn map_devices(devices: &Node, vm: &mut Vm, refs: &mut VmRefs) {
 }
 
 fn map_disk(
-    d: &Node,
+    d: Node<'_>,
     controllers: &BTreeMap<i32, (CompactString, CompactString)>,
 ) -> (Disk, Option<MoRef>) {
     let backing = d.child("backing");
@@ -295,7 +295,7 @@ fn map_disk(
     )
 }
 
-fn map_nic(d: &Node) -> (Nic, NicBacking) {
+fn map_nic(d: Node<'_>) -> (Nic, NicBacking) {
     let ty = d.type_name();
     let adapter = NIC_TYPES.iter().find(|(t, _)| *t == ty).map_or_else(
         || ty.trim_start_matches("Virtual").to_ascii_lowercase().into(),
@@ -333,11 +333,11 @@ fn map_nic(d: &Node) -> (Nic, NicBacking) {
 }
 
 /// Guest-reported addresses, per NIC (by `deviceConfigId`) and for the whole VM.
-fn map_guest_net(net: &Node, vm: &mut Vm) {
-    for g in &net.children {
+fn map_guest_net(net: Node<'_>, vm: &mut Vm) {
+    for g in net.children() {
         let ips: Vec<CompactString> = g
             .children_named("ipAddress")
-            .map(|n| CompactString::from(n.text.trim()))
+            .map(|n| CompactString::from(n.text().trim()))
             .filter(|s| !s.is_empty())
             .collect();
         if let Some(key) = g.parse_at::<i32>("deviceConfigId") {

@@ -13,7 +13,7 @@ use super::envelope;
 use super::error::VsphereError;
 use super::objects::MoRef;
 use super::transport::{self, Transport};
-use super::xml::{self, Node};
+use super::xml::{self, Tree};
 use crate::config::{Secret, TlsPolicy, VcenterConfig};
 
 /// The SOAPAction used when `vimServiceVersions.xml` cannot be read, until the service
@@ -201,7 +201,7 @@ impl Client {
             let vals = self.invoke("HasUserPrivilegeOnEntities", body).await?;
             let mut out = Vec::new();
             for v in &vals {
-                for p in v.children_named("privAvailability") {
+                for p in v.root().children_named("privAvailability") {
                     if let (Some(id), Some(granted)) = (p.text_at("privId"), p.bool_at("isGranted"))
                     {
                         out.push((id.to_owned(), granted));
@@ -219,7 +219,7 @@ impl Client {
             let vals = self.invoke("CurrentTime", body).await?;
             vals.into_iter()
                 .next()
-                .map(|n| n.text.trim().to_owned())
+                .map(|n| n.root().text().trim().to_owned())
                 .ok_or_else(|| VsphereError::Protocol {
                     method: "CurrentTime",
                     reason: "no returnval".into(),
@@ -264,7 +264,7 @@ impl Client {
         &self,
         method: &'static str,
         body: String,
-    ) -> Result<Vec<Node>, VsphereError> {
+    ) -> Result<Vec<Tree>, VsphereError> {
         let mut out = Vec::new();
         self.invoke_each(method, body, |n| {
             out.push(n);
@@ -280,7 +280,7 @@ impl Client {
         &self,
         method: &'static str,
         body: String,
-        each: impl FnMut(Node) -> Result<(), VsphereError>,
+        each: impl FnMut(Tree) -> Result<(), VsphereError>,
     ) -> Result<(), VsphereError> {
         let bytes = if idempotent(method) {
             match self.post_read(method, body.clone()).await {
@@ -311,7 +311,7 @@ impl Client {
     }
 }
 
-fn collect_returnvals(body: &[u8], method: &'static str) -> Result<Vec<Node>, VsphereError> {
+fn collect_returnvals(body: &[u8], method: &'static str) -> Result<Vec<Tree>, VsphereError> {
     let mut out = Vec::new();
     xml::parse_response(body, method, 3, |n| {
         out.push(n);
@@ -329,10 +329,13 @@ async fn retrieve_service_content(
     let resp = transport.post(method, action, None, body).await?;
     let bytes = transport.read_all(resp, method).await?;
     let vals = collect_returnvals(&bytes, method)?;
-    let sc = vals.first().ok_or_else(|| VsphereError::Protocol {
-        method,
-        reason: "no returnval".into(),
-    })?;
+    let sc = vals
+        .first()
+        .ok_or_else(|| VsphereError::Protocol {
+            method,
+            reason: "no returnval".into(),
+        })?
+        .root();
     let req = |name: &str| {
         sc.child(name)
             .and_then(MoRef::from_node)

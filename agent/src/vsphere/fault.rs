@@ -6,14 +6,18 @@ use super::error::VsphereError;
 use super::xml::Node;
 
 /// The fault type and message of a `Fault` node.
-pub(super) fn describe(node: &Node) -> (String, String) {
+pub(super) fn describe(node: Node<'_>) -> (String, String) {
     let message = capped(node.text_at("faultstring").unwrap_or("").trim());
     let fault_type = node
         .child("detail")
-        .and_then(|d| d.children.first())
-        .map(|f| match &f.xsi_type {
-            Some(t) => t.to_string(),
-            None => f.name.strip_suffix("Fault").unwrap_or(&f.name).to_owned(),
+        .and_then(|d| d.children().next())
+        .map(|f| match f.xsi_type() {
+            Some(t) => t.to_owned(),
+            None => f
+                .name()
+                .strip_suffix("Fault")
+                .unwrap_or(f.name())
+                .to_owned(),
         })
         .unwrap_or_else(|| {
             node.text_at("faultcode").map_or_else(
@@ -37,7 +41,7 @@ fn capped(message: &str) -> String {
 
 /// Maps a fault to an error. `NotAuthenticated` gets its own variant (the session layer
 /// re-logs in on it).
-pub(super) fn from_fault_node(method: &'static str, node: &Node) -> VsphereError {
+pub(super) fn from_fault_node(method: &'static str, node: Node<'_>) -> VsphereError {
     let (fault_type, message) = describe(node);
     if fault_type == "NotAuthenticated" {
         return VsphereError::NotAuthenticated { method };

@@ -6,7 +6,7 @@ use std::fmt;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
-use super::xml::Node;
+use super::xml::{Node, Tree};
 
 /// A managed object reference: type and server-side id (`VirtualMachine` / `vm-42`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -27,9 +27,9 @@ impl MoRef {
     }
 
     /// Reads a reference from an element such as `<obj type="Folder">group-d1</obj>`.
-    pub fn from_node(node: &Node) -> Option<Self> {
-        let kind = node.moref_type.clone()?;
-        let value = node.text.trim();
+    pub fn from_node(node: Node<'_>) -> Option<Self> {
+        let kind = CompactString::from(node.moref_type()?);
+        let value = node.text().trim();
         if value.is_empty() {
             return None;
         }
@@ -46,32 +46,34 @@ impl fmt::Display for MoRef {
     }
 }
 
-/// One object of a RetrievePropertiesEx answer.
+/// One object of a RetrievePropertiesEx answer: its `objects` element's tree, and where
+/// each property value is in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectContent {
     pub obj: MoRef,
-    /// `(path, val)` pairs, in answer order.
-    pub props: Vec<(CompactString, Node)>,
+    tree: Tree,
+    /// `(path, element of its val)` pairs, in answer order.
+    props: Vec<(CompactString, u32)>,
     /// `(path, fault type)` for properties that could not be read.
     pub missing: Vec<(String, String)>,
 }
 
 impl ObjectContent {
     /// Converts an `objects` element.
-    pub fn from_node(node: Node) -> Result<Self, String> {
+    pub fn from_tree(tree: Tree) -> Result<Self, String> {
         let mut obj = None;
         let mut props = Vec::new();
         let mut missing = Vec::new();
-        for child in node.children {
-            match child.name.as_str() {
-                "obj" => obj = MoRef::from_node(&child),
+        for child in tree.root().children() {
+            match child.name() {
+                "obj" => obj = MoRef::from_node(child),
                 "propSet" => {
                     let mut name = None;
                     let mut val = None;
-                    for c in child.children {
-                        match c.name.as_str() {
-                            "name" => name = Some(c.text),
-                            "val" => val = Some(c),
+                    for c in child.children() {
+                        match c.name() {
+                            "name" => name = Some(CompactString::from(c.text())),
+                            "val" => val = Some(c.index()),
                             _ => {}
                         }
                     }
@@ -93,19 +95,21 @@ impl ObjectContent {
         let obj = obj.ok_or_else(|| "objects element without a valid obj reference".to_string())?;
         Ok(Self {
             obj,
+            tree,
             props,
             missing,
         })
     }
 
     /// The value of a property path, if it was returned.
-    pub fn get(&self, path: &str) -> Option<&Node> {
-        self.props.iter().find(|(p, _)| p == path).map(|(_, v)| v)
+    pub fn get(&self, path: &str) -> Option<Node<'_>> {
+        let (_, at) = self.props.iter().find(|(p, _)| p == path)?;
+        Node::in_tree(&self.tree, *at)
     }
 
     /// Text of a property.
     pub fn text(&self, path: &str) -> Option<&str> {
-        self.get(path).map(|n| n.text.as_str())
+        self.get(path).map(Node::text)
     }
 
     /// A property parsed as `T`.
@@ -126,7 +130,7 @@ impl ObjectContent {
     /// An array-of-references property (`ArrayOfManagedObjectReference`).
     pub fn morefs(&self, path: &str) -> Vec<MoRef> {
         self.get(path)
-            .map(|n| n.children.iter().filter_map(MoRef::from_node).collect())
+            .map(|n| n.children().filter_map(MoRef::from_node).collect())
             .unwrap_or_default()
     }
 

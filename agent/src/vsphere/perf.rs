@@ -94,7 +94,7 @@ impl Client {
         let mut out = Vec::new();
         for oc in found.0 {
             if let Some(list) = oc.get("perfCounter") {
-                out.extend(list.children.iter().filter_map(counter_info));
+                out.extend(list.children().filter_map(counter_info));
             }
         }
         Ok(out)
@@ -113,7 +113,7 @@ impl Client {
         self.with_session(|| async {
             let mut out = Vec::with_capacity(queries.len());
             self.invoke_each("QueryPerf", body.clone(), |n| {
-                out.push(entity_metric(&n));
+                out.push(entity_metric(n.root()));
                 Ok(())
             })
             .await?;
@@ -140,14 +140,14 @@ impl Client {
             .with_session(|| self.invoke("QueryOptions", body.clone()))
             .await
         {
-            Ok(vals) => Ok(vals.iter().find_map(|v| v.parse_at::<i64>("value"))),
+            Ok(vals) => Ok(vals.iter().find_map(|v| v.root().parse_at::<i64>("value"))),
             Err(VsphereError::Fault { fault_type, .. }) if fault_type == "InvalidName" => Ok(None),
             Err(e) => Err(e),
         }
     }
 }
 
-fn counter_info(n: &Node) -> Option<PerfCounterInfo> {
+fn counter_info(n: Node<'_>) -> Option<PerfCounterInfo> {
     let group = n.text_at("groupInfo/key")?;
     let name = n.text_at("nameInfo/key")?;
     let rollup = n.text_at("rollupType")?;
@@ -160,7 +160,7 @@ fn counter_info(n: &Node) -> Option<PerfCounterInfo> {
     })
 }
 
-fn metric_id(n: &Node) -> Option<MetricId> {
+fn metric_id(n: Node<'_>) -> Option<MetricId> {
     Some(MetricId {
         counter: n.parse_at("counterId")?,
         instance: n.text_at("instance").unwrap_or("").into(),
@@ -208,7 +208,7 @@ fn query_specs(queries: &[PerfQuery]) -> String {
     s
 }
 
-fn entity_metric(n: &Node) -> PerfEntityMetric {
+fn entity_metric(n: Node<'_>) -> PerfEntityMetric {
     let timestamps_ms = n
         .children_named("sampleInfo")
         .filter_map(|si| {

@@ -63,13 +63,13 @@ impl Client {
             types,
         );
         let vals = self.invoke("CreateContainerView", body).await?;
-        let view =
-            vals.first()
-                .and_then(MoRef::from_node)
-                .ok_or_else(|| VsphereError::Protocol {
-                    method: "CreateContainerView",
-                    reason: "no view reference in the answer".into(),
-                })?;
+        let view = vals
+            .first()
+            .and_then(|v| MoRef::from_node(v.root()))
+            .ok_or_else(|| VsphereError::Protocol {
+                method: "CreateContainerView",
+                reason: "no view reference in the answer".into(),
+            })?;
         let result = f(view.clone()).await;
         let destroy = envelope::call("DestroyView", &view, "");
         match self.invoke("DestroyView", destroy).await {
@@ -211,11 +211,11 @@ fn parse_stream<R: std::io::BufRead, S>(
 where
     S: ObjectSink,
 {
-    xml::parse_response_pruned(input, method, 4, prune, |node| {
-        match node.name.as_str() {
-            "token" => *token = Some(node.text.trim().to_owned()),
+    xml::parse_response_pruned(input, method, 4, prune, |tree| {
+        match tree.root().name() {
+            "token" => *token = Some(tree.root().text().trim().to_owned()),
             "objects" => {
-                let oc = ObjectContent::from_node(node)
+                let oc = ObjectContent::from_tree(tree)
                     .map_err(|reason| VsphereError::Protocol { method, reason })?;
                 // vcsim answers a call without a valid session with HTTP 200 and a
                 // NotAuthenticated missingSet instead of a fault.

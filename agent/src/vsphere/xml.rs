@@ -1,6 +1,6 @@
-//! Streaming SOAP response parsing: a small owned tree (`Node`) for one element at a time,
-//! built from quick-xml events so that a 70 MB RetrievePropertiesEx answer never has to be
-//! held whole.
+//! Streaming SOAP response parsing: a small tree (`Tree`, a tape of elements; `Node` views
+//! one) for one element at a time, built from quick-xml events so that a 70 MB
+//! RetrievePropertiesEx answer never has to be held whole.
 //!
 //! The caller picks a *split depth*: every complete element at that depth is handed to a
 //! sink and then dropped (depth 0 is `Envelope`, 1 `Body`, 2 the `…Response`, 3 each
@@ -17,9 +17,9 @@
 //! reader buffers one whole, so without it an endless text node grew to the answer's
 //! byte cap); total size is bounded by the transport's byte cap.
 
+use std::borrow::Cow;
 use std::io::{BufRead, Read};
 
-use compact_str::CompactString;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
@@ -90,73 +90,9 @@ impl<R: BufRead> BufRead for RunCap<R> {
 /// Deepest element nesting accepted. vSphere data nests about 15 levels at most.
 pub const MAX_DEPTH: usize = 64;
 
-/// One XML element with its text and children.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Node {
-    /// Local element name (`VirtualDevice`, `val`, …).
-    pub name: CompactString,
-    /// Local part of the `xsi:type` attribute (`VirtualDisk`, `xsd:int` → `int`).
-    pub xsi_type: Option<CompactString>,
-    /// The unprefixed `type` attribute: the type of a managed object reference.
-    pub moref_type: Option<CompactString>,
-    /// Character data directly inside this element, entities resolved. Names and values
-    /// are `CompactString`s: most are short and then need no heap allocation, which is
-    /// most of the parser's cost otherwise.
-    pub text: CompactString,
-    /// Child elements in document order.
-    pub children: Vec<Node>,
-}
-
-impl Node {
-    /// The first child with this local name.
-    pub fn child(&self, name: &str) -> Option<&Node> {
-        self.children.iter().find(|c| c.name == name)
-    }
-
-    /// All children with this local name.
-    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Node> + 'a {
-        self.children.iter().filter(move |c| c.name == name)
-    }
-
-    /// Follows a `/`-separated path of child names.
-    pub fn at(&self, path: &str) -> Option<&Node> {
-        path.split('/').try_fold(self, |n, part| n.child(part))
-    }
-
-    /// Text at a path, if the element exists.
-    pub fn text_at(&self, path: &str) -> Option<&str> {
-        self.at(path).map(|n| n.text.as_str())
-    }
-
-    /// This element's text parsed as `T`; `None` if unparsable.
-    pub fn parse<T: std::str::FromStr>(&self) -> Option<T> {
-        self.text.trim().parse().ok()
-    }
-
-    /// This element's text as an `xsd:boolean` (`true`/`false`/`1`/`0`).
-    pub fn as_bool(&self) -> Option<bool> {
-        match self.text.trim() {
-            "true" | "1" => Some(true),
-            "false" | "0" => Some(false),
-            _ => None,
-        }
-    }
-
-    /// Text at a path parsed as `T`; `None` if absent or unparsable.
-    pub fn parse_at<T: std::str::FromStr>(&self, path: &str) -> Option<T> {
-        self.at(path)?.parse()
-    }
-
-    /// Boolean text at a path.
-    pub fn bool_at(&self, path: &str) -> Option<bool> {
-        self.at(path)?.as_bool()
-    }
-
-    /// The type name vSphere means: `xsi:type` if present, else the element name.
-    pub fn type_name(&self) -> &str {
-        self.xsi_type.as_deref().unwrap_or(&self.name)
-    }
-}
+mod tree;
+use tree::TreeBuilder;
+pub use tree::{Children, Node, Tree};
 
 /// Parses a SOAP response from `input`, giving every element at `split_depth` to `sink`.
 /// Returns `Ok(())` for a well-formed, complete response; a SOAP fault becomes
@@ -165,7 +101,7 @@ pub fn parse_response<R: BufRead>(
     input: R,
     method: &'static str,
     split_depth: usize,
-    sink: impl FnMut(Node) -> Result<(), VsphereError>,
+    sink: impl FnMut(Tree) -> Result<(), VsphereError>,
 ) -> Result<(), VsphereError> {
     parse_response_pruned(input, method, split_depth, &[], sink)
 }
@@ -178,7 +114,7 @@ pub fn parse_response_pruned<R: BufRead>(
     method: &'static str,
     split_depth: usize,
     prune: &[&str],
-    mut sink: impl FnMut(Node) -> Result<(), VsphereError>,
+    mut sink: impl FnMut(Tree) -> Result<(), VsphereError>,
 ) -> Result<(), VsphereError> {
     let mut reader = Reader::from_reader(RunCap {
         inner: input,
@@ -203,24 +139,20 @@ pub fn parse_response_pruned<R: BufRead>(
             }
             Event::End(_) => st.end(&mut sink)?,
             Event::Text(t) => {
-                if let Some(top) = st.stack.last_mut().filter(|_| st.skip_from.is_none()) {
-                    let s = t
-                        .decode()
-                        .map_err(|e| st_malformed(method, format!("text: {e}")))?;
-                    top.text.push_str(&s);
+                if let Some(top) = st.top() {
+                    st.tree.push_text(top, &t);
                 }
             }
             Event::CData(t) => {
-                if let Some(top) = st.stack.last_mut().filter(|_| st.skip_from.is_none()) {
-                    let s = t
-                        .decode()
-                        .map_err(|e| st_malformed(method, format!("cdata: {e}")))?;
-                    top.text.push_str(&s);
+                if let Some(top) = st.top() {
+                    st.tree.push_text(top, &t);
                 }
             }
             Event::GeneralRef(r) => {
-                if let Some(top) = st.stack.last_mut().filter(|_| st.skip_from.is_none()) {
-                    push_reference(top, &r).map_err(|e| st_malformed(method, e))?;
+                if let Some(top) = st.top() {
+                    let mut chars = [0; 4];
+                    let text = reference(&r, &mut chars).map_err(|e| st_malformed(method, e))?;
+                    st.tree.push_text(top, text.as_bytes());
                 }
             }
             Event::Eof => break,
@@ -250,8 +182,12 @@ struct State {
     method: &'static str,
     split_depth: usize,
     depth: usize,
-    /// Elements under construction: `stack[0]` is the element being collected.
-    stack: Vec<Node>,
+    /// The element being collected.
+    tree: TreeBuilder,
+    /// Its open elements, each with its last child so far: `stack[0]` is the root.
+    stack: Vec<(u32, Option<u32>)>,
+    /// (elements, string bytes) of the last tree handed over.
+    last_size: (usize, usize),
     /// Depth of the element being collected, if any.
     collect_from: Option<usize>,
     /// Depth of a pruned element being skipped, if any.
@@ -263,6 +199,14 @@ struct State {
 }
 
 impl State {
+    /// The open element text goes to, unless a pruned element is being skipped.
+    fn top(&self) -> Option<u32> {
+        self.stack
+            .last()
+            .filter(|_| self.skip_from.is_none())
+            .map(|t| t.0)
+    }
+
     fn malformed(&self, reason: impl Into<String>) -> VsphereError {
         st_malformed(self.method, reason.into())
     }
@@ -297,11 +241,26 @@ impl State {
             self.collect_from = Some(self.depth);
         }
         if self.collect_from.is_some() && self.skip_from.is_none() {
-            let node = start_node(e).map_err(|r| self.malformed(r))?;
-            if node.xsi_type.as_deref().is_some_and(|t| prune.contains(&t)) {
+            let (name, types) = start_tag(e).map_err(|r| self.malformed(r))?;
+            if types.xsi.as_deref().is_some_and(|t| prune.contains(&t)) {
                 self.skip_from = Some(self.depth);
             } else {
-                self.stack.push(node);
+                if self.stack.is_empty() {
+                    // Consecutive elements are alike: start with the room the last took.
+                    self.tree = TreeBuilder::with_room(self.last_size);
+                }
+                let parent = self.stack.last().copied();
+                let at = self.tree.open(name, parent);
+                if let Some(t) = types.xsi {
+                    self.tree.set_xsi_type(at, &t);
+                }
+                if let Some(t) = types.moref {
+                    self.tree.set_moref_type(at, &t);
+                }
+                if let Some(p) = self.stack.last_mut() {
+                    p.1 = Some(at);
+                }
+                self.stack.push((at, None));
             }
         }
         self.depth += 1;
@@ -313,7 +272,7 @@ impl State {
 
     fn end(
         &mut self,
-        sink: &mut impl FnMut(Node) -> Result<(), VsphereError>,
+        sink: &mut impl FnMut(Tree) -> Result<(), VsphereError>,
     ) -> Result<(), VsphereError> {
         self.depth = match self.depth.checked_sub(1) {
             Some(d) => d,
@@ -327,19 +286,19 @@ impl State {
         }
         if let Some(from) = self.collect_from {
             if self.depth >= from {
-                let node = match self.stack.pop() {
-                    Some(n) => n,
-                    None => return Err(self.malformed("unbalanced end tag")),
-                };
-                match self.stack.last_mut() {
-                    Some(parent) => parent.children.push(node),
-                    None => {
-                        self.collect_from = None;
-                        if self.fault {
-                            return Err(super::fault::from_fault_node(self.method, &node));
-                        }
-                        sink(node)?;
+                if self.stack.pop().is_none() {
+                    return Err(self.malformed("unbalanced end tag"));
+                }
+                if self.stack.is_empty() {
+                    self.collect_from = None;
+                    let tree = std::mem::take(&mut self.tree)
+                        .finish()
+                        .map_err(|r| self.malformed(r))?;
+                    if self.fault {
+                        return Err(super::fault::from_fault_node(self.method, tree.root()));
                     }
+                    self.last_size = tree.size();
+                    sink(tree)?;
                 }
             }
         }
@@ -353,21 +312,30 @@ impl State {
     }
 }
 
-fn start_node(e: &BytesStart<'_>) -> Result<Node, String> {
-    let name = std::str::from_utf8(e.local_name().into_inner())
-        .map_err(|_| "element name is not UTF-8".to_string())?;
-    let mut node = Node {
-        name: CompactString::new(name),
-        ..Node::default()
-    };
-    // Most elements carry no `type` attribute: skip attribute parsing for them. Duplicate
-    // checks cost a scan per attribute and buy nothing here.
-    if memchr::memmem::find(e.attributes_raw(), b"type").is_none() {
-        return Ok(node);
+/// The `type` attributes of a start tag, unescaped.
+#[derive(Default)]
+struct Types<'a> {
+    /// Local part of `xsi:type` (`xsd:int` → `int`).
+    xsi: Option<Cow<'a, str>>,
+    /// The unprefixed `type`: a managed object reference's type.
+    moref: Option<Cow<'a, str>>,
+}
+
+/// A start tag's local name and `type` attributes.
+fn start_tag<'a>(e: &'a BytesStart<'_>) -> Result<(&'a [u8], Types<'a>), String> {
+    // Checked to be UTF-8 with the rest of its tree.
+    let name = e.local_name().into_inner();
+    let mut types = Types::default();
+    // Most elements carry no `type` attribute: skip attribute parsing for them.
+    let raw = e.attributes_raw();
+    static TYPE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("type"));
+    if raw.is_empty() || TYPE.find(raw).is_none() {
+        return Ok((name, types));
     }
-    for attr in Attributes(e.attributes_raw()) {
+    for attr in Attributes(raw) {
         let (key, raw_value) = attr?;
-        let (prefixed, local) = match memchr::memrchr(b':', key) {
+        let (prefixed, local) = match key.iter().rposition(|c| *c == b':') {
             Some(at) => (true, &key[at + 1..]),
             None => (false, key),
         };
@@ -380,13 +348,15 @@ fn start_node(e: &BytesStart<'_>) -> Result<Node, String> {
             quick_xml::escape::unescape(value).map_err(|err| format!("attribute value: {err}"))?;
         if prefixed {
             // `xsd:int` → `int`, `VirtualDisk` stays.
-            let local = value.rsplit_once(':').map_or(&*value, |(_, l)| l);
-            node.xsi_type = Some(CompactString::new(local));
+            types.xsi = Some(match value {
+                Cow::Borrowed(v) => Cow::Borrowed(v.rsplit_once(':').map_or(v, |(_, l)| l)),
+                Cow::Owned(v) => Cow::Owned(v.rsplit_once(':').map_or(&*v, |(_, l)| l).to_owned()),
+            });
         } else {
-            node.moref_type = Some(CompactString::new(&value));
+            types.moref = Some(value);
         }
     }
-    Ok(node)
+    Ok((name, types))
 }
 
 /// The `name="value"` pairs of a start tag's attribute bytes (after the element name),
@@ -397,60 +367,75 @@ struct Attributes<'a>(&'a [u8]);
 impl<'a> Iterator for Attributes<'a> {
     type Item = Result<(&'a [u8], &'a [u8]), String>;
 
+    /// One forward pass over the name and delimiters, which are short (a general search
+    /// per delimiter cost more than the bytes it skipped); memchr for the value.
     fn next(&mut self) -> Option<Self::Item> {
-        let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
-        let rest = self.0;
-        let start = rest.iter().position(|b| !is_space(b))?;
-        let rest = &rest[start..];
-        let Some(eq) = memchr::memchr(b'=', rest) else {
-            self.0 = &[];
+        let b = self.0;
+        let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
+        let skip_space = |mut i: usize| {
+            while i < b.len() && is_space(b[i]) {
+                i += 1;
+            }
+            i
+        };
+        let mut i = skip_space(0);
+        if i == b.len() {
+            return None;
+        }
+        let key_start = i;
+        while i < b.len() && !is_space(b[i]) && b[i] != b'=' {
+            i += 1;
+        }
+        let key = &b[key_start..i];
+        // Whatever goes wrong, nothing after it is read.
+        self.0 = &[];
+        i = skip_space(i);
+        if b.get(i) != Some(&b'=') {
             return Some(Err(format!(
                 "attribute {:?} has no value",
-                String::from_utf8_lossy(rest)
+                String::from_utf8_lossy(key)
             )));
-        };
-        let key = rest[..eq].trim_ascii_end();
-        let after = rest[eq + 1..].trim_ascii_start();
-        let quote = match after.first() {
+        }
+        i = skip_space(i + 1);
+        let quote = match b.get(i) {
             Some(q @ (b'"' | b'\'')) => *q,
             _ => {
-                self.0 = &[];
                 return Some(Err(format!(
                     "attribute {:?} value is not quoted",
                     String::from_utf8_lossy(key)
-                )));
+                )))
             }
         };
-        let Some(end) = memchr::memchr(quote, &after[1..]) else {
-            self.0 = &[];
+        let value_start = i + 1;
+        // Values can be long (vcsim declares the schema-instance namespace on every
+        // typed element): memchr for them.
+        let Some(len) = memchr::memchr(quote, &b[value_start..]) else {
             return Some(Err(format!(
                 "attribute {:?} value is not closed",
                 String::from_utf8_lossy(key)
             )));
         };
-        self.0 = &after[end + 2..];
-        if key.is_empty() || key.iter().any(is_space) {
-            self.0 = &[];
-            return Some(Err("malformed attribute name".into()));
-        }
-        Some(Ok((key, &after[1..end + 1])))
+        self.0 = &b[value_start + len + 1..];
+        Some(Ok((key, &b[value_start..value_start + len])))
     }
 }
 
-fn push_reference(top: &mut Node, r: &quick_xml::events::BytesRef<'_>) -> Result<(), String> {
+/// The text of a character or entity reference (`&#233;`, `&amp;`).
+fn reference<'b>(
+    r: &quick_xml::events::BytesRef<'_>,
+    chars: &'b mut [u8; 4],
+) -> Result<&'b str, String> {
     if r.is_char_ref() {
-        match r.resolve_char_ref() {
-            Ok(Some(c)) => top.text.push(c),
-            _ => return Err("invalid character reference".into()),
-        }
-        return Ok(());
+        return match r.resolve_char_ref() {
+            Ok(Some(c)) => Ok(c.encode_utf8(chars)),
+            _ => Err("invalid character reference".into()),
+        };
     }
     let name = r.decode().map_err(|e| format!("entity: {e}"))?;
     match quick_xml::escape::resolve_predefined_entity(&name) {
-        Some(s) => top.text.push_str(s),
-        None => return Err(format!("unknown entity &{name};")),
+        Some(s) => Ok(s),
+        None => Err(format!("unknown entity &{name};")),
     }
-    Ok(())
 }
 
 fn xml_error(method: &'static str, e: quick_xml::Error) -> VsphereError {

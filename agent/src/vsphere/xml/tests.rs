@@ -5,7 +5,7 @@ use super::*;
 const VCSIM_PAGE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:XMLSchema-instance="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><RetrievePropertiesExResponse xmlns="urn:vim25"><returnval><token>tok-1</token><objects><obj type="VirtualMachine">vm-42</obj><propSet><name>name</name><val XMLSchema-instance:type="xsd:string">web &amp; db &#x41;</val></propSet><propSet><name>runtime.host</name><val XMLSchema-instance:type="ManagedObjectReference" type="HostSystem">host-7</val></propSet></objects></returnval></RetrievePropertiesExResponse></soapenv:Body></soapenv:Envelope>"#;
 
-fn collect(body: &str, depth: usize) -> Result<Vec<Node>, VsphereError> {
+fn collect(body: &str, depth: usize) -> Result<Vec<Tree>, VsphereError> {
     let mut out = Vec::new();
     parse_response(body.as_bytes(), "Test", depth, |n| {
         out.push(n);
@@ -14,19 +14,26 @@ fn collect(body: &str, depth: usize) -> Result<Vec<Node>, VsphereError> {
     Ok(out)
 }
 
+fn nth(n: Node<'_>, i: usize) -> Node<'_> {
+    n.children().nth(i).expect("child")
+}
+
 #[test]
 fn vcsim_prefix_and_entities() {
-    let nodes = collect(VCSIM_PAGE, 4).expect("parse");
-    assert_eq!(nodes.len(), 2);
-    assert_eq!(nodes[0].name, "token");
-    assert_eq!(nodes[0].text, "tok-1");
-    let obj = &nodes[1];
-    let name = &obj.children[1].children[1];
-    assert_eq!(name.xsi_type.as_deref(), Some("string"));
-    assert_eq!(name.text, "web & db A");
-    let host = &obj.children[2].children[1];
-    assert_eq!(host.xsi_type.as_deref(), Some("ManagedObjectReference"));
-    assert_eq!(host.moref_type.as_deref(), Some("HostSystem"));
+    let trees = collect(VCSIM_PAGE, 4).expect("parse");
+    assert_eq!(trees.len(), 2);
+    assert_eq!(trees[0].root().name(), "token");
+    assert_eq!(trees[0].root().text(), "tok-1");
+    let obj = trees[1].root();
+    let name = nth(nth(obj, 1), 1);
+    assert_eq!(name.xsi_type(), Some("string"));
+    assert_eq!(name.text(), "web & db A");
+    let host = nth(nth(obj, 2), 1);
+    assert_eq!(host.xsi_type(), Some("ManagedObjectReference"));
+    assert_eq!(host.moref_type(), Some("HostSystem"));
+    assert_eq!(obj.at("propSet/name").map(Node::text), Some("name"));
+    let names: Vec<&str> = obj.children().map(Node::name).collect();
+    assert_eq!(names, ["obj", "propSet", "propSet"]);
 }
 
 #[test]
@@ -114,8 +121,8 @@ fn deep_nesting_is_refused_without_recursion() {
 #[test]
 fn unexpected_elements_are_ignored_not_fatal() {
     let body = VCSIM_PAGE.replace("<token>", "<futureThing>x</futureThing><token>");
-    let nodes = collect(&body, 4).expect("parse");
-    assert_eq!(nodes.len(), 3);
+    let trees = collect(&body, 4).expect("parse");
+    assert_eq!(trees.len(), 3);
 }
 
 /// Issue 12: one endless text node grew the parser's buffer to the answer's byte cap
@@ -136,8 +143,9 @@ fn an_endless_text_node_is_refused_at_the_run_cap() {
     let ok = format!(
         "{head}{text}</val><val>{text}</val></returnval></R></soapenv:Body></soapenv:Envelope>"
     );
-    let nodes = collect(&ok, 3).expect("parse");
-    assert_eq!(nodes[0].children[1].text.len(), 1 << 20);
+    let trees = collect(&ok, 3).expect("parse");
+    let second = trees[0].root().children().nth(1).expect("second val");
+    assert_eq!(second.text().len(), 1 << 20);
 }
 
 #[test]
@@ -154,4 +162,55 @@ fn a_huge_fault_message_is_cut_to_a_line() {
         "{}",
         &text[text.len() - 60..]
     );
+}
+
+/// The tape keeps each element's text in one piece even when a child element interrupts
+/// it, and links children in order across nesting and pruned elements.
+#[test]
+fn text_around_children_and_pruned_elements_keep_their_places() {
+    let body = r#"<Envelope xmlns:xsi="x"><Body><R><returnval><a>x<b>y&amp;</b>z<c xsi:type="Skip"><d>no</d></c><e/>w</a></returnval></R></Body></Envelope>"#;
+    let mut trees = Vec::new();
+    parse_response_pruned(body.as_bytes(), "Test", 3, &["Skip"], |t| {
+        trees.push(t);
+        Ok(())
+    })
+    .expect("parse");
+    let a = trees[0].root().child("a").expect("a");
+    assert_eq!(a.text(), "xzw");
+    let kids: Vec<(&str, &str)> = a.children().map(|c| (c.name(), c.text())).collect();
+    assert_eq!(kids, [("b", "y&"), ("e", "")], "the pruned c is not there");
+    assert!(a.at("c/d").is_none());
+}
+
+/// Attributes are read by our own tokenizer: quoting, spacing and prefixes as XML allows,
+/// and a malformed attribute is an error, not a guess.
+#[test]
+fn attributes_in_every_legal_spelling_and_malformed_ones() {
+    let page = |attrs: &str| {
+        format!(
+            r#"<Envelope><Body><R><returnval><val {attrs}>v</val></returnval></R></Body></Envelope>"#
+        )
+    };
+    let types = |attrs: &str| {
+        let trees = collect(&page(attrs), 3).expect("parse");
+        let v = trees[0].root().child("val").expect("val");
+        (
+            v.xsi_type().map(str::to_owned),
+            v.moref_type().map(str::to_owned),
+        )
+    };
+    assert_eq!(
+        types(r#"xsi:type = 'xsd:int'  type="Host&amp;System" other="type=x""#),
+        (Some("int".into()), Some("Host&System".into()))
+    );
+    assert_eq!(types("\n\ttypes=\"no\""), (None, None));
+    for bad in [r#"type"#, r#"type=unquoted"#, r#"type="open"#] {
+        assert!(
+            matches!(
+                collect(&page(bad), 3),
+                Err(VsphereError::Malformed { .. }) | Err(VsphereError::Truncated { .. })
+            ),
+            "{bad}"
+        );
+    }
 }
