@@ -9,7 +9,8 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::VcenterInventory;
-use crate::rollup::{DailySummary, Rollup, SeriesLabels};
+use crate::names::Names;
+use crate::rollup::{DailySummary, Rollup, SeriesLabels, WindowStats};
 
 /// Version of the batch document. The collector refuses versions it does not know.
 pub const BATCH_VERSION: u32 = 1;
@@ -79,6 +80,38 @@ pub struct RollupRow(
     pub Option<StatsRow>,
 );
 
+/// The figures of one window of one series, as a row carries them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowFigures {
+    /// Unix seconds.
+    pub window_start: i64,
+    pub window_secs: u32,
+    pub expected_samples: u32,
+    pub missing_samples: u32,
+    pub stats: Option<WindowStats>,
+}
+
+impl RollupRow {
+    /// A row: `labels` are the set's indexes of its entity type, counter, instance, unit
+    /// and statsType.
+    pub fn new(labels: [u32; 5], entity_id: CompactString, w: WindowFigures) -> Self {
+        let [entity_type, counter, instance, unit, stats_type] = labels;
+        Self(
+            entity_type,
+            entity_id,
+            counter,
+            instance,
+            unit,
+            stats_type,
+            w.window_start,
+            w.window_secs,
+            w.expected_samples,
+            w.missing_samples,
+            w.stats.map(StatsRow::from),
+        )
+    }
+}
+
 /// `[count, min, max, mean, p50, p95, p99]`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct StatsRow(
@@ -90,6 +123,26 @@ pub struct StatsRow(
     pub f64,
     pub f64,
 );
+
+impl From<WindowStats> for StatsRow {
+    fn from(s: WindowStats) -> Self {
+        Self(s.count, s.min, s.max, s.mean, s.p50, s.p95, s.p99)
+    }
+}
+
+impl From<StatsRow> for WindowStats {
+    fn from(s: StatsRow) -> Self {
+        Self {
+            count: s.0,
+            min: s.1,
+            max: s.2,
+            mean: s.3,
+            p50: s.4,
+            p95: s.5,
+            p99: s.6,
+        }
+    }
+}
 
 /// A rollup of a `RollupSet`, its names borrowed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -119,15 +172,7 @@ impl RollupView<'_> {
             window_secs: self.window_secs,
             expected_samples: self.expected_samples,
             missing_samples: self.missing_samples,
-            stats: self.stats.map(|s| crate::rollup::WindowStats {
-                count: s.0,
-                min: s.1,
-                max: s.2,
-                mean: s.3,
-                p50: s.4,
-                p95: s.5,
-                p99: s.6,
-            }),
+            stats: self.stats.map(WindowStats::from),
         }
     }
 }
@@ -170,8 +215,7 @@ impl RollupSet {
 #[derive(Debug, Default)]
 pub struct RollupSetBuilder {
     vcenter: CompactString,
-    names: Vec<CompactString>,
-    index: std::collections::HashMap<CompactString, u32>,
+    names: Names,
     rows: Vec<RollupRow>,
 }
 
@@ -181,35 +225,27 @@ impl RollupSetBuilder {
         self.rows.is_empty() || self.vcenter == r.vcenter
     }
 
-    fn name(&mut self, n: &CompactString) -> u32 {
-        if let Some(i) = self.index.get(n) {
-            return *i;
-        }
-        let i = self.names.len() as u32;
-        self.names.push(n.clone());
-        self.index.insert(n.clone(), i);
-        i
-    }
-
     pub fn push(&mut self, r: Rollup) {
         if self.rows.is_empty() {
             self.vcenter = r.vcenter.clone();
         }
-        let row = RollupRow(
-            self.name(&r.entity_type),
-            r.entity_id,
-            self.name(&r.counter),
-            self.name(&r.instance),
-            self.name(&r.unit),
-            self.name(&r.stats_type),
-            r.window_start,
-            r.window_secs,
-            r.expected_samples,
-            r.missing_samples,
-            r.stats
-                .map(|s| StatsRow(s.count, s.min, s.max, s.mean, s.p50, s.p95, s.p99)),
-        );
-        self.rows.push(row);
+        let n = &mut self.names;
+        let labels = [
+            &r.entity_type,
+            &r.counter,
+            &r.instance,
+            &r.unit,
+            &r.stats_type,
+        ]
+        .map(|l| n.id(l));
+        let figures = WindowFigures {
+            window_start: r.window_start,
+            window_secs: r.window_secs,
+            expected_samples: r.expected_samples,
+            missing_samples: r.missing_samples,
+            stats: r.stats,
+        };
+        self.rows.push(RollupRow::new(labels, r.entity_id, figures));
     }
 
     pub fn len(&self) -> usize {
@@ -222,11 +258,10 @@ impl RollupSetBuilder {
 
     /// The set so far; the builder is empty again.
     pub fn take(&mut self) -> RollupSet {
-        self.index.clear();
         RollupSet {
             schema_version: crate::rollup::ROLLUP_SCHEMA_VERSION,
             vcenter: std::mem::take(&mut self.vcenter),
-            names: std::mem::take(&mut self.names),
+            names: self.names.take(),
             rows: std::mem::take(&mut self.rows),
         }
     }

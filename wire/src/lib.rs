@@ -7,11 +7,13 @@
 //!   sketch).
 //! - [`sketch`]: the mergeable quantile sketch of daily summaries.
 //! - [`inventory`]: an estate's VMs, hosts, clusters, datastores and networks.
+//! - [`names`]: strings numbered in order of first use (a rollup set's names).
 //! - [`datetime`]: `xsd:dateTime` text to and from Unix time.
 #![forbid(unsafe_code)]
 
 pub mod batch;
 pub mod datetime;
 pub mod inventory;
+pub mod names;
 pub mod rollup;
 pub mod sketch;

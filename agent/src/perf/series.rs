@@ -12,6 +12,8 @@ use std::collections::{HashMap, HashSet};
 
 use compact_str::CompactString;
 
+use vscout_wire::names::Names;
+
 use super::catalog::Counter;
 use crate::vsphere::MoRef;
 
@@ -71,6 +73,21 @@ impl Slot {
     }
 }
 
+/// Puts `item` in a freed place of `vec` (listed in `free`), or at its end; returns the
+/// place: numbers stay dense.
+fn place<T>(vec: &mut Vec<Option<T>>, free: &mut Vec<u32>, item: T) -> u32 {
+    match free.pop() {
+        Some(at) => {
+            vec[at as usize] = Some(item);
+            at
+        }
+        None => {
+            vec.push(Some(item));
+            (vec.len() - 1) as u32
+        }
+    }
+}
+
 /// An entity whose series the table holds.
 #[derive(Debug, Clone)]
 struct Entity {
@@ -102,8 +119,7 @@ pub struct SeriesTable {
     free_entities: Vec<u32>,
     /// Entity types, counter names, instances, units and statsTypes, numbered: a few
     /// hundred per estate, repeated across 100,000+ series.
-    labels: Vec<CompactString>,
-    label_ids: HashMap<CompactString, u32>,
+    labels: Names,
     /// vCenter counter key → its labels (keys are per vCenter, as the table is).
     counters: HashMap<i32, CounterLabels>,
     /// Closed marks learnt before their series was seen (`seed_closed`: what an earlier
@@ -114,19 +130,13 @@ pub struct SeriesTable {
 impl SeriesTable {
     /// The number of `label`, given one if it has none.
     fn label_id(&mut self, label: &str) -> u32 {
-        if let Some(i) = self.label_ids.get(label) {
-            return *i;
-        }
-        let i = self.labels.len() as u32;
-        self.labels.push(label.into());
-        self.label_ids.insert(label.into(), i);
-        i
+        self.labels.id(label)
     }
 
     /// Label `n` (`""` if there is none).
     pub fn label(&self, n: u32) -> &CompactString {
         static EMPTY: CompactString = CompactString::const_new("");
-        self.labels.get(n as usize).unwrap_or(&EMPTY)
+        self.labels.get(n).unwrap_or(&EMPTY)
     }
 
     /// How many labels there are: label numbers are below this.
@@ -136,7 +146,7 @@ impl SeriesTable {
 
     /// The number of label `label`, if it has one.
     pub(crate) fn find_label(&self, label: &str) -> Option<u32> {
-        self.label_ids.get(label).copied()
+        self.labels.find(label)
     }
 
     /// The number of `entity`, given one if it has none.
@@ -150,16 +160,7 @@ impl SeriesTable {
             kind,
             next_start_ms: None,
         };
-        let e = match self.free_entities.pop() {
-            Some(e) => {
-                self.entities[e as usize] = Some(record);
-                e
-            }
-            None => {
-                self.entities.push(Some(record));
-                (self.entities.len() - 1) as u32
-            }
-        };
+        let e = place(&mut self.entities, &mut self.free_entities, record);
         self.entity_ids.insert(entity.clone(), e);
         e
     }
@@ -256,16 +257,7 @@ impl SeriesTable {
             }
         }
         let key = (slot.entity, slot.counter, slot.instance);
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.slots[id as usize] = Some(slot);
-                id
-            }
-            None => {
-                self.slots.push(Some(slot));
-                (self.slots.len() - 1) as SeriesId
-            }
-        };
+        let id = place(&mut self.slots, &mut self.free, slot);
         self.ids.insert(key, id);
         id
     }

@@ -5,20 +5,10 @@
 
 use compact_str::CompactString;
 
-use vscout_wire::batch::{RollupRow, RollupSet, StatsRow};
-use vscout_wire::rollup::{WindowStats, ROLLUP_SCHEMA_VERSION};
+use vscout_wire::batch::{RollupRow, RollupSet, WindowFigures};
+use vscout_wire::rollup::ROLLUP_SCHEMA_VERSION;
 
 use crate::perf::series::{SeriesTable, Slot};
-
-/// One window of one series, as the drain hands it over.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct WindowRow {
-    pub(super) window_start_s: i64,
-    pub(super) window_secs: u32,
-    pub(super) expected_samples: u32,
-    pub(super) missing_samples: u32,
-    pub(super) stats: Option<WindowStats>,
-}
 
 /// Builds rollup sets of at most `max_rows` rows.
 #[derive(Debug)]
@@ -60,27 +50,20 @@ impl SetEmitter {
         &mut self,
         table: &SeriesTable,
         slot: &Slot,
-        w: WindowRow,
+        w: WindowFigures,
         each: &mut impl FnMut(RollupSet),
     ) {
         let Some((moref, kind)) = table.entity_of(slot.entity) else {
             return;
         };
-        let entity_id = moref.value.clone();
-        let row = RollupRow(
-            self.name(table, kind),
-            entity_id,
-            self.name(table, slot.counter),
-            self.name(table, slot.instance),
-            self.name(table, slot.unit),
-            self.name(table, slot.stats_type),
-            w.window_start_s,
-            w.window_secs,
-            w.expected_samples,
-            w.missing_samples,
-            w.stats
-                .map(|s| StatsRow(s.count, s.min, s.max, s.mean, s.p50, s.p95, s.p99)),
-        );
+        let labels = [
+            kind,
+            slot.counter,
+            slot.instance,
+            slot.unit,
+            slot.stats_type,
+        ];
+        let row = RollupRow::new(labels.map(|l| self.name(table, l)), moref.value.clone(), w);
         self.rows.push(row);
         if self.rows.len() >= self.max_rows {
             self.flush(each);

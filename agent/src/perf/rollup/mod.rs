@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use compact_str::CompactString;
 
-use vscout_wire::batch::{RollupSet, ROLLUPS_PER_BATCH};
+use vscout_wire::batch::{RollupSet, WindowFigures, ROLLUPS_PER_BATCH};
 use vscout_wire::rollup::{DailySummary, Rollup, WindowStats, ROLLUP_SCHEMA_VERSION};
 use vscout_wire::sketch::Sketch;
 
@@ -22,7 +22,7 @@ use crate::vsphere::MoRef;
 
 mod emit;
 mod samples;
-use emit::{SetEmitter, WindowRow};
+use emit::SetEmitter;
 use samples::Samples;
 
 const DAY_MS: i64 = 86_400_000;
@@ -250,8 +250,8 @@ impl Aggregator {
                         *max = max.max(*v);
                     }
                 }
-                let row = WindowRow {
-                    window_start_s: start / 1000,
+                let row = WindowFigures {
+                    window_start: start / 1000,
                     window_secs,
                     expected_samples: slots_in_window(
                         start / 1000,
