@@ -3,6 +3,7 @@
 //! exactly once in one transaction, and serves the latest inventory and the rollups.
 //!
 //! # Layout
+//! - [`assess`]: right-sizing for Azure and AWS: the catalog and the sizing rules.
 //! - [`config`]: the TOML file (optional) validated into `CollectorConfig`.
 //! - [`tls`]: server certificate (from files, or self-signed on first start), client CA.
 //! - [`auth`]: tokens (stored as SHA-256) and bearer parsing.
@@ -10,6 +11,7 @@
 //! - [`server`]: the accept loop and the axum routes.
 #![forbid(unsafe_code)]
 
+pub mod assess;
 pub mod auth;
 pub mod config;
 pub mod server;

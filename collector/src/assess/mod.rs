@@ -1,0 +1,10 @@
+//! The assessment: what each VM becomes in Azure and AWS, whether it is ready, and what it
+//! costs there.
+//!
+//! - `catalog`: sizes, disk offers and list prices per cloud and region, dated and
+//!   sourced; the shipped one or a file, validated at load.
+//! - `sizing`: one VM's requirements against one cloud's catalog: the size, each disk's
+//!   offer, the cost, and every refused size with its reason. Pure.
+
+pub mod catalog;
+pub mod sizing;
