@@ -24,6 +24,22 @@ pub struct SeriesLabels<'a> {
     pub stats_type: &'a str,
 }
 
+/// The `SeriesLabels` of a record that carries the seven label fields itself (`Rollup`,
+/// `DailySummary`: their JSON keeps the fields flat, so they are fields, not a struct).
+macro_rules! labels_of {
+    ($r:expr) => {
+        SeriesLabels {
+            vcenter: &$r.vcenter,
+            entity_type: &$r.entity_type,
+            entity_id: &$r.entity_id,
+            counter: &$r.counter,
+            instance: &$r.instance,
+            unit: &$r.unit,
+            stats_type: &$r.stats_type,
+        }
+    };
+}
+
 /// Statistics of one window's samples.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct WindowStats {
@@ -62,15 +78,7 @@ pub struct Rollup {
 
 impl Rollup {
     pub fn labels(&self) -> SeriesLabels<'_> {
-        SeriesLabels {
-            vcenter: &self.vcenter,
-            entity_type: &self.entity_type,
-            entity_id: &self.entity_id,
-            counter: &self.counter,
-            instance: &self.instance,
-            unit: &self.unit,
-            stats_type: &self.stats_type,
-        }
+        labels_of!(self)
     }
 
     /// A plausible 5-minute rollup of a VM's `counter` whose statistics are all derived
@@ -130,14 +138,6 @@ pub struct DailySummary {
 
 impl DailySummary {
     pub fn labels(&self) -> SeriesLabels<'_> {
-        SeriesLabels {
-            vcenter: &self.vcenter,
-            entity_type: &self.entity_type,
-            entity_id: &self.entity_id,
-            counter: &self.counter,
-            instance: &self.instance,
-            unit: &self.unit,
-            stats_type: &self.stats_type,
-        }
+        labels_of!(self)
     }
 }
