@@ -143,8 +143,8 @@ pub struct Node<'a> {
 }
 
 impl<'a> Node<'a> {
-    fn elem(self) -> Elem {
-        self.tree.elems[self.at as usize]
+    fn elem(self) -> &'a Elem {
+        &self.tree.elems[self.at as usize]
     }
 
     /// Local element name (`VirtualDevice`, `val`, …).
