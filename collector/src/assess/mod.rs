@@ -5,9 +5,11 @@
 //!   sourced; the shipped one or a file, validated at load.
 //! - `need`: a VM's requirements: allocation × utilization × comfort, or as on premises
 //!   (and the fallback for a VM without performance data). Pure.
+//! - `readiness`: Ready / Conditionally ready / Not ready / Unknown, with reasons. Pure.
 //! - `sizing`: one VM's requirements against one cloud's catalog: the size, each disk's
 //!   offer, the cost, and every refused size with its reason. Pure.
 
 pub mod catalog;
 pub mod need;
+pub mod readiness;
 pub mod sizing;
