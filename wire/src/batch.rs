@@ -188,6 +188,12 @@ impl RollupSet {
         }
     }
 
+    /// Every row with its names (rows with an index out of range left out; `decode`
+    /// refuses a set that has them).
+    pub fn views(&self) -> impl Iterator<Item = RollupView<'_>> {
+        (0..self.rows.len()).filter_map(|i| self.view(i))
+    }
+
     /// Row `i` with its names; `None` if an index is out of range (checked by `decode`).
     pub fn view(&self, i: usize) -> Option<RollupView<'_>> {
         let r = self.rows.get(i)?;

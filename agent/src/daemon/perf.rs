@@ -379,7 +379,7 @@ async fn stored_past_watermarks(
                     continue;
                 }
                 let list = seeds.entry(set.vcenter.to_string()).or_default();
-                for v in (0..set.rows.len()).filter_map(|i| set.view(i)) {
+                for v in set.views() {
                     let key = crate::perf::SeriesKey {
                         entity_type: v.labels.entity_type.into(),
                         entity_id: v.labels.entity_id.into(),

@@ -75,7 +75,7 @@ pub async fn last_window(
     // further because vCenter publishes them late, and their older windows are not it.
     let window_start = (end - w) / 1000;
     agg.drain_closed_with(end, |set| {
-        for v in (0..set.rows.len()).filter_map(|i| set.view(i)) {
+        for v in set.views() {
             if failure.is_none() && v.window_start == window_start {
                 failure = writer.write(&v.to_rollup()).err();
             }

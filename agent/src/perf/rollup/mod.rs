@@ -191,7 +191,7 @@ impl Aggregator {
     pub fn drain_closed(&mut self, closed_before_ms: i64) -> Vec<Rollup> {
         let mut out = Vec::new();
         self.drain_closed_with(closed_before_ms, |set| {
-            out.extend((0..set.rows.len()).filter_map(|i| set.view(i).map(|v| v.to_rollup())));
+            out.extend(set.views().map(|v| v.to_rollup()));
         });
         out
     }
