@@ -242,7 +242,8 @@ impl State {
         }
         if self.collect_from.is_some() && self.skip_from.is_none() {
             let (name, types) = start_tag(e).map_err(|r| self.malformed(r))?;
-            if types.xsi.as_deref().is_some_and(|t| prune.contains(&t)) {
+            let xsi = types.xsi.as_deref().map(local_type);
+            if xsi.is_some_and(|t| prune.contains(&t)) {
                 self.skip_from = Some(self.depth);
             } else {
                 if self.stack.is_empty() {
@@ -251,8 +252,8 @@ impl State {
                 }
                 let parent = self.stack.last().copied();
                 let at = self.tree.open(name, parent);
-                if let Some(t) = types.xsi {
-                    self.tree.set_xsi_type(at, &t);
+                if let Some(t) = xsi {
+                    self.tree.set_xsi_type(at, t);
                 }
                 if let Some(t) = types.moref {
                     self.tree.set_moref_type(at, &t);
@@ -312,10 +313,15 @@ impl State {
     }
 }
 
+/// The local part of an `xsi:type` value: `xsd:int` → `int`; `VirtualDisk` stays.
+fn local_type(t: &str) -> &str {
+    t.rsplit_once(':').map_or(t, |(_, local)| local)
+}
+
 /// The `type` attributes of a start tag, unescaped.
 #[derive(Default)]
 struct Types<'a> {
-    /// Local part of `xsi:type` (`xsd:int` → `int`).
+    /// `xsi:type` as written (`xsd:int`); `local_type` gives its local part.
     xsi: Option<Cow<'a, str>>,
     /// The unprefixed `type`: a managed object reference's type.
     moref: Option<Cow<'a, str>>,
@@ -347,11 +353,7 @@ fn start_tag<'a>(e: &'a BytesStart<'_>) -> Result<(&'a [u8], Types<'a>), String>
         let value =
             quick_xml::escape::unescape(value).map_err(|err| format!("attribute value: {err}"))?;
         if prefixed {
-            // `xsd:int` → `int`, `VirtualDisk` stays.
-            types.xsi = Some(match value {
-                Cow::Borrowed(v) => Cow::Borrowed(v.rsplit_once(':').map_or(v, |(_, l)| l)),
-                Cow::Owned(v) => Cow::Owned(v.rsplit_once(':').map_or(&*v, |(_, l)| l).to_owned()),
-            });
+            types.xsi = Some(value);
         } else {
             types.moref = Some(value);
         }
