@@ -7,6 +7,8 @@ pub mod sqlite;
 
 use serde::Serialize;
 use vscout_wire::batch::Batch;
+use vscout_wire::inventory::Vm;
+use vscout_wire::sketch::Sketch;
 
 /// What an ingest did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -33,6 +35,12 @@ pub enum StoreError {
     },
     #[error("a token named {0:?} already exists (see `vscout-collector token list`); revoke it first or choose another name")]
     TokenExists(String),
+}
+
+impl From<rusqlite::types::FromSqlError> for StoreError {
+    fn from(e: rusqlite::types::FromSqlError) -> Self {
+        Self::Other(e.to_string())
+    }
 }
 
 impl StoreError {
@@ -175,6 +183,42 @@ pub struct Counts {
     pub rows_ignored: u64,
 }
 
+/// What `Storage::vm_usage` reads: the VM series of some counters over a history.
+#[derive(Debug, Clone)]
+pub struct UsageQuery<'a> {
+    /// Counter names (`cpu.usage.average` …).
+    pub counters: &'a [&'a str],
+    /// Unix seconds: whole UTC days from the one holding `from_s`, windows starting
+    /// before `to_s`.
+    pub from_s: i64,
+    pub to_s: i64,
+    /// Sketch every sample (the agent's daily sketches, for the days it sent one) instead
+    /// of the windows' peaks.
+    pub samples: bool,
+}
+
+/// One VM series over a history: its windows summed up and a sketch of their peaks (or
+/// samples).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesUsage {
+    pub vcenter: String,
+    pub vm_id: String,
+    pub counter: String,
+    pub instance: String,
+    /// Windows held, the seconds they cover, samples received and expected in them.
+    pub windows: u64,
+    pub covered_secs: u64,
+    pub received: u64,
+    pub expected: u64,
+    /// Start of the first window and end of the last (Unix seconds).
+    pub first_s: i64,
+    pub end_s: i64,
+    /// Window peaks; for `samples`, every sample of the days with a daily sketch.
+    pub sketch: Sketch,
+    /// Days whose samples (not peaks) are in the sketch.
+    pub sample_days: u32,
+}
+
 pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Stores one decoded batch atomically, once per (agent, seq).
     fn ingest(
@@ -211,6 +255,15 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<Vec<serde_json::Value>>, StoreError>;
     /// Agents that sent batches: all, or only those bound to the principal `only`
     /// (`token:NAME`, `cert:SHA256`).
+    /// The VM series of `q.counters` over `q`'s history, one call of `each` per series
+    /// that has windows there, ordered by vCenter and VM.
+    fn vm_usage(
+        &self,
+        q: &UsageQuery<'_>,
+        each: &mut dyn FnMut(SeriesUsage),
+    ) -> Result<(), StoreError>;
+    /// Every VM of the latest inventories, with its vCenter, by vCenter and VM id.
+    fn vm_records(&self, each: &mut dyn FnMut(&str, Vm)) -> Result<(), StoreError>;
     fn agents(&self, only: Option<&str>) -> Result<Vec<serde_json::Value>, StoreError>;
     fn counts(&self) -> Result<Counts, StoreError>;
     /// Adds a token under `name` (its SHA-256 only is stored); `TokenExists` if the name

@@ -6,7 +6,9 @@
 //! Series (vCenter, entity, counter, instance) are numbered once and cached in memory, so
 //! a rollup row is a few integers and floats keyed by (series, window start).
 
-use std::collections::HashMap;
+mod usage;
+
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -15,12 +17,13 @@ use serde_json::{json, Value};
 use vscout_service::telemetry::unix_now_ms as now_ms;
 use vscout_wire::batch::{AgentHealth, RollupView, StatsRow};
 use vscout_wire::batch::{Batch, Record};
+use vscout_wire::inventory::Vm;
 use vscout_wire::rollup::{Rollup, SeriesLabels};
 use vscout_wire::sketch::Sketch;
 
 use super::{
-    Counts, DailyQuery, EntityFilter, EntityKind, IngestOutcome, MetricsQuery, Principal, Storage,
-    StoreError, TokenInfo, VmFilter,
+    Counts, DailyQuery, EntityFilter, EntityKind, IngestOutcome, MetricsQuery, Principal,
+    SeriesUsage, Storage, StoreError, TokenInfo, UsageQuery, VmFilter,
 };
 
 const SCHEMA: &str = "
@@ -83,6 +86,7 @@ fn series_key(buf: &mut String, vcenter: &str, entity_id: &str, counter: &str, i
 struct Writer {
     conn: Connection,
     series: HashMap<String, i64>,
+    days: usage::OpenDays,
 }
 
 /// SQLite storage: one writer connection and one reader connection.
@@ -104,9 +108,11 @@ fn open_conn(path: &Path) -> Result<Connection, StoreError> {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = open_conn(path)?;
+        let mut conn = open_conn(path)?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(usage::SCHEMA)?;
         migrate(&conn)?;
+        usage::build_once(&mut conn)?;
         let mut series = HashMap::new();
         {
             let mut stmt =
@@ -122,7 +128,11 @@ impl SqliteStore {
         }
         let reader = open_conn(path)?;
         Ok(Self {
-            writer: Mutex::new(Writer { conn, series }),
+            writer: Mutex::new(Writer {
+                conn,
+                series,
+                days: usage::OpenDays::default(),
+            }),
             reader: Mutex::new(reader),
         })
     }
@@ -168,10 +178,12 @@ impl TxSeries<'_> {
     }
 }
 
-/// Inserts one rollup; false if that series and window was already there.
+/// Inserts one rollup, noting its series and day in `touched`; false if that series and
+/// window was already there.
 fn insert_rollup(
     tx: &Transaction<'_>,
     ids: &mut TxSeries<'_>,
+    touched: &mut HashSet<(i64, i64)>,
     v: &RollupView<'_>,
 ) -> Result<bool, StoreError> {
     let id = ids.id(tx, &v.labels)?;
@@ -193,6 +205,9 @@ fn insert_rollup(
         s.map(|s| s.5),
         s.map(|s| s.6),
     ])?;
+    if n == 1 {
+        touched.insert((id, usage::day_of(v.window_start)));
+    }
     Ok(n == 1)
 }
 
@@ -219,7 +234,7 @@ impl Storage for SqliteStore {
         batch: &Batch,
     ) -> Result<IngestOutcome, StoreError> {
         let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let Writer { conn, series } = &mut *guard;
+        let Writer { conn, series, days } = &mut *guard;
         let now = now_ms();
         let seq = i64::try_from(seq)
             .map_err(|_| StoreError::Other(format!("sequence {seq} out of range")))?;
@@ -273,13 +288,14 @@ impl Storage for SqliteStore {
             new: HashMap::new(),
             key: String::new(),
         };
+        let mut touched = HashSet::new();
         let mut ignored = 0usize;
         let mut rollups = 0usize;
         for record in &batch.records {
             match record {
                 Record::Rollup(r) => {
                     rollups += 1;
-                    if !insert_rollup(&tx, &mut ids, &view_of(r))? {
+                    if !insert_rollup(&tx, &mut ids, &mut touched, &view_of(r))? {
                         ignored += 1;
                     }
                 }
@@ -292,7 +308,7 @@ impl Storage for SqliteStore {
                             )));
                         };
                         rollups += 1;
-                        if !insert_rollup(&tx, &mut ids, &v)? {
+                        if !insert_rollup(&tx, &mut ids, &mut touched, &v)? {
                             ignored += 1;
                         }
                     }
@@ -343,8 +359,10 @@ impl Storage for SqliteStore {
             params![agent_id, ignored as i64],
         )?;
         let new = std::mem::take(&mut ids.new);
+        let latest = days.close(&tx, touched)?;
         tx.commit()?;
         series.extend(new);
+        days.remember(latest);
         Ok(IngestOutcome {
             duplicate: false,
             records: batch.records.len(),
@@ -541,6 +559,28 @@ impl Storage for SqliteStore {
         }
         let out = merged.into_iter().map(|(_, m)| m.finish()).collect();
         found(&conn, kind, vcenter.as_deref(), &entity, out)
+    }
+
+    fn vm_usage(
+        &self,
+        q: &UsageQuery<'_>,
+        each: &mut dyn FnMut(SeriesUsage),
+    ) -> Result<(), StoreError> {
+        usage::vm_usage(&self.reader(), q, each)
+    }
+
+    fn vm_records(&self, each: &mut dyn FnMut(&str, Vm)) -> Result<(), StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare("SELECT vcenter, vm_id, doc FROM vms ORDER BY vcenter, vm_id")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let vcenter = r.get_ref(0)?.as_str()?;
+            let vm: Vm = serde_json::from_str(r.get_ref(2)?.as_str()?).map_err(|e| {
+                StoreError::Other(format!("inventory record of VM {:?}: {e}", r.get_ref(1)))
+            })?;
+            each(vcenter, vm);
+        }
+        Ok(())
     }
 
     fn agents(&self, only: Option<&str>) -> Result<Vec<Value>, StoreError> {

@@ -1,0 +1,206 @@
+//! The summarised read equals the raw windows, however the days closed: in order, across
+//! a restart, with a late window, and in a database from before the summaries.
+
+use proptest::prelude::*;
+use vscout_wire::batch::{Batch, Record, BATCH_VERSION};
+use vscout_wire::rollup::{Rollup, WindowStats, ROLLUP_SCHEMA_VERSION};
+
+use super::*;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Principal, Storage};
+
+fn window(vm: &str, start: i64, max: f64) -> Record {
+    Record::Rollup(Rollup {
+        schema_version: ROLLUP_SCHEMA_VERSION,
+        vcenter: "vc".into(),
+        entity_type: "VirtualMachine".into(),
+        entity_id: vm.into(),
+        counter: "cpu.usage.average".into(),
+        instance: "".into(),
+        unit: "percent".into(),
+        stats_type: "rate".into(),
+        window_start: start,
+        window_secs: 300,
+        expected_samples: 15,
+        missing_samples: 1,
+        stats: Some(WindowStats {
+            count: 14,
+            min: 0.0,
+            max,
+            mean: max / 2.0,
+            p50: max / 2.0,
+            p95: max,
+            p99: max,
+        }),
+    })
+}
+
+fn ingest(store: &SqliteStore, seq: u64, records: Vec<Record>) {
+    let b = Batch {
+        batch_version: BATCH_VERSION,
+        created_ms: 0,
+        records,
+    };
+    store
+        .ingest("a", seq, "v", &Principal::Token("t".into()), &b)
+        .expect("ingest");
+}
+
+fn usage(store: &SqliteStore, from_s: i64, to_s: i64) -> Vec<SeriesUsage> {
+    let mut out = Vec::new();
+    let q = UsageQuery {
+        counters: &["cpu.usage.average", "mem.usage.average"],
+        from_s,
+        to_s,
+        samples: false,
+    };
+    store.vm_usage(&q, &mut |u| out.push(u)).expect("usage");
+    out
+}
+
+/// What the read must equal: every stored window of the history, summed up from scratch.
+fn truth(windows: &[(i64, f64)], from_s: i64, to_s: i64) -> Option<(u64, u64, Sketch, i64, i64)> {
+    let mut sketch = Sketch::default();
+    let mut kept: Vec<i64> = Vec::new();
+    for (start, max) in windows {
+        if *start >= day_of(from_s) && *start < to_s && !kept.contains(start) {
+            kept.push(*start);
+            sketch.add(*max);
+        }
+    }
+    let first = *kept.iter().min()?;
+    let last = *kept.iter().max()? + 300;
+    Some((kept.len() as u64, 14 * kept.len() as u64, sketch, first, last))
+}
+
+fn summaries(store: &SqliteStore) -> i64 {
+    store
+        .reader()
+        .query_row("SELECT COUNT(*) FROM window_days", [], |r| r.get(0))
+        .expect("count")
+}
+
+#[test]
+fn a_day_is_summarised_when_the_next_one_starts_and_read_with_the_open_day() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("db")).expect("open");
+    // Day 0 (all 288 windows), then two windows of day 1.
+    let mut seq = 0;
+    let mut all = Vec::new();
+    for chunk in (0..288).collect::<Vec<i64>>().chunks(100) {
+        seq += 1;
+        let recs: Vec<Record> = chunk
+            .iter()
+            .map(|i| {
+                all.push((i * 300, (i % 50) as f64));
+                window("vm-1", i * 300, (i % 50) as f64)
+            })
+            .collect();
+        ingest(&store, seq, recs);
+    }
+    assert_eq!(summaries(&store), 0, "day 0 is still open");
+    ingest(&store, 10, vec![window("vm-1", DAY_SECS, 70.0), window("vm-1", DAY_SECS + 300, 80.0)]);
+    all.extend([(DAY_SECS, 70.0), (DAY_SECS + 300, 80.0)]);
+    assert_eq!(summaries(&store), 1, "day 0 closed when day 1 began");
+    let got = usage(&store, 0, 2 * DAY_SECS);
+    assert_eq!(got.len(), 1);
+    let u = &got[0];
+    let (windows, received, sketch, first, end) = truth(&all, 0, 2 * DAY_SECS).expect("windows");
+    assert_eq!((u.windows, u.received, u.expected), (windows, received, 15 * windows));
+    assert_eq!((u.first_s, u.end_s, u.covered_secs), (first, end, 300 * windows));
+    assert_eq!(u.sketch, sketch);
+    assert_eq!((u.vm_id.as_str(), u.instance.as_str(), u.sample_days), ("vm-1", "", 0));
+    // A history that starts on day 1 reads only the open day.
+    let late = usage(&store, DAY_SECS + 10, 2 * DAY_SECS);
+    assert_eq!(late[0].windows, 2);
+    // Nothing of another counter, nothing before the data.
+    assert!(usage(&store, 3 * DAY_SECS, 4 * DAY_SECS).is_empty());
+}
+
+#[test]
+fn a_late_window_and_a_restart_across_midnight_keep_the_summaries_true() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let mut all = vec![(0, 5.0), (300, 6.0)];
+    {
+        let store = SqliteStore::open(&path).expect("open");
+        ingest(&store, 1, vec![window("vm-1", 0, 5.0), window("vm-1", 300, 6.0)]);
+    }
+    // Restarted: the first window of day 1 closes day 0 all the same.
+    let store = SqliteStore::open(&path).expect("reopen");
+    ingest(&store, 2, vec![window("vm-1", DAY_SECS, 7.0)]);
+    all.push((DAY_SECS, 7.0));
+    assert_eq!(summaries(&store), 1);
+    // A late window for day 0: summarised again.
+    ingest(&store, 3, vec![window("vm-1", 600, 99.0)]);
+    all.push((600, 99.0));
+    let u = &usage(&store, 0, 3 * DAY_SECS)[0];
+    let (windows, _, sketch, _, _) = truth(&all, 0, 3 * DAY_SECS).expect("windows");
+    assert_eq!((u.windows, &u.sketch), (windows, &sketch));
+    assert_eq!(u.sketch.quantile(1.0).map(|v| (v - 99.0).abs() < 1.0), Some(true));
+}
+
+#[test]
+fn a_database_from_before_the_summaries_is_summarised_once_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    {
+        let store = SqliteStore::open(&path).expect("open");
+        ingest(&store, 1, vec![window("vm-1", 0, 5.0)]);
+        ingest(&store, 2, vec![window("vm-1", DAY_SECS, 6.0), window("vm-1", 2 * DAY_SECS, 7.0)]);
+        // As an older collector left it: no summaries, no mark.
+        let w = store.writer.lock().expect("lock");
+        w.conn
+            .execute_batch("DELETE FROM window_days; DELETE FROM meta WHERE key = 'window_days_built';")
+            .expect("forget");
+    }
+    let store = SqliteStore::open(&path).expect("reopen");
+    assert_eq!(summaries(&store), 2, "days 0 and 1 closed, day 2 open");
+    let u = &usage(&store, 0, 3 * DAY_SECS)[0];
+    assert_eq!((u.windows, u.received), (3, 42));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    /// Windows in any order, over any days, in batches of any size, with repeats: the
+    /// read equals the raw windows of the history.
+    #[test]
+    fn the_read_equals_the_raw_windows(
+        windows in prop::collection::vec((0i64..(4 * 288), 0u32..1000), 1..120),
+        batch in 1usize..40,
+        from_day in 0i64..4,
+        restart_at in 0usize..6,
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let windows: Vec<(i64, f64)> = windows.into_iter().map(|(w, m)| (w * 300, f64::from(m))).collect();
+        let mut stored: Vec<(i64, f64)> = Vec::new();
+        let mut store = Some(SqliteStore::open(&path).expect("open"));
+        for (n, chunk) in windows.chunks(batch).enumerate() {
+            if n == restart_at {
+                drop(store.take());
+                store = Some(SqliteStore::open(&path).expect("reopen"));
+            }
+            // The first copy of a window is the one kept.
+            for w in chunk {
+                if !stored.iter().any(|s| s.0 == w.0) {
+                    stored.push(*w);
+                }
+            }
+            let recs = chunk.iter().map(|(s, m)| window("vm-1", *s, *m)).collect();
+            ingest(store.as_ref().expect("store"), n as u64 + 1, recs);
+        }
+        let store = store.expect("store");
+        let (from, to) = (from_day * DAY_SECS + 7, 5 * DAY_SECS);
+        let got = usage(&store, from, to);
+        match truth(&stored, from, to) {
+            None => prop_assert!(got.is_empty()),
+            Some((n, received, sketch, first, end)) => {
+                prop_assert_eq!(got.len(), 1);
+                let u = &got[0];
+                prop_assert_eq!((u.windows, u.received, u.first_s, u.end_s), (n, received, first, end));
+                prop_assert_eq!(&u.sketch, &sketch);
+            }
+        }
+    }
+}
