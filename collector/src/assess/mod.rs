@@ -12,4 +12,6 @@
 pub mod catalog;
 pub mod need;
 pub mod readiness;
+pub mod settings;
 pub mod sizing;
+pub mod utilization;

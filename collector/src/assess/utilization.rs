@@ -1,0 +1,257 @@
+//! What a VM used over the history, from its series as the store summed them up: the
+//! chosen percentile of CPU, memory, each disk's IOPS and MB/s and the network, and how
+//! much of the history the series that fed them cover (the confidence). Pure.
+//!
+//! vCenter names a disk's `virtualDisk` instance by its controller and unit (`scsi0:1`);
+//! the inventory knows both, so each instance finds its disk. A series with no such
+//! instance (vcsim answers `*`, the VM's total) is shared among the disks without figures
+//! of their own in proportion to their capacity, and the VM's row says so.
+
+use std::collections::BTreeMap;
+
+use vscout_wire::inventory::{Disk, Vm};
+
+use super::need::{DiskUse, Utilization};
+use super::settings::{Memory, Settings};
+use crate::store::SeriesUsage;
+
+pub const CPU: &str = "cpu.usage.average";
+pub const MEM_ACTIVE: &str = "mem.usage.average";
+pub const MEM_CONSUMED: &str = "mem.consumed.average";
+const DISK_READ_OPS: &str = "virtualDisk.numberReadAveraged.average";
+const DISK_WRITE_OPS: &str = "virtualDisk.numberWriteAveraged.average";
+const DISK_READ_KBPS: &str = "virtualDisk.read.average";
+const DISK_WRITE_KBPS: &str = "virtualDisk.write.average";
+const NET_RX_KBPS: &str = "net.received.average";
+const NET_TX_KBPS: &str = "net.transmitted.average";
+
+/// Every counter the assessment reads.
+pub const COUNTERS: [&str; 9] = [
+    CPU,
+    MEM_ACTIVE,
+    MEM_CONSUMED,
+    DISK_READ_OPS,
+    DISK_WRITE_OPS,
+    DISK_READ_KBPS,
+    DISK_WRITE_KBPS,
+    NET_RX_KBPS,
+    NET_TX_KBPS,
+];
+
+/// vSphere's KB/s (1,024 bytes) in MB/s (10^6 bytes), the unit of the catalogs' caps.
+const KBPS_TO_MBPS: f64 = 1024.0 / 1e6;
+
+/// One series that fed the figures: what the store held and what the history expected.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Fed {
+    pub counter: String,
+    pub instance: String,
+    pub windows: u64,
+    pub received: u64,
+    /// Samples the history's span expects at this series' rate.
+    pub expected: u64,
+    /// The percentile read, in the counter's unit.
+    pub value: Option<f64>,
+}
+
+/// A VM's figures and where they came from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VmUsage {
+    pub utilization: Utilization,
+    /// Read + write IOPS and MB/s of all disks, and network in + out MB/s.
+    pub iops: Option<f64>,
+    pub mbps: Option<f64>,
+    pub network_mbps: Option<f64>,
+    pub fed: Vec<Fed>,
+    /// Received ÷ expected over the fed series, percent; `None` with nothing fed.
+    pub coverage_pct: Option<f64>,
+    pub notes: Vec<String>,
+}
+
+/// The instance vCenter gives `disk`'s `virtualDisk` series: `scsi0:1`, `sata0:0`,
+/// `ide0:0`, `nvme0:0`; `None` where the controller is not one of those.
+pub fn disk_instance(disk: &Disk) -> Option<String> {
+    let t = disk.controller_type.to_ascii_lowercase();
+    let bus_type = if t.contains("scsi") || t.contains("lsilogic") || t.contains("buslogic") {
+        "scsi"
+    } else if t.contains("sata") || t.contains("ahci") {
+        "sata"
+    } else if t.contains("ide") {
+        "ide"
+    } else if t.contains("nvme") {
+        "nvme"
+    } else {
+        return None;
+    };
+    let bus: String = disk
+        .controller
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    if bus.is_empty() {
+        return None;
+    }
+    Some(format!("{bus_type}{bus}:{}", disk.unit_number?))
+}
+
+/// A VM-wide instance: the aggregate (`""`) or vcsim's `*`.
+fn whole_vm(instance: &str) -> bool {
+    instance.is_empty() || instance == "*"
+}
+
+/// The figures of `vm` from its `series` (all of one VM), the history's span of its
+/// vCenter (`span_secs`), and the settings' percentile and memory counter.
+pub fn vm_usage(vm: &Vm, series: &[SeriesUsage], span_secs: i64, s: &Settings) -> VmUsage {
+    let q = f64::from(s.percentile) / 100.0;
+    let mut out = VmUsage::default();
+    let mut fed = Vec::new();
+    let mut feed = |u: &SeriesUsage| -> Option<f64> {
+        let value = u.sketch.quantile(q);
+        // The series' rate (samples per second of its windows) over the whole span: a
+        // window never received counts as missing.
+        let rate = u.expected as f64 / (u.covered_secs.max(1) as f64);
+        fed.push(Fed {
+            counter: u.counter.clone(),
+            instance: u.instance.clone(),
+            windows: u.windows,
+            received: u.received,
+            expected: ((rate * span_secs.max(0) as f64).round() as u64).max(u.expected),
+            value,
+        });
+        value
+    };
+    let find = |counter: &str| {
+        series
+            .iter()
+            .filter(move |u| u.counter == counter && whole_vm(&u.instance))
+            .min_by_key(|u| u.instance.len())
+    };
+    out.utilization.cpu_pct = find(CPU).and_then(&mut feed).map(|v| v.clamp(0.0, 100.0));
+    let active = matches!(s.memory, Memory::Active | Memory::Max)
+        .then(|| find(MEM_ACTIVE).and_then(&mut feed))
+        .flatten();
+    let consumed = matches!(s.memory, Memory::Consumed | Memory::Max)
+        .then(|| find(MEM_CONSUMED).and_then(&mut feed))
+        .flatten()
+        .and_then(|kb| {
+            let bytes = vm.memory_bytes.filter(|b| *b > 0)? as f64;
+            Some(kb * 1024.0 / bytes * 100.0)
+        });
+    out.utilization.memory_pct = match (active, consumed) {
+        (Some(a), Some(c)) => Some(a.max(c)),
+        (a, c) => a.or(c),
+    }
+    .map(|v| v.clamp(0.0, 100.0));
+
+    // Disks: per instance, read + write at the percentile each.
+    let mut per_instance: BTreeMap<&str, (f64, f64, bool)> = BTreeMap::new();
+    for u in series {
+        let (ops, scale) = match u.counter.as_str() {
+            DISK_READ_OPS | DISK_WRITE_OPS => (true, 1.0),
+            DISK_READ_KBPS | DISK_WRITE_KBPS => (false, KBPS_TO_MBPS),
+            _ => continue,
+        };
+        let Some(v) = feed(u) else { continue };
+        let e = per_instance.entry(u.instance.as_str()).or_default();
+        if ops {
+            e.0 += v * scale;
+            e.2 = true;
+        } else {
+            e.1 += v * scale;
+        }
+    }
+    let instances: Vec<Option<String>> = vm.disks.iter().map(disk_instance).collect();
+    let mut pooled: Option<(f64, f64, bool)> = None;
+    for (inst, figures) in &per_instance {
+        if !instances.iter().any(|i| i.as_deref() == Some(*inst)) {
+            let p = pooled.get_or_insert_default();
+            p.0 += figures.0;
+            p.1 += figures.1;
+            p.2 |= figures.2;
+        }
+    }
+    let own = |d: usize| {
+        instances[d]
+            .as_deref()
+            .and_then(|i| per_instance.get(i))
+            .copied()
+    };
+    let shared_capacity: u64 = (0..vm.disks.len())
+        .filter(|d| own(*d).is_none())
+        .map(|d| vm.disks[d].capacity_bytes.unwrap_or(0))
+        .sum();
+    let mut any_ops = false;
+    for (d, disk) in vm.disks.iter().enumerate() {
+        let figures = match (own(d), pooled) {
+            (Some(f), _) => Some(f),
+            (None, Some(p)) => {
+                let share = if shared_capacity > 0 {
+                    disk.capacity_bytes.unwrap_or(0) as f64 / shared_capacity as f64
+                } else {
+                    1.0 / vm.disks.len() as f64
+                };
+                Some((p.0 * share, p.1 * share, p.2))
+            }
+            (None, None) => None,
+        };
+        if let Some((iops, mbps, has_ops)) = figures {
+            any_ops |= has_ops;
+            out.utilization.disks.push(DiskUse {
+                key: disk.key,
+                iops,
+                mbps,
+            });
+        }
+    }
+    if pooled.is_some() && !vm.disks.is_empty() {
+        out.notes.push(
+            "disk figures are the VM's total shared among its disks by capacity: vCenter gave no per-disk instance"
+                .into(),
+        );
+    }
+    if !out.utilization.disks.is_empty() {
+        out.iops = any_ops.then(|| out.utilization.disks.iter().map(|d| d.iops).sum());
+        out.mbps = Some(out.utilization.disks.iter().map(|d| d.mbps).sum());
+    }
+
+    // Network: the aggregate where there is one, else every NIC's instance.
+    let mut net = None;
+    for counter in [NET_RX_KBPS, NET_TX_KBPS] {
+        let whole: Vec<&SeriesUsage> = match find(counter) {
+            Some(u) => vec![u],
+            None => series.iter().filter(|u| u.counter == counter).collect(),
+        };
+        for u in whole {
+            if let Some(v) = feed(u) {
+                *net.get_or_insert(0.0) += v * KBPS_TO_MBPS;
+            }
+        }
+    }
+    out.network_mbps = net;
+    out.fed = fed;
+    let (received, expected) = out
+        .fed
+        .iter()
+        .fold((0u64, 0u64), |(r, e), f| (r + f.received, e + f.expected));
+    out.coverage_pct =
+        (expected > 0).then(|| (received as f64 / expected as f64 * 100.0).min(100.0));
+    out
+}
+
+/// Azure Migrate's confidence bands: 0–20 % one star … 81–100 % five.
+pub fn stars(coverage_pct: f64) -> u8 {
+    match coverage_pct {
+        c if c <= 20.0 => 1,
+        c if c <= 40.0 => 2,
+        c if c <= 60.0 => 3,
+        c if c <= 80.0 => 4,
+        _ => 5,
+    }
+}
+
+#[cfg(test)]
+mod tests;
