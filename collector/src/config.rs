@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::assess::settings::{RawAssessment, Setup, SetupError};
+
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,6 +53,8 @@ pub struct RawConfig {
     /// lowercase hex). Everyone else sees only the agents bound to themselves. Default
     /// none.
     pub operators: Option<Vec<String>>,
+    /// Defaults of the assessment (`vscout-collector assess`, `GET /v1/assessment`).
+    pub assessment: Option<RawAssessment>,
 }
 
 /// Validated configuration.
@@ -67,6 +71,8 @@ pub struct CollectorConfig {
     pub header_read_timeout: Duration,
     pub request_timeout: Duration,
     pub operators: Vec<String>,
+    /// The catalog and the assessment's defaults, checked.
+    pub assessment: std::sync::Arc<Setup>,
 }
 
 /// Why the configuration is unusable (exit 64).
@@ -76,6 +82,8 @@ pub enum ConfigError {
     Read { path: PathBuf, reason: String },
     #[error("invalid config: {0}")]
     Parse(String),
+    #[error("invalid config: {0}")]
+    Assessment(#[from] SetupError),
     #[error("invalid config: {key} = {value}: {reason}")]
     Invalid {
         key: &'static str,
@@ -164,17 +172,10 @@ pub fn validate(raw: RawConfig) -> Result<CollectorConfig, ConfigError> {
         300,
         1..=3600,
     )?;
-    let operators = raw.operators.unwrap_or_default();
-    if let Some(bad) = operators.iter().find(|o| {
-        !(o.starts_with("token:") && o.len() > 6 || o.starts_with("cert:") && o.len() == 69)
-    }) {
-        return Err(ConfigError::Invalid {
-            key: "operators",
-            value: format!("{bad:?}"),
-            reason: "expected token:NAME or cert:SHA256 (64 hex digits)".into(),
-        });
-    }
+    let operators = operators(raw.operators.unwrap_or_default())?;
+    let assessment = std::sync::Arc::new(Setup::load(raw.assessment.unwrap_or_default(), None)?);
     Ok(CollectorConfig {
+        assessment,
         listen_addr,
         data_dir: raw
             .data_dir
@@ -189,6 +190,20 @@ pub fn validate(raw: RawConfig) -> Result<CollectorConfig, ConfigError> {
         request_timeout: Duration::from_secs(request_secs),
         operators,
     })
+}
+
+/// Operators are `token:NAME` or `cert:SHA256`.
+fn operators(operators: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    if let Some(bad) = operators.iter().find(|o| {
+        !(o.starts_with("token:") && o.len() > 6 || o.starts_with("cert:") && o.len() == 69)
+    }) {
+        return Err(ConfigError::Invalid {
+            key: "operators",
+            value: format!("{bad:?}"),
+            reason: "expected token:NAME or cert:SHA256 (64 hex digits)".into(),
+        });
+    }
+    Ok(operators)
 }
 
 /// `value` (or `default`) if it lies in `range`, else an error naming the key.

@@ -79,6 +79,58 @@ fn first_token(
     Ok(file)
 }
 
+/// Prints where the collector is, its certificate's thumbprint, the first token's file
+/// (on first start) and last `COLLECTOR_READY=1`, which scripts and tests wait for.
+fn announce(
+    addr: std::net::SocketAddr,
+    thumbprint: &str,
+    generated: Option<&std::path::Path>,
+    first_token: Option<&std::path::Path>,
+) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "COLLECTOR_URL=https://{addr}");
+    let _ = writeln!(out, "COLLECTOR_THUMBPRINT_SHA256={}", thumbprint);
+    if let Some(cert) = generated {
+        let _ = writeln!(
+            out,
+            "generated a self-signed certificate: {}",
+            cert.display()
+        );
+    }
+    if let Some(file) = first_token {
+        // Only where the token is: under systemd stdout goes to the journal, which more
+        // people read than the collector's data directory.
+        let _ = writeln!(out, "FIRST_AGENT_TOKEN_FILE={}", file.display());
+    }
+    let _ = writeln!(out, "COLLECTOR_READY=1");
+    let _ = out.flush();
+    drop(out);
+}
+
+/// Feeds systemd's watchdog while the runtime runs and the database answers.
+fn spawn_watchdog(
+    notifier: &vscout_service::notify::Notifier,
+    store: &Arc<SqliteStore>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    notifier.watchdog_timeout().map(|t| {
+        let (notifier, store) = (notifier.clone(), store.clone());
+        tokio::spawn(async move {
+            loop {
+                let db = store.clone();
+                let alive = tokio::task::spawn_blocking(move || db.token_count().is_ok())
+                    .await
+                    .unwrap_or(false);
+                if alive {
+                    notifier.watchdog();
+                } else {
+                    tracing::error!("the database does not answer; no longer feeding the watchdog");
+                }
+                tokio::time::sleep(t / 3).await;
+            }
+        })
+    })
+}
+
 /// Starts the collector and serves until `shutdown` resolves. Once listening (and, on
 /// first start, with the first token's file written) it prints to stdout the listening
 /// URL, the certificate thumbprint, on first start the first token's file, and last
@@ -107,51 +159,24 @@ pub async fn run(
     } else {
         None
     };
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "COLLECTOR_URL=https://{addr}");
-    let _ = writeln!(out, "COLLECTOR_THUMBPRINT_SHA256={}", tls.thumbprint);
-    if let Some(cert) = &tls.generated {
-        let _ = writeln!(
-            out,
-            "generated a self-signed certificate: {}",
-            cert.display()
-        );
-    }
-    if let Some(file) = &first_token {
-        // Only where the token is: under systemd stdout goes to the journal, which more
-        // people read than the collector's data directory.
-        let _ = writeln!(out, "FIRST_AGENT_TOKEN_FILE={}", file.display());
-    }
-    let _ = writeln!(out, "COLLECTOR_READY=1");
-    let _ = out.flush();
-    drop(out);
+    announce(
+        addr,
+        &tls.thumbprint,
+        tls.generated.as_deref(),
+        first_token.as_deref(),
+    );
     info!(%addr, thumbprint = %tls.thumbprint, "collector listening");
     // Under systemd (Type=notify): ready once listening; the watchdog is fed while the
     // runtime runs and the database answers.
     let notifier = vscout_service::notify::Notifier::from_env();
     notifier.ready();
     notifier.status(&format!("listening on https://{addr}"));
-    let watchdog = notifier.watchdog_timeout().map(|t| {
-        let (notifier, store) = (notifier.clone(), store.clone());
-        tokio::spawn(async move {
-            loop {
-                let db = store.clone();
-                let alive = tokio::task::spawn_blocking(move || db.token_count().is_ok())
-                    .await
-                    .unwrap_or(false);
-                if alive {
-                    notifier.watchdog();
-                } else {
-                    tracing::error!("the database does not answer; no longer feeding the watchdog");
-                }
-                tokio::time::sleep(t / 3).await;
-            }
-        })
-    });
+    let watchdog = spawn_watchdog(&notifier, &store);
     let state = server::AppState::new(
         store.clone(),
         cfg.max_concurrent_ingests,
         cfg.operators.clone(),
+        cfg.assessment.clone(),
     );
     let counters = state.counters.clone();
     let app = server::router(state, cfg.max_body_bytes);

@@ -1,4 +1,5 @@
-//! The `vscout-collector` binary: `serve` (the default) or `token add|list|revoke`. Usage
+//! The `vscout-collector` binary: `serve` (the default), `assess` or
+//! `token add|list|revoke`. Usage
 //! errors and bad configuration exit 64; an unusable data directory, certificate or port
 //! exits 73.
 
@@ -34,6 +35,9 @@ struct Cli {
 enum Command {
     /// Serve the API (the default).
     Serve,
+    /// Assess every VM for Azure and AWS: size, disks, monthly cost, readiness,
+    /// confidence (a table, or JSON or CSV to a file).
+    Assess(Box<vscout_collector::assess::cli::AssessArgs>),
     /// Manage agent tokens.
     Token {
         #[command(subcommand)]
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command.unwrap_or(Command::Serve) {
+        Command::Assess(args) => vscout_collector::assess::cli::run(&args, &cfg),
         Command::Token { action } => {
             let store = match vscout_collector::open_store(&cfg) {
                 Ok(s) => s,

@@ -6,7 +6,8 @@
 //! `GET /v1/vms`, `GET /v1/{hosts,clusters,datastores}`, `GET /v1/{kind}/{id}/metrics`
 //! (window rollups), `GET /v1/{kind}/{id}/daily` (daily sketches merged over a range of
 //! days), `GET /v1/agents` (the caller's own agents, or all for an operator),
-//! `GET /v1/stats`, `GET /metrics` (Prometheus text). An unknown entity is a 404.
+//! `GET /v1/stats`, `GET /metrics` (Prometheus text), `GET /v1/assessment` and
+//! `GET /v1/vms/{id}/assessment` (`assessment.rs`). An unknown entity is a 404.
 //!
 //! What a hostile client can cost is bounded here: connections (a cap on accept), time
 //! (a header-read timeout that is also the idle timeout, and a per-request timeout that
@@ -33,6 +34,9 @@ use tower::ServiceExt;
 use tracing::{debug, info, warn};
 use vscout_wire::batch::{self, DecodeError};
 
+mod assessment;
+
+use crate::assess::settings::Setup;
 use crate::auth;
 use crate::store::{
     DailyQuery, EntityFilter, EntityKind, MetricsQuery, Principal, Storage, StoreError, VmFilter,
@@ -47,6 +51,8 @@ pub struct AppState {
     /// Principals (`token:NAME`, `cert:SHA256`) that may list every agent.
     pub operators: Arc<Vec<String>>,
     pub counters: Arc<ServerCounters>,
+    /// The catalog and the assessment's defaults.
+    pub assessment: Arc<Setup>,
 }
 
 impl AppState {
@@ -54,8 +60,10 @@ impl AppState {
         store: Arc<dyn Storage>,
         max_concurrent_ingests: usize,
         operators: Vec<String>,
+        assessment: Arc<Setup>,
     ) -> Self {
         Self {
+            assessment,
             store,
             ingests: Arc::new(tokio::sync::Semaphore::new(max_concurrent_ingests)),
             operators: Arc::new(operators),
@@ -126,6 +134,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/ingest", ingest_route)
         .route("/v1/vcenters", get(vcenters))
         .route("/v1/vms", get(vms))
+        .route("/v1/assessment", get(assessment::estate))
+        .route("/v1/vms/{id}/assessment", get(assessment::one_vm))
         .route("/v1/{kind}", get(entities))
         .route("/v1/{kind}/{id}/metrics", get(metrics))
         .route("/v1/{kind}/{id}/daily", get(daily))

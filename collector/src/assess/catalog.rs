@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The catalog shipped with vscout.
 const SHIPPED: &str = include_str!("../../catalog/catalog.json");
@@ -15,7 +15,7 @@ const SHIPPED: &str = include_str!("../../catalog/catalog.json");
 const CATALOG_VERSION: u32 = 1;
 
 /// A cloud the assessment sizes for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Cloud {
     Azure,

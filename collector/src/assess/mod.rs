@@ -10,8 +10,11 @@
 //!   offer, the cost, and every refused size with its reason. Pure.
 
 pub mod catalog;
+pub mod cli;
+pub mod estate;
 pub mod need;
 pub mod readiness;
+pub mod report;
 pub mod settings;
 pub mod sizing;
 pub mod utilization;

@@ -11,6 +11,44 @@ use super::catalog::{Catalog, Cloud};
 use super::need::Sizing;
 use super::sizing::Pricing;
 
+/// What every assessment starts from: the catalog (shipped, or `catalog_file`) and the
+/// config's defaults, both checked once at start.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub catalog: Catalog,
+    pub defaults: RawAssessment,
+}
+
+/// Why the `[assessment]` section or its catalog is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Catalog(#[from] super::catalog::CatalogError),
+    #[error("[assessment] {0}")]
+    Setting(#[from] BadInput),
+}
+
+impl Setup {
+    /// Loads the catalog (`catalog`, else `defaults.catalog_file`, else the shipped one)
+    /// and checks the defaults against it.
+    pub fn load(
+        defaults: RawAssessment,
+        catalog: Option<&std::path::Path>,
+    ) -> Result<Setup, SetupError> {
+        let catalog = match catalog.or(defaults.catalog_file.as_deref()) {
+            Some(path) => Catalog::load(path)?,
+            None => Catalog::shipped()?,
+        };
+        Settings::resolve(&defaults, &Params::default(), &catalog)?;
+        Ok(Setup { catalog, defaults })
+    }
+
+    /// The settings of one request.
+    pub fn settings(&self, asked: &Params) -> Result<Settings, BadInput> {
+        Settings::resolve(&self.defaults, asked, &self.catalog)
+    }
+}
+
 /// Percentiles offered, as Azure Migrate offers them.
 pub const PERCENTILES: [u32; 4] = [50, 90, 95, 99];
 
@@ -161,102 +199,9 @@ impl Settings {
         asked: &Params,
         catalog: &Catalog,
     ) -> Result<Settings, BadInput> {
-        let target = asked
-            .target
-            .as_deref()
-            .or(defaults.target.as_deref())
-            .unwrap_or("both");
-        let clouds: Vec<Cloud> = match target {
-            "both" => Cloud::ALL.to_vec(),
-            t => vec![t
-                .parse::<Cloud>()
-                .map_err(|_| bad("target", t, "one of azure, aws, both"))?],
-        };
-        if asked.region.is_some() && clouds.len() > 1 {
-            return Err(bad(
-                "region",
-                asked.region.as_deref().unwrap_or(""),
-                "a region with one target (target=azure or target=aws); for both, set azure_region and aws_region in [assessment]",
-            ));
-        }
-        let mut targets = Vec::new();
-        for cloud in clouds {
-            let (configured, default) = match cloud {
-                Cloud::Azure => (defaults.azure_region.as_deref(), "eastus"),
-                Cloud::Aws => (defaults.aws_region.as_deref(), "us-east-1"),
-            };
-            let region = asked.region.as_deref().or(configured).unwrap_or(default);
-            let known: Vec<&str> = catalog
-                .cloud(cloud)
-                .map(|c| c.regions().collect())
-                .unwrap_or_default();
-            if !known.contains(&region) {
-                return Err(bad(
-                    "region",
-                    region,
-                    format!("a region the catalog prices for {cloud} ({})", known.join(", ")),
-                ));
-            }
-            targets.push(Target {
-                cloud,
-                region: region.to_owned(),
-            });
-        }
-        let percentiles = "one of 50, 90, 95, 99";
-        let percentile = number(
-            "percentile",
-            asked.percentile.as_deref(),
-            defaults.percentile,
-            95,
-            percentiles,
-        )?;
-        if !PERCENTILES.contains(&percentile) {
-            return Err(bad("percentile", percentile, percentiles));
-        }
-        let days = "whole days from 1 to 400";
-        let history_days = number(
-            "history_days",
-            asked.history_days.as_deref(),
-            defaults.history_days,
-            30,
-            days,
-        )?;
-        if !(1..=400).contains(&history_days) {
-            return Err(bad("history_days", history_days, days));
-        }
-        let comforts = "a number from 1.0 to 10";
-        let comfort = number(
-            "comfort",
-            asked.comfort.as_deref(),
-            defaults.comfort,
-            1.3,
-            comforts,
-        )?;
-        if !(1.0..=10.0).contains(&comfort) {
-            return Err(bad("comfort", comfort, comforts));
-        }
-        let discounts = "a fraction from 0 to below 1 (0.2 is 20 % off)";
-        let discount = number(
-            "discount",
-            asked.discount.as_deref(),
-            defaults.discount,
-            0.0,
-            discounts,
-        )?;
-        if !(0.0..1.0).contains(&discount) {
-            return Err(bad("discount", discount, discounts));
-        }
-        let hours = "hours from 1 to 744";
-        let hours_per_month = number(
-            "hours_per_month",
-            asked.hours_per_month.as_deref(),
-            defaults.hours_per_month,
-            730.0,
-            hours,
-        )?;
-        if !(1.0..=744.0).contains(&hours_per_month) {
-            return Err(bad("hours_per_month", hours_per_month, hours));
-        }
+        let targets = targets(defaults, asked, catalog)?;
+        let (percentile, history_days, comfort, discount, hours_per_month) =
+            numbers(defaults, asked)?;
         let burstable = number(
             "burstable",
             asked.burstable.as_deref(),
@@ -311,6 +256,122 @@ impl Settings {
     }
 }
 
+/// The clouds asked for, each with a region the catalog prices.
+fn targets(
+    defaults: &RawAssessment,
+    asked: &Params,
+    catalog: &Catalog,
+) -> Result<Vec<Target>, BadInput> {
+    let target = asked
+        .target
+        .as_deref()
+        .or(defaults.target.as_deref())
+        .unwrap_or("both");
+    let clouds: Vec<Cloud> = match target {
+        "both" => Cloud::ALL.to_vec(),
+        t => vec![t
+            .parse::<Cloud>()
+            .map_err(|_| bad("target", t, "one of azure, aws, both"))?],
+    };
+    if asked.region.is_some() && clouds.len() > 1 {
+        return Err(bad(
+            "region",
+            asked.region.as_deref().unwrap_or(""),
+            "a region with one target (target=azure or target=aws); for both, set azure_region and aws_region in [assessment]",
+        ));
+    }
+    let mut targets = Vec::new();
+    for cloud in clouds {
+        let (configured, default) = match cloud {
+            Cloud::Azure => (defaults.azure_region.as_deref(), "eastus"),
+            Cloud::Aws => (defaults.aws_region.as_deref(), "us-east-1"),
+        };
+        let region = asked.region.as_deref().or(configured).unwrap_or(default);
+        let known: Vec<&str> = catalog
+            .cloud(cloud)
+            .map(|c| c.regions().collect())
+            .unwrap_or_default();
+        if !known.contains(&region) {
+            return Err(bad(
+                "region",
+                region,
+                format!(
+                    "a region the catalog prices for {cloud} ({})",
+                    known.join(", ")
+                ),
+            ));
+        }
+        targets.push(Target {
+            cloud,
+            region: region.to_owned(),
+        });
+    }
+    Ok(targets)
+}
+
+/// Percentile, history days, comfort, discount and hours per month, each in its range.
+fn numbers(
+    defaults: &RawAssessment,
+    asked: &Params,
+) -> Result<(u32, u32, f64, f64, f64), BadInput> {
+    let percentiles = "one of 50, 90, 95, 99";
+    let percentile = number(
+        "percentile",
+        asked.percentile.as_deref(),
+        defaults.percentile,
+        95,
+        percentiles,
+    )?;
+    if !PERCENTILES.contains(&percentile) {
+        return Err(bad("percentile", percentile, percentiles));
+    }
+    let days = "whole days from 1 to 400";
+    let history_days = number(
+        "history_days",
+        asked.history_days.as_deref(),
+        defaults.history_days,
+        30,
+        days,
+    )?;
+    if !(1..=400).contains(&history_days) {
+        return Err(bad("history_days", history_days, days));
+    }
+    let comforts = "a number from 1.0 to 10";
+    let comfort = number(
+        "comfort",
+        asked.comfort.as_deref(),
+        defaults.comfort,
+        1.3,
+        comforts,
+    )?;
+    if !(1.0..=10.0).contains(&comfort) {
+        return Err(bad("comfort", comfort, comforts));
+    }
+    let discounts = "a fraction from 0 to below 1 (0.2 is 20 % off)";
+    let discount = number(
+        "discount",
+        asked.discount.as_deref(),
+        defaults.discount,
+        0.0,
+        discounts,
+    )?;
+    if !(0.0..1.0).contains(&discount) {
+        return Err(bad("discount", discount, discounts));
+    }
+    let hours = "hours from 1 to 744";
+    let hours_per_month = number(
+        "hours_per_month",
+        asked.hours_per_month.as_deref(),
+        defaults.hours_per_month,
+        730.0,
+        hours,
+    )?;
+    if !(1.0..=744.0).contains(&hours_per_month) {
+        return Err(bad("hours_per_month", hours_per_month, hours));
+    }
+    Ok((percentile, history_days, comfort, discount, hours_per_month))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,8 +398,14 @@ mod tests {
             ]
         );
         assert_eq!((s.percentile, s.history_days, s.comfort), (95, 30, 1.3));
-        assert_eq!((s.basis, s.sizing, s.memory), (Basis::Peaks, Sizing::Performance, Memory::Active));
-        assert_eq!((s.discount, s.hours_per_month, s.burstable), (0.0, 730.0, false));
+        assert_eq!(
+            (s.basis, s.sizing, s.memory),
+            (Basis::Peaks, Sizing::Performance, Memory::Active)
+        );
+        assert_eq!(
+            (s.discount, s.hours_per_month, s.burstable),
+            (0.0, 730.0, false)
+        );
     }
 
     #[test]
@@ -369,7 +436,10 @@ mod tests {
             ..RawAssessment::default()
         };
         let s = Settings::resolve(&config, &Params::default(), &catalog).expect("config");
-        assert_eq!((s.targets.len(), s.percentile, s.memory), (1, 99, Memory::Max));
+        assert_eq!(
+            (s.targets.len(), s.percentile, s.memory),
+            (1, 99, Memory::Max)
+        );
         let asked = Params {
             target: Some("aws".into()),
             percentile: Some("50".into()),
@@ -377,6 +447,9 @@ mod tests {
             ..Params::default()
         };
         let s = Settings::resolve(&config, &asked, &catalog).expect("asked");
-        assert_eq!((s.targets[0].cloud, s.percentile, s.sizing), (Cloud::Aws, 50, Sizing::AsOnPremises));
+        assert_eq!(
+            (s.targets[0].cloud, s.percentile, s.sizing),
+            (Cloud::Aws, 50, Sizing::AsOnPremises)
+        );
     }
 }

@@ -103,91 +103,138 @@ fn whole_vm(instance: &str) -> bool {
     instance.is_empty() || instance == "*"
 }
 
-/// The figures of `vm` from its `series` (all of one VM), the history's span of its
-/// vCenter (`span_secs`), and the settings' percentile and memory counter.
-pub fn vm_usage(vm: &Vm, series: &[SeriesUsage], span_secs: i64, s: &Settings) -> VmUsage {
-    let q = f64::from(s.percentile) / 100.0;
-    let mut out = VmUsage::default();
-    let mut fed = Vec::new();
-    let mut feed = |u: &SeriesUsage| -> Option<f64> {
-        let value = u.sketch.quantile(q);
+/// Reads a VM's series at the percentile, noting each series read in `fed`.
+struct Reader<'a> {
+    series: &'a [SeriesUsage],
+    q: f64,
+    span_secs: i64,
+    fed: Vec<Fed>,
+}
+
+/// Read + write IOPS, MB/s, and whether an operations counter was there.
+type DiskFigures = (f64, f64, bool);
+
+impl<'a> Reader<'a> {
+    fn feed(&mut self, u: &SeriesUsage) -> Option<f64> {
+        let value = u.sketch.quantile(self.q);
         // The series' rate (samples per second of its windows) over the whole span: a
         // window never received counts as missing.
         let rate = u.expected as f64 / (u.covered_secs.max(1) as f64);
-        fed.push(Fed {
+        self.fed.push(Fed {
             counter: u.counter.clone(),
             instance: u.instance.clone(),
             windows: u.windows,
             received: u.received,
-            expected: ((rate * span_secs.max(0) as f64).round() as u64).max(u.expected),
+            expected: ((rate * self.span_secs.max(0) as f64).round() as u64).max(u.expected),
             value,
         });
         value
-    };
-    let find = |counter: &str| {
-        series
-            .iter()
-            .filter(move |u| u.counter == counter && whole_vm(&u.instance))
-            .min_by_key(|u| u.instance.len())
-    };
-    out.utilization.cpu_pct = find(CPU).and_then(&mut feed).map(|v| v.clamp(0.0, 100.0));
-    let active = matches!(s.memory, Memory::Active | Memory::Max)
-        .then(|| find(MEM_ACTIVE).and_then(&mut feed))
-        .flatten();
-    let consumed = matches!(s.memory, Memory::Consumed | Memory::Max)
-        .then(|| find(MEM_CONSUMED).and_then(&mut feed))
-        .flatten()
-        .and_then(|kb| {
-            let bytes = vm.memory_bytes.filter(|b| *b > 0)? as f64;
-            Some(kb * 1024.0 / bytes * 100.0)
-        });
-    out.utilization.memory_pct = match (active, consumed) {
-        (Some(a), Some(c)) => Some(a.max(c)),
-        (a, c) => a.or(c),
     }
-    .map(|v| v.clamp(0.0, 100.0));
 
-    // Disks: per instance, read + write at the percentile each.
-    let mut per_instance: BTreeMap<&str, (f64, f64, bool)> = BTreeMap::new();
-    for u in series {
-        let (ops, scale) = match u.counter.as_str() {
-            DISK_READ_OPS | DISK_WRITE_OPS => (true, 1.0),
-            DISK_READ_KBPS | DISK_WRITE_KBPS => (false, KBPS_TO_MBPS),
-            _ => continue,
-        };
-        let Some(v) = feed(u) else { continue };
-        let e = per_instance.entry(u.instance.as_str()).or_default();
-        if ops {
-            e.0 += v * scale;
-            e.2 = true;
-        } else {
-            e.1 += v * scale;
-        }
+    /// The VM-wide series of `counter`.
+    fn whole(&self, counter: &str) -> Option<&'a SeriesUsage> {
+        self.series
+            .iter()
+            .filter(|u| u.counter == counter && whole_vm(&u.instance))
+            .min_by_key(|u| u.instance.len())
     }
+
+    fn read(&mut self, counter: &str) -> Option<f64> {
+        self.whole(counter).and_then(|u| self.feed(u))
+    }
+
+    fn memory_pct(&mut self, vm: &Vm, memory: Memory) -> Option<f64> {
+        let active = matches!(memory, Memory::Active | Memory::Max)
+            .then(|| self.read(MEM_ACTIVE))
+            .flatten();
+        let consumed = matches!(memory, Memory::Consumed | Memory::Max)
+            .then(|| self.read(MEM_CONSUMED))
+            .flatten()
+            .and_then(|kb| {
+                let bytes = vm.memory_bytes.filter(|b| *b > 0)? as f64;
+                Some(kb * 1024.0 / bytes * 100.0)
+            });
+        match (active, consumed) {
+            (Some(a), Some(c)) => Some(a.max(c)),
+            (a, c) => a.or(c),
+        }
+        .map(|v| v.clamp(0.0, 100.0))
+    }
+
+    /// Per `virtualDisk` instance, read + write at the percentile each.
+    fn disk_instances(&mut self) -> BTreeMap<&'a str, DiskFigures> {
+        let mut per_instance: BTreeMap<&str, DiskFigures> = BTreeMap::new();
+        for u in self.series {
+            let (ops, scale) = match u.counter.as_str() {
+                DISK_READ_OPS | DISK_WRITE_OPS => (true, 1.0),
+                DISK_READ_KBPS | DISK_WRITE_KBPS => (false, KBPS_TO_MBPS),
+                _ => continue,
+            };
+            let Some(v) = self.feed(u) else { continue };
+            let e = per_instance.entry(u.instance.as_str()).or_default();
+            if ops {
+                e.0 += v * scale;
+                e.2 = true;
+            } else {
+                e.1 += v * scale;
+            }
+        }
+        per_instance
+    }
+
+    /// Network in + out: the aggregate where there is one, else every NIC's instance.
+    fn network_mbps(&mut self) -> Option<f64> {
+        let mut net = None;
+        for counter in [NET_RX_KBPS, NET_TX_KBPS] {
+            let whole: Vec<&SeriesUsage> = match self.whole(counter) {
+                Some(u) => vec![u],
+                None => self
+                    .series
+                    .iter()
+                    .filter(|u| u.counter == counter)
+                    .collect(),
+            };
+            for u in whole {
+                if let Some(v) = self.feed(u) {
+                    *net.get_or_insert(0.0) += v * KBPS_TO_MBPS;
+                }
+            }
+        }
+        net
+    }
+}
+
+/// Each disk's figures: its own instance's, else its capacity's share of the series no
+/// disk claims (`true` in the second place when such a share was used).
+fn per_disk(
+    vm: &Vm,
+    per_instance: &BTreeMap<&str, DiskFigures>,
+) -> (Vec<Option<DiskFigures>>, bool) {
     let instances: Vec<Option<String>> = vm.disks.iter().map(disk_instance).collect();
-    let mut pooled: Option<(f64, f64, bool)> = None;
-    for (inst, figures) in &per_instance {
+    let mut pooled: Option<DiskFigures> = None;
+    for (inst, f) in per_instance {
         if !instances.iter().any(|i| i.as_deref() == Some(*inst)) {
             let p = pooled.get_or_insert_default();
-            p.0 += figures.0;
-            p.1 += figures.1;
-            p.2 |= figures.2;
+            *p = (p.0 + f.0, p.1 + f.1, p.2 | f.2);
         }
     }
-    let own = |d: usize| {
-        instances[d]
-            .as_deref()
-            .and_then(|i| per_instance.get(i))
-            .copied()
-    };
-    let shared_capacity: u64 = (0..vm.disks.len())
-        .filter(|d| own(*d).is_none())
-        .map(|d| vm.disks[d].capacity_bytes.unwrap_or(0))
+    let own: Vec<Option<DiskFigures>> = instances
+        .iter()
+        .map(|i| i.as_deref().and_then(|i| per_instance.get(i)).copied())
+        .collect();
+    let shared_capacity: u64 = vm
+        .disks
+        .iter()
+        .zip(&own)
+        .filter(|(_, o)| o.is_none())
+        .map(|(d, _)| d.capacity_bytes.unwrap_or(0))
         .sum();
-    let mut any_ops = false;
-    for (d, disk) in vm.disks.iter().enumerate() {
-        let figures = match (own(d), pooled) {
-            (Some(f), _) => Some(f),
+    let figures = vm
+        .disks
+        .iter()
+        .zip(&own)
+        .map(|(disk, own)| match (own, pooled) {
+            (Some(f), _) => Some(*f),
             (None, Some(p)) => {
                 let share = if shared_capacity > 0 {
                     disk.capacity_bytes.unwrap_or(0) as f64 / shared_capacity as f64
@@ -197,8 +244,27 @@ pub fn vm_usage(vm: &Vm, series: &[SeriesUsage], span_secs: i64, s: &Settings) -
                 Some((p.0 * share, p.1 * share, p.2))
             }
             (None, None) => None,
-        };
-        if let Some((iops, mbps, has_ops)) = figures {
+        })
+        .collect();
+    (figures, pooled.is_some() && !vm.disks.is_empty())
+}
+
+/// The figures of `vm` from its `series` (all of one VM), the history's span of its
+/// vCenter (`span_secs`), and the settings' percentile and memory counter.
+pub fn vm_usage(vm: &Vm, series: &[SeriesUsage], span_secs: i64, s: &Settings) -> VmUsage {
+    let mut r = Reader {
+        series,
+        q: f64::from(s.percentile) / 100.0,
+        span_secs,
+        fed: Vec::new(),
+    };
+    let mut out = VmUsage::default();
+    out.utilization.cpu_pct = r.read(CPU).map(|v| v.clamp(0.0, 100.0));
+    out.utilization.memory_pct = r.memory_pct(vm, s.memory);
+    let (figures, shared) = per_disk(vm, &r.disk_instances());
+    let mut any_ops = false;
+    for (disk, f) in vm.disks.iter().zip(figures) {
+        if let Some((iops, mbps, has_ops)) = f {
             any_ops |= has_ops;
             out.utilization.disks.push(DiskUse {
                 key: disk.key,
@@ -207,7 +273,7 @@ pub fn vm_usage(vm: &Vm, series: &[SeriesUsage], span_secs: i64, s: &Settings) -
             });
         }
     }
-    if pooled.is_some() && !vm.disks.is_empty() {
+    if shared {
         out.notes.push(
             "disk figures are the VM's total shared among its disks by capacity: vCenter gave no per-disk instance"
                 .into(),
@@ -217,22 +283,8 @@ pub fn vm_usage(vm: &Vm, series: &[SeriesUsage], span_secs: i64, s: &Settings) -
         out.iops = any_ops.then(|| out.utilization.disks.iter().map(|d| d.iops).sum());
         out.mbps = Some(out.utilization.disks.iter().map(|d| d.mbps).sum());
     }
-
-    // Network: the aggregate where there is one, else every NIC's instance.
-    let mut net = None;
-    for counter in [NET_RX_KBPS, NET_TX_KBPS] {
-        let whole: Vec<&SeriesUsage> = match find(counter) {
-            Some(u) => vec![u],
-            None => series.iter().filter(|u| u.counter == counter).collect(),
-        };
-        for u in whole {
-            if let Some(v) = feed(u) {
-                *net.get_or_insert(0.0) += v * KBPS_TO_MBPS;
-            }
-        }
-    }
-    out.network_mbps = net;
-    out.fed = fed;
+    out.network_mbps = r.network_mbps();
+    out.fed = r.fed;
     let (received, expected) = out
         .fed
         .iter()

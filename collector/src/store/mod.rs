@@ -195,6 +195,8 @@ pub struct UsageQuery<'a> {
     /// Sketch every sample (the agent's daily sketches, for the days it sent one) instead
     /// of the windows' peaks.
     pub samples: bool,
+    /// Only this VM (vCenter, VM id).
+    pub vm: Option<(&'a str, &'a str)>,
 }
 
 /// One VM series over a history: its windows summed up and a sketch of their peaks (or
@@ -262,8 +264,13 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         q: &UsageQuery<'_>,
         each: &mut dyn FnMut(SeriesUsage),
     ) -> Result<(), StoreError>;
-    /// Every VM of the latest inventories, with its vCenter, by vCenter and VM id.
-    fn vm_records(&self, each: &mut dyn FnMut(&str, Vm)) -> Result<(), StoreError>;
+    /// Every VM of the latest inventories, with its vCenter, by vCenter and VM id; or
+    /// only those with the id `only.1` (in the vCenter `only.0`, if given).
+    fn vm_records(
+        &self,
+        only: Option<(Option<&str>, &str)>,
+        each: &mut dyn FnMut(&str, Vm),
+    ) -> Result<(), StoreError>;
     fn agents(&self, only: Option<&str>) -> Result<Vec<serde_json::Value>, StoreError>;
     fn counts(&self) -> Result<Counts, StoreError>;
     /// Adds a token under `name` (its SHA-256 only is stored); `TokenExists` if the name

@@ -569,10 +569,18 @@ impl Storage for SqliteStore {
         usage::vm_usage(&self.reader(), q, each)
     }
 
-    fn vm_records(&self, each: &mut dyn FnMut(&str, Vm)) -> Result<(), StoreError> {
+    fn vm_records(
+        &self,
+        only: Option<(Option<&str>, &str)>,
+        each: &mut dyn FnMut(&str, Vm),
+    ) -> Result<(), StoreError> {
         let conn = self.reader();
-        let mut stmt = conn.prepare("SELECT vcenter, vm_id, doc FROM vms ORDER BY vcenter, vm_id")?;
-        let mut rows = stmt.query([])?;
+        let mut stmt = conn.prepare(
+            "SELECT vcenter, vm_id, doc FROM vms
+             WHERE (?1 IS NULL OR vm_id = ?1) AND (?2 IS NULL OR vcenter = ?2)
+             ORDER BY vcenter, vm_id",
+        )?;
+        let mut rows = stmt.query(params![only.map(|o| o.1), only.and_then(|o| o.0)])?;
         while let Some(r) = rows.next()? {
             let vcenter = r.get_ref(0)?.as_str()?;
             let vm: Vm = serde_json::from_str(r.get_ref(2)?.as_str()?).map_err(|e| {

@@ -129,7 +129,10 @@ fn a_vm_total_is_shared_by_capacity_and_said() {
     let d = &u.utilization.disks;
     let total = 95_000.0 * 1024.0 / 1e6;
     assert!(near(Some(d[0].mbps), total / 4.0) && near(Some(d[1].mbps), total * 3.0 / 4.0));
-    assert_eq!(u.iops, None, "no operations counter: IOPS unknown, not zero");
+    assert_eq!(
+        u.iops, None,
+        "no operations counter: IOPS unknown, not zero"
+    );
     assert!(u.notes[0].contains("shared among its disks by capacity"));
     assert_eq!(u.utilization.memory_pct, None);
 }
@@ -154,12 +157,25 @@ fn memory_from_consumed_or_the_larger() {
 fn coverage_counts_what_the_span_expected() {
     let s = settings("active", "95");
     // Half the samples of its windows, and its windows cover a third of the span.
-    let all = vec![series(CPU, "", 1.0, 750), series(MEM_ACTIVE, "", 1.0, 1_500)];
+    let all = vec![
+        series(CPU, "", 1.0, 750),
+        series(MEM_ACTIVE, "", 1.0, 1_500),
+    ];
     let u = vm_usage(&vm(), &all, 90_000, &s);
     assert_eq!(u.fed[0].expected, 4_500);
     assert_eq!(u.coverage_pct, Some((750.0 + 1_500.0) / 9_000.0 * 100.0));
     assert_eq!(stars(25.0), 2);
-    let bands = [(0.0, 1), (20.0, 1), (20.5, 2), (40.0, 2), (55.0, 3), (61.0, 4), (80.0, 4), (81.0, 5), (100.0, 5)];
+    let bands = [
+        (0.0, 1),
+        (20.0, 1),
+        (20.5, 2),
+        (40.0, 2),
+        (55.0, 3),
+        (61.0, 4),
+        (80.0, 4),
+        (81.0, 5),
+        (100.0, 5),
+    ];
     for (c, want) in bands {
         assert_eq!(stars(c), want, "{c} %");
     }

@@ -215,6 +215,35 @@ pub(super) fn build_once(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// One `window_days` row (joined with the day's daily sketch, when samples were asked
+/// for): its day, its windows, and whether the sketch is of samples.
+fn day_row(row: &rusqlite::Row<'_>, id: i64) -> Result<(i64, Windows, bool), StoreError> {
+    let day: i64 = row.get(0)?;
+    let sampled = match row.get_ref(8)?.as_str_or_null()? {
+        Some(text) => Some(serde_json::from_str::<Sketch>(text).map_err(|e| {
+            StoreError::Other(format!("daily sketch of series {id}, day {day}: {e}"))
+        })?),
+        None => None,
+    };
+    let from_samples = sampled.is_some();
+    let peaks = match sampled {
+        Some(s) => s,
+        None => Sketch::from_bytes(row.get_ref(7)?.as_blob()?).ok_or_else(|| {
+            StoreError::Other(format!("window peaks of series {id}, day {day} unreadable"))
+        })?,
+    };
+    let w = Windows {
+        windows: row.get::<_, i64>(1)? as u64,
+        covered_secs: row.get::<_, i64>(2)? as u64,
+        received: row.get::<_, i64>(3)? as u64,
+        expected: row.get::<_, i64>(4)? as u64,
+        first_start: Some(row.get(5)?),
+        last_end: row.get(6)?,
+        peaks,
+    };
+    Ok((day, w, from_samples))
+}
+
 /// VM series of the asked counters over the history, one at a time in (vCenter, VM)
 /// order: summarised days from `window_days` (or, for `samples`, the daily sketch where
 /// the agent sent one), then the windows after the last summarised day.
@@ -227,10 +256,12 @@ pub(super) fn vm_usage(
     let mut series = conn.prepare(
         "SELECT id, vcenter, entity_id, counter, instance FROM series
          WHERE entity_type = 'VirtualMachine' AND counter IN (SELECT value FROM json_each(?1))
+           AND (?2 IS NULL OR (vcenter = ?2 AND entity_id = ?3))
          ORDER BY vcenter, entity_id, counter, instance",
     )?;
-    let counters = serde_json::to_string(q.counters).map_err(|e| StoreError::Other(e.to_string()))?;
-    let mut rows = series.query(params![counters])?;
+    let counters =
+        serde_json::to_string(q.counters).map_err(|e| StoreError::Other(e.to_string()))?;
+    let mut rows = series.query(params![counters, q.vm.map(|v| v.0), q.vm.map(|v| v.1)])?;
     let mut days = conn.prepare_cached(
         "SELECT w.day_start, w.windows, w.covered_secs, w.received, w.expected, w.first_start,
                 w.last_end, w.peaks, d.sketch
@@ -246,30 +277,10 @@ pub(super) fn vm_usage(
         let mut last_day: Option<i64> = None;
         let mut d = days.query(params![id, from_day, q.to_s, q.samples])?;
         while let Some(row) = d.next()? {
-            let day: i64 = row.get(0)?;
+            let (day, w, sampled) = day_row(row, id)?;
             last_day = Some(day);
-            let sampled = match row.get_ref(8)?.as_str_or_null()? {
-                Some(text) => Some(serde_json::from_str::<Sketch>(text).map_err(|e| {
-                    StoreError::Other(format!("daily sketch of series {id}, day {day}: {e}"))
-                })?),
-                None => None,
-            };
-            sample_days += u32::from(sampled.is_some());
-            let sketch = match sampled {
-                Some(s) => s,
-                None => Sketch::from_bytes(row.get_ref(7)?.as_blob()?).ok_or_else(|| {
-                    StoreError::Other(format!("window peaks of series {id}, day {day} unreadable"))
-                })?,
-            };
-            total.merge(&Windows {
-                windows: row.get::<_, i64>(1)? as u64,
-                covered_secs: row.get::<_, i64>(2)? as u64,
-                received: row.get::<_, i64>(3)? as u64,
-                expected: row.get::<_, i64>(4)? as u64,
-                first_start: Some(row.get(5)?),
-                last_end: row.get(6)?,
-                peaks: sketch,
-            });
+            sample_days += u32::from(sampled);
+            total.merge(&w);
         }
         let summarised_to = match last_day {
             Some(day) => day + DAY_SECS,
@@ -281,7 +292,12 @@ pub(super) fn vm_usage(
                 )?
                 .map_or(i64::MIN, |d| d + DAY_SECS),
         };
-        total.merge(&Windows::read(conn, id, summarised_to.max(from_day), q.to_s)?);
+        total.merge(&Windows::read(
+            conn,
+            id,
+            summarised_to.max(from_day),
+            q.to_s,
+        )?);
         let Some(first_s) = total.first_start else {
             continue;
         };

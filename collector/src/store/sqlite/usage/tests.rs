@@ -53,6 +53,7 @@ fn usage(store: &SqliteStore, from_s: i64, to_s: i64) -> Vec<SeriesUsage> {
         from_s,
         to_s,
         samples: false,
+        vm: None,
     };
     store.vm_usage(&q, &mut |u| out.push(u)).expect("usage");
     out
@@ -70,7 +71,13 @@ fn truth(windows: &[(i64, f64)], from_s: i64, to_s: i64) -> Option<(u64, u64, Sk
     }
     let first = *kept.iter().min()?;
     let last = *kept.iter().max()? + 300;
-    Some((kept.len() as u64, 14 * kept.len() as u64, sketch, first, last))
+    Some((
+        kept.len() as u64,
+        14 * kept.len() as u64,
+        sketch,
+        first,
+        last,
+    ))
 }
 
 fn summaries(store: &SqliteStore) -> i64 {
@@ -99,17 +106,33 @@ fn a_day_is_summarised_when_the_next_one_starts_and_read_with_the_open_day() {
         ingest(&store, seq, recs);
     }
     assert_eq!(summaries(&store), 0, "day 0 is still open");
-    ingest(&store, 10, vec![window("vm-1", DAY_SECS, 70.0), window("vm-1", DAY_SECS + 300, 80.0)]);
+    ingest(
+        &store,
+        10,
+        vec![
+            window("vm-1", DAY_SECS, 70.0),
+            window("vm-1", DAY_SECS + 300, 80.0),
+        ],
+    );
     all.extend([(DAY_SECS, 70.0), (DAY_SECS + 300, 80.0)]);
     assert_eq!(summaries(&store), 1, "day 0 closed when day 1 began");
     let got = usage(&store, 0, 2 * DAY_SECS);
     assert_eq!(got.len(), 1);
     let u = &got[0];
     let (windows, received, sketch, first, end) = truth(&all, 0, 2 * DAY_SECS).expect("windows");
-    assert_eq!((u.windows, u.received, u.expected), (windows, received, 15 * windows));
-    assert_eq!((u.first_s, u.end_s, u.covered_secs), (first, end, 300 * windows));
+    assert_eq!(
+        (u.windows, u.received, u.expected),
+        (windows, received, 15 * windows)
+    );
+    assert_eq!(
+        (u.first_s, u.end_s, u.covered_secs),
+        (first, end, 300 * windows)
+    );
     assert_eq!(u.sketch, sketch);
-    assert_eq!((u.vm_id.as_str(), u.instance.as_str(), u.sample_days), ("vm-1", "", 0));
+    assert_eq!(
+        (u.vm_id.as_str(), u.instance.as_str(), u.sample_days),
+        ("vm-1", "", 0)
+    );
     // A history that starts on day 1 reads only the open day.
     let late = usage(&store, DAY_SECS + 10, 2 * DAY_SECS);
     assert_eq!(late[0].windows, 2);
@@ -124,7 +147,11 @@ fn a_late_window_and_a_restart_across_midnight_keep_the_summaries_true() {
     let mut all = vec![(0, 5.0), (300, 6.0)];
     {
         let store = SqliteStore::open(&path).expect("open");
-        ingest(&store, 1, vec![window("vm-1", 0, 5.0), window("vm-1", 300, 6.0)]);
+        ingest(
+            &store,
+            1,
+            vec![window("vm-1", 0, 5.0), window("vm-1", 300, 6.0)],
+        );
     }
     // Restarted: the first window of day 1 closes day 0 all the same.
     let store = SqliteStore::open(&path).expect("reopen");
@@ -137,7 +164,10 @@ fn a_late_window_and_a_restart_across_midnight_keep_the_summaries_true() {
     let u = &usage(&store, 0, 3 * DAY_SECS)[0];
     let (windows, _, sketch, _, _) = truth(&all, 0, 3 * DAY_SECS).expect("windows");
     assert_eq!((u.windows, &u.sketch), (windows, &sketch));
-    assert_eq!(u.sketch.quantile(1.0).map(|v| (v - 99.0).abs() < 1.0), Some(true));
+    assert_eq!(
+        u.sketch.quantile(1.0).map(|v| (v - 99.0).abs() < 1.0),
+        Some(true)
+    );
 }
 
 #[test]
@@ -147,11 +177,20 @@ fn a_database_from_before_the_summaries_is_summarised_once_at_open() {
     {
         let store = SqliteStore::open(&path).expect("open");
         ingest(&store, 1, vec![window("vm-1", 0, 5.0)]);
-        ingest(&store, 2, vec![window("vm-1", DAY_SECS, 6.0), window("vm-1", 2 * DAY_SECS, 7.0)]);
+        ingest(
+            &store,
+            2,
+            vec![
+                window("vm-1", DAY_SECS, 6.0),
+                window("vm-1", 2 * DAY_SECS, 7.0),
+            ],
+        );
         // As an older collector left it: no summaries, no mark.
         let w = store.writer.lock().expect("lock");
         w.conn
-            .execute_batch("DELETE FROM window_days; DELETE FROM meta WHERE key = 'window_days_built';")
+            .execute_batch(
+                "DELETE FROM window_days; DELETE FROM meta WHERE key = 'window_days_built';",
+            )
             .expect("forget");
     }
     let store = SqliteStore::open(&path).expect("reopen");

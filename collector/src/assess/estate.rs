@@ -1,0 +1,519 @@
+//! The assessment of the estate: every VM of the latest inventories, for each target,
+//! read once from the store (inventory records, then the series of the history) and
+//! sized, priced and judged; totals for the estate and per datacenter and cluster.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use vscout_wire::inventory::Vm;
+
+use super::catalog::{Catalog, Cloud};
+use super::need::{need_of, Sized, Sizing};
+use super::readiness::{readiness, Readiness, Status};
+use super::settings::{Basis, Memory, Settings, Target};
+use super::sizing::{decide, Decision};
+use super::utilization::{stars, vm_usage, VmUsage, COUNTERS, CPU};
+use crate::store::{SeriesUsage, Storage, StoreError, UsageQuery};
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+const DAY_SECS: i64 = 86_400;
+
+/// What the prices are, on every output.
+pub const PRICES_ARE: &str = "list prices, on-demand, Linux, USD per month";
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+/// The history asked for and what the store held of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct History {
+    pub requested_days: u32,
+    /// Unix seconds: the first day read and the end.
+    pub from: i64,
+    pub to: i64,
+    /// First window and end of the last window held (`None`: no performance data).
+    pub held_from: Option<i64>,
+    pub held_to: Option<i64>,
+    pub held_days: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Recommended {
+    pub size: String,
+    pub vcpus: u32,
+    pub memory_gib: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskRow {
+    pub disk: String,
+    pub tier: Option<String>,
+    pub size_gib: Option<u64>,
+    pub monthly_cost: Option<f64>,
+    /// Why the disk has no offer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cost {
+    pub compute: Option<f64>,
+    pub storage: f64,
+    /// Compute + storage, when the size and every disk have a price.
+    pub total: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Confidence {
+    /// 1 to 5 by Azure's bands; `None` for as-on-premises sizing, which reads no data.
+    pub stars: Option<u8>,
+    pub coverage_pct: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UtilizationRow {
+    pub cpu_pct: Option<f64>,
+    pub memory_pct: Option<f64>,
+    pub iops: Option<f64>,
+    pub mbps: Option<f64>,
+    pub network_mbps: Option<f64>,
+}
+
+/// One VM for one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub vm_id: String,
+    pub name: String,
+    pub vcenter: String,
+    pub datacenter: String,
+    pub cluster: String,
+    pub target: Cloud,
+    pub region: String,
+    pub sizing: &'static str,
+    pub readiness: Readiness,
+    pub recommended: Option<Recommended>,
+    pub disks: Vec<DiskRow>,
+    pub monthly_cost: Cost,
+    pub confidence: Confidence,
+    pub utilization: UtilizationRow,
+    pub allocated: Allocated,
+    pub notes: Vec<String>,
+}
+
+/// What the VM has on premises.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Allocated {
+    pub vcpus: u32,
+    pub memory_gib: f64,
+    pub storage_gib: f64,
+}
+
+/// Sums over a set of rows.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    pub vms: u64,
+    pub ready: u64,
+    pub conditionally_ready: u64,
+    pub not_ready: u64,
+    pub unknown: u64,
+    pub allocated_vcpus: u64,
+    pub recommended_vcpus: u64,
+    pub allocated_memory_gib: f64,
+    pub recommended_memory_gib: f64,
+    pub allocated_storage_gib: f64,
+    pub recommended_storage_gib: f64,
+    pub monthly_compute: f64,
+    pub monthly_storage: f64,
+    pub monthly_total: f64,
+    /// VMs left out of the costs: no size or a disk without an offer.
+    pub vms_without_price: u64,
+}
+
+impl Totals {
+    fn add(&mut self, r: &Row) {
+        self.vms += 1;
+        match r.readiness.status {
+            Status::Ready => self.ready += 1,
+            Status::ConditionallyReady => self.conditionally_ready += 1,
+            Status::NotReady => self.not_ready += 1,
+            Status::Unknown => self.unknown += 1,
+        }
+        self.allocated_vcpus += u64::from(r.allocated.vcpus);
+        self.allocated_memory_gib += r.allocated.memory_gib;
+        self.allocated_storage_gib += r.allocated.storage_gib;
+        if let Some(s) = &r.recommended {
+            self.recommended_vcpus += u64::from(s.vcpus);
+            self.recommended_memory_gib += s.memory_gib;
+        }
+        let disk_gib: u64 = r.disks.iter().filter_map(|d| d.size_gib).sum();
+        self.recommended_storage_gib += disk_gib as f64;
+        match r.monthly_cost.total {
+            Some(t) => {
+                self.monthly_compute += r.monthly_cost.compute.unwrap_or(0.0);
+                self.monthly_storage += r.monthly_cost.storage;
+                self.monthly_total += t;
+            }
+            None => self.vms_without_price += 1,
+        }
+    }
+
+    fn rounded(mut self) -> Self {
+        for v in [
+            &mut self.allocated_memory_gib,
+            &mut self.recommended_memory_gib,
+            &mut self.allocated_storage_gib,
+            &mut self.recommended_storage_gib,
+            &mut self.monthly_compute,
+            &mut self.monthly_storage,
+            &mut self.monthly_total,
+        ] {
+            *v = round2(*v);
+        }
+        self
+    }
+}
+
+/// Totals of one datacenter and cluster.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupTotals {
+    pub vcenter: String,
+    pub datacenter: String,
+    pub cluster: String,
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
+/// One target's answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetResult {
+    pub target: Cloud,
+    pub region: String,
+    pub totals: Totals,
+    pub by_cluster: Vec<GroupTotals>,
+    pub rows: Vec<Row>,
+}
+
+/// The settings as they were applied, in the output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    pub percentile: u32,
+    pub history_days: u32,
+    pub comfort: f64,
+    pub basis: &'static str,
+    pub sizing: &'static str,
+    pub memory: &'static str,
+    pub discount: f64,
+    pub hours_per_month: f64,
+    pub burstable: bool,
+}
+
+/// The whole answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Assessment {
+    pub catalog_date: String,
+    pub prices: &'static str,
+    pub settings: Applied,
+    pub history: History,
+    pub targets: Vec<TargetResult>,
+}
+
+fn sizing_name(s: Sizing) -> &'static str {
+    match s {
+        Sizing::Performance => "performance",
+        Sizing::AsOnPremises => "as-on-premises",
+    }
+}
+
+impl Settings {
+    /// The settings as the output shows them.
+    pub fn applied(&self) -> Applied {
+        Applied {
+            percentile: self.percentile,
+            history_days: self.history_days,
+            comfort: self.comfort,
+            basis: match self.basis {
+                Basis::Peaks => "peaks",
+                Basis::Samples => "samples",
+            },
+            sizing: sizing_name(self.sizing),
+            memory: match self.memory {
+                Memory::Active => "active",
+                Memory::Consumed => "consumed",
+                Memory::Max => "max",
+            },
+            discount: self.discount,
+            hours_per_month: self.hours_per_month,
+            burstable: self.burstable,
+        }
+    }
+}
+
+/// The store's figures for a history: each VM's series, and each vCenter's span (from
+/// the first CPU window to the end of the last, the time its VMs were watched).
+struct Figures {
+    series: HashMap<(String, String), Vec<SeriesUsage>>,
+    spans: HashMap<String, (i64, i64)>,
+}
+
+fn read_figures(
+    store: &dyn Storage,
+    s: &Settings,
+    now_s: i64,
+    vm: Option<(&str, &str)>,
+) -> Result<(Figures, History), StoreError> {
+    let from = (now_s - i64::from(s.history_days) * DAY_SECS).div_euclid(DAY_SECS) * DAY_SECS;
+    let mut spans: HashMap<String, (i64, i64)> = HashMap::new();
+    let mut widen = |u: &SeriesUsage| {
+        let e = spans
+            .entry(u.vcenter.clone())
+            .or_insert((u.first_s, u.end_s));
+        *e = (e.0.min(u.first_s), e.1.max(u.end_s));
+    };
+    let mut series: HashMap<(String, String), Vec<SeriesUsage>> = HashMap::new();
+    let q = UsageQuery {
+        counters: &COUNTERS,
+        from_s: from,
+        to_s: now_s,
+        samples: s.basis == Basis::Samples,
+        vm,
+    };
+    store.vm_usage(&q, &mut |u| {
+        if u.counter == CPU {
+            widen(&u);
+        }
+        series
+            .entry((u.vcenter.clone(), u.vm_id.clone()))
+            .or_default()
+            .push(u);
+    })?;
+    if vm.is_some() {
+        // One VM's coverage is over its vCenter's span, as in the estate's answer.
+        let q = UsageQuery {
+            counters: &[CPU],
+            vm: None,
+            ..q
+        };
+        store.vm_usage(&q, &mut |u| widen(&u))?;
+    }
+    let held_from = spans.values().map(|s| s.0).min();
+    let held_to = spans.values().map(|s| s.1).max();
+    let history = History {
+        requested_days: s.history_days,
+        from,
+        to: now_s,
+        held_from,
+        held_to,
+        held_days: match (held_from, held_to) {
+            (Some(a), Some(b)) => round2((b - a) as f64 / DAY_SECS as f64),
+            _ => 0.0,
+        },
+    };
+    Ok((Figures { series, spans }, history))
+}
+
+/// One VM judged: its figures, its requirements, and per target the decision and row.
+#[derive(Debug)]
+pub struct Judged {
+    pub usage: VmUsage,
+    pub sized: Sized,
+    pub per_target: Vec<(Decision, Row)>,
+}
+
+fn judge(vcenter: &str, vm: &Vm, f: &Figures, catalog: &Catalog, s: &Settings) -> Judged {
+    let key = (vcenter.to_owned(), vm.id.to_string());
+    let series = f.series.get(&key).map_or(&[][..], Vec::as_slice);
+    let span = f.spans.get(vcenter).map_or(0, |(a, b)| b - a);
+    let usage = vm_usage(vm, series, span, s);
+    let has_figures = !series.is_empty();
+    let sized = need_of(
+        vm,
+        has_figures.then_some(&usage.utilization),
+        s.sizing,
+        s.comfort,
+    );
+    let per_target = s
+        .targets
+        .iter()
+        .filter_map(|t| {
+            let c = catalog.cloud(t.cloud)?;
+            let decision = decide(c, &s.pricing(t), &sized.need);
+            let row = row_of(vcenter, vm, t, &decision, &sized, &usage, s);
+            Some((decision, row))
+        })
+        .collect();
+    Judged {
+        usage,
+        sized,
+        per_target,
+    }
+}
+
+fn row_of(
+    vcenter: &str,
+    vm: &Vm,
+    t: &Target,
+    d: &Decision,
+    sized: &Sized,
+    usage: &VmUsage,
+    s: &Settings,
+) -> Row {
+    let mut notes: Vec<String> = sized.fallback.map(str::to_owned).into_iter().collect();
+    notes.extend(usage.notes.iter().cloned());
+    let coverage_pct = round2(usage.coverage_pct.unwrap_or(0.0));
+    Row {
+        vm_id: vm.id.to_string(),
+        name: vm.name.to_string(),
+        vcenter: vcenter.to_owned(),
+        datacenter: vm.datacenter.to_string(),
+        cluster: vm.cluster.to_string(),
+        target: t.cloud,
+        region: t.region.clone(),
+        sizing: sizing_name(sized.sizing),
+        readiness: readiness(vm, t.cloud, d),
+        recommended: d.size.as_ref().map(|p| Recommended {
+            size: p.name.clone(),
+            vcpus: p.vcpus,
+            memory_gib: p.memory_gib,
+        }),
+        disks: sized
+            .need
+            .disks
+            .iter()
+            .zip(&d.disks)
+            .map(|(n, pick)| match pick {
+                Ok(p) => DiskRow {
+                    disk: n.label.clone(),
+                    tier: Some(p.tier.clone()),
+                    size_gib: Some(p.size_gib),
+                    monthly_cost: Some(round2(p.monthly_usd)),
+                    refused: None,
+                },
+                Err(why) => DiskRow {
+                    disk: n.label.clone(),
+                    tier: None,
+                    size_gib: None,
+                    monthly_cost: None,
+                    refused: Some(why.clone()),
+                },
+            })
+            .collect(),
+        monthly_cost: Cost {
+            compute: d.size.as_ref().map(|p| round2(p.monthly_usd)),
+            storage: round2(d.storage_usd()),
+            total: d.total_usd().map(round2),
+        },
+        confidence: Confidence {
+            stars: (s.sizing == Sizing::Performance).then(|| stars(coverage_pct)),
+            coverage_pct,
+        },
+        utilization: UtilizationRow {
+            cpu_pct: usage.utilization.cpu_pct.map(round2),
+            memory_pct: usage.utilization.memory_pct.map(round2),
+            iops: usage.iops.map(round2),
+            mbps: usage.mbps.map(round2),
+            network_mbps: usage.network_mbps.map(round2),
+        },
+        allocated: Allocated {
+            vcpus: vm.num_cpu.unwrap_or(0),
+            memory_gib: vm.memory_bytes.unwrap_or(0) as f64 / GIB,
+            storage_gib: round2(
+                vm.disks
+                    .iter()
+                    .map(|d| d.capacity_bytes.unwrap_or(0) as f64 / GIB)
+                    .sum(),
+            ),
+        },
+        notes,
+    }
+}
+
+/// Assesses every VM of the latest inventories as of `now_s`.
+pub fn assess(
+    store: &dyn Storage,
+    catalog: &Catalog,
+    s: &Settings,
+    now_s: i64,
+) -> Result<Assessment, StoreError> {
+    let mut vms: Vec<(String, Vm)> = Vec::new();
+    store.vm_records(None, &mut |vc, vm| vms.push((vc.to_owned(), vm)))?;
+    let (figures, history) = read_figures(store, s, now_s, None)?;
+    let mut targets: Vec<TargetResult> = s
+        .targets
+        .iter()
+        .map(|t| TargetResult {
+            target: t.cloud,
+            region: t.region.clone(),
+            totals: Totals::default(),
+            by_cluster: Vec::new(),
+            rows: Vec::with_capacity(vms.len()),
+        })
+        .collect();
+    for (vcenter, vm) in &vms {
+        let judged = judge(vcenter, vm, &figures, catalog, s);
+        for (result, (_, row)) in targets.iter_mut().zip(judged.per_target) {
+            result.rows.push(row);
+        }
+    }
+    for t in &mut targets {
+        let mut groups: BTreeMap<(String, String, String), Totals> = BTreeMap::new();
+        for r in &t.rows {
+            t.totals.add(r);
+            let key = (r.vcenter.clone(), r.datacenter.clone(), r.cluster.clone());
+            groups.entry(key).or_default().add(r);
+        }
+        t.totals = std::mem::take(&mut t.totals).rounded();
+        t.by_cluster = groups
+            .into_iter()
+            .map(|((vcenter, datacenter, cluster), totals)| GroupTotals {
+                vcenter,
+                datacenter,
+                cluster,
+                totals: totals.rounded(),
+            })
+            .collect();
+    }
+    Ok(Assessment {
+        catalog_date: catalog.snapshot_date.clone(),
+        prices: PRICES_ARE,
+        settings: s.applied(),
+        history,
+        targets,
+    })
+}
+
+/// One VM in depth, as the estate's answer judges it.
+#[derive(Debug)]
+pub struct VmAssessment {
+    pub vcenter: String,
+    pub vm: Vm,
+    pub judged: Judged,
+    pub history: History,
+}
+
+/// One VM in depth (`vcenter` may be left out when the id is unique): `None` if no
+/// inventory holds it.
+pub fn assess_vm(
+    store: &dyn Storage,
+    catalog: &Catalog,
+    s: &Settings,
+    now_s: i64,
+    vcenter: Option<&str>,
+    vm_id: &str,
+) -> Result<Option<VmAssessment>, StoreError> {
+    let mut found = None;
+    store.vm_records(Some((vcenter, vm_id)), &mut |vc, vm| {
+        found.get_or_insert((vc.to_owned(), vm));
+    })?;
+    let Some((vcenter, vm)) = found else {
+        return Ok(None);
+    };
+    let (figures, history) = read_figures(store, s, now_s, Some((&vcenter, vm_id)))?;
+    let judged = judge(&vcenter, &vm, &figures, catalog, s);
+    Ok(Some(VmAssessment {
+        vcenter,
+        vm,
+        judged,
+        history,
+    }))
+}
