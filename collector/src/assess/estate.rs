@@ -517,3 +517,6 @@ pub fn assess_vm(
         history,
     }))
 }
+
+#[cfg(test)]
+mod tests;
