@@ -6,6 +6,7 @@
 //! `target/vcsim/vcsim` (or taken from `$VSCOUT_VCSIM`).
 #![forbid(unsafe_code)]
 
+pub mod assessment;
 pub mod collector;
 pub mod http_fault;
 pub mod proxy;

@@ -2,7 +2,8 @@
 //! every rollup arrives, an outage of the collector loses nothing and duplicates nothing,
 //! fifty `kill -9`s of the agent behind a faulty link lose no stored batch, `kill -9`s
 //! between a window's batches roll no window up twice, and a tiny buffer cap evicts the
-//! oldest data while the agent keeps running.
+//! oldest data while the agent keeps running. After the outage, the assessment of what
+//! arrived agrees with the database (`vscout_e2e::assessment`).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -133,6 +134,8 @@ fn vcsim_to_collector_through_an_outage() -> Result<()> {
         assert_eq!(pair[1] - pair[0], 60, "gap between windows {starts:?}");
     }
     assert_eq!(agent.terminate(Duration::from_secs(30))?, Some(0));
+    // Issue 14: the assessment of what arrived, checked against the database.
+    vscout_e2e::assessment::assessment_agrees_with_the_collector(&col, e.dir.path())?;
     // A whole run's log holds neither the vCenter password nor the collector token.
     let text = std::fs::read_to_string(&log)?;
     let token = std::fs::read_to_string(&col.token_file)?;

@@ -1,23 +1,18 @@
-//! The assessment end to end: vcsim → agent → collector → `vscout-collector assess` and
-//! the API. Every VM of the inventory gets a row for both clouds; each VM's coverage is
-//! what the collector holds of the series that fed it; bad settings are refused with
-//! exit 64 and 400.
+//! The assessment checked against what the collector holds, after a pipeline run:
+//! `vscout-collector assess` gives every VM of the inventory a row for both clouds; each
+//! VM's coverage is what the collector holds of the series that fed it (read from its
+//! database); the API answers JSON and CSV alike; bad settings are refused with exit 64
+//! and 400, naming the value.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::Value;
-use vscout_e2e::built_binary;
-use vscout_e2e::collector::{client, wait_logged as wait, Agent, Collector};
-use vscout_e2e::{Estate, SimOptions, PASSWORD};
 
-/// VMs with at least `n` CPU windows at the collector.
-const VMS_WITH_WINDOWS: &str = "SELECT count(*) FROM (SELECT s.entity_id FROM series s
-    JOIN rollups r ON r.series_id = s.id
-    WHERE s.entity_type = 'VirtualMachine' AND s.counter = 'cpu.usage.average'
-    GROUP BY s.entity_id HAVING count(*) >= 3)";
+use crate::built_binary;
+use crate::collector::{client, Collector};
 
 fn assess_cli(col: &Collector, args: &[&str]) -> Result<std::process::Output> {
     Ok(Command::new(built_binary("vscout-collector")?)
@@ -47,31 +42,18 @@ fn held(col: &Collector, vm: &str, counter: &str, instance: &str) -> Result<(u64
     )?)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_vm_is_assessed_for_both_clouds_with_the_coverage_the_collector_holds() -> Result<()>
-{
-    let opts = SimOptions::default();
-    let e = Estate::start(&opts)?;
-    let col = Collector::start(&e.dir.path().join("collector"))?;
-    let extra = format!(
-        "inventory_interval_secs = 10\n\n[perf]\ninterval_secs = 20\nwindow_secs = 60\n\n[buffer]\ncommit_interval_ms = 100\n{}",
-        col.agent_section(None)
-    );
-    let cfg = e.agent_config(PASSWORD, &extra)?;
-    let log = e.dir.path().join("agent.log");
-    let agent = Agent::spawn(&cfg, &log)?;
-    let vms = u64::from(opts.vm_count());
-    wait(
-        &log,
-        Duration::from_secs(300),
-        "every VM with three CPU windows",
-        || Ok(col.count("SELECT count(*) FROM vms")? == vms && col.count(VMS_WITH_WINDOWS)? == vms),
-    )?;
-    // What the collector holds stays as it is while the answers are compared.
-    agent.terminate(Duration::from_secs(60))?;
+/// Runs every check against `col` (whose agent has stopped, so what it holds is still);
+/// files go under `dir`.
+pub fn assessment_agrees_with_the_collector(col: &Collector, dir: &Path) -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(check(col, dir))
+}
 
-    let out_file = e.dir.path().join("assessment.json");
-    let out = assess_cli(&col, &["--output", out_file.to_str().context("path")?])?;
+async fn check(col: &Collector, dir: &Path) -> Result<()> {
+    let out_file = dir.join("assessment.json");
+    let out = assess_cli(col, &["--output", out_file.to_str().context("path")?])?;
     anyhow::ensure!(out.status.success(), "assess: {out:?}");
     let a: Value = serde_json::from_slice(&std::fs::read(&out_file)?)?;
     let inventory: BTreeSet<String> = {
@@ -107,7 +89,7 @@ async fn every_vm_is_assessed_for_both_clouds_with_the_coverage_the_collector_ho
 
     // Each VM's coverage is what the collector holds of the series behind it.
     let token = std::fs::read_to_string(&col.token_file)?.trim().to_owned();
-    let http = client(&col, None)?;
+    let http = client(col, None)?;
     let get = |path: String| {
         let (http, token, url) = (http.clone(), token.clone(), col.url.clone());
         async move {
@@ -143,7 +125,7 @@ async fn every_vm_is_assessed_for_both_clouds_with_the_coverage_the_collector_ho
                 s["counter"].as_str().context("c")?,
                 s["instance"].as_str().context("i")?,
             );
-            let (got, windows, window_expected) = held(&col, id, c, i)?;
+            let (got, windows, window_expected) = held(col, id, c, i)?;
             assert_eq!(s["received"].as_u64(), Some(got), "{id} {c}");
             assert_eq!(s["windows"].as_u64(), Some(windows), "{id} {c}");
             let e = s["expected"].as_u64().context("expected")?;
@@ -209,17 +191,17 @@ async fn every_vm_is_assessed_for_both_clouds_with_the_coverage_the_collector_ho
             .unwrap_or(text);
         assert!(text.contains(says), "{query}: {text}");
     }
-    let out = assess_cli(&col, &["--percentile", "97"])?;
+    let out = assess_cli(col, &["--percentile", "97"])?;
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("percentile \"97\""));
-    let out = assess_cli(&col, &["--target", "azure", "--region", "atlantis"])?;
+    let out = assess_cli(col, &["--target", "azure", "--region", "atlantis"])?;
     assert_eq!(out.status.code(), Some(64));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("eastus"),
         "lists the known regions"
     );
     // A table on the terminal: a line per VM, then the totals.
-    let out = assess_cli(&col, &["--target", "aws"])?;
+    let out = assess_cli(col, &["--target", "aws"])?;
     anyhow::ensure!(out.status.success(), "assess table: {out:?}");
     let table = String::from_utf8(out.stdout)?;
     assert!(table.lines().any(|l| l.starts_with("aws total: ")));
