@@ -51,6 +51,15 @@ fn the_demo_gets_vms_and_rollups_into_the_collector_twice_in_a_row() -> Result<(
                 || l.trim_start().starts_with("net.")),
             "run {run}: no VM rollup rows printed:\n{stdout}"
         );
+        // Issue 14: the assessment's totals, both clouds.
+        for cloud in ["azure eastus", "aws   us-east-1"] {
+            assert!(
+                stdout
+                    .lines()
+                    .any(|l| l.contains(cloud) && l.contains("210 VMs:") && l.contains("/month")),
+                "run {run}: no {cloud} totals:\n{stdout}"
+            );
+        }
         assert!(
             stdout.contains("agent exited with Some(0)"),
             "run {run}:\n{stdout}"

@@ -242,7 +242,35 @@ async fn report(http: &reqwest::Client, col: &Collector, token: &str) -> Result<
             m["expected_samples"]
         );
     }
+    assessment(http, col, token).await?;
     Ok(true)
+}
+
+/// The assessment's totals per cloud, as `GET /v1/assessment` answers them.
+async fn assessment(http: &reqwest::Client, col: &Collector, token: &str) -> Result<()> {
+    let a = get(http, col, token, "/v1/assessment").await?;
+    println!(
+        "\nGET /v1/assessment -> p{} of window peaks over {} days of history held, catalog {} ({})",
+        a["settings"]["percentile"],
+        a["history"]["held_days"],
+        a["catalog_date"].as_str().unwrap_or_default(),
+        a["prices"].as_str().unwrap_or_default()
+    );
+    for t in a["targets"].as_array().map_or(&[][..], |v| v.as_slice()) {
+        let n = &t["totals"];
+        println!(
+            "  {:<5} {:<10} {} VMs: {} ready, {} conditionally ready, {} not ready, {} unknown; vCPU {} → {}, memory {} → {} GiB; ${}/month",
+            t["target"].as_str().unwrap_or_default(), t["region"].as_str().unwrap_or_default(),
+            n["vms"], n["ready"], n["conditionally_ready"], n["not_ready"], n["unknown"],
+            n["allocated_vcpus"], n["recommended_vcpus"], n["allocated_memory_gib"], n["recommended_memory_gib"],
+            n["monthly_total"]
+        );
+    }
+    println!(
+        "  every VM, both clouds: vscout-collector --data-dir {} assess [--format csv --output FILE]",
+        col.data_dir.display()
+    );
+    Ok(())
 }
 
 fn fmt(v: &serde_json::Value) -> String {
