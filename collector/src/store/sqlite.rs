@@ -206,7 +206,7 @@ fn insert_rollup(
         s.map(|s| s.6),
     ])?;
     if n == 1 {
-        touched.insert((id, usage::day_of(v.window_start)));
+        touched.insert((id, usage::hour_of(v.window_start)));
     }
     Ok(n == 1)
 }

@@ -81,9 +81,13 @@ fn truth(windows: &[(i64, f64)], from_s: i64, to_s: i64) -> Option<(u64, u64, Sk
 }
 
 fn summaries(store: &SqliteStore) -> i64 {
+    rows(store, "window_days")
+}
+
+fn rows(store: &SqliteStore, table: &str) -> i64 {
     store
         .reader()
-        .query_row("SELECT COUNT(*) FROM window_days", [], |r| r.get(0))
+        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
         .expect("count")
 }
 
@@ -106,6 +110,11 @@ fn a_day_is_summarised_when_the_next_one_starts_and_read_with_the_open_day() {
         ingest(&store, seq, recs);
     }
     assert_eq!(summaries(&store), 0, "day 0 is still open");
+    assert_eq!(
+        rows(&store, "window_hours"),
+        23,
+        "its hours but the last are closed"
+    );
     ingest(
         &store,
         10,
@@ -116,6 +125,11 @@ fn a_day_is_summarised_when_the_next_one_starts_and_read_with_the_open_day() {
     );
     all.extend([(DAY_SECS, 70.0), (DAY_SECS + 300, 80.0)]);
     assert_eq!(summaries(&store), 1, "day 0 closed when day 1 began");
+    assert_eq!(
+        rows(&store, "window_hours"),
+        0,
+        "the day replaced its hours"
+    );
     let got = usage(&store, 0, 2 * DAY_SECS);
     assert_eq!(got.len(), 1);
     let u = &got[0];
@@ -189,7 +203,8 @@ fn a_database_from_before_the_summaries_is_summarised_once_at_open() {
         let w = store.writer.lock().expect("lock");
         w.conn
             .execute_batch(
-                "DELETE FROM window_days; DELETE FROM meta WHERE key = 'window_days_built';",
+                "DELETE FROM window_days; DELETE FROM window_hours;
+                 DELETE FROM meta WHERE key = 'window_summaries_built';",
             )
             .expect("forget");
     }
@@ -206,13 +221,20 @@ proptest! {
     #[test]
     fn the_read_equals_the_raw_windows(
         windows in prop::collection::vec((0i64..(4 * 288), 0u32..1000), 1..120),
+        late_in_a_day in prop::collection::vec((0i64..288, 0u32..1000), 0..30),
         batch in 1usize..40,
         from_day in 0i64..4,
         restart_at in 0usize..6,
     ) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("db");
-        let windows: Vec<(i64, f64)> = windows.into_iter().map(|(w, m)| (w * 300, f64::from(m))).collect();
+        // Windows anywhere in four days, then some in any order inside the last day (its
+        // hours close and open again).
+        let windows: Vec<(i64, f64)> = windows
+            .into_iter()
+            .chain(late_in_a_day.into_iter().map(|(w, m)| (3 * 288 + w, m)))
+            .map(|(w, m)| (w * 300, f64::from(m)))
+            .collect();
         let mut stored: Vec<(i64, f64)> = Vec::new();
         let mut store = Some(SqliteStore::open(&path).expect("open"));
         for (n, chunk) in windows.chunks(batch).enumerate() {

@@ -1,0 +1,328 @@
+//! Assessing 10,000 VMs over 30 days of 5-minute windows: CPU seconds and peak RSS of
+//! the assessment (both clouds, the default settings), measured in a process of its own
+//! so that making the data does not count.
+//!
+//! The store is synthesised as ingest leaves it: for each VM the 15 series the
+//! assessment reads from a real vCenter with the default counters, 2 disks and 1 NIC
+//! (CPU, memory active and consumed, 4 `virtualDisk` counters per disk, network in and
+//! out as the aggregate and the NIC's instance); 29 closed days summarised in
+//! `window_days` (a sketch of each day's 288 window peaks), the open day's closed hours
+//! in `window_hours` (`VSCOUT_BENCH_OPEN_HOURS`, default 23: the most there are) and
+//! its open hour's 12 windows as rollup rows, which the assessment reads one by one.
+//! The rollup rows of closed hours and days are not made: nothing reads them.
+//! Run: `cargo bench -p vscout-collector --bench assess` (`VSCOUT_BENCH_VMS` to change
+//! the estate's size).
+
+use std::path::Path;
+use std::process::Command;
+
+use rusqlite::{params, Connection};
+use vscout_collector::assess::catalog::Catalog;
+use vscout_collector::assess::estate::assess;
+use vscout_collector::assess::settings::{Params, RawAssessment, Settings};
+use vscout_collector::store::sqlite::SqliteStore;
+use vscout_wire::inventory::{Disk, Nic, Vm};
+use vscout_wire::sketch::Sketch;
+
+const DAY: i64 = 86_400;
+/// Midnight UTC, 2026-12-01: the open day's start.
+const TODAY: i64 = 1_796_083_200;
+const GIB: u64 = 1 << 30;
+
+/// (counter, instance, typical peak) of every series a VM has.
+const SERIES: [(&str, &str, f64); 15] = [
+    ("cpu.usage.average", "", 40.0),
+    ("mem.usage.average", "", 30.0),
+    ("mem.consumed.average", "", 4_000_000.0),
+    ("virtualDisk.numberReadAveraged.average", "scsi0:0", 200.0),
+    ("virtualDisk.numberWriteAveraged.average", "scsi0:0", 150.0),
+    ("virtualDisk.read.average", "scsi0:0", 8_000.0),
+    ("virtualDisk.write.average", "scsi0:0", 6_000.0),
+    ("virtualDisk.numberReadAveraged.average", "scsi0:1", 400.0),
+    ("virtualDisk.numberWriteAveraged.average", "scsi0:1", 300.0),
+    ("virtualDisk.read.average", "scsi0:1", 20_000.0),
+    ("virtualDisk.write.average", "scsi0:1", 12_000.0),
+    ("net.received.average", "", 2_000.0),
+    ("net.transmitted.average", "", 3_000.0),
+    ("net.received.average", "4000", 2_000.0),
+    ("net.transmitted.average", "4000", 3_000.0),
+];
+
+/// A small deterministic generator (xorshift): the same estate every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn vm(i: usize) -> Vm {
+    let guests = [
+        "ubuntu64Guest",
+        "rhel8_64Guest",
+        "windows2019srv_64Guest",
+        "sles15_64Guest",
+    ];
+    let disk = |key: i32, unit: i32, gib: u64| Disk {
+        key,
+        label: format!("Hard disk {}", unit + 1).into(),
+        capacity_bytes: Some(gib * GIB),
+        controller: "SCSI controller 0".into(),
+        controller_type: "ParaVirtualSCSIController".into(),
+        unit_number: Some(unit),
+        ..Disk::default()
+    };
+    Vm {
+        id: format!("vm-{i}").into(),
+        name: format!("app-{i:05}").into(),
+        num_cpu: Some([2, 4, 8, 16][i % 4]),
+        memory_bytes: Some([4, 8, 16, 32, 64][i % 5] * GIB),
+        guest_id: Some(guests[i % guests.len()].into()),
+        firmware: Some(if i % 7 == 0 { "efi" } else { "bios" }.into()),
+        datacenter: format!("DC{}", i % 2).into(),
+        cluster: format!("cluster-{}", i % 10).into(),
+        power_state: Some("poweredOn".into()),
+        disks: vec![
+            disk(2000, 0, 60),
+            disk(2001, 1, [100, 250, 500, 1000][i % 4]),
+        ],
+        nics: vec![Nic {
+            key: 4000,
+            ..Nic::default()
+        }],
+        ..Vm::default()
+    }
+}
+
+/// Writes the estate into the store at `db` (its schema made by `SqliteStore::open`).
+fn synthesise(db: &Path, vms: usize, open_hours: i64) -> rusqlite::Result<()> {
+    let mut conn = Connection::open(db)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    let tx = conn.transaction()?;
+    // Data made here, not by ingest: nothing to summarise at open.
+    tx.execute(
+        "INSERT OR IGNORE INTO meta VALUES ('window_days_built', '1')",
+        [],
+    )?;
+    // A pool of day sketches per series kind, each of 288 window peaks.
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let pools: Vec<Vec<Vec<u8>>> = SERIES
+        .iter()
+        .map(|(_, _, peak)| {
+            (0..32)
+                .map(|_| {
+                    let mut s = Sketch::default();
+                    let level = 0.3 + rng.next();
+                    for _ in 0..288 {
+                        s.add(peak * level * (0.2 + rng.next()));
+                    }
+                    s.to_bytes()
+                })
+                .collect()
+        })
+        .collect();
+    let hour_pools: Vec<Vec<Vec<u8>>> = SERIES
+        .iter()
+        .map(|(_, _, peak)| {
+            (0..32)
+                .map(|_| {
+                    let mut s = Sketch::default();
+                    for _ in 0..12 {
+                        s.add(peak * (0.2 + rng.next()));
+                    }
+                    s.to_bytes()
+                })
+                .collect()
+        })
+        .collect();
+    {
+        let mut vm_row =
+            tx.prepare("INSERT INTO vms VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")?;
+        let mut series = tx.prepare(
+            "INSERT INTO series (id, vcenter, entity_type, entity_id, counter, instance, unit, stats_type)
+             VALUES (?1, 'vc', 'VirtualMachine', ?2, ?3, ?4, 'x', 'rate')",
+        )?;
+        let mut day = tx
+            .prepare("INSERT INTO window_days VALUES (?1, ?2, 288, 86400, ?3, 4320, ?2, ?4, ?5)")?;
+        let mut hour =
+            tx.prepare("INSERT INTO window_hours VALUES (?1, ?2, 12, 3600, ?3, 180, ?2, ?4, ?5)")?;
+        let mut daily = tx.prepare("INSERT INTO daily VALUES (?1, ?2, 4320, 4320, NULL, ?3)")?;
+        // The agent's daily sketches (of every sample) for its daily counters.
+        let json: Vec<Vec<String>> = pools
+            .iter()
+            .map(|p| {
+                p.iter()
+                    .map(|b| {
+                        serde_json::to_string(&Sketch::from_bytes(b).unwrap_or_default())
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut window = tx.prepare(
+            "INSERT INTO rollups VALUES (?1, ?2, 300, 15, 0, 15, ?3, ?4, ?3, ?3, ?4, ?4)",
+        )?;
+        for i in 0..vms {
+            let v = vm(i);
+            let doc = serde_json::to_string(&v)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+            vm_row.execute(params![
+                "vc",
+                v.id.as_str(),
+                v.name.as_str(),
+                "poweredOn",
+                v.guest_id.as_deref(),
+                v.num_cpu,
+                v.memory_bytes.map(|b| b as i64),
+                "host",
+                v.cluster.as_str(),
+                v.datacenter.as_str(),
+                doc
+            ])?;
+            for (k, (counter, instance, peak)) in SERIES.iter().enumerate() {
+                let id = (i * SERIES.len() + k) as i64 + 1;
+                series.execute(params![id, v.id.as_str(), counter, instance])?;
+                for d in 1..30 {
+                    let start = TODAY - d * DAY;
+                    let received = 4320 - (rng.next() * 40.0) as i64;
+                    let pick = (rng.next() * 32.0) as usize % 32;
+                    day.execute(params![id, start, received, start + DAY, pools[k][pick]])?;
+                    if matches!(k, 0 | 1 | 2 | 11 | 12) {
+                        daily.execute(params![id, start, json[k][(pick + 1) % 32]])?;
+                    }
+                }
+                for h in 0..open_hours {
+                    let start = TODAY + h * 3600;
+                    let received = 180 - (rng.next() * 3.0) as i64;
+                    let pick = (rng.next() * 32.0) as usize % 32;
+                    hour.execute(params![
+                        id,
+                        start,
+                        received,
+                        start + 3600,
+                        hour_pools[k][pick]
+                    ])?;
+                }
+                for w in 0..12 {
+                    let max = peak * (0.2 + rng.next());
+                    window.execute(params![
+                        id,
+                        TODAY + open_hours * 3600 + w * 300,
+                        max * 0.6,
+                        max
+                    ])?;
+                }
+            }
+        }
+    }
+    tx.commit()
+}
+
+/// User + system CPU seconds of this process so far.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the command name;
+    // clock ticks are 100 a second on Linux.
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The measured part, in a process of its own.
+fn assess_only(db: &Path, samples: bool) {
+    let before = cpu_secs();
+    let store = SqliteStore::open(db).expect("open");
+    let catalog = Catalog::shipped().expect("catalog");
+    let p = Params {
+        basis: samples.then(|| "samples".into()),
+        ..Params::default()
+    };
+    let s = Settings::resolve(&RawAssessment::default(), &p, &catalog).expect("settings");
+    let a = assess(&store, &catalog, &s, TODAY + DAY).expect("assess");
+    let json = serde_json::to_vec(&a).expect("json");
+    let cpu = cpu_secs() - before;
+    let rows: usize = a.targets.iter().map(|t| t.rows.len()).sum();
+    println!(
+        "MEASURED cpu_s={cpu:.2} peak_rss_mib={:.0} rows={rows} json_bytes={} azure_monthly={} aws_monthly={}",
+        peak_rss_mib(),
+        json.len(),
+        a.targets[0].totals.monthly_total,
+        a.targets.get(1).map_or(0.0, |t| t.totals.monthly_total)
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--assess-only") {
+        let db = Path::new(&args[i + 1]);
+        assess_only(db, args.iter().any(|a| a == "--samples"));
+        return;
+    }
+    let vms: usize = std::env::var("VSCOUT_BENCH_VMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let open_hours: i64 = std::env::var("VSCOUT_BENCH_OPEN_HOURS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(23);
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    // VSCOUT_BENCH_DB keeps the estate between runs (made if missing), for profiling.
+    let kept = std::env::var_os("VSCOUT_BENCH_DB").map(std::path::PathBuf::from);
+    let db = kept
+        .clone()
+        .unwrap_or_else(|| dir.path().join("collector.db"));
+    // A benchmark measures real time.
+    #[allow(clippy::disallowed_methods)]
+    let t = std::time::Instant::now();
+    if !db.exists() {
+        drop(SqliteStore::open(&db).expect("schema"));
+        synthesise(&db, vms, open_hours).expect("synthesise");
+    }
+    let bytes = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0)
+        + std::fs::metadata(db.with_extension("db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+    println!(
+        "{vms} VMs × {} series: 29 closed days, {open_hours} closed hours and the open hour made in {:.0} s, {:.0} MiB",
+        SERIES.len(),
+        t.elapsed().as_secs_f64(),
+        bytes as f64 / 1048576.0
+    );
+    for basis in ["peaks", "samples"] {
+        let mut cmd = Command::new(std::env::current_exe().expect("exe"));
+        cmd.arg("--assess-only").arg(&db);
+        if basis == "samples" {
+            cmd.arg("--samples");
+        }
+        let out = cmd.output().expect("run");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("MEASURED"))
+            .unwrap_or("(no figures)");
+        println!("assess, basis {basis}: {line}");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
