@@ -6,10 +6,10 @@
 //! assessment reads from a real vCenter with the default counters, 2 disks and 1 NIC
 //! (CPU, memory active and consumed, 4 `virtualDisk` counters per disk, network in and
 //! out as the aggregate and the NIC's instance); 29 closed days summarised in
-//! `window_days` (a sketch of each day's 288 window peaks), the open day's closed hours
-//! in `window_hours` (`VSCOUT_BENCH_OPEN_HOURS`, default 23: the most there are) and
-//! its open hour's 12 windows as rollup rows, which the assessment reads one by one.
-//! The rollup rows of closed hours and days are not made: nothing reads them.
+//! `window_days` (a sketch of each day's 288 window peaks), the open day's row up to its
+//! open hour (`VSCOUT_BENCH_OPEN_HOURS` closed hours, default 23: the most there are) and
+//! that hour's 12 windows as rollup rows, which the assessment reads one by one. The
+//! rollup rows of closed hours and days are not made: nothing reads them.
 //! Run: `cargo bench -p vscout-collector --bench assess` (`VSCOUT_BENCH_VMS` to change
 //! the estate's size).
 
@@ -126,20 +126,6 @@ fn synthesise(db: &Path, vms: usize, open_hours: i64) -> rusqlite::Result<()> {
                 .collect()
         })
         .collect();
-    let hour_pools: Vec<Vec<Vec<u8>>> = SERIES
-        .iter()
-        .map(|(_, _, peak)| {
-            (0..32)
-                .map(|_| {
-                    let mut s = Sketch::default();
-                    for _ in 0..12 {
-                        s.add(peak * (0.2 + rng.next()));
-                    }
-                    s.to_bytes()
-                })
-                .collect()
-        })
-        .collect();
     {
         let mut vm_row =
             tx.prepare("INSERT INTO vms VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")?;
@@ -147,10 +133,8 @@ fn synthesise(db: &Path, vms: usize, open_hours: i64) -> rusqlite::Result<()> {
             "INSERT INTO series (id, vcenter, entity_type, entity_id, counter, instance, unit, stats_type)
              VALUES (?1, 'vc', 'VirtualMachine', ?2, ?3, ?4, 'x', 'rate')",
         )?;
-        let mut day = tx
-            .prepare("INSERT INTO window_days VALUES (?1, ?2, 288, 86400, ?3, 4320, ?2, ?4, ?5)")?;
-        let mut hour =
-            tx.prepare("INSERT INTO window_hours VALUES (?1, ?2, 12, 3600, ?3, 180, ?2, ?4, ?5)")?;
+        let mut day =
+            tx.prepare("INSERT INTO window_days VALUES (?1, ?2, ?4, ?6, ?7, ?3, ?8, ?2, ?4, ?5)")?;
         let mut daily = tx.prepare("INSERT INTO daily VALUES (?1, ?2, 4320, 4320, NULL, ?3)")?;
         // The agent's daily sketches (of every sample) for its daily counters.
         let json: Vec<Vec<String>> = pools
@@ -191,21 +175,32 @@ fn synthesise(db: &Path, vms: usize, open_hours: i64) -> rusqlite::Result<()> {
                     let start = TODAY - d * DAY;
                     let received = 4320 - (rng.next() * 40.0) as i64;
                     let pick = (rng.next() * 32.0) as usize % 32;
-                    day.execute(params![id, start, received, start + DAY, pools[k][pick]])?;
+                    day.execute(params![
+                        id,
+                        start,
+                        received,
+                        start + DAY,
+                        pools[k][pick],
+                        288,
+                        DAY,
+                        4320
+                    ])?;
                     if matches!(k, 0 | 1 | 2 | 11 | 12) {
                         daily.execute(params![id, start, json[k][(pick + 1) % 32]])?;
                     }
                 }
-                for h in 0..open_hours {
-                    let start = TODAY + h * 3600;
-                    let received = 180 - (rng.next() * 3.0) as i64;
+                if open_hours > 0 {
+                    let windows = open_hours * 12;
                     let pick = (rng.next() * 32.0) as usize % 32;
-                    hour.execute(params![
+                    day.execute(params![
                         id,
-                        start,
-                        received,
-                        start + 3600,
-                        hour_pools[k][pick]
+                        TODAY,
+                        windows * 15 - 3,
+                        TODAY + open_hours * 3600,
+                        pools[k][pick],
+                        windows,
+                        open_hours * 3600,
+                        windows * 15
                     ])?;
                 }
                 for w in 0..12 {

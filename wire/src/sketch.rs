@@ -157,16 +157,29 @@ impl Sketch {
 /// Many sketches and values added into one: counts kept dense over the run of bucket
 /// indexes seen, so that adding a sketch costs an index per bin, not a search and a
 /// copy of the whole (a month of one series is thirty sketches and a day's windows).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct SketchSum {
     zeros: u64,
     /// The bucket index of `counts[0]`.
     base: i32,
     counts: Vec<u64>,
+    /// `add_bytes`' decoded bins, kept for the next call.
+    scratch: Vec<(i16, u64)>,
 }
 
 impl SketchSum {
+    #[inline]
     fn slot(&mut self, idx: i16) -> &mut u64 {
+        let at = i32::from(idx) - self.base;
+        if at >= 0 && (at as usize) < self.counts.len() {
+            return &mut self.counts[at as usize];
+        }
+        self.grow(idx)
+    }
+
+    /// Widens the run of counts to take `idx` (a sketch's bins are near each other: the
+    /// run stays short).
+    fn grow(&mut self, idx: i16) -> &mut u64 {
         let i = i32::from(idx);
         if self.counts.is_empty() {
             self.base = i;
@@ -206,6 +219,9 @@ impl SketchSum {
     pub fn add_bytes(&mut self, mut bytes: &[u8]) -> Option<()> {
         let zeros = take_varint(&mut bytes)?;
         let n = take_varint(&mut bytes)?;
+        // Decoded first, so that the run of counts widens once to the sketch's range.
+        let mut bins = std::mem::take(&mut self.scratch);
+        bins.clear();
         let mut prev = 0i32;
         for k in 0..n {
             let z = u32::try_from(take_varint(&mut bytes)?).ok()?;
@@ -214,12 +230,23 @@ impl SketchSum {
                 return None;
             }
             let idx = prev.checked_add(step)?;
-            let count = take_varint(&mut bytes)?;
-            *self.slot(i16::try_from(idx).ok()?) += count;
+            bins.push((i16::try_from(idx).ok()?, take_varint(&mut bytes)?));
             prev = idx;
         }
+        if !bytes.is_empty() {
+            return None;
+        }
+        if let (Some(first), Some(last)) = (bins.first(), bins.last()) {
+            self.grow(first.0);
+            self.grow(last.0);
+            let base = self.base;
+            for (i, c) in &bins {
+                self.counts[(i32::from(*i) - base) as usize] += c;
+            }
+        }
         self.zeros += zeros;
-        bytes.is_empty().then_some(())
+        self.scratch = bins;
+        Some(())
     }
 
     /// Adds another sum.
@@ -260,7 +287,19 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// One LEB128 varint; most are one byte (a bin's step and count), read first.
+#[inline]
 fn take_varint(bytes: &mut &[u8]) -> Option<u64> {
+    match bytes.split_first() {
+        Some((&b, rest)) if b < 0x80 => {
+            *bytes = rest;
+            Some(u64::from(b))
+        }
+        _ => take_long_varint(bytes),
+    }
+}
+
+fn take_long_varint(bytes: &mut &[u8]) -> Option<u64> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let (&b, rest) = bytes.split_first()?;

@@ -249,67 +249,66 @@ impl Settings {
     }
 }
 
-/// The store's figures for a history: each VM's series, and each vCenter's span (from
-/// the first CPU window to the end of the last, the time its VMs were watched).
-struct Figures {
-    series: HashMap<(String, String), Vec<SeriesUsage>>,
-    spans: HashMap<String, (i64, i64)>,
+/// The first day of the history that ends at `now_s`.
+fn history_start(s: &Settings, now_s: i64) -> i64 {
+    (now_s - i64::from(s.history_days) * DAY_SECS).div_euclid(DAY_SECS) * DAY_SECS
 }
 
-fn read_figures(
+/// Widens its vCenter's span to take in `u`'s windows.
+fn widen(spans: &mut HashMap<String, (i64, i64)>, u: &SeriesUsage) {
+    let e = spans
+        .entry(u.vcenter.clone())
+        .or_insert((u.first_s, u.end_s));
+    *e = (e.0.min(u.first_s), e.1.max(u.end_s));
+}
+
+fn history_of(s: &Settings, from: i64, to: i64, spans: &HashMap<String, (i64, i64)>) -> History {
+    let held_from = spans.values().map(|s| s.0).min();
+    let held_to = spans.values().map(|s| s.1).max();
+    History {
+        requested_days: s.history_days,
+        from,
+        to,
+        held_from,
+        held_to,
+        held_days: match (held_from, held_to) {
+            (Some(a), Some(b)) => (((b - a) as f64 / DAY_SECS as f64) * 1000.0).round() / 1000.0,
+            _ => 0.0,
+        },
+    }
+}
+
+/// One VM's series and its vCenter's span (from every CPU series of that vCenter, as in
+/// the estate's answer).
+fn read_one(
     store: &dyn Storage,
     s: &Settings,
     now_s: i64,
-    vm: Option<(&str, &str)>,
-) -> Result<(Figures, History), StoreError> {
-    let from = (now_s - i64::from(s.history_days) * DAY_SECS).div_euclid(DAY_SECS) * DAY_SECS;
-    let mut spans: HashMap<String, (i64, i64)> = HashMap::new();
-    let mut widen = |u: &SeriesUsage| {
-        let e = spans
-            .entry(u.vcenter.clone())
-            .or_insert((u.first_s, u.end_s));
-        *e = (e.0.min(u.first_s), e.1.max(u.end_s));
-    };
-    let mut series: HashMap<(String, String), Vec<SeriesUsage>> = HashMap::new();
+    vm: (&str, &str),
+) -> Result<(Vec<SeriesUsage>, i64, History), StoreError> {
+    let from = history_start(s, now_s);
+    let mut series = Vec::new();
     let q = UsageQuery {
         counters: &COUNTERS,
         from_s: from,
         to_s: now_s,
         samples: s.basis == Basis::Samples,
-        vm,
+        vm: Some(vm),
+    };
+    store.vm_usage(&q, &mut |u| series.push(u))?;
+    let mut spans = HashMap::new();
+    let q = UsageQuery {
+        counters: &[CPU],
+        vm: None,
+        ..q
     };
     store.vm_usage(&q, &mut |u| {
-        if u.counter == CPU {
-            widen(&u);
+        if u.vcenter == vm.0 {
+            widen(&mut spans, &u);
         }
-        series
-            .entry((u.vcenter.clone(), u.vm_id.clone()))
-            .or_default()
-            .push(u);
     })?;
-    if vm.is_some() {
-        // One VM's coverage is over its vCenter's span, as in the estate's answer.
-        let q = UsageQuery {
-            counters: &[CPU],
-            vm: None,
-            ..q
-        };
-        store.vm_usage(&q, &mut |u| widen(&u))?;
-    }
-    let held_from = spans.values().map(|s| s.0).min();
-    let held_to = spans.values().map(|s| s.1).max();
-    let history = History {
-        requested_days: s.history_days,
-        from,
-        to: now_s,
-        held_from,
-        held_to,
-        held_days: match (held_from, held_to) {
-            (Some(a), Some(b)) => round2((b - a) as f64 / DAY_SECS as f64),
-            _ => 0.0,
-        },
-    };
-    Ok((Figures { series, spans }, history))
+    let span = spans.get(vm.0).map_or(0, |(a, b)| b - a);
+    Ok((series, span, history_of(s, from, now_s, &spans)))
 }
 
 /// One VM judged: its figures, its requirements, and per target the decision and row.
@@ -320,15 +319,18 @@ pub struct Judged {
     pub per_target: Vec<(Decision, Row)>,
 }
 
-fn judge(vcenter: &str, vm: &Vm, f: &Figures, catalog: &Catalog, s: &Settings) -> Judged {
-    let key = (vcenter.to_owned(), vm.id.to_string());
-    let series = f.series.get(&key).map_or(&[][..], Vec::as_slice);
-    let span = f.spans.get(vcenter).map_or(0, |(a, b)| b - a);
+fn judge(
+    vcenter: &str,
+    vm: &Vm,
+    series: &[SeriesUsage],
+    span: i64,
+    catalog: &Catalog,
+    s: &Settings,
+) -> Judged {
     let usage = vm_usage(vm, series, span, s);
-    let has_figures = !series.is_empty();
     let sized = need_of(
         vm,
-        has_figures.then_some(&usage.utilization),
+        (!series.is_empty()).then_some(&usage.utilization),
         s.sizing,
         s.comfort,
     );
@@ -349,6 +351,15 @@ fn judge(vcenter: &str, vm: &Vm, f: &Figures, catalog: &Catalog, s: &Settings) -
     }
 }
 
+/// A row's confidence from its VM's coverage.
+fn confidence(usage: &VmUsage, s: &Settings) -> Confidence {
+    let coverage_pct = round2(usage.coverage_pct.unwrap_or(0.0));
+    Confidence {
+        stars: (s.sizing == Sizing::Performance).then(|| stars(coverage_pct)),
+        coverage_pct,
+    }
+}
+
 fn row_of(
     vcenter: &str,
     vm: &Vm,
@@ -360,7 +371,6 @@ fn row_of(
 ) -> Row {
     let mut notes: Vec<String> = sized.fallback.map(str::to_owned).into_iter().collect();
     notes.extend(usage.notes.iter().cloned());
-    let coverage_pct = round2(usage.coverage_pct.unwrap_or(0.0));
     Row {
         vm_id: vm.id.to_string(),
         name: vm.name.to_string(),
@@ -403,10 +413,7 @@ fn row_of(
             storage: round2(d.storage_usd()),
             total: d.total_usd().map(round2),
         },
-        confidence: Confidence {
-            stars: (s.sizing == Sizing::Performance).then(|| stars(coverage_pct)),
-            coverage_pct,
-        },
+        confidence: confidence(usage, s),
         utilization: UtilizationRow {
             cpu_pct: usage.utilization.cpu_pct.map(round2),
             memory_pct: usage.utilization.memory_pct.map(round2),
@@ -428,6 +435,72 @@ fn row_of(
     }
 }
 
+/// Judges every VM of `vms` as its series stream in (VM by VM: only one VM's sketches
+/// are held at a time), then sets each row's confidence once every vCenter's span is
+/// known; returns each VM's rows (one per target), in `vms`' order.
+fn judge_streaming(
+    store: &dyn Storage,
+    catalog: &Catalog,
+    s: &Settings,
+    now_s: i64,
+    vms: &[(String, Vm)],
+) -> Result<(Vec<Vec<Row>>, History), StoreError> {
+    let index: HashMap<(&str, &str), usize> = vms
+        .iter()
+        .enumerate()
+        .map(|(i, (vc, vm))| ((vc.as_str(), vm.id.as_str()), i))
+        .collect();
+    let mut judged: Vec<Option<(VmUsage, Vec<Row>)>> = vec![None; vms.len()];
+    let mut spans: HashMap<String, (i64, i64)> = HashMap::new();
+    let mut current: Vec<SeriesUsage> = Vec::new();
+    let mut judge_current = |current: &mut Vec<SeriesUsage>| {
+        let Some(u) = current.first() else { return };
+        if let Some(&i) = index.get(&(u.vcenter.as_str(), u.vm_id.as_str())) {
+            let (vc, vm) = &vms[i];
+            let j = judge(vc, vm, current, 0, catalog, s);
+            judged[i] = Some((j.usage, j.per_target.into_iter().map(|(_, r)| r).collect()));
+        }
+        current.clear();
+    };
+    let from = history_start(s, now_s);
+    let q = UsageQuery {
+        counters: &COUNTERS,
+        from_s: from,
+        to_s: now_s,
+        samples: s.basis == Basis::Samples,
+        vm: None,
+    };
+    store.vm_usage(&q, &mut |u| {
+        let same = current
+            .first()
+            .is_some_and(|c| c.vcenter == u.vcenter && c.vm_id == u.vm_id);
+        if !same {
+            judge_current(&mut current);
+        }
+        if u.counter == CPU {
+            widen(&mut spans, &u);
+        }
+        current.push(u);
+    })?;
+    judge_current(&mut current);
+    let rows = vms
+        .iter()
+        .zip(judged)
+        .map(|((vc, vm), j)| {
+            let (mut usage, mut rows) = j.unwrap_or_else(|| {
+                let j = judge(vc, vm, &[], 0, catalog, s);
+                (j.usage, j.per_target.into_iter().map(|(_, r)| r).collect())
+            });
+            usage.set_span(spans.get(vc).map_or(0, |(a, b)| b - a));
+            for r in &mut rows {
+                r.confidence = confidence(&usage, s);
+            }
+            rows
+        })
+        .collect();
+    Ok((rows, history_of(s, from, now_s, &spans)))
+}
+
 /// Assesses every VM of the latest inventories as of `now_s`.
 pub fn assess(
     store: &dyn Storage,
@@ -437,7 +510,7 @@ pub fn assess(
 ) -> Result<Assessment, StoreError> {
     let mut vms: Vec<(String, Vm)> = Vec::new();
     store.vm_records(None, &mut |vc, vm| vms.push((vc.to_owned(), vm)))?;
-    let (figures, history) = read_figures(store, s, now_s, None)?;
+    let (per_vm, history) = judge_streaming(store, catalog, s, now_s, &vms)?;
     let mut targets: Vec<TargetResult> = s
         .targets
         .iter()
@@ -449,9 +522,8 @@ pub fn assess(
             rows: Vec::with_capacity(vms.len()),
         })
         .collect();
-    for (vcenter, vm) in &vms {
-        let judged = judge(vcenter, vm, &figures, catalog, s);
-        for (result, (_, row)) in targets.iter_mut().zip(judged.per_target) {
+    for rows in per_vm {
+        for (result, row) in targets.iter_mut().zip(rows) {
             result.rows.push(row);
         }
     }
@@ -508,8 +580,8 @@ pub fn assess_vm(
     let Some((vcenter, vm)) = found else {
         return Ok(None);
     };
-    let (figures, history) = read_figures(store, s, now_s, Some((&vcenter, vm_id)))?;
-    let judged = judge(&vcenter, &vm, &figures, catalog, s);
+    let (series, span, history) = read_one(store, s, now_s, (&vcenter, vm_id))?;
+    let judged = judge(&vcenter, &vm, &series, span, catalog, s);
     Ok(Some(VmAssessment {
         vcenter,
         vm,

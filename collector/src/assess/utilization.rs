@@ -25,18 +25,8 @@ const DISK_WRITE_KBPS: &str = "virtualDisk.write.average";
 const NET_RX_KBPS: &str = "net.received.average";
 const NET_TX_KBPS: &str = "net.transmitted.average";
 
-/// Every counter the assessment reads.
-pub const COUNTERS: [&str; 9] = [
-    CPU,
-    MEM_ACTIVE,
-    MEM_CONSUMED,
-    DISK_READ_OPS,
-    DISK_WRITE_OPS,
-    DISK_READ_KBPS,
-    DISK_WRITE_KBPS,
-    NET_RX_KBPS,
-    NET_TX_KBPS,
-];
+/// Every counter the assessment reads: those the store sums up by day.
+pub use crate::store::USAGE_COUNTERS as COUNTERS;
 
 /// vSphere's KB/s (1,024 bytes) in MB/s (10^6 bytes), the unit of the catalogs' caps.
 const KBPS_TO_MBPS: f64 = 1024.0 / 1e6;
@@ -52,6 +42,12 @@ pub struct Fed {
     pub expected: u64,
     /// The percentile read, in the counter's unit.
     pub value: Option<f64>,
+    /// Samples a second in the series' windows, and the samples they expected: what
+    /// `expected` is made from once the span is known.
+    #[serde(skip)]
+    rate: f64,
+    #[serde(skip)]
+    held_expected: u64,
 }
 
 /// A VM's figures and where they came from.
@@ -107,7 +103,6 @@ fn whole_vm(instance: &str) -> bool {
 struct Reader<'a> {
     series: &'a [SeriesUsage],
     q: f64,
-    span_secs: i64,
     fed: Vec<Fed>,
 }
 
@@ -117,16 +112,15 @@ type DiskFigures = (f64, f64, bool);
 impl<'a> Reader<'a> {
     fn feed(&mut self, u: &SeriesUsage) -> Option<f64> {
         let value = u.sketch.quantile(self.q);
-        // The series' rate (samples per second of its windows) over the whole span: a
-        // window never received counts as missing.
-        let rate = u.expected as f64 / (u.covered_secs.max(1) as f64);
         self.fed.push(Fed {
             counter: u.counter.clone(),
             instance: u.instance.clone(),
             windows: u.windows,
             received: u.received,
-            expected: ((rate * self.span_secs.max(0) as f64).round() as u64).max(u.expected),
+            expected: u.expected,
             value,
+            rate: u.expected as f64 / (u.covered_secs.max(1) as f64),
+            held_expected: u.expected,
         });
         value
     }
@@ -255,7 +249,6 @@ pub fn vm_usage(vm: &Vm, series: &[SeriesUsage], span_secs: i64, s: &Settings) -
     let mut r = Reader {
         series,
         q: f64::from(s.percentile) / 100.0,
-        span_secs,
         fed: Vec::new(),
     };
     let mut out = VmUsage::default();
@@ -285,13 +278,24 @@ pub fn vm_usage(vm: &Vm, series: &[SeriesUsage], span_secs: i64, s: &Settings) -
     }
     out.network_mbps = r.network_mbps();
     out.fed = r.fed;
-    let (received, expected) = out
-        .fed
-        .iter()
-        .fold((0u64, 0u64), |(r, e), f| (r + f.received, e + f.expected));
-    out.coverage_pct =
-        (expected > 0).then(|| (received as f64 / expected as f64 * 100.0).min(100.0));
+    out.set_span(span_secs);
     out
+}
+
+impl VmUsage {
+    /// Sets what the history expected of each fed series, at its own rate over the span
+    /// of its vCenter (a window never received counts as missing), and the coverage.
+    pub fn set_span(&mut self, span_secs: i64) {
+        for f in &mut self.fed {
+            f.expected = ((f.rate * span_secs.max(0) as f64).round() as u64).max(f.held_expected);
+        }
+        let (received, expected) = self
+            .fed
+            .iter()
+            .fold((0u64, 0u64), |(r, e), f| (r + f.received, e + f.expected));
+        self.coverage_pct =
+            (expected > 0).then(|| (received as f64 / expected as f64 * 100.0).min(100.0));
+    }
 }
 
 /// Azure Migrate's confidence bands: 0–20 % one star … 81–100 % five.

@@ -183,6 +183,26 @@ pub struct Counts {
     pub rows_ignored: u64,
 }
 
+/// The VM counters the assessment reads. The store sums their windows up by day as they
+/// arrive (and no other series'), so that a month of them reads as 30 rows per series;
+/// `vm_usage` of another counter reads its windows one by one.
+pub const USAGE_COUNTERS: [&str; 9] = [
+    "cpu.usage.average",
+    "mem.usage.average",
+    "mem.consumed.average",
+    "virtualDisk.numberReadAveraged.average",
+    "virtualDisk.numberWriteAveraged.average",
+    "virtualDisk.read.average",
+    "virtualDisk.write.average",
+    "net.received.average",
+    "net.transmitted.average",
+];
+
+/// Whether the store sums up this series' windows by day.
+pub fn summarised(entity_type: &str, counter: &str) -> bool {
+    entity_type == "VirtualMachine" && USAGE_COUNTERS.contains(&counter)
+}
+
 /// What `Storage::vm_usage` reads: the VM series of some counters over a history.
 #[derive(Debug, Clone)]
 pub struct UsageQuery<'a> {

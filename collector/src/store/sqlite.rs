@@ -110,9 +110,8 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut conn = open_conn(path)?;
         conn.execute_batch(SCHEMA)?;
-        conn.execute_batch(usage::SCHEMA)?;
         migrate(&conn)?;
-        usage::build_once(&mut conn)?;
+        usage::prepare(&mut conn)?;
         let mut series = HashMap::new();
         {
             let mut stmt =
@@ -205,7 +204,7 @@ fn insert_rollup(
         s.map(|s| s.5),
         s.map(|s| s.6),
     ])?;
-    if n == 1 {
+    if n == 1 && super::summarised(v.labels.entity_type, v.labels.counter) {
         touched.insert((id, usage::hour_of(v.window_start)));
     }
     Ok(n == 1)

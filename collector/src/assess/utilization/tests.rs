@@ -72,6 +72,23 @@ fn near(got: Option<f64>, want: f64) -> bool {
 }
 
 #[test]
+fn every_counter_read_is_one_the_store_sums_up() {
+    let read = [
+        CPU,
+        MEM_ACTIVE,
+        MEM_CONSUMED,
+        DISK_READ_OPS,
+        DISK_WRITE_OPS,
+        DISK_READ_KBPS,
+        DISK_WRITE_KBPS,
+        NET_RX_KBPS,
+        NET_TX_KBPS,
+    ];
+    assert_eq!(read.len(), COUNTERS.len());
+    assert!(read.iter().all(|c| COUNTERS.contains(c)));
+}
+
+#[test]
 fn disk_instances_follow_controller_and_unit() {
     assert_eq!(disk_instance(&disk(1, 3, 1)).as_deref(), Some("scsi0:3"));
     let sata = Disk {

@@ -1,33 +1,27 @@
-//! What the assessment reads, kept so that it reads little: per series, each closed UTC
-//! day's windows summed up (`window_days`: windows, seconds covered, samples received
-//! and expected, and a sketch of the windows' peaks), and each closed hour of the open
-//! day likewise (`window_hours`); the read itself is whole days, then hours, then the
-//! open hour's windows.
+//! What the assessment reads, kept so that it reads little: per series and UTC day,
+//! the day's windows summed up (`window_days`: windows, seconds covered, samples received
+//! and expected, and a sketch of the windows' peaks). A closed day's row covers the whole
+//! day; the open day's row covers it up to its open hour (`through`), so a read is at
+//! most 30 rows and the open hour's 12 windows per series, not 8,640 windows.
 //!
-//! An hour (a day) closes for a series when a window of a later hour (day) arrives (the
-//! agent drains windows in order), so ingest summarises once per series and hour, reading
-//! back the dozen rows it has just written, and once per series and day, when the day's
-//! hours are replaced by the day. A late window summarises its hour or day again. Thirty
-//! days of 10,000 VMs read at most 30 + 23 rows and 12 windows per series, not 8,640.
+//! An hour closes for a series when a window of a later hour arrives (the agent drains
+//! windows in order): ingest adds that hour's dozen rows, just written, to the open
+//! day's row; when a later day begins, the day is summarised whole once more. A late
+//! window summarises its day again, whole or up to the open hour.
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use vscout_wire::sketch::{Sketch, SketchSum};
 
 use crate::store::{SeriesUsage, StoreError, UsageQuery};
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS window_days (
-    series_id INTEGER NOT NULL, day_start INTEGER NOT NULL, windows INTEGER NOT NULL,
-    covered_secs INTEGER NOT NULL, received INTEGER NOT NULL, expected INTEGER NOT NULL,
-    first_start INTEGER NOT NULL, last_end INTEGER NOT NULL, peaks BLOB NOT NULL,
-    PRIMARY KEY (series_id, day_start)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS window_hours (
-    series_id INTEGER NOT NULL, hour_start INTEGER NOT NULL, windows INTEGER NOT NULL,
-    covered_secs INTEGER NOT NULL, received INTEGER NOT NULL, expected INTEGER NOT NULL,
-    first_start INTEGER NOT NULL, last_end INTEGER NOT NULL, peaks BLOB NOT NULL,
-    PRIMARY KEY (series_id, hour_start)) WITHOUT ROWID;
+    series_id INTEGER NOT NULL, day_start INTEGER NOT NULL, through INTEGER NOT NULL,
+    windows INTEGER NOT NULL, covered_secs INTEGER NOT NULL, received INTEGER NOT NULL,
+    expected INTEGER NOT NULL, first_start INTEGER NOT NULL, last_end INTEGER NOT NULL,
+    peaks BLOB NOT NULL, PRIMARY KEY (series_id, day_start)) WITHOUT ROWID;
 ";
 
 pub(super) const DAY_SECS: i64 = 86_400;
@@ -41,25 +35,9 @@ pub(super) fn hour_of(t: i64) -> i64 {
     t.div_euclid(HOUR_SECS) * HOUR_SECS
 }
 
-/// A summary's length: a day or an hour, each with its table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Period {
-    Day,
-    Hour,
-}
-
-impl Period {
-    fn secs(self) -> i64 {
-        match self {
-            Period::Day => DAY_SECS,
-            Period::Hour => HOUR_SECS,
-        }
-    }
-}
-
 /// The windows of some span summed up: what a summary row holds and what the open hour
 /// adds at read time.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Default, Clone)]
 struct Windows {
     windows: u64,
     covered_secs: u64,
@@ -116,39 +94,54 @@ impl Windows {
     }
 }
 
-/// Writes (or rewrites, or with no windows left deletes) the summary of one series'
-/// day or hour; a day's summary replaces its hours'.
+/// Writes (or rewrites, or with no windows left deletes) the row of `day` covering its
+/// windows before `through`; `extend` adds the windows from the row's own `through` on to
+/// the row as it is (an hour closing) instead of reading the day from its start.
 fn summarise(
     tx: &Transaction<'_>,
     series: i64,
-    start: i64,
-    period: Period,
+    day: i64,
+    through: i64,
+    extend: bool,
 ) -> Result<(), StoreError> {
     let mut w = Windows::default();
-    w.read(tx, series, start, start + period.secs())?;
-    let (replace, delete) = match period {
-        Period::Day => (
-            "INSERT OR REPLACE INTO window_days VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            "DELETE FROM window_days WHERE series_id = ?1 AND day_start = ?2",
-        ),
-        Period::Hour => (
-            "INSERT OR REPLACE INTO window_hours VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            "DELETE FROM window_hours WHERE series_id = ?1 AND hour_start = ?2",
-        ),
-    };
-    if period == Period::Day {
-        tx.prepare_cached(
-            "DELETE FROM window_hours WHERE series_id = ?1 AND hour_start >= ?2 AND hour_start < ?3",
-        )?
-        .execute(params![series, start, start + DAY_SECS])?;
+    let mut from = day;
+    if extend {
+        let mut stmt = tx.prepare_cached(
+            "SELECT through, windows, covered_secs, received, expected, first_start, last_end,
+                    peaks FROM window_days WHERE series_id = ?1 AND day_start = ?2",
+        )?;
+        let mut rows = stmt.query(params![series, day])?;
+        if let Some(r) = rows.next()? {
+            from = r.get(0)?;
+            w.count(
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            );
+            w.peaks.add_bytes(r.get_ref(7)?.as_blob()?).ok_or_else(|| {
+                StoreError::Other(format!(
+                    "window peaks of series {series}, day {day} unreadable"
+                ))
+            })?;
+        }
     }
+    w.read(tx, series, from, through)?;
     let Some(first) = w.first_start else {
-        tx.prepare_cached(delete)?.execute(params![series, start])?;
+        tx.prepare_cached("DELETE FROM window_days WHERE series_id = ?1 AND day_start = ?2")?
+            .execute(params![series, day])?;
         return Ok(());
     };
-    tx.prepare_cached(replace)?.execute(params![
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO window_days VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
         series,
-        start,
+        day,
+        through,
         w.windows as i64,
         w.covered_secs as i64,
         w.received as i64,
@@ -160,20 +153,20 @@ fn summarise(
     Ok(())
 }
 
-/// What closes when a series' latest hour moves from `latest` past `hour`, or what a
-/// late window in `hour` opens again: the older of the two, as a day if the two are on
-/// different days, else as an hour.
+/// A series' latest hour moves from `latest` to `hour`, or a late window arrived in
+/// `hour` before it: the day of the older closes (whole), or, on the same day, the day's
+/// row reaches the newer hour (by extending it, or from the start for a late window).
 fn close_older(
     tx: &Transaction<'_>,
     series: i64,
     latest: i64,
     hour: i64,
 ) -> Result<(), StoreError> {
-    let older = latest.min(hour);
-    if day_of(latest) != day_of(hour) {
-        summarise(tx, series, day_of(older), Period::Day)
+    let (older, newer) = (latest.min(hour), latest.max(hour));
+    if day_of(older) != day_of(newer) {
+        summarise(tx, series, day_of(older), day_of(older) + DAY_SECS, false)
     } else {
-        summarise(tx, series, older, Period::Hour)
+        summarise(tx, series, day_of(newer), newer, hour > latest)
     }
 }
 
@@ -251,8 +244,27 @@ fn latest_before(
     }
 }
 
+/// Makes the summaries' table, and fills it once from the windows of a database made
+/// before it (or before its `through` column: an earlier form is dropped and rebuilt).
+pub(super) fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
+    let old_form: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'window_days')
+            AND NOT EXISTS (SELECT 1 FROM pragma_table_info('window_days') WHERE name = 'through')",
+        [],
+        |r| r.get(0),
+    )?;
+    if old_form {
+        conn.execute_batch(
+            "DROP TABLE window_days; DROP TABLE IF EXISTS window_hours;
+             DELETE FROM meta WHERE key = 'window_summaries_built';",
+        )?;
+    }
+    conn.execute_batch(SCHEMA)?;
+    build_once(conn)
+}
+
 /// Summarises every closed day and hour of a database made before the summaries, once.
-pub(super) fn build_once(conn: &mut Connection) -> Result<(), StoreError> {
+fn build_once(conn: &mut Connection) -> Result<(), StoreError> {
     let built: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'window_summaries_built')",
         [],
@@ -264,10 +276,15 @@ pub(super) fn build_once(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     let hours: Vec<(i64, i64)> = {
         let mut stmt = tx.prepare(
-            "SELECT series_id, window_start / 3600 * 3600 AS h FROM rollups
-             GROUP BY series_id, h ORDER BY series_id, h",
+            "SELECT r.series_id, r.window_start / 3600 * 3600 AS h FROM rollups r
+             JOIN series s ON s.id = r.series_id
+             WHERE s.entity_type = 'VirtualMachine'
+               AND s.counter IN (SELECT value FROM json_each(?1))
+             GROUP BY r.series_id, h ORDER BY r.series_id, h",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let counters = serde_json::to_string(&crate::store::USAGE_COUNTERS)
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let rows = stmt.query_map([counters], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<Result<_, _>>()?
     };
     for group in hours.chunk_by(|a, b| a.0 == b.0) {
@@ -285,138 +302,155 @@ pub(super) fn build_once(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Adds the summary rows of `series` in `[from, to)` of one table to `total`; returns
-/// the start of the last row read, and the days whose sketch was of samples.
-fn read_summaries(
-    conn: &Connection,
-    period: Period,
-    series: i64,
-    (from, to): (i64, i64),
-    samples: bool,
-    total: &mut Windows,
-) -> Result<(Option<i64>, u32), StoreError> {
-    let sql = match period {
-        Period::Day => {
-            "SELECT w.day_start, w.windows, w.covered_secs, w.received, w.expected,
-                    w.first_start, w.last_end, w.peaks, d.sketch
-             FROM window_days w LEFT JOIN daily d
-                 ON ?4 AND d.series_id = w.series_id AND d.day_start = w.day_start
-             WHERE w.series_id = ?1 AND w.day_start >= ?2 AND w.day_start < ?3
-             ORDER BY w.day_start"
-        }
-        Period::Hour => {
-            "SELECT hour_start, windows, covered_secs, received, expected, first_start,
-                    last_end, peaks, NULL
-             FROM window_hours WHERE series_id = ?1 AND hour_start >= ?2 AND hour_start < ?3
-             ORDER BY hour_start"
-        }
-    };
-    let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = match period {
-        Period::Day => stmt.query(params![series, from, to, samples])?,
-        Period::Hour => stmt.query(params![series, from, to])?,
-    };
-    let (mut last, mut sample_days) = (None, 0u32);
-    while let Some(row) = rows.next()? {
-        let start: i64 = row.get(0)?;
-        last = Some(start);
-        total.count(
-            row.get(1)?,
-            row.get(2)?,
-            row.get(3)?,
-            row.get(4)?,
-            row.get(5)?,
-            row.get(6)?,
-        );
-        match row.get_ref(8)?.as_str_or_null()? {
+/// The columns read from `window_days`, and with
+/// `samples` the day's daily sketch (without, no join: a search per row for nothing).
+fn day_columns(samples: bool) -> &'static str {
+    if samples {
+        "w.day_start, w.through, w.windows, w.covered_secs, w.received, w.expected,
+         w.first_start, w.last_end, w.peaks, d.sketch
+         FROM window_days w LEFT JOIN daily d
+             ON w.through = w.day_start + 86400 AND d.series_id = w.series_id
+                AND d.day_start = w.day_start"
+    } else {
+        "w.day_start, w.through, w.windows, w.covered_secs, w.received, w.expected,
+         w.first_start, w.last_end, w.peaks, NULL FROM window_days w"
+    }
+}
+
+/// One series summed up so far: its windows, how far its summaries reach, the days whose
+/// sketch was of samples.
+#[derive(Debug, Default)]
+struct Summed {
+    total: Windows,
+    through: Option<i64>,
+    sample_days: u32,
+}
+
+impl Summed {
+    /// Adds one row of `day_columns`.
+    fn add_row(&mut self, row: &rusqlite::Row<'_>, series: i64) -> Result<(), StoreError> {
+        let day: i64 = row.get(0)?;
+        self.through = Some(row.get(1)?);
+        let c = |k: usize| row.get::<_, i64>(k);
+        self.total.count(c(2)?, c(3)?, c(4)?, c(5)?, c(6)?, c(7)?);
+        match row.get_ref(9)?.as_str_or_null()? {
             Some(text) => {
                 let s: Sketch = serde_json::from_str(text).map_err(|e| {
-                    StoreError::Other(format!("daily sketch of series {series}, day {start}: {e}"))
+                    StoreError::Other(format!("daily sketch of series {series}, day {day}: {e}"))
                 })?;
-                total.peaks.add_sketch(&s);
-                sample_days += 1;
+                self.total.peaks.add_sketch(&s);
+                self.sample_days += 1;
             }
-            None => total
+            None => self
+                .total
                 .peaks
-                .add_bytes(row.get_ref(7)?.as_blob()?)
+                .add_bytes(row.get_ref(8)?.as_blob()?)
                 .ok_or_else(|| {
                     StoreError::Other(format!(
-                        "window peaks of series {series} at {start} unreadable"
+                        "window peaks of series {series}, day {day} unreadable"
                     ))
                 })?,
         }
+        Ok(())
     }
-    Ok((last, sample_days))
+
+    /// Adds the windows after the summaries (from `from_day` for a series without any in
+    /// the history: its last summary, if any, says where its windows begin).
+    fn finish(
+        mut self,
+        conn: &Connection,
+        series: i64,
+        (from_day, to): (i64, i64),
+    ) -> Result<Self, StoreError> {
+        let open_from = match self.through {
+            Some(t) => t,
+            None => conn
+                .prepare_cached(
+                    "SELECT through FROM window_days WHERE series_id = ?1
+                     ORDER BY day_start DESC LIMIT 1",
+                )?
+                .query_row(params![series], |r| r.get::<_, i64>(0))
+                .optional()?
+                .unwrap_or(i64::MIN),
+        }
+        .max(from_day);
+        self.total.read(conn, series, open_from, to)?;
+        Ok(self)
+    }
 }
 
-/// One series over `[from_day, to)`: closed days, the open day's closed hours, the open
-/// hour's windows.
+/// One series over `[from_day, to)`: the summarised days (the open one up to its open
+/// hour), then the windows after.
 fn series_usage(
     conn: &Connection,
     series: i64,
     (from_day, to): (i64, i64),
     samples: bool,
-) -> Result<(Windows, u32), StoreError> {
-    let mut total = Windows::default();
-    let (last_day, sample_days) = read_summaries(
-        conn,
-        Period::Day,
-        series,
-        (from_day, to),
-        samples,
-        &mut total,
-    )?;
-    let days_to = match last_day {
-        Some(day) => day + DAY_SECS,
-        None => conn
-            .prepare_cached("SELECT MAX(day_start) FROM window_days WHERE series_id = ?1")?
-            .query_row(params![series], |r| r.get::<_, Option<i64>>(0))?
-            .map_or(i64::MIN, |d| d + DAY_SECS),
+) -> Result<Summed, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {} WHERE w.series_id = ?3 AND w.day_start >= ?1 AND w.day_start < ?2
+         ORDER BY w.day_start",
+        day_columns(samples)
+    ))?;
+    let mut rows = stmt.query(params![from_day, to, series])?;
+    let mut summed = Summed::default();
+    while let Some(row) = rows.next()? {
+        summed.add_row(row, series)?;
     }
-    .max(from_day);
-    let (last_hour, _) =
-        read_summaries(conn, Period::Hour, series, (days_to, to), false, &mut total)?;
-    let open_from = last_hour.map_or(days_to, |h| h + HOUR_SECS);
-    total.read(conn, series, open_from, to)?;
-    Ok((total, sample_days))
+    summed.finish(conn, series, (from_day, to))
 }
+
+/// The series `vm_usage` reads, in the order it answers them: (id, vCenter, VM, counter,
+/// instance).
+type SeriesName = (i64, String, String, String, String);
 
 /// VM series of the asked counters over the history, one at a time in (vCenter, VM)
 /// order: summarised days (or, for `samples`, the daily sketch where the agent sent
-/// one), the open day's summarised hours, then the open hour's windows.
+/// one), the open day up to its open hour, then the open hour's windows.
 pub(super) fn vm_usage(
     conn: &Connection,
     q: &UsageQuery<'_>,
     each: &mut dyn FnMut(SeriesUsage),
 ) -> Result<(), StoreError> {
-    let mut series = conn.prepare(
-        "SELECT id, vcenter, entity_id, counter, instance FROM series
-         WHERE entity_type = 'VirtualMachine' AND counter IN (SELECT value FROM json_each(?1))
-           AND (?2 IS NULL OR (vcenter = ?2 AND entity_id = ?3))
-         ORDER BY vcenter, entity_id, counter, instance",
-    )?;
-    let counters =
-        serde_json::to_string(q.counters).map_err(|e| StoreError::Other(e.to_string()))?;
-    let mut rows = series.query(params![counters, q.vm.map(|v| v.0), q.vm.map(|v| v.1)])?;
-    while let Some(r) = rows.next()? {
-        let id: i64 = r.get(0)?;
-        let (total, sample_days) = series_usage(conn, id, (day_of(q.from_s), q.to_s), q.samples)?;
-        let Some(first_s) = total.first_start else {
+    let names: Vec<SeriesName> = {
+        let mut stmt = conn.prepare(
+            "SELECT id, vcenter, entity_id, counter, instance FROM series
+             WHERE entity_type = 'VirtualMachine'
+               AND counter IN (SELECT value FROM json_each(?1))
+               AND (?2 IS NULL OR (vcenter = ?2 AND entity_id = ?3))
+             ORDER BY vcenter, entity_id, counter, instance",
+        )?;
+        let counters =
+            serde_json::to_string(q.counters).map_err(|e| StoreError::Other(e.to_string()))?;
+        let rows = stmt.query_map(
+            params![counters, q.vm.map(|v| v.0), q.vm.map(|v| v.1)],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
+        rows.collect::<Result<_, _>>()?
+    };
+    // A search per series, in the order of the answer. (One pass over the whole table
+    // instead, grouped afterwards, measured 4 % less CPU for 10,000 VMs and 28 % more
+    // memory: not worth a second way to read.)
+    let span = (day_of(q.from_s), q.to_s);
+    for (id, vcenter, vm_id, counter, instance) in names {
+        let summed = series_usage(conn, id, span, q.samples)?;
+        let Some(first_s) = summed.total.first_start else {
             continue;
         };
+        let w = summed.total;
         each(SeriesUsage {
-            vcenter: r.get(1)?,
-            vm_id: r.get(2)?,
-            counter: r.get(3)?,
-            instance: r.get(4)?,
-            windows: total.windows,
-            covered_secs: total.covered_secs,
-            received: total.received,
-            expected: total.expected,
+            vcenter,
+            vm_id,
+            counter,
+            instance,
+            windows: w.windows,
+            covered_secs: w.covered_secs,
+            received: w.received,
+            expected: w.expected,
             first_s,
-            end_s: total.last_end,
-            sketch: total.peaks.finish(),
-            sample_days,
+            end_s: w.last_end,
+            sketch: w.peaks.finish(),
+            sample_days: summed.sample_days,
         });
     }
     Ok(())

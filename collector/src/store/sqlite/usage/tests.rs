@@ -46,17 +46,24 @@ fn ingest(store: &SqliteStore, seq: u64, records: Vec<Record>) {
         .expect("ingest");
 }
 
+/// The estate's read (one pass over the summaries), checked against one VM's (a search
+/// per series): both must answer the same.
 fn usage(store: &SqliteStore, from_s: i64, to_s: i64) -> Vec<SeriesUsage> {
-    let mut out = Vec::new();
-    let q = UsageQuery {
-        counters: &["cpu.usage.average", "mem.usage.average"],
-        from_s,
-        to_s,
-        samples: false,
-        vm: None,
+    let read = |vm: Option<(&'static str, &'static str)>| {
+        let mut out = Vec::new();
+        let q = UsageQuery {
+            counters: &["cpu.usage.average", "mem.usage.average"],
+            from_s,
+            to_s,
+            samples: false,
+            vm,
+        };
+        store.vm_usage(&q, &mut |u| out.push(u)).expect("usage");
+        out
     };
-    store.vm_usage(&q, &mut |u| out.push(u)).expect("usage");
-    out
+    let estate = read(None);
+    assert_eq!(read(Some(("vc", "vm-1"))), estate, "one VM's read differs");
+    estate
 }
 
 /// What the read must equal: every stored window of the history, summed up from scratch.
@@ -81,14 +88,22 @@ fn truth(windows: &[(i64, f64)], from_s: i64, to_s: i64) -> Option<(u64, u64, Sk
 }
 
 fn summaries(store: &SqliteStore) -> i64 {
-    rows(store, "window_days")
-}
-
-fn rows(store: &SqliteStore, table: &str) -> i64 {
     store
         .reader()
-        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+        .query_row("SELECT COUNT(*) FROM window_days", [], |r| r.get(0))
         .expect("count")
+}
+
+/// How far the row of `day` reaches, if there is one.
+fn through(store: &SqliteStore, day: i64) -> Option<i64> {
+    store
+        .reader()
+        .query_row(
+            "SELECT through FROM window_days WHERE day_start = ?1",
+            [day],
+            |r| r.get(0),
+        )
+        .ok()
 }
 
 #[test]
@@ -109,11 +124,10 @@ fn a_day_is_summarised_when_the_next_one_starts_and_read_with_the_open_day() {
             .collect();
         ingest(&store, seq, recs);
     }
-    assert_eq!(summaries(&store), 0, "day 0 is still open");
     assert_eq!(
-        rows(&store, "window_hours"),
-        23,
-        "its hours but the last are closed"
+        through(&store, 0),
+        Some(23 * 3600),
+        "day 0 is open, summarised up to its last hour"
     );
     ingest(
         &store,
@@ -124,11 +138,15 @@ fn a_day_is_summarised_when_the_next_one_starts_and_read_with_the_open_day() {
         ],
     );
     all.extend([(DAY_SECS, 70.0), (DAY_SECS + 300, 80.0)]);
-    assert_eq!(summaries(&store), 1, "day 0 closed when day 1 began");
     assert_eq!(
-        rows(&store, "window_hours"),
-        0,
-        "the day replaced its hours"
+        through(&store, 0),
+        Some(DAY_SECS),
+        "day 0 closed when day 1 began"
+    );
+    assert_eq!(
+        summaries(&store),
+        1,
+        "day 1 is in its first hour: no row yet"
     );
     let got = usage(&store, 0, 2 * DAY_SECS);
     assert_eq!(got.len(), 1);
@@ -203,8 +221,7 @@ fn a_database_from_before_the_summaries_is_summarised_once_at_open() {
         let w = store.writer.lock().expect("lock");
         w.conn
             .execute_batch(
-                "DELETE FROM window_days; DELETE FROM window_hours;
-                 DELETE FROM meta WHERE key = 'window_summaries_built';",
+                "DELETE FROM window_days; DELETE FROM meta WHERE key = 'window_summaries_built';",
             )
             .expect("forget");
     }
