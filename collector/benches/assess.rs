@@ -136,18 +136,6 @@ fn synthesise(db: &Path, vms: usize, open_hours: i64) -> rusqlite::Result<()> {
         let mut day =
             tx.prepare("INSERT INTO window_days VALUES (?1, ?2, ?4, ?6, ?7, ?3, ?8, ?2, ?4, ?5)")?;
         let mut daily = tx.prepare("INSERT INTO daily VALUES (?1, ?2, 4320, 4320, NULL, ?3)")?;
-        // The agent's daily sketches (of every sample) for its daily counters.
-        let json: Vec<Vec<String>> = pools
-            .iter()
-            .map(|p| {
-                p.iter()
-                    .map(|b| {
-                        serde_json::to_string(&Sketch::from_bytes(b).unwrap_or_default())
-                            .unwrap_or_default()
-                    })
-                    .collect()
-            })
-            .collect();
         let mut window = tx.prepare(
             "INSERT INTO rollups VALUES (?1, ?2, 300, 15, 0, 15, ?3, ?4, ?3, ?3, ?4, ?4)",
         )?;
@@ -186,7 +174,7 @@ fn synthesise(db: &Path, vms: usize, open_hours: i64) -> rusqlite::Result<()> {
                         4320
                     ])?;
                     if matches!(k, 0 | 1 | 2 | 11 | 12) {
-                        daily.execute(params![id, start, json[k][(pick + 1) % 32]])?;
+                        daily.execute(params![id, start, pools[k][(pick + 1) % 32]])?;
                     }
                 }
                 if open_hours > 0 {

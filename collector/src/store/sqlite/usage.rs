@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use vscout_wire::sketch::{Sketch, SketchSum};
 
@@ -333,23 +334,29 @@ impl Summed {
         self.through = Some(row.get(1)?);
         let c = |k: usize| row.get::<_, i64>(k);
         self.total.count(c(2)?, c(3)?, c(4)?, c(5)?, c(6)?, c(7)?);
-        match row.get_ref(9)?.as_str_or_null()? {
-            Some(text) => {
-                let s: Sketch = serde_json::from_str(text).map_err(|e| {
-                    StoreError::Other(format!("daily sketch of series {series}, day {day}: {e}"))
-                })?;
+        let unreadable = |what: &str| {
+            StoreError::Other(format!("{what} of series {series}, day {day} unreadable"))
+        };
+        match row.get_ref(9)? {
+            // The agent's sketch of every sample of a closed day.
+            ValueRef::Blob(b) => {
+                self.total
+                    .peaks
+                    .add_bytes(b)
+                    .ok_or_else(|| unreadable("daily sketch"))?;
+                self.sample_days += 1;
+            }
+            ValueRef::Text(t) => {
+                let s: Sketch =
+                    serde_json::from_slice(t).map_err(|_| unreadable("daily sketch"))?;
                 self.total.peaks.add_sketch(&s);
                 self.sample_days += 1;
             }
-            None => self
+            _ => self
                 .total
                 .peaks
                 .add_bytes(row.get_ref(8)?.as_blob()?)
-                .ok_or_else(|| {
-                    StoreError::Other(format!(
-                        "window peaks of series {series}, day {day} unreadable"
-                    ))
-                })?,
+                .ok_or_else(|| unreadable("window peaks"))?,
         }
         Ok(())
     }
