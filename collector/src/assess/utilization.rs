@@ -42,6 +42,9 @@ pub struct Fed {
     pub expected: u64,
     /// The percentile read, in the counter's unit.
     pub value: Option<f64>,
+    /// Days whose every sample (the agent's daily sketch) is in the percentile; the
+    /// rest are window peaks.
+    pub sample_days: u32,
     /// Samples a second in the series' windows, and the samples they expected: what
     /// `expected` is made from once the span is known.
     #[serde(skip)]
@@ -119,6 +122,7 @@ impl<'a> Reader<'a> {
             received: u.received,
             expected: u.expected,
             value,
+            sample_days: u.sample_days,
             rate: u.expected as f64 / (u.covered_secs.max(1) as f64),
             held_expected: u.expected,
         });
