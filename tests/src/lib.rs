@@ -156,6 +156,9 @@ pub struct SimOptions {
     pub esx: bool,
     /// `127.0.0.1:0` picks a free port.
     pub listen: String,
+    /// An estate's spread of guest OSes, firmware, vCPUs, memory and disk sizes instead
+    /// of vcsim's identical VMs (`-variety`).
+    pub variety: bool,
 }
 
 impl SimOptions {
@@ -191,6 +194,7 @@ impl Default for SimOptions {
             folders: 0,
             esx: false,
             listen: "127.0.0.1:0".into(),
+            variety: false,
         }
     }
 }
@@ -235,6 +239,7 @@ impl Vcsim {
             .arg(format!("-folder={}", opts.folders))
             .arg(format!("-esx={}", opts.esx))
             .arg(format!("-l={}", opts.listen))
+            .arg(format!("-variety={}", opts.variety))
             .arg(format!("-username={USER}"))
             .arg(format!("-password={PASSWORD}"))
             .stdin(Stdio::piped())

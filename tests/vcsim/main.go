@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/types"
 )
 
 func main() {
@@ -36,6 +37,7 @@ func main() {
 	username := flag.String("username", "user", "login user name")
 	password := flag.String("password", "pass", "login password")
 	exitOnEOF := flag.Bool("exit-on-eof", true, "exit when standard input closes (so a dying test never leaks vcsim)")
+	variety := flag.Bool("variety", false, "give the VMs an estate's spread of guest OSes, firmware, vCPUs, memory and disk sizes (vcsim makes them all alike)")
 	flag.Parse()
 
 	var model *simulator.Model
@@ -59,6 +61,9 @@ func main() {
 		log.Fatalf("vcsim: create model: %v", err)
 	}
 	defer model.Remove()
+	if *variety {
+		vary()
+	}
 
 	model.Service.Listen = &url.URL{Host: *listen, User: url.UserPassword(*username, *password)}
 	model.Service.TLS = new(tls.Config)
@@ -90,4 +95,46 @@ func main() {
 		return
 	}
 	select {}
+}
+
+// vary gives the VMs what an estate has and vcsim's model does not: several guest OSes
+// (and one vSphere cannot name), some UEFI firmware, a spread of vCPUs, memory and disk
+// sizes. Deterministic: the same options give the same estate.
+func vary() {
+	guests := []struct{ id, name string }{
+		{"ubuntu64Guest", "Ubuntu Linux (64-bit)"},
+		{"rhel8_64Guest", "Red Hat Enterprise Linux 8 (64-bit)"},
+		{"windows2019srv_64Guest", "Microsoft Windows Server 2019 (64-bit)"},
+		{"sles15_64Guest", "SUSE Linux Enterprise 15 (64-bit)"},
+		{"debian11_64Guest", "Debian GNU/Linux 11 (64-bit)"},
+		{"otherGuest", "Other (32-bit)"},
+	}
+	cpus := []int32{1, 2, 4, 8, 16}
+	memMB := []int32{2048, 4096, 8192, 16384, 32768}
+	diskGB := []int64{40, 80, 200, 500, 2000}
+	for i, e := range simulator.Map.All("VirtualMachine") {
+		vm, ok := e.(*simulator.VirtualMachine)
+		if !ok || vm.Config == nil {
+			continue
+		}
+		g := guests[i%len(guests)]
+		vm.Config.GuestId, vm.Config.GuestFullName = g.id, g.name
+		vm.Summary.Config.GuestId, vm.Summary.Config.GuestFullName = g.id, g.name
+		if vm.Guest != nil {
+			vm.Guest.GuestId, vm.Guest.GuestFullName = g.id, g.name
+		}
+		vm.Config.Firmware = "bios"
+		if i%6 == 1 {
+			vm.Config.Firmware = "efi"
+		}
+		n, m := cpus[(i/2)%len(cpus)], memMB[(i/3)%len(memMB)]
+		vm.Config.Hardware.NumCPU, vm.Config.Hardware.MemoryMB = n, m
+		vm.Summary.Config.NumCpu, vm.Summary.Config.MemorySizeMB = n, m
+		for _, d := range vm.Config.Hardware.Device {
+			if disk, ok := d.(*types.VirtualDisk); ok {
+				kb := diskGB[(i/5)%len(diskGB)] * 1024 * 1024
+				disk.CapacityInKB, disk.CapacityInBytes = kb, kb*1024
+			}
+		}
+	}
 }

@@ -40,6 +40,7 @@ fn main() -> Result<()> {
         hosts_per_cluster: 3,
         vms_per_pool: 70,
         datastores: 2,
+        variety: true,
         ..SimOptions::default()
     };
     println!(
