@@ -250,10 +250,16 @@ async fn report(http: &reqwest::Client, col: &Collector, token: &str) -> Result<
 /// The assessment's totals per cloud, as `GET /v1/assessment` answers them.
 async fn assessment(http: &reqwest::Client, col: &Collector, token: &str) -> Result<()> {
     let a = get(http, col, token, "/v1/assessment").await?;
+    let h = &a["history"];
+    let held = h["held_to"].as_i64().unwrap_or(0) - h["held_from"].as_i64().unwrap_or(0);
+    let held = match held {
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 2 * 86_400 => format!("{:.1} h", s as f64 / 3600.0),
+        s => format!("{:.1} days", s as f64 / 86_400.0),
+    };
     println!(
-        "\nGET /v1/assessment -> p{} of window peaks over {} days of history held, catalog {} ({})",
+        "\nGET /v1/assessment -> p{} of window peaks over the {held} of history held, catalog {} ({})",
         a["settings"]["percentile"],
-        a["history"]["held_days"],
         a["catalog_date"].as_str().unwrap_or_default(),
         a["prices"].as_str().unwrap_or_default()
     );
