@@ -47,11 +47,14 @@ pub fn readiness(vm: &Vm, cloud: Cloud, decision: &Decision) -> Readiness {
     }
     match vm.guest_id.as_deref().or(vm.tools_guest_id.as_deref()) {
         None => r.add(Status::Unknown, "the guest OS is not known".into()),
-        Some(g) if g.starts_with("other") => r.add(
-            Status::Unknown,
-            format!("the guest OS ({g}) is not one the target can be checked for"),
-        ),
-        Some(_) => {}
+        Some(g) => match super::guest::verdict(g, cloud) {
+            Some(v) => r.add(v.status, format!("{} ({g})", v.reason)),
+            None if g.starts_with("other") => r.add(
+                Status::Unknown,
+                format!("the guest OS ({g}) is not one the target can be checked for"),
+            ),
+            None => {}
+        },
     }
     if vm.firmware.as_deref() == Some("efi") {
         let condition = match cloud {
@@ -165,6 +168,24 @@ mod tests {
             serde_json::to_value(r.status).ok(),
             Some("Not ready".into())
         );
+    }
+
+    #[test]
+    fn the_guest_table_speaks_per_cloud_and_names_the_guest() {
+        let with = |id: &str| Vm {
+            guest_id: Some(id.into()),
+            ..linux()
+        };
+        let r = readiness(&with("winNetStandardGuest"), Cloud::Azure, &sized());
+        assert_eq!(r.status, Status::ConditionallyReady);
+        assert!(r.reasons[0].contains("2003") && r.reasons[0].ends_with("(winNetStandardGuest)"));
+        // A Linux vSphere cannot name is a condition, not an unknown.
+        let r = readiness(&with("otherLinux64Guest"), Cloud::Aws, &sized());
+        assert_eq!(r.status, Status::ConditionallyReady, "{r:?}");
+        let r = readiness(&with("solaris11_64Guest"), Cloud::Aws, &sized());
+        assert_eq!(r.status, Status::NotReady);
+        let r = readiness(&with("otherGuest64"), Cloud::Azure, &sized());
+        assert_eq!(r.status, Status::Unknown);
     }
 
     #[test]
