@@ -4,7 +4,7 @@
 
 use vscout_wire::batch::{Batch, Record, BATCH_VERSION};
 use vscout_wire::inventory::{Disk, VcenterInventory, Vm};
-use vscout_wire::rollup::{Rollup, WindowStats, ROLLUP_SCHEMA_VERSION};
+use vscout_wire::rollup::{Rollup, WindowStats};
 
 use super::*;
 use crate::assess::settings::{Params, RawAssessment};
@@ -37,30 +37,13 @@ fn vm(id: &str, cpus: u32, memory_gib: u64, disk_gib: u64) -> Vm {
     }
 }
 
+/// A window of `vm`'s `counter` whose peak is `max`, with `count` samples of 15.
 fn window(vm: &str, counter: &str, start: i64, max: f64, count: u32) -> Record {
-    Record::Rollup(Rollup {
-        schema_version: ROLLUP_SCHEMA_VERSION,
-        vcenter: "vc".into(),
-        entity_type: "VirtualMachine".into(),
-        entity_id: vm.into(),
-        counter: counter.into(),
-        instance: "".into(),
-        unit: "percent".into(),
-        stats_type: "rate".into(),
-        window_start: start,
-        window_secs: 300,
-        expected_samples: 15,
-        missing_samples: 15 - count,
-        stats: Some(WindowStats {
-            count,
-            min: 0.0,
-            max,
-            mean: max,
-            p50: max,
-            p95: max,
-            p99: max,
-        }),
-    })
+    let mut r = Rollup::example(vm, counter, max / 1.91);
+    r.window_start = start;
+    r.missing_samples = 15 - count;
+    r.stats = r.stats.map(|s| WindowStats { count, max, ..s });
+    Record::Rollup(r)
 }
 
 /// A store with three VMs; `vm-1` has two days of windows: CPU peaks 1..=100 % of 16

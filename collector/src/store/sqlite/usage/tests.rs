@@ -3,36 +3,23 @@
 
 use proptest::prelude::*;
 use vscout_wire::batch::{Batch, Record, BATCH_VERSION};
-use vscout_wire::rollup::{Rollup, WindowStats, ROLLUP_SCHEMA_VERSION};
+use vscout_wire::rollup::{Rollup, WindowStats};
 
 use super::*;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Principal, Storage};
 
+/// A window of `vm`'s CPU whose peak is `max`, 14 samples of 15.
 fn window(vm: &str, start: i64, max: f64) -> Record {
-    Record::Rollup(Rollup {
-        schema_version: ROLLUP_SCHEMA_VERSION,
-        vcenter: "vc".into(),
-        entity_type: "VirtualMachine".into(),
-        entity_id: vm.into(),
-        counter: "cpu.usage.average".into(),
-        instance: "".into(),
-        unit: "percent".into(),
-        stats_type: "rate".into(),
-        window_start: start,
-        window_secs: 300,
-        expected_samples: 15,
-        missing_samples: 1,
-        stats: Some(WindowStats {
-            count: 14,
-            min: 0.0,
-            max,
-            mean: max / 2.0,
-            p50: max / 2.0,
-            p95: max,
-            p99: max,
-        }),
-    })
+    let mut r = Rollup::example(vm, "cpu.usage.average", max / 1.91);
+    r.window_start = start;
+    r.missing_samples = 1;
+    r.stats = r.stats.map(|s| WindowStats {
+        count: 14,
+        max,
+        ..s
+    });
+    Record::Rollup(r)
 }
 
 fn ingest(store: &SqliteStore, seq: u64, records: Vec<Record>) {
