@@ -243,4 +243,19 @@ mod tests {
         let e = validate(parse("require_client_cert = true").expect("parse")).expect_err("bad");
         assert!(e.to_string().contains("client_ca_file"), "{e}");
     }
+
+    #[test]
+    fn the_shipped_example_is_valid_and_a_bad_assessment_default_stops_the_start() {
+        let example = include_str!("../examples/collector.toml");
+        let c = validate(parse(example).expect("parse")).expect("valid");
+        assert_eq!(c.assessment.defaults.percentile, Some(95));
+        let bad = example.replace("comfort = 1.3", "comfort = -1.0");
+        let e = validate(parse(&bad).expect("parse")).expect_err("negative comfort");
+        assert!(e.to_string().contains("comfort \"-1\""), "{e}");
+        let e = parse("[assessment]\ncolour = \"blue\"").expect_err("unknown key");
+        assert!(e.to_string().contains("colour"), "{e}");
+        let missing = "[assessment]\ncatalog_file = \"/nonexistent/catalog.json\"";
+        let e = validate(parse(missing).expect("parse")).expect_err("no catalog");
+        assert!(e.to_string().contains("/nonexistent/catalog.json"), "{e}");
+    }
 }
