@@ -110,23 +110,14 @@ impl Sketch {
 
     /// Reads `to_bytes`' form; `None` for bytes it did not write (truncated, an index out
     /// of range, bins out of order, bytes left over).
-    pub fn from_bytes(mut bytes: &[u8]) -> Option<Sketch> {
-        let zeros = take_varint(&mut bytes)?;
-        let n = usize::try_from(take_varint(&mut bytes)?).ok()?;
-        let mut bins = Vec::with_capacity(n.min(bytes.len()));
-        let mut prev = 0i32;
-        for k in 0..n {
-            let z = u32::try_from(take_varint(&mut bytes)?).ok()?;
-            let step = ((z >> 1) as i32) ^ -((z & 1) as i32);
-            let idx = prev.checked_add(step)?;
-            if k > 0 && step <= 0 {
-                return None;
-            }
-            let count = u32::try_from(take_varint(&mut bytes)?).ok()?;
-            bins.push((i16::try_from(idx).ok()?, count));
-            prev = idx;
-        }
-        bytes.is_empty().then_some(Sketch { zeros, bins })
+    pub fn from_bytes(bytes: &[u8]) -> Option<Sketch> {
+        let mut bins = Vec::new();
+        let zeros = decode(bytes, &mut bins)?;
+        let bins = bins
+            .into_iter()
+            .map(|(i, c)| Some((i, u32::try_from(c).ok()?)))
+            .collect::<Option<_>>()?;
+        Some(Sketch { zeros, bins })
     }
 
     /// The `q` quantile (0 ≤ q ≤ 1) by nearest rank, within `RELATIVE_ACCURACY`; `None`
@@ -213,30 +204,13 @@ impl SketchSum {
         }
     }
 
-    /// Adds a sketch in `Sketch::to_bytes`' form without building it; `None` for bytes
-    /// that form does not read (what was read before the fault stays added: the caller
-    /// drops the sum).
-    pub fn add_bytes(&mut self, mut bytes: &[u8]) -> Option<()> {
-        let zeros = take_varint(&mut bytes)?;
-        let n = take_varint(&mut bytes)?;
+    /// Adds a sketch in `Sketch::to_bytes`' form without building it; `None` (and
+    /// nothing added) for bytes that form does not read.
+    pub fn add_bytes(&mut self, bytes: &[u8]) -> Option<()> {
         // Decoded first, so that the run of counts widens once to the sketch's range.
         let mut bins = std::mem::take(&mut self.scratch);
-        bins.clear();
-        let mut prev = 0i32;
-        for k in 0..n {
-            let z = u32::try_from(take_varint(&mut bytes)?).ok()?;
-            let step = ((z >> 1) as i32) ^ -((z & 1) as i32);
-            if k > 0 && step <= 0 {
-                return None;
-            }
-            let idx = prev.checked_add(step)?;
-            bins.push((i16::try_from(idx).ok()?, take_varint(&mut bytes)?));
-            prev = idx;
-        }
-        if !bytes.is_empty() {
-            return None;
-        }
-        if let (Some(first), Some(last)) = (bins.first(), bins.last()) {
+        let zeros = decode(bytes, &mut bins);
+        if let (Some(_), Some(first), Some(last)) = (zeros, bins.first(), bins.last()) {
             self.grow(first.0);
             self.grow(last.0);
             let base = self.base;
@@ -244,19 +218,9 @@ impl SketchSum {
                 self.counts[(i32::from(*i) - base) as usize] += c;
             }
         }
-        self.zeros += zeros;
+        self.zeros += zeros.unwrap_or(0);
         self.scratch = bins;
-        Some(())
-    }
-
-    /// Adds another sum.
-    pub fn add_sum(&mut self, o: &SketchSum) {
-        self.zeros += o.zeros;
-        for (k, c) in o.counts.iter().enumerate() {
-            if *c > 0 {
-                *self.slot((o.base + k as i32) as i16) += c;
-            }
-        }
+        zeros.map(|_| ())
     }
 
     /// The sum as a sketch (counts beyond `u32::MAX` saturate).
@@ -277,6 +241,27 @@ impl SketchSum {
                 .collect(),
         }
     }
+}
+
+/// Reads `Sketch::to_bytes`' form into `bins` (cleared first; counts as they were
+/// written) and returns the zero count; `None` for bytes that form does not read
+/// (truncated, an index out of range, bins out of order, bytes left over).
+fn decode(mut bytes: &[u8], bins: &mut Vec<(i16, u64)>) -> Option<u64> {
+    bins.clear();
+    let zeros = take_varint(&mut bytes)?;
+    let n = take_varint(&mut bytes)?;
+    let mut prev = 0i32;
+    for k in 0..n {
+        let z = u32::try_from(take_varint(&mut bytes)?).ok()?;
+        let step = ((z >> 1) as i32) ^ -((z & 1) as i32);
+        if k > 0 && step <= 0 {
+            return None;
+        }
+        let idx = prev.checked_add(step)?;
+        bins.push((i16::try_from(idx).ok()?, take_varint(&mut bytes)?));
+        prev = idx;
+    }
+    bytes.is_empty().then_some(zeros)
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -372,12 +357,19 @@ mod tests {
                 sum.add_sketch(&s);
                 prop_assert_eq!(by_bytes.add_bytes(&s.to_bytes()), Some(()));
             }
-            // A sum of sums: every count twice, as a sketch merged with itself.
-            let mut both = sum.clone();
-            both.add_sum(&by_bytes);
+            prop_assert_eq!(by_bytes.finish(), merged.clone());
+            // Every sketch's bytes added again, and bytes that do not read (adding
+            // nothing): every count twice, as a sketch merged with itself.
+            for p in &parts {
+                let mut s = Sketch::default();
+                for v in p { s.add(*v); }
+                let bytes = s.to_bytes();
+                prop_assert_eq!(by_bytes.add_bytes(&bytes), Some(()));
+                prop_assert_eq!(by_bytes.add_bytes(&[bytes.as_slice(), &[0]].concat()), None);
+            }
             let mut doubled = merged.clone();
             doubled.merge(&merged);
-            prop_assert_eq!(both.finish(), doubled);
+            prop_assert_eq!(by_bytes.finish(), doubled);
             for v in &extra { merged.add(*v); sum.add(*v); }
             prop_assert_eq!(sum.finish(), merged);
         }
