@@ -25,10 +25,10 @@ CREATE TABLE IF NOT EXISTS window_days (
     peaks BLOB NOT NULL, PRIMARY KEY (series_id, day_start)) WITHOUT ROWID;
 ";
 
-pub(super) const DAY_SECS: i64 = 86_400;
+const DAY_SECS: i64 = 86_400;
 const HOUR_SECS: i64 = 3_600;
 
-pub(super) fn day_of(t: i64) -> i64 {
+fn day_of(t: i64) -> i64 {
     t.div_euclid(DAY_SECS) * DAY_SECS
 }
 
@@ -108,26 +108,16 @@ fn summarise(
     let mut w = Windows::default();
     let mut from = day;
     if extend {
-        let mut stmt = tx.prepare_cached(
-            "SELECT through, windows, covered_secs, received, expected, first_start, last_end,
-                    peaks FROM window_days WHERE series_id = ?1 AND day_start = ?2",
-        )?;
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {} WHERE w.series_id = ?1 AND w.day_start = ?2",
+            day_columns(false)
+        ))?;
         let mut rows = stmt.query(params![series, day])?;
         if let Some(r) = rows.next()? {
-            from = r.get(0)?;
-            w.count(
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            );
-            w.peaks.add_bytes(r.get_ref(7)?.as_blob()?).ok_or_else(|| {
-                StoreError::Other(format!(
-                    "window peaks of series {series}, day {day} unreadable"
-                ))
-            })?;
+            let mut row = Summed::default();
+            row.add_row(r, series)?;
+            from = row.through.unwrap_or(day);
+            w = row.total;
         }
     }
     w.read(tx, series, from, through)?;
@@ -246,20 +236,8 @@ fn latest_before(
 }
 
 /// Makes the summaries' table, and fills it once from the windows of a database made
-/// before it (or before its `through` column: an earlier form is dropped and rebuilt).
+/// before it.
 pub(super) fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
-    let old_form: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'window_days')
-            AND NOT EXISTS (SELECT 1 FROM pragma_table_info('window_days') WHERE name = 'through')",
-        [],
-        |r| r.get(0),
-    )?;
-    if old_form {
-        conn.execute_batch(
-            "DROP TABLE window_days; DROP TABLE IF EXISTS window_hours;
-             DELETE FROM meta WHERE key = 'window_summaries_built';",
-        )?;
-    }
     conn.execute_batch(SCHEMA)?;
     build_once(conn)
 }
