@@ -249,6 +249,22 @@ impl Settings {
     }
 }
 
+/// The store query of the assessment's counters over the history ending at `now_s`.
+fn usage_query<'a>(s: &Settings, now_s: i64, vm: Option<(&'a str, &'a str)>) -> UsageQuery<'a> {
+    UsageQuery {
+        counters: &COUNTERS,
+        from_s: history_start(s, now_s),
+        to_s: now_s,
+        samples: s.basis == Basis::Samples,
+        vm,
+    }
+}
+
+/// How long a vCenter's VMs were watched in the history (0 if not at all).
+fn span_of(spans: &HashMap<String, (i64, i64)>, vcenter: &str) -> i64 {
+    spans.get(vcenter).map_or(0, |(a, b)| b - a)
+}
+
 /// The first day of the history that ends at `now_s`.
 fn history_start(s: &Settings, now_s: i64) -> i64 {
     (now_s - i64::from(s.history_days) * DAY_SECS).div_euclid(DAY_SECS) * DAY_SECS
@@ -286,15 +302,8 @@ fn read_one(
     now_s: i64,
     vm: (&str, &str),
 ) -> Result<(Vec<SeriesUsage>, i64, History), StoreError> {
-    let from = history_start(s, now_s);
+    let q = usage_query(s, now_s, Some(vm));
     let mut series = Vec::new();
-    let q = UsageQuery {
-        counters: &COUNTERS,
-        from_s: from,
-        to_s: now_s,
-        samples: s.basis == Basis::Samples,
-        vm: Some(vm),
-    };
     store.vm_usage(&q, &mut |u| series.push(u))?;
     let mut spans = HashMap::new();
     let q = UsageQuery {
@@ -307,8 +316,11 @@ fn read_one(
             widen(&mut spans, &u);
         }
     })?;
-    let span = spans.get(vm.0).map_or(0, |(a, b)| b - a);
-    Ok((series, span, history_of(s, from, now_s, &spans)))
+    Ok((
+        series,
+        span_of(&spans, vm.0),
+        history_of(s, q.from_s, now_s, &spans),
+    ))
 }
 
 /// One VM judged: its figures, its requirements, and per target the decision and row.
@@ -317,6 +329,16 @@ pub struct Judged {
     pub usage: VmUsage,
     pub sized: Sized,
     pub per_target: Vec<(Decision, Row)>,
+}
+
+impl Judged {
+    /// The figures and the rows, the decisions dropped (the estate keeps no refusals).
+    fn into_rows(self) -> (VmUsage, Vec<Row>) {
+        (
+            self.usage,
+            self.per_target.into_iter().map(|(_, r)| r).collect(),
+        )
+    }
 }
 
 fn judge(
@@ -457,19 +479,11 @@ fn judge_streaming(
         let Some(u) = current.first() else { return };
         if let Some(&i) = index.get(&(u.vcenter.as_str(), u.vm_id.as_str())) {
             let (vc, vm) = &vms[i];
-            let j = judge(vc, vm, current, 0, catalog, s);
-            judged[i] = Some((j.usage, j.per_target.into_iter().map(|(_, r)| r).collect()));
+            judged[i] = Some(judge(vc, vm, current, 0, catalog, s).into_rows());
         }
         current.clear();
     };
-    let from = history_start(s, now_s);
-    let q = UsageQuery {
-        counters: &COUNTERS,
-        from_s: from,
-        to_s: now_s,
-        samples: s.basis == Basis::Samples,
-        vm: None,
-    };
+    let q = usage_query(s, now_s, None);
     store.vm_usage(&q, &mut |u| {
         let same = current
             .first()
@@ -487,18 +501,16 @@ fn judge_streaming(
         .iter()
         .zip(judged)
         .map(|((vc, vm), j)| {
-            let (mut usage, mut rows) = j.unwrap_or_else(|| {
-                let j = judge(vc, vm, &[], 0, catalog, s);
-                (j.usage, j.per_target.into_iter().map(|(_, r)| r).collect())
-            });
-            usage.set_span(spans.get(vc).map_or(0, |(a, b)| b - a));
+            let (mut usage, mut rows) =
+                j.unwrap_or_else(|| judge(vc, vm, &[], 0, catalog, s).into_rows());
+            usage.set_span(span_of(&spans, vc));
             for r in &mut rows {
                 r.confidence = confidence(&usage, s);
             }
             rows
         })
         .collect();
-    Ok((rows, history_of(s, from, now_s, &spans)))
+    Ok((rows, history_of(s, q.from_s, now_s, &spans)))
 }
 
 /// Assesses every VM of the latest inventories as of `now_s`.
