@@ -19,7 +19,7 @@ use vscout_wire::batch::{AgentHealth, RollupView, StatsRow};
 use vscout_wire::batch::{Batch, Record};
 use vscout_wire::inventory::Vm;
 use vscout_wire::rollup::{Rollup, SeriesLabels};
-use vscout_wire::sketch::Sketch;
+use vscout_wire::sketch::{Sketch, SketchSum};
 
 use super::{
     Counts, DailyQuery, EntityFilter, EntityKind, IngestOutcome, MetricsQuery, Principal,
@@ -729,14 +729,25 @@ fn health_json(h: &AgentHealth) -> Value {
     })
 }
 
-/// A daily sketch as stored: bytes (`Sketch::to_bytes`), or JSON text as collectors before
-/// the assessment wrote it.
-fn stored_sketch(v: rusqlite::types::ValueRef<'_>) -> Option<Sketch> {
+/// Adds a daily sketch as stored to `sum`: bytes (`Sketch::to_bytes`, added without
+/// building the sketch), or JSON text as collectors before the assessment wrote it.
+/// `None` for anything else or what does not read.
+fn add_stored_sketch(sum: &mut SketchSum, v: rusqlite::types::ValueRef<'_>) -> Option<()> {
     match v {
-        rusqlite::types::ValueRef::Blob(b) => Sketch::from_bytes(b),
-        rusqlite::types::ValueRef::Text(t) => serde_json::from_slice(t).ok(),
+        rusqlite::types::ValueRef::Blob(b) => sum.add_bytes(b),
+        rusqlite::types::ValueRef::Text(t) => {
+            sum.add_sketch(&serde_json::from_slice(t).ok()?);
+            Some(())
+        }
         _ => None,
     }
+}
+
+/// A daily sketch as stored, in either form `add_stored_sketch` reads.
+fn stored_sketch(v: rusqlite::types::ValueRef<'_>) -> Option<Sketch> {
+    let mut sum = SketchSum::default();
+    add_stored_sketch(&mut sum, v)?;
+    Some(sum.finish())
 }
 
 /// Brings a database made by an earlier collector up to `SCHEMA`.
@@ -1077,7 +1088,28 @@ mod tests {
         assert_eq!(m[0]["p95"], 9.0);
     }
 
-    fn day(day_start: i64, values: std::ops::RangeInclusive<u32>) -> Record {
+    /// Rewrites the daily sketch of `day_start` as collectors before the assessment
+    /// stored it: JSON text.
+    pub(super) fn daily_as_json(store: &SqliteStore, day_start: i64) {
+        let w = store.writer.lock().expect("lock");
+        let blob: Vec<u8> = w
+            .conn
+            .query_row(
+                "SELECT sketch FROM daily WHERE day_start = ?1",
+                [day_start],
+                |r| r.get(0),
+            )
+            .expect("blob");
+        let text = serde_json::to_string(&Sketch::from_bytes(&blob).expect("bytes")).expect("json");
+        w.conn
+            .execute(
+                "UPDATE daily SET sketch = ?1 WHERE day_start = ?2",
+                params![text, day_start],
+            )
+            .expect("as text");
+    }
+
+    pub(super) fn day(day_start: i64, values: std::ops::RangeInclusive<u32>) -> Record {
         let mut sketch = Sketch::default();
         let mut max = f64::MIN;
         for v in values.clone() {
@@ -1122,25 +1154,7 @@ mod tests {
             .expect("ingest");
         // Day two as a collector before the assessment stored it: JSON text. It reads
         // the same.
-        {
-            let w = store.writer.lock().expect("lock");
-            let blob: Vec<u8> = w
-                .conn
-                .query_row(
-                    "SELECT sketch FROM daily WHERE day_start = 86400",
-                    [],
-                    |r| r.get(0),
-                )
-                .expect("blob");
-            let text =
-                serde_json::to_string(&Sketch::from_bytes(&blob).expect("bytes")).expect("json");
-            w.conn
-                .execute(
-                    "UPDATE daily SET sketch = ?1 WHERE day_start = 86400",
-                    [text],
-                )
-                .expect("as text");
-        }
+        daily_as_json(&store, 86_400);
         let q = |from, to| DailyQuery {
             from,
             to,

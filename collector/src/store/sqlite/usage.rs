@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use vscout_wire::sketch::{Sketch, SketchSum};
+use vscout_wire::sketch::SketchSum;
 
 use crate::store::{SeriesUsage, StoreError, UsageQuery};
 
@@ -316,25 +316,18 @@ impl Summed {
             StoreError::Other(format!("{what} of series {series}, day {day} unreadable"))
         };
         match row.get_ref(9)? {
-            // The agent's sketch of every sample of a closed day.
-            ValueRef::Blob(b) => {
-                self.total
-                    .peaks
-                    .add_bytes(b)
-                    .ok_or_else(|| unreadable("daily sketch"))?;
-                self.sample_days += 1;
-            }
-            ValueRef::Text(t) => {
-                let s: Sketch =
-                    serde_json::from_slice(t).map_err(|_| unreadable("daily sketch"))?;
-                self.total.peaks.add_sketch(&s);
-                self.sample_days += 1;
-            }
-            _ => self
+            // No daily sketch (or none asked for): the window peaks.
+            ValueRef::Null => self
                 .total
                 .peaks
                 .add_bytes(row.get_ref(8)?.as_blob()?)
                 .ok_or_else(|| unreadable("window peaks"))?,
+            // The agent's sketch of every sample of a closed day.
+            daily => {
+                super::add_stored_sketch(&mut self.total.peaks, daily)
+                    .ok_or_else(|| unreadable("daily sketch"))?;
+                self.sample_days += 1;
+            }
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 use vscout_wire::batch::{Batch, Record, BATCH_VERSION};
 use vscout_wire::rollup::{Rollup, WindowStats};
+use vscout_wire::sketch::Sketch;
 
 use super::*;
 use crate::store::sqlite::SqliteStore;
@@ -36,13 +37,18 @@ fn ingest(store: &SqliteStore, seq: u64, records: Vec<Record>) {
 /// The estate's read (one pass over the summaries), checked against one VM's (a search
 /// per series): both must answer the same.
 fn usage(store: &SqliteStore, from_s: i64, to_s: i64) -> Vec<SeriesUsage> {
+    read(store, from_s, to_s, false)
+}
+
+/// `usage`, with the agent's daily sketches for `samples`.
+fn read(store: &SqliteStore, from_s: i64, to_s: i64, samples: bool) -> Vec<SeriesUsage> {
     let read = |vm: Option<(&'static str, &'static str)>| {
         let mut out = Vec::new();
         let q = UsageQuery {
             counters: &["cpu.usage.average", "mem.usage.average"],
             from_s,
             to_s,
-            samples: false,
+            samples,
             vm,
         };
         store.vm_usage(&q, &mut |u| out.push(u)).expect("usage");
@@ -216,6 +222,39 @@ fn a_database_from_before_the_summaries_is_summarised_once_at_open() {
     assert_eq!(summaries(&store), 2, "days 0 and 1 closed, day 2 open");
     let u = &usage(&store, 0, 3 * DAY_SECS)[0];
     assert_eq!((u.windows, u.received), (3, 42));
+}
+
+#[test]
+fn samples_come_from_a_closed_days_daily_sketch_in_either_stored_form() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("db")).expect("open");
+    // Day 0: two windows and the agent's sketch of its samples 1..=100; day 1 open.
+    ingest(
+        &store,
+        1,
+        vec![window("vm-1", 0, 5.0), window("vm-1", 300, 6.0)],
+    );
+    ingest(
+        &store,
+        2,
+        vec![
+            window("vm-1", DAY_SECS, 7.0),
+            crate::store::sqlite::tests::day(0, 1..=100),
+        ],
+    );
+    let mut want = Sketch::default();
+    for v in 1..=100 {
+        want.add(f64::from(v));
+    }
+    want.add(7.0); // the open day's peak
+    let samples = read(&store, 0, 2 * DAY_SECS, true);
+    assert_eq!((samples[0].sample_days, &samples[0].sketch), (1, &want));
+    assert_eq!(samples[0].windows, 3, "coverage still counts the windows");
+    let peaks = usage(&store, 0, 2 * DAY_SECS);
+    assert_eq!((peaks[0].sample_days, peaks[0].sketch.count()), (0, 3));
+    // The same day as a collector before the assessment stored it: JSON text.
+    crate::store::sqlite::tests::daily_as_json(&store, 0);
+    assert_eq!(read(&store, 0, 2 * DAY_SECS, true), samples);
 }
 
 proptest! {
