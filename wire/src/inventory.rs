@@ -173,12 +173,51 @@ pub struct Vm {
     pub folder_path: CompactString,
     pub annotation: Option<CompactString>,
     pub custom_attributes: BTreeMap<CompactString, CompactString>,
+    /// Bytes the VM's files use on their datastores (`summary.storage.committed`).
     pub committed_bytes: Option<u64>,
+    /// Bytes its thin disks could still grow by (`summary.storage.uncommitted`).
     pub uncommitted_bytes: Option<u64>,
+    /// Bytes used by this VM alone, not shared with linked clones
+    /// (`summary.storage.unshared`).
+    #[serde(default)]
+    pub unshared_bytes: Option<u64>,
     pub snapshot_count: u32,
+    /// The snapshot tree, parents before their children.
+    #[serde(default)]
+    pub snapshots: Vec<Snapshot>,
+    /// The guest's file systems as VMware Tools reports them (`guest.disk`): empty when
+    /// Tools is not running.
+    #[serde(default)]
+    pub partitions: Vec<Partition>,
     pub boot_time: Option<CompactString>,
     /// Only vCenter 6.7 and later record it.
     pub create_date: Option<CompactString>,
+}
+
+/// One snapshot of a VM (`VirtualMachineSnapshotTree`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub name: CompactString,
+    pub description: Option<CompactString>,
+    /// `xsd:dateTime`, as vCenter gives it.
+    pub created: Option<CompactString>,
+    /// The VM's power state when the snapshot was taken.
+    pub state: Option<CompactString>,
+    pub quiesced: Option<bool>,
+    /// The name of the snapshot it was taken from (empty for a root).
+    pub parent: CompactString,
+}
+
+/// One guest file system (`GuestDiskInfo`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Partition {
+    /// Mount point or drive letter, e.g. `/` or `C:\`.
+    pub path: CompactString,
+    pub capacity_bytes: Option<u64>,
+    pub free_bytes: Option<u64>,
+    pub filesystem: Option<CompactString>,
+    /// The virtual disk (`Disk::key`) it lives on; vSphere 7.0 and later only.
+    pub disk_key: Option<i32>,
 }
 
 /// CPU (MHz) or memory (bytes) reservation, limit (-1 = unlimited) and shares.

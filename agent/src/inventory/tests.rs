@@ -144,7 +144,9 @@ const RICH_VM: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <propSet><name>guest.net</name><val xsi:type="ArrayOfGuestNicInfo"><GuestNicInfo><network>VLAN 42</network><ipAddress>10.0.0.5</ipAddress><ipAddress>fe80::1</ipAddress><macAddress>00:50:56:aa:bb:cc</macAddress><connected>true</connected><deviceConfigId>4000</deviceConfigId></GuestNicInfo></val></propSet>
 <propSet><name>guest.ipAddress</name><val xsi:type="xsd:string">10.0.0.5</val></propSet>
 <propSet><name>customValue</name><val xsi:type="ArrayOfCustomFieldValue"><CustomFieldValue xsi:type="CustomFieldStringValue"><key>101</key><value>finance</value></CustomFieldValue></val></propSet>
-<propSet><name>snapshot</name><val xsi:type="VirtualMachineSnapshotInfo"><rootSnapshotList><name>base</name><childSnapshotList><name>pre-upgrade</name><childSnapshotList><name>post-upgrade</name></childSnapshotList></childSnapshotList></rootSnapshotList></val></propSet>
+<propSet><name>snapshot</name><val xsi:type="VirtualMachineSnapshotInfo"><rootSnapshotList><name>base</name><description>before go-live</description><createTime>2026-03-01T10:00:00.5Z</createTime><state>poweredOff</state><quiesced>false</quiesced><childSnapshotList><name>pre-upgrade</name><description></description><createTime>2026-05-02T22:15:00Z</createTime><state>poweredOn</state><quiesced>true</quiesced><childSnapshotList><name>post-upgrade</name></childSnapshotList></childSnapshotList><childSnapshotList><name>branch</name></childSnapshotList></rootSnapshotList></val></propSet>
+<propSet><name>summary.storage.unshared</name><val xsi:type="xsd:long">32212254720</val></propSet>
+<propSet><name>guest.disk</name><val xsi:type="ArrayOfGuestDiskInfo"><GuestDiskInfo><diskPath>C:\</diskPath><capacity>42314215424</capacity><freeSpace>12884901888</freeSpace><filesystemType>NTFS</filesystemType><mappings><key>2000</key></mappings></GuestDiskInfo><GuestDiskInfo><diskPath>E:\</diskPath><capacity>1072693248</capacity><freeSpace>1072693248</freeSpace></GuestDiskInfo></val></propSet>
 <missingSet><path>config.createDate</path><fault><fault xsi:type="InvalidProperty"><name>config.createDate</name></fault></fault></missingSet>
 </objects>
 <objects><obj type="Datastore">datastore-3</obj><propSet><name>name</name><val xsi:type="xsd:string">ds1</val></propSet></objects>
@@ -156,7 +158,44 @@ fn a_vm_with_snapshots_rdm_dvport_and_custom_values_is_mapped() {
     let vm = &inv.vms[0];
     assert_eq!(vm.folder_path, "/Paris/vm/Finance & HR");
     assert_eq!(vm.datacenter, "Paris");
-    assert_eq!(vm.snapshot_count, 3);
+    assert_eq!(vm.snapshot_count, 4);
+    let snaps: Vec<(&str, &str)> = vm
+        .snapshots
+        .iter()
+        .map(|s| (s.name.as_str(), s.parent.as_str()))
+        .collect();
+    assert_eq!(
+        snaps,
+        vec![
+            ("base", ""),
+            ("pre-upgrade", "base"),
+            ("post-upgrade", "pre-upgrade"),
+            ("branch", "base")
+        ],
+        "parents before children, siblings in vCenter's order"
+    );
+    let base = &vm.snapshots[0];
+    assert_eq!(base.description.as_deref(), Some("before go-live"));
+    assert_eq!(base.created.as_deref(), Some("2026-03-01T10:00:00.5Z"));
+    assert_eq!(
+        (base.state.as_deref(), base.quiesced),
+        (Some("poweredOff"), Some(false))
+    );
+    assert_eq!(vm.snapshots[1].quiesced, Some(true));
+    assert_eq!(vm.snapshots[1].description, None, "an empty description is none");
+    assert_eq!(vm.unshared_bytes, Some(32_212_254_720));
+    assert_eq!(vm.partitions.len(), 2);
+    let c = &vm.partitions[0];
+    assert_eq!(
+        (c.path.as_str(), c.capacity_bytes, c.free_bytes),
+        ("C:\\", Some(42_314_215_424), Some(12_884_901_888))
+    );
+    assert_eq!((c.filesystem.as_deref(), c.disk_key), (Some("NTFS"), Some(2000)));
+    assert_eq!(
+        (vm.partitions[1].filesystem.as_deref(), vm.partitions[1].disk_key),
+        (None, None),
+        "vCenter before 7.0 names neither"
+    );
     assert_eq!(vm.cpu_hot_add, Some(true));
     assert_eq!(vm.cpu.reservation, Some(500));
     assert_eq!(vm.cpu.limit, Some(-1));

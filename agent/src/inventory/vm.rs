@@ -5,7 +5,7 @@
 use compact_str::CompactString;
 use std::collections::BTreeMap;
 
-use super::model::{Allocation, Disk, Nic, Vm};
+use super::model::{Allocation, Disk, Nic, Partition, Snapshot, Vm};
 use crate::vsphere::{MoRef, Node, ObjectContent};
 
 /// Properties read for every VM. `config.createDate` is added for API ≥ 6.7 only: vCenter
@@ -45,7 +45,9 @@ pub(super) const VM_PATHS: &[&str] = &[
     "customValue",
     "summary.storage.committed",
     "summary.storage.uncommitted",
+    "summary.storage.unshared",
     "snapshot",
+    "guest.disk",
 ];
 
 /// Virtual devices the inventory does not report (keyboard, mouse, video, VMCI, the
@@ -126,11 +128,14 @@ pub(super) fn map_vm(oc: &ObjectContent, vcenter_uuid: &str) -> (Vm, VmRefs) {
         annotation: t("config.annotation"),
         committed_bytes: oc.parse("summary.storage.committed"),
         uncommitted_bytes: oc.parse("summary.storage.uncommitted"),
-        snapshot_count: oc.get("snapshot").map_or(0, count_snapshots),
+        unshared_bytes: oc.parse("summary.storage.unshared"),
+        snapshots: oc.get("snapshot").map_or_else(Vec::new, snapshots),
+        partitions: oc.get("guest.disk").map_or_else(Vec::new, partitions),
         boot_time: t("runtime.bootTime"),
         create_date: t("config.createDate"),
         ..Vm::default()
     };
+    vm.snapshot_count = u32::try_from(vm.snapshots.len()).unwrap_or(u32::MAX);
     let mut refs = VmRefs {
         parent: oc.moref("parent"),
         resource_pool: oc.moref("resourcePool"),
@@ -191,15 +196,43 @@ fn in_bytes(a: Allocation) -> Allocation {
     }
 }
 
-/// Counts the snapshot tree without recursion (hostile input cannot blow the stack).
-fn count_snapshots(info: Node<'_>) -> u32 {
-    let mut stack: Vec<Node<'_>> = info.children_named("rootSnapshotList").collect();
-    let mut count = 0u32;
-    while let Some(n) = stack.pop() {
-        count = count.saturating_add(1);
-        stack.extend(n.children_named("childSnapshotList"));
+/// Flattens the snapshot tree, parents before children, without recursion (hostile input
+/// cannot blow the stack).
+fn snapshots(info: Node<'_>) -> Vec<Snapshot> {
+    let mut stack: Vec<(Node<'_>, CompactString)> = info
+        .children_named("rootSnapshotList")
+        .map(|n| (n, CompactString::default()))
+        .collect();
+    stack.reverse();
+    let mut out = Vec::new();
+    while let Some((n, parent)) = stack.pop() {
+        let name = CompactString::from(n.text_at("name").unwrap_or(""));
+        let children: Vec<_> = n.children_named("childSnapshotList").collect();
+        stack.extend(children.into_iter().rev().map(|c| (c, name.clone())));
+        out.push(Snapshot {
+            description: text(n.child("description")),
+            created: text(n.child("createTime")),
+            state: text(n.child("state")),
+            quiesced: n.parse_at("quiesced"),
+            name,
+            parent,
+        });
     }
-    count
+    out
+}
+
+/// `guest.disk`: one `GuestDiskInfo` per guest file system.
+fn partitions(disks: Node<'_>) -> Vec<Partition> {
+    disks
+        .children()
+        .map(|d| Partition {
+            path: CompactString::from(d.text_at("diskPath").unwrap_or("")),
+            capacity_bytes: d.parse_at("capacity"),
+            free_bytes: d.parse_at("freeSpace"),
+            filesystem: text(d.child("filesystemType")),
+            disk_key: d.parse_at("mappings/key"),
+        })
+        .collect()
 }
 
 const NIC_TYPES: &[(&str, &str)] = &[
