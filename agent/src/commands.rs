@@ -55,6 +55,8 @@ pub async fn inventory(cfg: &AgentConfig, output: &Path, format: Format) -> Exit
     let written = match format {
         Format::Json => inventory::write_json(&doc, output),
         Format::Csv => inventory::write_csv(&doc, output),
+        Format::Xlsx => inventory::write_xlsx(&doc, output),
+        Format::AzureMigrateCsv => inventory::write_azure_migrate(&doc, output),
     };
     let files = match written {
         Ok(f) => f,

@@ -35,7 +35,9 @@ enum Command {
         /// Directory to write into (created if missing).
         #[arg(long, default_value = ".")]
         output: PathBuf,
-        /// `json` (one inventory.json) or `csv` (one file per table).
+        /// `json` (one inventory.json), `csv` (one file per table), `xlsx` (inventory.xlsx,
+        /// RVTools' tabs and columns) or `azure-migrate-csv` (azure-migrate.csv, Azure
+        /// Migrate's import template).
         #[arg(long, value_enum, default_value = "json")]
         format: Format,
     },

@@ -10,6 +10,7 @@ pub mod assessment;
 pub mod collector;
 pub mod http_fault;
 pub mod proxy;
+pub mod workbook;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

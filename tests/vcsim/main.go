@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/types"
@@ -99,7 +100,8 @@ func main() {
 
 // vary gives the VMs what an estate has and vcsim's model does not: several guest OSes
 // (and one vSphere cannot name), some UEFI firmware, a spread of vCPUs, memory and disk
-// sizes. Deterministic: the same options give the same estate.
+// sizes, guest file systems as VMware Tools reports them (guest.disk, which vcsim leaves
+// empty) and snapshot trees. Deterministic: the same options give the same estate.
 func vary() {
 	guests := []struct{ id, name string }{
 		{"ubuntu64Guest", "Ubuntu Linux (64-bit)"},
@@ -136,5 +138,33 @@ func vary() {
 				disk.CapacityInKB, disk.CapacityInBytes = kb, kb*1024
 			}
 		}
+		if vm.Guest != nil && i%3 != 2 {
+			gib := diskGB[(i/5)%len(diskGB)] << 30
+			vm.Guest.Disk = []types.GuestDiskInfo{
+				{DiskPath: "/", Capacity: gib / 4, FreeSpace: gib / 4 * int64(10+i%80) / 100, FilesystemType: "ext4"},
+				{DiskPath: "/data", Capacity: gib / 2, FreeSpace: gib / 2 * int64(5+i%60) / 100, FilesystemType: "xfs"},
+			}
+		}
+		if i%4 == 0 {
+			vm.Snapshot = snapshots(vm.Self, i)
+		}
 	}
+}
+
+// snapshots is a two-level snapshot tree (a root and one child) for VM number i.
+func snapshots(self types.ManagedObjectReference, i int) *types.VirtualMachineSnapshotInfo {
+	ref := func(n int) types.ManagedObjectReference {
+		return types.ManagedObjectReference{Type: "VirtualMachineSnapshot", Value: fmt.Sprintf("snapshot-%d-%d", i, n)}
+	}
+	base := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Hour)
+	child := types.VirtualMachineSnapshotTree{
+		Snapshot: ref(2), Vm: self, Name: "pre-upgrade", Description: "before the upgrade", Id: 2,
+		CreateTime: base.Add(48 * time.Hour), State: types.VirtualMachinePowerStatePoweredOn, Quiesced: true,
+	}
+	root := types.VirtualMachineSnapshotTree{
+		Snapshot: ref(1), Vm: self, Name: "base", Description: "", Id: 1,
+		CreateTime: base, State: types.VirtualMachinePowerStatePoweredOff,
+		ChildSnapshotList: []types.VirtualMachineSnapshotTree{child},
+	}
+	return &types.VirtualMachineSnapshotInfo{CurrentSnapshot: &child.Snapshot, RootSnapshotList: []types.VirtualMachineSnapshotTree{root}}
 }

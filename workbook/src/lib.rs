@@ -1,9 +1,11 @@
 //! Excel workbooks: the sheet writer (`sheet`, `columns`) and the RVTools-compatible
 //! inventory tabs (`rvtools`) that the agent's `inventory --format xlsx` and the
-//! collector's export both write.
+//! collector's export both write, and Azure Migrate's CSV import (`azure_migrate`).
 #![forbid(unsafe_code)]
 
+pub mod azure_migrate;
 pub mod columns;
+pub mod csv;
 pub mod rvtools;
 pub mod sheet;
 

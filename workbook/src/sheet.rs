@@ -43,7 +43,9 @@ impl<'a> Cell<'a> {
     pub fn datetime(v: Option<&'a str>) -> Self {
         match v {
             None => Cell::Empty,
-            Some(t) => vscout_wire::datetime::parse_unix_millis(t).map_or(Cell::Text(t), Cell::Date),
+            Some(t) => {
+                vscout_wire::datetime::parse_unix_millis(t).map_or(Cell::Text(t), Cell::Date)
+            }
         }
     }
 
@@ -55,7 +57,13 @@ impl<'a> Cell<'a> {
             Cell::Owned(s) => s.chars().count(),
             Cell::Int(i) => i.to_string().len(),
             Cell::Num(n) => format!("{n:.2}").len(),
-            Cell::Bool(b) => if *b { 4 } else { 5 },
+            Cell::Bool(b) => {
+                if *b {
+                    4
+                } else {
+                    5
+                }
+            }
             Cell::Date(_) => 19,
         }
     }
@@ -87,7 +95,9 @@ impl std::fmt::Debug for Book {
 
 impl std::fmt::Debug for Sheet<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sheet").field("row", &self.row).finish_non_exhaustive()
+        f.debug_struct("Sheet")
+            .field("row", &self.row)
+            .finish_non_exhaustive()
     }
 }
 
@@ -166,14 +176,17 @@ impl Sheet<'_> {
                     self.ws.write_number(row, col, *v as f64)?;
                 }
                 Cell::Num(v) => {
-                    self.ws.write_number_with_format(row, col, *v, self.number)?;
+                    self.ws
+                        .write_number_with_format(row, col, *v, self.number)?;
                 }
                 Cell::Bool(b) => {
-                    self.ws.write_string(row, col, if *b { "True" } else { "False" })?;
+                    self.ws
+                        .write_string(row, col, if *b { "True" } else { "False" })?;
                 }
                 Cell::Date(ms) => {
                     let serial = *ms as f64 / 86_400_000.0 + UNIX_EPOCH_SERIAL;
-                    self.ws.write_number_with_format(row, col, serial, self.date)?;
+                    self.ws
+                        .write_number_with_format(row, col, serial, self.date)?;
                 }
             }
             let w = cell.width() + 2;

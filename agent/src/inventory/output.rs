@@ -1,6 +1,8 @@
-//! Writes an inventory to a directory: `inventory.json` with everything, or one CSV file
-//! per table (as RVTools users expect), with disks and NICs in their own files keyed by
-//! vCenter and VM id. Files are written to a temporary name and renamed into place, so a
+//! Writes an inventory to a directory: `inventory.json` with everything, one CSV file
+//! per table (disks and NICs in their own files keyed by vCenter and VM id), the
+//! RVTools-compatible `inventory.xlsx`, or Azure Migrate's CSV import
+//! (`azure-migrate.csv`, without utilization: the agent's one-off inventory measures
+//! none). Files are written to a temporary name and renamed into place, so a
 //! reader never sees half a file.
 
 use std::fs::File;
@@ -16,6 +18,33 @@ use super::model::{
 pub enum Format {
     Json,
     Csv,
+    Xlsx,
+    AzureMigrateCsv,
+}
+
+/// Writes `inventory.xlsx` (RVTools' tabs and columns) into `dir`.
+pub fn write_xlsx(inv: &Inventory, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut book = vscout_workbook::Book::new();
+    vscout_workbook::rvtools::write_inventory(&mut book, &inv.vcenters)
+        .and_then(|()| book.to_bytes())
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| {
+            let path = dir.join("inventory.xlsx");
+            atomic_write(&path, |w| w.write_all(&bytes))?;
+            Ok(vec![path])
+        })
+}
+
+/// Writes `azure-migrate.csv`, Azure Migrate's import template, into `dir`.
+pub fn write_azure_migrate(inv: &Inventory, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let vms = inv
+        .vcenters
+        .iter()
+        .flat_map(|vc| vc.vms.iter().map(|vm| (vm, None)));
+    let text = vscout_workbook::azure_migrate::write(vms);
+    let path = dir.join("azure-migrate.csv");
+    atomic_write(&path, |w| w.write_all(text.as_bytes()))?;
+    Ok(vec![path])
 }
 
 /// Writes `inventory.json` into `dir`; returns its path.

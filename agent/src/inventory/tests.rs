@@ -182,7 +182,10 @@ fn a_vm_with_snapshots_rdm_dvport_and_custom_values_is_mapped() {
         (Some("poweredOff"), Some(false))
     );
     assert_eq!(vm.snapshots[1].quiesced, Some(true));
-    assert_eq!(vm.snapshots[1].description, None, "an empty description is none");
+    assert_eq!(
+        vm.snapshots[1].description, None,
+        "an empty description is none"
+    );
     assert_eq!(vm.unshared_bytes, Some(32_212_254_720));
     assert_eq!(vm.partitions.len(), 2);
     let c = &vm.partitions[0];
@@ -190,9 +193,15 @@ fn a_vm_with_snapshots_rdm_dvport_and_custom_values_is_mapped() {
         (c.path.as_str(), c.capacity_bytes, c.free_bytes),
         ("C:\\", Some(42_314_215_424), Some(12_884_901_888))
     );
-    assert_eq!((c.filesystem.as_deref(), c.disk_key), (Some("NTFS"), Some(2000)));
     assert_eq!(
-        (vm.partitions[1].filesystem.as_deref(), vm.partitions[1].disk_key),
+        (c.filesystem.as_deref(), c.disk_key),
+        (Some("NTFS"), Some(2000))
+    );
+    assert_eq!(
+        (
+            vm.partitions[1].filesystem.as_deref(),
+            vm.partitions[1].disk_key
+        ),
         (None, None),
         "vCenter before 7.0 names neither"
     );

@@ -12,7 +12,8 @@ use crate::WorkbookError;
 use Col::{Has, Not};
 
 const HOST_CONFIG: &str = "host configuration not needed for migration planning (network, time, licences, certificates, power policy) is not read";
-const HOST_STATS: &str = "a runtime figure of one instant (quickStats); vscout measures hosts over time instead";
+const HOST_STATS: &str =
+    "a runtime figure of one instant (quickStats); vscout measures hosts over time instead";
 const HOST_HW: &str = "hardware identity beyond vendor and model is not read";
 const HA_CONFIG: &str = "the cluster's HA, DRS and DPM detail beyond enabled/behaviour is not read";
 const DS_DETAIL: &str = "datastore detail beyond capacity, type and URL is not read";
@@ -122,20 +123,26 @@ pub(super) fn host<'a>() -> Tab<HostRow<'a>> {
         Has("Cluster", |r| Cell::Text(&r.host.cluster)),
         Not("Config status", HOST_STATS),
         Not("Compliance Check State", HOST_CONFIG),
-        Has("in Maintenance Mode", |r| Cell::opt_bool(r.host.in_maintenance_mode)),
+        Has("in Maintenance Mode", |r| {
+            Cell::opt_bool(r.host.in_maintenance_mode)
+        }),
         Not("in Quarantine Mode", HOST_CONFIG),
         Not("vSAN Fault Domain Name", HOST_CONFIG),
         Has("CPU Model", |r| Cell::opt_text(r.host.cpu_model.as_deref())),
         Has("Speed", |r| Cell::opt_int(r.host.cpu_mhz)),
-        Has("HT Available", |r| match (r.host.cpu_threads, r.host.cpu_cores) {
-            (Some(t), Some(c)) => Cell::Bool(t > c),
-            _ => Cell::Empty,
+        Has("HT Available", |r| {
+            match (r.host.cpu_threads, r.host.cpu_cores) {
+                (Some(t), Some(c)) => Cell::Bool(t > c),
+                _ => Cell::Empty,
+            }
         }),
         Not("HT Active", HOST_CONFIG),
         Has("# CPU", |r| Cell::opt_int(r.host.cpu_sockets)),
-        Has("Cores per CPU", |r| match (r.host.cpu_cores, r.host.cpu_sockets) {
-            (Some(c), Some(s)) if s > 0 => Cell::Int(i64::from(c / s)),
-            _ => Cell::Empty,
+        Has("Cores per CPU", |r| {
+            match (r.host.cpu_cores, r.host.cpu_sockets) {
+                (Some(c), Some(s)) if s > 0 => Cell::Int(i64::from(c / s)),
+                _ => Cell::Empty,
+            }
         }),
         Has("# Cores", |r| Cell::opt_int(r.host.cpu_cores)),
         Not("CPU usage %", HOST_STATS),
@@ -149,7 +156,9 @@ pub(super) fn host<'a>() -> Tab<HostRow<'a>> {
         Has("# VMs", |r| Cell::Int(r.vms.powered_on as i64)),
         Has("VMs per Core", |r| per_core(r.vms.vms, r.host.cpu_cores)),
         Has("# vCPUs", |r| Cell::Int(r.vms.vcpus as i64)),
-        Has("vCPUs per Core", |r| per_core(r.vms.vcpus, r.host.cpu_cores)),
+        Has("vCPUs per Core", |r| {
+            per_core(r.vms.vcpus, r.host.cpu_cores)
+        }),
         Has("vRAM", |r| mib(Some(r.vms.memory_bytes))),
         Not("VM Used memory", HOST_STATS),
         Not("VM Memory Swapped", HOST_STATS),
@@ -195,7 +204,10 @@ pub(super) fn host<'a>() -> Tab<HostRow<'a>> {
         Has("VI SDK Server", |r| Cell::Text(&r.src.server)),
         Has("VI SDK UUID", |r| Cell::Text(&r.src.vc.about.instance_uuid)),
     ];
-    Tab { name: "vHost", cols }
+    Tab {
+        name: "vHost",
+        cols,
+    }
 }
 
 pub(super) fn cluster<'a>() -> Tab<ClusterRow<'a>> {
@@ -204,10 +216,16 @@ pub(super) fn cluster<'a>() -> Tab<ClusterRow<'a>> {
         Not("Config status", HOST_STATS),
         Not("OverallStatus", HOST_STATS),
         Has("NumHosts", |r| Cell::opt_int(r.cluster.num_hosts)),
-        Has("numEffectiveHosts", |r| Cell::opt_int(r.cluster.num_effective_hosts)),
-        Has("TotalCpu", |r| Cell::opt_int(r.cluster.total_cpu_mhz.map(|v| v as i64))),
+        Has("numEffectiveHosts", |r| {
+            Cell::opt_int(r.cluster.num_effective_hosts)
+        }),
+        Has("TotalCpu", |r| {
+            Cell::opt_int(r.cluster.total_cpu_mhz.map(|v| v as i64))
+        }),
         Has("NumCpuCores", |r| Cell::opt_int(r.cores.map(|v| v as i64))),
-        Has("NumCpuThreads", |r| Cell::opt_int(r.threads.map(|v| v as i64))),
+        Has("NumCpuThreads", |r| {
+            Cell::opt_int(r.threads.map(|v| v as i64))
+        }),
         Not("Effective Cpu", HOST_STATS),
         Has("TotalMemory", |r| {
             Cell::opt_int(r.cluster.total_memory_bytes.map(|v| v as i64))
@@ -304,8 +322,13 @@ pub(super) fn source<'a>() -> Tab<SourceRow<'a>> {
         Has("Build", |r| Cell::Text(&r.src.vc.about.build)),
         Has("Fullname", |r| Cell::Text(&r.src.vc.about.full_name)),
         Has("Product name", |r| Cell::Text(&r.src.vc.about.name)),
-        Not("Product version", "not in ServiceContent.about (Version gives it)"),
-        Has("Product line", |r| Cell::Text(&r.src.vc.about.product_line_id)),
+        Not(
+            "Product version",
+            "not in ServiceContent.about (Version gives it)",
+        ),
+        Has("Product line", |r| {
+            Cell::Text(&r.src.vc.about.product_line_id)
+        }),
         Has("Vendor", |r| Cell::Text(&r.src.vc.about.vendor)),
         Has("VI SDK Server", |r| Cell::Text(&r.src.server)),
         Has("VI SDK UUID", |r| Cell::Text(&r.src.vc.about.instance_uuid)),

@@ -129,8 +129,15 @@ fn a_small_estate_writes_every_tab() {
         TABS.to_vec()
     );
     let vinfo = &headers[0].1;
-    let annotation = vinfo.iter().position(|h| h == "Annotation").expect("annotation");
-    assert_eq!(vinfo[annotation + 1], "owner", "custom attributes follow Annotation");
+    let annotation = vinfo
+        .iter()
+        .position(|h| h == "Annotation")
+        .expect("annotation");
+    assert_eq!(
+        vinfo[annotation + 1],
+        "owner",
+        "custom attributes follow Annotation"
+    );
 }
 
 #[test]

@@ -11,7 +11,8 @@ use Col::{Custom, Has, Not};
 
 const SRM: &str = "Site Recovery Manager placeholders (config.managedBy) are not read";
 const QUICK_STATS: &str = "a runtime figure of one instant (quickStats); vscout measures use over time instead (the collector's Performance tab)";
-const HA_FT: &str = "per-VM HA, DRS and Fault Tolerance settings are not read (not needed to size or map a VM)";
+const HA_FT: &str =
+    "per-VM HA, DRS and Fault Tolerance settings are not read (not needed to size or map a VM)";
 const BOOT: &str = "boot options are not read (not needed to size or map a VM)";
 const RUNTIME_STATE: &str = "runtime detail not needed to size or map a VM is not read";
 const FILES: &str = "the VM's file layout (config.files, layoutEx) is not read";
@@ -115,7 +116,9 @@ fn hw_version(v: &Vm) -> Cell<'_> {
 }
 
 fn nic_network(v: &Vm, n: usize) -> Cell<'_> {
-    v.nics.get(n).map_or(Cell::Empty, |nic| Cell::Text(&nic.network))
+    v.nics
+        .get(n)
+        .map_or(Cell::Empty, |nic| Cell::Text(&nic.network))
 }
 
 fn provisioned(v: &Vm) -> Option<u64> {
@@ -126,8 +129,12 @@ pub(super) fn info<'a>() -> Tab<V<'a>> {
     let mut cols: Vec<Col<V<'a>>> = head();
     cols.extend([
         Not("Config status", RUNTIME_STATE),
-        Has("DNS Name", |r: &V<'_>| Cell::opt_text(r.vm.guest_hostname.as_deref())),
-        Has("Connection state", |r| Cell::opt_text(r.vm.connection_state.as_deref())),
+        Has("DNS Name", |r: &V<'_>| {
+            Cell::opt_text(r.vm.guest_hostname.as_deref())
+        }),
+        Has("Connection state", |r| {
+            Cell::opt_text(r.vm.connection_state.as_deref())
+        }),
         Not("Guest state", RUNTIME_STATE),
         Not("Heartbeat", RUNTIME_STATE),
         Not("Consolidation Needed", RUNTIME_STATE),
@@ -135,7 +142,9 @@ pub(super) fn info<'a>() -> Tab<V<'a>> {
         Not("Suspended To Memory", RUNTIME_STATE),
         Not("Suspend time", RUNTIME_STATE),
         Not("Suspend Interval", RUNTIME_STATE),
-        Has("Creation date", |r| Cell::datetime(r.vm.create_date.as_deref())),
+        Has("Creation date", |r| {
+            Cell::datetime(r.vm.create_date.as_deref())
+        }),
         Not("Change Version", RUNTIME_STATE),
         Has("CPUs", |r| Cell::opt_int(r.vm.num_cpu)),
         Not("Overall Cpu Readiness", QUICK_STATS),
@@ -144,7 +153,9 @@ pub(super) fn info<'a>() -> Tab<V<'a>> {
         Has("NICs", |r| Cell::Int(r.vm.nics.len() as i64)),
         Has("Disks", |r| Cell::Int(r.vm.disks.len() as i64)),
         Has("Total disk capacity MiB", |r| {
-            mib(Some(r.vm.disks.iter().filter_map(|d| d.capacity_bytes).sum()))
+            mib(Some(
+                r.vm.disks.iter().filter_map(|d| d.capacity_bytes).sum(),
+            ))
         }),
         Not("Fixed Passthru HotPlug", DEVICE),
         Not("min Required EVC Mode Key", RUNTIME_STATE),
@@ -213,7 +224,9 @@ pub(super) fn info<'a>() -> Tab<V<'a>> {
         Has("SMBIOS UUID", |r| Cell::opt_text(r.vm.bios_uuid.as_deref())),
         Has("VM UUID", vm_uuid::<V<'a>>),
         Has("VI SDK Server type", |r| Cell::Text(&r.src.vc.about.name)),
-        Has("VI SDK API Version", |r| Cell::Text(&r.src.vc.about.api_version)),
+        Has("VI SDK API Version", |r| {
+            Cell::Text(&r.src.vc.about.api_version)
+        }),
         Has("VI SDK Server", sdk_server::<V<'a>>),
         Has("VI SDK UUID", sdk_uuid::<V<'a>>),
     ]);
@@ -237,7 +250,9 @@ pub(super) fn cpu<'a>() -> Tab<V<'a>> {
             Has("Cores p/s", |r| Cell::opt_int(r.vm.cores_per_socket)),
             Not("Max", QUICK_STATS),
             Not("Overall", QUICK_STATS),
-            Has("Level", |r| Cell::opt_text(r.vm.cpu.shares_level.as_deref())),
+            Has("Level", |r| {
+                Cell::opt_text(r.vm.cpu.shares_level.as_deref())
+            }),
             Has("Shares", |r| Cell::opt_int(r.vm.cpu.shares)),
             Has("Reservation", |r| Cell::opt_int(r.vm.cpu.reservation)),
             Not("Entitlement", QUICK_STATS),
@@ -276,7 +291,9 @@ pub(super) fn memory<'a>() -> Tab<V<'a>> {
             Not("Active", QUICK_STATS),
             Not("Entitlement", QUICK_STATS),
             Not("DRS Entitlement", QUICK_STATS),
-            Has("Level", |r| Cell::opt_text(r.vm.memory.shares_level.as_deref())),
+            Has("Level", |r| {
+                Cell::opt_text(r.vm.memory.shares_level.as_deref())
+            }),
             Has("Shares", |r| Cell::opt_int(r.vm.memory.shares)),
             Has("Reservation", |r| mib_or_unlimited(r.vm.memory.reservation)),
             Has("Limit", |r| mib_or_unlimited(r.vm.memory.limit)),
@@ -304,7 +321,9 @@ pub(super) fn disk<'a>() -> Tab<D<'a>> {
             Not("Disk UUID", DEVICE),
             Has("Disk Path", |r| Cell::opt_text(r.item.file_path.as_deref())),
             Has("Capacity MiB", |r| mib(r.item.capacity_bytes)),
-            Has("Raw", |r| Cell::Bool(r.item.provisioning.starts_with("rdm"))),
+            Has("Raw", |r| {
+                Cell::Bool(r.item.provisioning.starts_with("rdm"))
+            }),
             Has("Disk Mode", |r| Cell::opt_text(r.item.mode.as_deref())),
             Not("Sharing mode", DEVICE),
             Has("Thin", |r| Cell::opt_bool(r.item.thin)),
@@ -319,7 +338,10 @@ pub(super) fn disk<'a>() -> Tab<D<'a>> {
             Not("Limit", STORAGE_IO),
             Has("Controller", |r| Cell::Text(&r.item.controller)),
             Has("Label", |r| Cell::Text(&r.item.label)),
-            Not("SCSI Unit #", "the controller's bus number is not kept (Controller names it)"),
+            Not(
+                "SCSI Unit #",
+                "the controller's bus number is not kept (Controller names it)",
+            ),
             Has("Unit #", |r| Cell::opt_int(r.item.unit_number)),
             Not("Shared Bus", DEVICE),
             Not("Path", FILES),
@@ -396,7 +418,9 @@ pub(super) fn network<'a>() -> Tab<N<'a>> {
             Has("Network", |r| Cell::Text(&r.item.network)),
             Not("Switch", "the switch behind a portgroup is not read"),
             Has("Connected", |r| Cell::opt_bool(r.item.connected)),
-            Has("Starts Connected", |r| Cell::opt_bool(r.item.start_connected)),
+            Has("Starts Connected", |r| {
+                Cell::opt_bool(r.item.start_connected)
+            }),
             Has("Mac Address", |r| Cell::opt_text(r.item.mac.as_deref())),
             Not("Type", DEVICE),
             Has("IPv4 Address", |r| addresses(r.item, false)),
@@ -414,7 +438,9 @@ pub(super) fn snapshot<'a>() -> Tab<S<'a>> {
         Has("VM", name::<S<'a>>),
         Has("Powerstate", power::<S<'a>>),
         Has("Name", |r: &S<'_>| Cell::Text(&r.item.name)),
-        Has("Description", |r| Cell::opt_text(r.item.description.as_deref())),
+        Has("Description", |r| {
+            Cell::opt_text(r.item.description.as_deref())
+        }),
         Has("Date / time", |r| Cell::datetime(r.item.created.as_deref())),
         Not("Filename", FILES),
         Not("Size MiB (vmsn)", FILES),
