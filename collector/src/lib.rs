@@ -14,6 +14,7 @@
 pub mod assess;
 pub mod auth;
 pub mod config;
+pub mod export;
 pub mod server;
 pub mod store;
 pub mod tls;

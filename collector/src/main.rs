@@ -1,4 +1,4 @@
-//! The `vscout-collector` binary: `serve` (the default), `assess` or
+//! The `vscout-collector` binary: `serve` (the default), `assess`, `export` or
 //! `token add|list|revoke`. Usage
 //! errors and bad configuration exit 64; an unusable data directory, certificate or port
 //! exits 73.
@@ -38,6 +38,9 @@ enum Command {
     /// Assess every VM for Azure and AWS: size, disks, monthly cost, readiness,
     /// confidence (a table, or JSON or CSV to a file).
     Assess(Box<vscout_collector::assess::cli::AssessArgs>),
+    /// Export the fleet: an RVTools-compatible workbook (inventory tabs, then
+    /// Assessment, Summary, Performance) or Azure Migrate's CSV import.
+    Export(Box<vscout_collector::export::cli::ExportArgs>),
     /// Manage agent tokens.
     Token {
         #[command(subcommand)]
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Assess(args) => vscout_collector::assess::cli::run(&args, &cfg),
+        Command::Export(args) => vscout_collector::export::cli::run(&args, &cfg),
         Command::Token { action } => {
             let store = match vscout_collector::open_store(&cfg) {
                 Ok(s) => s,

@@ -7,7 +7,8 @@
 //! (window rollups), `GET /v1/{kind}/{id}/daily` (daily sketches merged over a range of
 //! days), `GET /v1/agents` (the caller's own agents, or all for an operator),
 //! `GET /v1/stats`, `GET /metrics` (Prometheus text), `GET /v1/assessment` and
-//! `GET /v1/vms/{id}/assessment` (`assessment.rs`). An unknown entity is a 404.
+//! `GET /v1/vms/{id}/assessment` (`assessment.rs`), `GET /v1/export.xlsx`,
+//! `/v1/export.csv` and `/v1/export` (`export.rs`). An unknown entity is a 404.
 //!
 //! What a hostile client can cost is bounded here: connections (a cap on accept), time
 //! (a header-read timeout that is also the idle timeout, and a per-request timeout that
@@ -35,6 +36,7 @@ use tracing::{debug, info, warn};
 use vscout_wire::batch::{self, DecodeError};
 
 mod assessment;
+mod export;
 
 use crate::assess::settings::Setup;
 use crate::auth;
@@ -136,6 +138,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/vms", get(vms))
         .route("/v1/assessment", get(assessment::estate))
         .route("/v1/vms/{id}/assessment", get(assessment::one_vm))
+        .route("/v1/export", get(export::any))
+        .route("/v1/export.xlsx", get(export::xlsx))
+        .route("/v1/export.csv", get(export::csv))
         .route("/v1/{kind}", get(entities))
         .route("/v1/{kind}/{id}/metrics", get(metrics))
         .route("/v1/{kind}/{id}/daily", get(daily))

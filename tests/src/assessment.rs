@@ -2,25 +2,20 @@
 //! `vscout-collector assess` gives every VM of the inventory a row for both clouds; each
 //! VM's coverage is what the collector holds of the series that fed it (read from its
 //! database); the API answers JSON and CSV alike; bad settings are refused with exit 64
-//! and 400, naming the value.
+//! and 400, naming the value. The export (`crate::export`) is checked against the same
+//! assessment.
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-use crate::built_binary;
 use crate::collector::{client, Collector};
+use crate::export::{check_azure_migrate, check_workbook, export_cli};
 
 fn assess_cli(col: &Collector, args: &[&str]) -> Result<std::process::Output> {
-    Ok(Command::new(built_binary("vscout-collector")?)
-        .arg("--data-dir")
-        .arg(&col.data_dir)
-        .arg("assess")
-        .args(args)
-        .output()?)
+    col.command("assess", args)
 }
 
 /// Received samples and windows the collector holds for one series.
@@ -40,6 +35,60 @@ fn held(col: &Collector, vm: &str, counter: &str, instance: &str) -> Result<(u64
             ))
         },
     )?)
+}
+
+/// Ours is JSON {"error": …}; axum's refusal of an unknown parameter is text.
+fn error_text(body: String) -> String {
+    serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or(body)
+}
+
+/// Issue 15: the export, by the command and the API, against the assessment `a`.
+async fn check_export<F, Fut>(col: &Collector, dir: &Path, a: &Value, get: &F) -> Result<()>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+{
+    let file = dir.join("fleet.xlsx");
+    let out = export_cli(col, &["--output", file.to_str().context("path")?])?;
+    anyhow::ensure!(out.status.success(), "export: {out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrote "));
+    check_workbook(col, &file, a)?;
+    let r = get("/v1/export.xlsx".into()).await?;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()?
+        .contains("spreadsheetml"));
+    let api_file = dir.join("fleet-api.xlsx");
+    std::fs::write(&api_file, r.bytes().await?)?;
+    check_workbook(col, &api_file, a)?;
+    let r = get("/v1/export.csv".into()).await?;
+    assert_eq!(r.status(), 200);
+    check_azure_migrate(&r.text().await?, a)?;
+    let csv_file = dir.join("azure-migrate.csv");
+    let out = export_cli(col, &["--output", csv_file.to_str().context("path")?])?;
+    anyhow::ensure!(out.status.success(), "export csv: {out:?}");
+    check_azure_migrate(&std::fs::read_to_string(&csv_file)?, a)?;
+    // Bad input: 400 and exit 64, naming the value.
+    for (query, says) in [
+        ("/v1/export.xlsx?percentile=97", "percentile \"97\""),
+        ("/v1/export?format=pdf", "format \"pdf\""),
+        ("/v1/export.csv?format=xlsx", "does not match"),
+    ] {
+        let r = get(query.into()).await?;
+        assert_eq!(r.status(), 400, "{query}");
+        let text = error_text(r.text().await?);
+        assert!(text.contains(says), "{query}: {text}");
+    }
+    let out = export_cli(col, &["--output", "fleet.pdf"])?;
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fleet.pdf"));
+    let out = export_cli(col, &["--output", "x.xlsx", "--sizing", "guess"])?;
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sizing \"guess\""));
+    Ok(())
 }
 
 /// Runs every check against `col` (whose agent has stopped, so what it holds is still);
@@ -183,12 +232,7 @@ async fn check(col: &Collector, dir: &Path) -> Result<()> {
     ] {
         let r = get(format!("/v1/assessment?{query}")).await?;
         assert_eq!(r.status(), 400, "{query}");
-        let text = r.text().await?;
-        // Ours is JSON {"error": …}; axum's refusal of an unknown parameter is text.
-        let text = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or(text);
+        let text = error_text(r.text().await?);
         assert!(text.contains(says), "{query}: {text}");
     }
     let out = assess_cli(col, &["--percentile", "97"])?;
@@ -200,6 +244,7 @@ async fn check(col: &Collector, dir: &Path) -> Result<()> {
         String::from_utf8_lossy(&out.stderr).contains("eastus"),
         "lists the known regions"
     );
+    check_export(col, dir, &a, &get).await?;
     // A table on the terminal: a line per VM, then the totals.
     let out = assess_cli(col, &["--target", "aws"])?;
     anyhow::ensure!(out.status.success(), "assess table: {out:?}");

@@ -211,6 +211,16 @@ impl Collector {
     }
 
     /// One number from the database.
+    /// Runs `vscout-collector --data-dir DIR SUBCOMMAND ARGS` on this collector's data.
+    pub fn command(&self, subcommand: &str, args: &[&str]) -> Result<std::process::Output> {
+        Ok(Command::new(built_binary("vscout-collector")?)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg(subcommand)
+            .args(args)
+            .output()?)
+    }
+
     pub fn count(&self, sql: &str) -> Result<u64> {
         Ok(self.db()?.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
     }

@@ -8,6 +8,7 @@
 
 pub mod assessment;
 pub mod collector;
+pub mod export;
 pub mod http_fault;
 pub mod proxy;
 pub mod workbook;

@@ -66,6 +66,16 @@ fn the_demo_gets_vms_and_rollups_into_the_collector_twice_in_a_row() -> Result<(
         );
         assert!(out.join("collector/collector.db").is_file());
         assert!(out.join("vms.csv").is_file() && out.join("inventory.json").is_file());
+        // Issue 15: the agent's workbook and the collector's, read back by openpyxl.
+        for (file, tabs) in [("inventory.xlsx", 11), ("fleet.xlsx", 15)] {
+            let book = vscout_e2e::workbook::read(&out.join(file))?;
+            assert_eq!(book.len(), tabs, "run {run}: {file}");
+            assert_eq!(book[0].1.rows.len(), 210, "run {run}: {file} vInfo");
+        }
+        assert!(
+            stdout.contains("GET /v1/export.xlsx -> wrote the workbook"),
+            "run {run}:\n{stdout}"
+        );
         let db = rusqlite::Connection::open_with_flags(
             out.join("collector/collector.db"),
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,

@@ -33,7 +33,11 @@ fn windows_closed(log: &Path) -> Result<BTreeSet<i64>> {
 
 #[test]
 fn vcsim_to_collector_through_an_outage() -> Result<()> {
-    let opts = SimOptions::default();
+    // Guest file systems and snapshot trees, for the export's vPartition and vSnapshot.
+    let opts = SimOptions {
+        variety: true,
+        ..SimOptions::default()
+    };
     let e = Estate::start(&opts)?;
     let mut col = Collector::start(&e.dir.path().join("collector"))?;
     let extra = format!(

@@ -4,19 +4,21 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use vscout_service::exit::{usage_error, EX_CANTCREAT};
 
-use super::estate::assess;
+use super::estate::{assess, Assessment};
 use super::report::{render, Format};
-use super::settings::{Params, Setup};
+use super::settings::{Params, Settings, Setup};
 use crate::config::CollectorConfig;
+use crate::store::sqlite::SqliteStore;
 
 const PROGRAM: &str = "vscout-collector";
 
-/// The flags of `assess`.
+/// The assessment's settings as flags (of `assess` and `export`).
 #[derive(Debug, Clone, clap::Args)]
-pub struct AssessArgs {
+pub struct SettingsArgs {
     /// `azure`, `aws` or `both` (default: `[assessment] target`, else both).
     #[arg(long)]
     pub target: Option<String>,
@@ -50,18 +52,39 @@ pub struct AssessArgs {
     /// Recommend burstable sizes too.
     #[arg(long)]
     pub burstable: bool,
+    /// A catalog file replacing `[assessment] catalog_file` and the shipped one.
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
+}
+
+/// The flags of `assess`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AssessArgs {
+    #[command(flatten)]
+    pub settings: SettingsArgs,
     /// `table`, `json` or `csv` (default: table, or by the output file's extension).
     #[arg(long)]
     pub format: Option<String>,
     /// Write to this file instead of standard output.
     #[arg(long)]
     pub output: Option<PathBuf>,
-    /// A catalog file replacing `[assessment] catalog_file` and the shipped one.
-    #[arg(long)]
-    pub catalog: Option<PathBuf>,
 }
 
-impl AssessArgs {
+/// What a command made of the settings flags: the catalog, the settings and the store.
+#[derive(Debug)]
+pub struct Prepared {
+    pub setup: Setup,
+    pub settings: Settings,
+    pub store: Arc<SqliteStore>,
+}
+
+/// The message and exit code of a command that cannot go on.
+pub fn cant(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("{PROGRAM}: {e}");
+    ExitCode::from(EX_CANTCREAT)
+}
+
+impl SettingsArgs {
     fn params(&self) -> Params {
         Params {
             target: self.target.clone(),
@@ -78,6 +101,34 @@ impl AssessArgs {
         }
     }
 
+    /// The catalog and settings (a bad value exits 64) and the collector's database (none,
+    /// or unreadable, exits 73).
+    pub fn prepare(&self, cfg: &CollectorConfig) -> Result<Prepared, ExitCode> {
+        let setup = match &self.catalog {
+            None => (*cfg.assessment).clone(),
+            Some(path) => Setup::load(cfg.assessment.defaults.clone(), Some(path))
+                .map_err(|e| usage_error(PROGRAM, e))?,
+        };
+        let settings = setup
+            .settings(&self.params())
+            .map_err(|e| usage_error(PROGRAM, e))?;
+        let db = cfg.data_dir.join("collector.db");
+        if !db.exists() {
+            return Err(cant(&format!(
+                "no database at {}: has this collector received anything? (--data-dir)",
+                db.display()
+            )));
+        }
+        let store = crate::open_store(cfg).map_err(|e| cant(&e))?;
+        Ok(Prepared {
+            setup,
+            settings,
+            store,
+        })
+    }
+}
+
+impl AssessArgs {
     fn format(&self) -> Result<Format, String> {
         if let Some(f) = &self.format {
             return f.parse();
@@ -97,38 +148,16 @@ impl AssessArgs {
 
 /// Runs `assess` against the collector's database.
 pub fn run(args: &AssessArgs, cfg: &CollectorConfig) -> ExitCode {
-    let setup = match &args.catalog {
-        None => (*cfg.assessment).clone(),
-        Some(path) => match Setup::load(cfg.assessment.defaults.clone(), Some(path)) {
-            Ok(s) => s,
-            Err(e) => return usage_error(PROGRAM, e),
-        },
-    };
     let format = match args.format() {
         Ok(f) => f,
         Err(e) => return usage_error(PROGRAM, e),
     };
-    let settings = match setup.settings(&args.params()) {
-        Ok(s) => s,
-        Err(e) => return usage_error(PROGRAM, e),
-    };
-    let cant = |e: &dyn std::fmt::Display| {
-        eprintln!("{PROGRAM}: {e}");
-        ExitCode::from(EX_CANTCREAT)
-    };
-    let db = cfg.data_dir.join("collector.db");
-    if !db.exists() {
-        return cant(&format!(
-            "no database at {}: has this collector received anything? (--data-dir)",
-            db.display()
-        ));
-    }
-    let store = match crate::open_store(cfg) {
-        Ok(s) => s,
-        Err(e) => return cant(&e),
+    let p = match args.settings.prepare(cfg) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
     let now_s = vscout_service::telemetry::unix_now_ms() / 1000;
-    let a = match assess(store.as_ref(), &setup.catalog, &settings, now_s) {
+    let a = match assess(p.store.as_ref(), &p.setup.catalog, &p.settings, now_s) {
         Ok(a) => a,
         Err(e) => return cant(&e),
     };
@@ -139,18 +168,22 @@ pub fn run(args: &AssessArgs, cfg: &CollectorConfig) -> ExitCode {
             if let Err(e) = vscout_service::fsio::write_atomic(path, text.as_bytes(), 0o644) {
                 return cant(&format!("cannot write {}: {e}", path.display()));
             }
-            let t: Vec<String> = a
-                .targets
-                .iter()
-                .map(|t| {
-                    format!(
-                        "{} {}: {} VMs, ${:.2}/month",
-                        t.target, t.region, t.totals.vms, t.totals.monthly_total
-                    )
-                })
-                .collect();
-            eprintln!("wrote {} ({})", path.display(), t.join("; "));
+            eprintln!("wrote {} ({})", path.display(), totals_note(&a));
         }
     }
     ExitCode::SUCCESS
+}
+
+/// `azure westeurope: 12 VMs, $1234.00/month; aws …`, for the line saying what was written.
+pub fn totals_note(a: &Assessment) -> String {
+    a.targets
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {}: {} VMs, ${:.2}/month",
+                t.target, t.region, t.totals.vms, t.totals.monthly_total
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }

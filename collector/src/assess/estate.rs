@@ -12,7 +12,7 @@ use super::need::{need_of, Sized, Sizing};
 use super::readiness::{readiness, Readiness, Status};
 use super::settings::{Basis, Memory, Settings, Target};
 use super::sizing::{decide, Decision};
-use super::utilization::{stars, vm_usage, VmUsage, COUNTERS, CPU};
+use super::utilization::{stars, vm_usage, Figures, VmUsage, COUNTERS, CPU};
 use crate::store::{SeriesUsage, Storage, StoreError, UsageQuery};
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -131,7 +131,7 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, r: &Row) {
+    pub(crate) fn add(&mut self, r: &Row) {
         self.vms += 1;
         match r.readiness.status {
             Status::Ready => self.ready += 1,
@@ -158,7 +158,7 @@ impl Totals {
         }
     }
 
-    fn rounded(mut self) -> Self {
+    pub(crate) fn rounded(mut self) -> Self {
         for v in [
             &mut self.allocated_memory_gib,
             &mut self.recommended_memory_gib,
@@ -457,29 +457,72 @@ fn row_of(
     }
 }
 
+/// One VM of the estate: its figures at the settings' percentile, its rows (one per
+/// target) and, when asked for, its figures at p95 and at the maximum.
+#[derive(Debug, Clone)]
+pub struct VmResult {
+    pub usage: VmUsage,
+    pub rows: Vec<Row>,
+    pub p95: Figures,
+    pub max: Figures,
+}
+
+/// The settings at p95 and at the maximum, for the Performance tab's figures.
+struct Profiles {
+    p95: Settings,
+    max: Settings,
+}
+
+impl Profiles {
+    fn of(s: &Settings) -> Self {
+        let at = |percentile| Settings {
+            percentile,
+            targets: Vec::new(),
+            ..s.clone()
+        };
+        Profiles {
+            p95: at(95),
+            max: at(100),
+        }
+    }
+
+    fn result(profiles: Option<&Self>, vm: &Vm, series: &[SeriesUsage], j: Judged) -> VmResult {
+        let (usage, rows) = j.into_rows();
+        let figures = |s: &Settings| Figures::from(&vm_usage(vm, series, 0, s));
+        VmResult {
+            usage,
+            rows,
+            p95: profiles.map(|p| figures(&p.p95)).unwrap_or_default(),
+            max: profiles.map(|p| figures(&p.max)).unwrap_or_default(),
+        }
+    }
+}
+
 /// Judges every VM of `vms` as its series stream in (VM by VM: only one VM's sketches
 /// are held at a time), then sets each row's confidence once every vCenter's span is
-/// known; returns each VM's rows (one per target), in `vms`' order.
+/// known; returns each VM's result, in `vms`' order.
 fn judge_streaming(
     store: &dyn Storage,
     catalog: &Catalog,
     s: &Settings,
     now_s: i64,
     vms: &[(String, Vm)],
-) -> Result<(Vec<Vec<Row>>, History), StoreError> {
+    profiles: Option<&Profiles>,
+) -> Result<(Vec<VmResult>, History), StoreError> {
     let index: HashMap<(&str, &str), usize> = vms
         .iter()
         .enumerate()
         .map(|(i, (vc, vm))| ((vc.as_str(), vm.id.as_str()), i))
         .collect();
-    let mut judged: Vec<Option<(VmUsage, Vec<Row>)>> = vec![None; vms.len()];
+    let mut judged: Vec<Option<VmResult>> = vec![None; vms.len()];
     let mut spans: HashMap<String, (i64, i64)> = HashMap::new();
     let mut current: Vec<SeriesUsage> = Vec::new();
     let mut judge_current = |current: &mut Vec<SeriesUsage>| {
         let Some(u) = current.first() else { return };
         if let Some(&i) = index.get(&(u.vcenter.as_str(), u.vm_id.as_str())) {
             let (vc, vm) = &vms[i];
-            judged[i] = Some(judge(vc, vm, current, 0, catalog, s).into_rows());
+            let j = judge(vc, vm, current, 0, catalog, s);
+            judged[i] = Some(Profiles::result(profiles, vm, current, j));
         }
         current.clear();
     };
@@ -497,20 +540,21 @@ fn judge_streaming(
         current.push(u);
     })?;
     judge_current(&mut current);
-    let rows = vms
+    let results = vms
         .iter()
         .zip(judged)
         .map(|((vc, vm), j)| {
-            let (mut usage, mut rows) =
-                j.unwrap_or_else(|| judge(vc, vm, &[], 0, catalog, s).into_rows());
-            usage.set_span(span_of(&spans, vc));
-            for r in &mut rows {
-                r.confidence = confidence(&usage, s);
+            let mut r = j.unwrap_or_else(|| {
+                Profiles::result(profiles, vm, &[], judge(vc, vm, &[], 0, catalog, s))
+            });
+            r.usage.set_span(span_of(&spans, vc));
+            for row in &mut r.rows {
+                row.confidence = confidence(&r.usage, s);
             }
-            rows
+            r
         })
         .collect();
-    Ok((rows, history_of(s, q.from_s, now_s, &spans)))
+    Ok((results, history_of(s, q.from_s, now_s, &spans)))
 }
 
 /// Assesses every VM of the latest inventories as of `now_s`.
@@ -520,9 +564,31 @@ pub fn assess(
     s: &Settings,
     now_s: i64,
 ) -> Result<Assessment, StoreError> {
+    Ok(assess_estate(store, catalog, s, now_s, false)?.assessment)
+}
+
+/// The assessment and what it was made from: every VM record and, per VM (in the same
+/// order), its figures; with `profile`, at p95 and at the maximum too.
+#[derive(Debug)]
+pub struct Estate {
+    pub vms: Vec<(String, Vm)>,
+    pub per_vm: Vec<VmResult>,
+    pub assessment: Assessment,
+}
+
+/// Assesses every VM of the latest inventories as of `now_s`, keeping the records and
+/// figures (the export's tabs are made from them).
+pub fn assess_estate(
+    store: &dyn Storage,
+    catalog: &Catalog,
+    s: &Settings,
+    now_s: i64,
+    profile: bool,
+) -> Result<Estate, StoreError> {
     let mut vms: Vec<(String, Vm)> = Vec::new();
     store.vm_records(None, &mut |vc, vm| vms.push((vc.to_owned(), vm)))?;
-    let (per_vm, history) = judge_streaming(store, catalog, s, now_s, &vms)?;
+    let profiles = profile.then(|| Profiles::of(s));
+    let (mut per_vm, history) = judge_streaming(store, catalog, s, now_s, &vms, profiles.as_ref())?;
     let mut targets: Vec<TargetResult> = s
         .targets
         .iter()
@@ -534,20 +600,38 @@ pub fn assess(
             rows: Vec::with_capacity(vms.len()),
         })
         .collect();
-    for rows in per_vm {
-        for (result, row) in targets.iter_mut().zip(rows) {
+    for r in &mut per_vm {
+        for (result, row) in targets.iter_mut().zip(std::mem::take(&mut r.rows)) {
             result.rows.push(row);
         }
     }
     for t in &mut targets {
+        t.sum_up();
+    }
+    Ok(Estate {
+        vms,
+        per_vm,
+        assessment: Assessment {
+            catalog_date: catalog.snapshot_date.clone(),
+            prices: PRICES_ARE,
+            settings: s.applied(),
+            history,
+            targets,
+        },
+    })
+}
+
+impl TargetResult {
+    /// The totals of the estate and of each datacenter and cluster, from the rows.
+    fn sum_up(&mut self) {
         let mut groups: BTreeMap<(String, String, String), Totals> = BTreeMap::new();
-        for r in &t.rows {
-            t.totals.add(r);
+        for r in &self.rows {
+            self.totals.add(r);
             let key = (r.vcenter.clone(), r.datacenter.clone(), r.cluster.clone());
             groups.entry(key).or_default().add(r);
         }
-        t.totals = std::mem::take(&mut t.totals).rounded();
-        t.by_cluster = groups
+        self.totals = std::mem::take(&mut self.totals).rounded();
+        self.by_cluster = groups
             .into_iter()
             .map(|((vcenter, datacenter, cluster), totals)| GroupTotals {
                 vcenter,
@@ -557,13 +641,6 @@ pub fn assess(
             })
             .collect();
     }
-    Ok(Assessment {
-        catalog_date: catalog.snapshot_date.clone(),
-        prices: PRICES_ARE,
-        settings: s.applied(),
-        history,
-        targets,
-    })
 }
 
 /// One VM in depth, as the estate's answer judges it.
@@ -603,4 +680,4 @@ pub fn assess_vm(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -25,6 +25,18 @@ pub struct DiskUse {
     pub iops: f64,
     /// Read + write MB/s (10^6 bytes).
     pub mbps: f64,
+    /// The same figures read and written apart (Azure Migrate's import asks for them).
+    pub split: ReadWrite,
+}
+
+/// One disk's reads and writes apart, each at the chosen percentile.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ReadWrite {
+    pub read_iops: f64,
+    pub write_iops: f64,
+    /// MB/s (10^6 bytes).
+    pub read_mbps: f64,
+    pub write_mbps: f64,
 }
 
 /// What a VM used over the history, at the chosen percentile: `None` where no series fed
@@ -131,6 +143,7 @@ mod tests {
                 key: 2001,
                 iops: 400.0,
                 mbps: 20.0,
+                split: Default::default(),
             }],
         };
         let s = need_of(&vm(), Some(&u), Sizing::Performance, 1.5);

@@ -9,14 +9,30 @@ use super::catalog::Cloud;
 use super::sizing::Decision;
 
 /// A readiness status, best first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Status {
     Ready,
-    #[serde(rename = "Conditionally ready")]
     ConditionallyReady,
     Unknown,
-    #[serde(rename = "Not ready")]
     NotReady,
+}
+
+impl Serialize for Status {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl Status {
+    /// As every output spells it (the JSON's names).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ready => "Ready",
+            Status::ConditionallyReady => "Conditionally ready",
+            Status::Unknown => "Unknown",
+            Status::NotReady => "Not ready",
+        }
+    }
 }
 
 /// A status and every reason for it (a Ready VM has none).

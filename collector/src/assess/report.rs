@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use serde_json::{json, Value};
+use vscout_workbook::csv::line;
 
 use super::estate::{Assessment, Row, Totals, VmAssessment};
 use super::settings::Settings;
@@ -70,26 +71,12 @@ const CSV_HEADER: &[&str] = &[
     "notes",
 ];
 
-/// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
-fn field(out: &mut String, text: &str) {
-    if text.contains([',', '"', '\n', '\r']) {
-        out.push('"');
-        out.push_str(&text.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(text);
-    }
-}
-
 fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
 fn status(r: &Row) -> String {
-    serde_json::to_value(r.readiness.status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
+    r.readiness.status.as_str().to_owned()
 }
 
 fn csv_row(r: &Row) -> Vec<String> {
@@ -132,26 +119,13 @@ fn csv_row(r: &Row) -> Vec<String> {
     ]
 }
 
+/// A row per VM and target, RFC 4180 (`vscout_workbook::csv`, as every CSV of ours).
 fn csv(a: &Assessment) -> String {
     let mut out = String::new();
-    let mut line = |fields: &[String]| {
-        for (i, f) in fields.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            field(&mut out, f);
-        }
-        out.push_str("\r\n");
-    };
-    line(
-        &CSV_HEADER
-            .iter()
-            .map(|h| (*h).to_owned())
-            .collect::<Vec<_>>(),
-    );
+    line(&mut out, CSV_HEADER);
     for t in &a.targets {
         for r in &t.rows {
-            line(&csv_row(r));
+            line(&mut out, csv_row(r));
         }
     }
     out

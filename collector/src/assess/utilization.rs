@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use vscout_wire::inventory::{Disk, Vm};
 
-use super::need::{DiskUse, Utilization};
+use super::need::{DiskUse, ReadWrite, Utilization};
 use super::settings::{Memory, Settings};
 use crate::store::SeriesUsage;
 
@@ -61,6 +61,9 @@ pub struct VmUsage {
     pub iops: Option<f64>,
     pub mbps: Option<f64>,
     pub network_mbps: Option<f64>,
+    /// The network's received and transmitted MB/s apart.
+    pub network_in_mbps: Option<f64>,
+    pub network_out_mbps: Option<f64>,
     pub fed: Vec<Fed>,
     /// Received ÷ expected over the fed series, percent; `None` with nothing fed.
     pub coverage_pct: Option<f64>,
@@ -109,8 +112,34 @@ struct Reader<'a> {
     fed: Vec<Fed>,
 }
 
-/// Read + write IOPS, MB/s, and whether an operations counter was there.
-type DiskFigures = (f64, f64, bool);
+/// A disk's reads and writes, and whether an operations counter was there.
+#[derive(Debug, Clone, Copy, Default)]
+struct DiskFigures {
+    rw: ReadWrite,
+    has_ops: bool,
+}
+
+impl DiskFigures {
+    fn add(&mut self, o: &DiskFigures) {
+        self.rw.read_iops += o.rw.read_iops;
+        self.rw.write_iops += o.rw.write_iops;
+        self.rw.read_mbps += o.rw.read_mbps;
+        self.rw.write_mbps += o.rw.write_mbps;
+        self.has_ops |= o.has_ops;
+    }
+
+    fn scaled(mut self, share: f64) -> Self {
+        for v in [
+            &mut self.rw.read_iops,
+            &mut self.rw.write_iops,
+            &mut self.rw.read_mbps,
+            &mut self.rw.write_mbps,
+        ] {
+            *v *= share;
+        }
+        self
+    }
+}
 
 impl<'a> Reader<'a> {
     fn feed(&mut self, u: &SeriesUsage) -> Option<f64> {
@@ -159,31 +188,32 @@ impl<'a> Reader<'a> {
         .map(|v| v.clamp(0.0, 100.0))
     }
 
-    /// Per `virtualDisk` instance, read + write at the percentile each.
+    /// Per `virtualDisk` instance, reads and writes at the percentile each.
     fn disk_instances(&mut self) -> BTreeMap<&'a str, DiskFigures> {
         let mut per_instance: BTreeMap<&str, DiskFigures> = BTreeMap::new();
         for u in self.series {
-            let (ops, scale) = match u.counter.as_str() {
-                DISK_READ_OPS | DISK_WRITE_OPS => (true, 1.0),
-                DISK_READ_KBPS | DISK_WRITE_KBPS => (false, KBPS_TO_MBPS),
-                _ => continue,
-            };
+            if !matches!(
+                u.counter.as_str(),
+                DISK_READ_OPS | DISK_WRITE_OPS | DISK_READ_KBPS | DISK_WRITE_KBPS
+            ) {
+                continue;
+            }
             let Some(v) = self.feed(u) else { continue };
             let e = per_instance.entry(u.instance.as_str()).or_default();
-            if ops {
-                e.0 += v * scale;
-                e.2 = true;
-            } else {
-                e.1 += v * scale;
+            match u.counter.as_str() {
+                DISK_READ_OPS => e.rw.read_iops += v,
+                DISK_WRITE_OPS => e.rw.write_iops += v,
+                DISK_READ_KBPS => e.rw.read_mbps += v * KBPS_TO_MBPS,
+                _ => e.rw.write_mbps += v * KBPS_TO_MBPS,
             }
+            e.has_ops |= matches!(u.counter.as_str(), DISK_READ_OPS | DISK_WRITE_OPS);
         }
         per_instance
     }
 
-    /// Network in + out: the aggregate where there is one, else every NIC's instance.
-    fn network_mbps(&mut self) -> Option<f64> {
-        let mut net = None;
-        for counter in [NET_RX_KBPS, NET_TX_KBPS] {
+    /// Network in and out: the aggregate where there is one, else every NIC's instance.
+    fn network_mbps(&mut self) -> [Option<f64>; 2] {
+        [NET_RX_KBPS, NET_TX_KBPS].map(|counter| {
             let whole: Vec<&SeriesUsage> = match self.whole(counter) {
                 Some(u) => vec![u],
                 None => self
@@ -192,13 +222,14 @@ impl<'a> Reader<'a> {
                     .filter(|u| u.counter == counter)
                     .collect(),
             };
+            let mut net = None;
             for u in whole {
                 if let Some(v) = self.feed(u) {
                     *net.get_or_insert(0.0) += v * KBPS_TO_MBPS;
                 }
             }
-        }
-        net
+            net
+        })
     }
 }
 
@@ -212,8 +243,7 @@ fn per_disk(
     let mut pooled: Option<DiskFigures> = None;
     for (inst, f) in per_instance {
         if !instances.iter().any(|i| i.as_deref() == Some(*inst)) {
-            let p = pooled.get_or_insert_default();
-            *p = (p.0 + f.0, p.1 + f.1, p.2 | f.2);
+            pooled.get_or_insert_default().add(f);
         }
     }
     let own: Vec<Option<DiskFigures>> = instances
@@ -239,7 +269,7 @@ fn per_disk(
                 } else {
                     1.0 / vm.disks.len() as f64
                 };
-                Some((p.0 * share, p.1 * share, p.2))
+                Some(p.scaled(share))
             }
             (None, None) => None,
         })
@@ -261,12 +291,13 @@ pub fn vm_usage(vm: &Vm, series: &[SeriesUsage], span_secs: i64, s: &Settings) -
     let (figures, shared) = per_disk(vm, &r.disk_instances());
     let mut any_ops = false;
     for (disk, f) in vm.disks.iter().zip(figures) {
-        if let Some((iops, mbps, has_ops)) = f {
-            any_ops |= has_ops;
+        if let Some(f) = f {
+            any_ops |= f.has_ops;
             out.utilization.disks.push(DiskUse {
                 key: disk.key,
-                iops,
-                mbps,
+                iops: f.rw.read_iops + f.rw.write_iops,
+                mbps: f.rw.read_mbps + f.rw.write_mbps,
+                split: f.rw,
             });
         }
     }
@@ -280,10 +311,38 @@ pub fn vm_usage(vm: &Vm, series: &[SeriesUsage], span_secs: i64, s: &Settings) -
         out.iops = any_ops.then(|| out.utilization.disks.iter().map(|d| d.iops).sum());
         out.mbps = Some(out.utilization.disks.iter().map(|d| d.mbps).sum());
     }
-    out.network_mbps = r.network_mbps();
+    let [rx, tx] = r.network_mbps();
+    (out.network_in_mbps, out.network_out_mbps) = (rx, tx);
+    out.network_mbps = match (rx, tx) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    };
     out.fed = r.fed;
     out.set_span(span_secs);
     out
+}
+
+/// A VM's figures at one percentile, without where they came from: the export's
+/// Performance tab holds two per VM (p95 and the maximum) beside the assessment's.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Figures {
+    pub cpu_pct: Option<f64>,
+    pub memory_pct: Option<f64>,
+    pub iops: Option<f64>,
+    pub mbps: Option<f64>,
+    pub network_mbps: Option<f64>,
+}
+
+impl From<&VmUsage> for Figures {
+    fn from(u: &VmUsage) -> Self {
+        Figures {
+            cpu_pct: u.utilization.cpu_pct,
+            memory_pct: u.utilization.memory_pct,
+            iops: u.iops,
+            mbps: u.mbps,
+            network_mbps: u.network_mbps,
+        }
+    }
 }
 
 impl VmUsage {

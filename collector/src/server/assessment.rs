@@ -23,7 +23,7 @@ pub(super) struct AssessQuery {
     format: Option<String>,
 }
 
-fn bad_request(e: impl ToString) -> ApiError {
+pub(super) fn bad_request(e: impl ToString) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, e.to_string())
 }
 

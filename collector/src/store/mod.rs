@@ -7,7 +7,7 @@ pub mod sqlite;
 
 use serde::Serialize;
 use vscout_wire::batch::Batch;
-use vscout_wire::inventory::Vm;
+use vscout_wire::inventory::{VcenterInventory, Vm};
 use vscout_wire::sketch::Sketch;
 
 /// What an ingest did.
@@ -291,6 +291,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         only: Option<(Option<&str>, &str)>,
         each: &mut dyn FnMut(&str, Vm),
     ) -> Result<(), StoreError>;
+    /// The latest inventory of every vCenter, by name, for the export: what the endpoint
+    /// is, when it was read, its hosts, clusters and datastores. `vms` is left empty (read
+    /// them with `vm_records`); datacenters, networks and warnings are not kept.
+    fn inventories(&self) -> Result<Vec<VcenterInventory>, StoreError>;
     fn agents(&self, only: Option<&str>) -> Result<Vec<serde_json::Value>, StoreError>;
     fn counts(&self) -> Result<Counts, StoreError>;
     /// Adds a token under `name` (its SHA-256 only is stored); `TokenExists` if the name

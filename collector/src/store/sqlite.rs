@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use vscout_service::telemetry::unix_now_ms as now_ms;
 use vscout_wire::batch::{AgentHealth, RollupView, StatsRow};
 use vscout_wire::batch::{Batch, Record};
-use vscout_wire::inventory::Vm;
+use vscout_wire::inventory::{VcenterInventory, Vm};
 use vscout_wire::rollup::{Rollup, SeriesLabels};
 use vscout_wire::sketch::{Sketch, SketchSum};
 
@@ -592,6 +592,49 @@ impl Storage for SqliteStore {
         Ok(())
     }
 
+    fn inventories(&self) -> Result<Vec<VcenterInventory>, StoreError> {
+        let conn = self.reader();
+        let mut out: Vec<VcenterInventory> = Vec::new();
+        let mut stmt = conn
+            .prepare("SELECT vcenter, url, about, collected_at FROM vcenters ORDER BY vcenter")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let name: String = r.get(0)?;
+            let about = serde_json::from_str(r.get_ref(2)?.as_str()?)
+                .map_err(|e| StoreError::Other(format!("about of vCenter {name:?}: {e}")))?;
+            out.push(VcenterInventory {
+                name: name.as_str().into(),
+                url: r.get_ref(1)?.as_str()?.into(),
+                about,
+                collected_at: r.get_ref(3)?.as_str()?.into(),
+                ..VcenterInventory::default()
+            });
+        }
+        let mut stmt = conn.prepare(
+            "SELECT vcenter, kind, entity_id, doc FROM entities ORDER BY vcenter, kind, name, entity_id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let vcenter = r.get_ref(0)?.as_str()?;
+            let Some(vc) = out.iter_mut().find(|v| v.name == vcenter) else {
+                continue;
+            };
+            let doc = r.get_ref(3)?.as_str()?;
+            let bad = |e: serde_json::Error| {
+                StoreError::Other(format!("inventory record of {:?}: {e}", r.get_ref(2)))
+            };
+            match r.get_ref(1)?.as_str()? {
+                "HostSystem" => vc.hosts.push(serde_json::from_str(doc).map_err(bad)?),
+                "ClusterComputeResource" => {
+                    vc.clusters.push(serde_json::from_str(doc).map_err(bad)?)
+                }
+                "Datastore" => vc.datastores.push(serde_json::from_str(doc).map_err(bad)?),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
     fn agents(&self, only: Option<&str>) -> Result<Vec<Value>, StoreError> {
         let conn = self.reader();
         let mut stmt = conn.prepare(
@@ -871,7 +914,7 @@ impl DailyMerge {
 fn store_inventory(
     tx: &Transaction<'_>,
     agent_id: &str,
-    inv: &vscout_wire::inventory::VcenterInventory,
+    inv: &VcenterInventory,
     now: i64,
 ) -> Result<(), StoreError> {
     let about = serde_json::to_string(&inv.about).map_err(|e| StoreError::Other(e.to_string()))?;

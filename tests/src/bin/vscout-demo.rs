@@ -87,7 +87,7 @@ fn main() -> Result<()> {
         .args(["--config", &cfg, "check"])
         .status()?;
     ensure!(status.success(), "vscout check failed");
-    for format in ["json", "csv"] {
+    for format in ["json", "csv", "xlsx"] {
         println!(
             "\n$ vscout inventory --format {format} --output {}",
             out.display()
@@ -122,18 +122,21 @@ fn main() -> Result<()> {
         "agent exited with {code:?}; the collector's database is {}",
         out.join("collector/collector.db").display()
     );
+    let result = result.and_then(|()| rt.block_on(export(&col, &out.join("fleet.xlsx"))));
     drop(col);
     sim.stop();
     result
 }
 
 /// Files and directories a demo run writes into its output directory.
-const DEMO_ENTRIES: [&str; 5] = [
+const DEMO_ENTRIES: [&str; 7] = [
     "collector",
     "work",
     "agent.toml",
     "agent.log",
     "inventory.json",
+    "inventory.xlsx",
+    "fleet.xlsx",
 ];
 
 /// Every run starts from an empty output directory: vcsim makes a new estate (new VMs,
@@ -280,6 +283,23 @@ async fn assessment(http: &reqwest::Client, col: &Collector, token: &str) -> Res
     Ok(())
 }
 
+/// The fleet's workbook, as `GET /v1/export.xlsx` answers it, written to `path`.
+async fn export(col: &Collector, path: &std::path::Path) -> Result<()> {
+    let token = std::fs::read_to_string(&col.token_file)?.trim().to_owned();
+    let bytes = fetch(&client(col)?, col, &token, "/v1/export.xlsx").await?;
+    std::fs::write(path, &bytes)?;
+    println!(
+        "\nGET /v1/export.xlsx -> wrote the workbook {} ({} KiB): RVTools' inventory tabs, then Assessment, Summary, Performance, Settings",
+        path.display(),
+        bytes.len() / 1024
+    );
+    println!(
+        "  the same from the command line: vscout-collector --data-dir {} export --output FILE.xlsx (or FILE.csv: Azure Migrate's import)",
+        col.data_dir.display()
+    );
+    Ok(())
+}
+
 fn fmt(v: &serde_json::Value) -> String {
     v.as_f64().map_or("-".into(), |x| format!("{x:.1}"))
 }
@@ -298,19 +318,30 @@ fn client(col: &Collector) -> Result<reqwest::Client> {
         .build()?)
 }
 
-async fn get(
+/// The body of `GET path`, refused unless 2xx.
+async fn fetch(
     http: &reqwest::Client,
     col: &Collector,
     token: &str,
     path: &str,
-) -> Result<serde_json::Value> {
-    let body = http
+) -> Result<bytes::Bytes> {
+    Ok(http
         .get(format!("{}{path}", col.url))
         .bearer_auth(token)
         .send()
         .await?
         .error_for_status()?
         .bytes()
-        .await?;
-    Ok(serde_json::from_slice(&body)?)
+        .await?)
+}
+
+async fn get(
+    http: &reqwest::Client,
+    col: &Collector,
+    token: &str,
+    path: &str,
+) -> Result<serde_json::Value> {
+    Ok(serde_json::from_slice(
+        &fetch(http, col, token, path).await?,
+    )?)
 }

@@ -12,7 +12,7 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::Principal;
 
 const GIB: u64 = 1 << 30;
-const T0: i64 = 1_796_083_200; // 2026-12-01T00:00:00Z, a day start
+pub(crate) const T0: i64 = 1_796_083_200; // 2026-12-01T00:00:00Z, a day start
 
 fn vm(id: &str, cpus: u32, memory_gib: u64, disk_gib: u64) -> Vm {
     Vm {
@@ -48,7 +48,7 @@ fn window(vm: &str, counter: &str, start: i64, max: f64, count: u32) -> Record {
 
 /// A store with three VMs; `vm-1` has two days of windows: CPU peaks 1..=100 % of 16
 /// vCPUs cycling (p95 95 %... scaled to 20 % below), memory 50 %.
-fn store(dir: &std::path::Path) -> SqliteStore {
+pub(crate) fn store(dir: &std::path::Path) -> SqliteStore {
     let store = SqliteStore::open(&dir.join("db")).expect("open");
     let inv = VcenterInventory {
         name: "vc".into(),
@@ -83,7 +83,7 @@ fn store(dir: &std::path::Path) -> SqliteStore {
     store
 }
 
-fn settings(p: Params) -> (Catalog, Settings) {
+pub(crate) fn settings(p: Params) -> (Catalog, Settings) {
     let catalog = Catalog::shipped().expect("catalog");
     let s = Settings::resolve(&RawAssessment::default(), &p, &catalog).expect("settings");
     (catalog, s)
@@ -190,4 +190,42 @@ fn as_on_premises_and_one_vm_in_depth() {
     assert!(assess_vm(&store, &catalog, &s, now, Some("vc"), "vm-9")
         .expect("assess")
         .is_none());
+}
+
+#[test]
+fn the_export_reads_p95_and_the_maximum_beside_the_percentile() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(dir.path());
+    let (catalog, s) = settings(Params {
+        percentile: Some("50".into()),
+        ..Params::default()
+    });
+    let e = assess_estate(&store, &catalog, &s, T0 + 2 * 86_400, true).expect("assess");
+    let ids: Vec<&str> = e.vms.iter().map(|(_, vm)| vm.id.as_str()).collect();
+    assert_eq!(ids, ["vm-1", "vm-2", "vm-3"]);
+    let one = &e.per_vm[0];
+    // Peaks 0.2 … 20 % (the first 76 twice): p50 near 10 %, p95 19 %, the maximum 20 %
+    // (within the sketch's 1 %).
+    let at = |v: Option<f64>, want: f64| v.is_some_and(|v| (v - want).abs() <= want * 0.011);
+    assert!(
+        one.usage
+            .utilization
+            .cpu_pct
+            .is_some_and(|v| (9.0..10.5).contains(&v)),
+        "{:?}",
+        one.usage.utilization
+    );
+    assert!(at(one.p95.cpu_pct, 19.0), "{:?}", one.p95);
+    assert!(at(one.max.cpu_pct, 20.0), "{:?}", one.max);
+    assert!(at(one.max.memory_pct, 50.0));
+    assert_eq!(
+        e.per_vm[1].max,
+        Figures::default(),
+        "no figures, none made up"
+    );
+    // The rows went to the assessment; the plain assessment reads no profile.
+    assert!(e.per_vm.iter().all(|r| r.rows.is_empty()));
+    assert_eq!(e.assessment.targets[0].rows.len(), 3);
+    let plain = assess_estate(&store, &catalog, &s, T0 + 2 * 86_400, false).expect("assess");
+    assert_eq!(plain.per_vm[0].p95, Figures::default());
 }

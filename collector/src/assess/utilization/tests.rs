@@ -127,9 +127,14 @@ fn per_disk_instances_feed_their_disks_at_the_percentile() {
     let d = &u.utilization.disks;
     assert_eq!((d[0].key, d[1].key), (2000, 2001));
     assert!(near(Some(d[0].iops), 285.0) && d[0].mbps == 0.0);
+    assert!(near(Some(d[0].split.read_iops), 95.0) && near(Some(d[0].split.write_iops), 190.0));
+    assert!(near(Some(d[1].split.read_mbps), 95_000.0 * 1024.0 / 1e6));
+    assert_eq!(d[1].split.write_mbps, 0.0);
     assert!(near(Some(d[1].mbps), 95_000.0 * 1024.0 / 1e6) && d[1].iops == 0.0);
     assert!(near(u.iops, 285.0));
     assert!(near(u.network_mbps, 2.0 * 950.0 * 1024.0 / 1e6));
+    assert!(near(u.network_in_mbps, 950.0 * 1024.0 / 1e6));
+    assert!(near(u.network_out_mbps, 950.0 * 1024.0 / 1e6));
     assert!(u.notes.is_empty());
     assert_eq!(u.fed.len(), 7, "every series read but the NIC's own");
     assert_eq!(u.coverage_pct, Some(100.0));
