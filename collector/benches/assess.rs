@@ -1,6 +1,6 @@
-//! Assessing and exporting 10,000 VMs over 30 days of 5-minute windows: CPU seconds and peak RSS of
-//! the assessment (both clouds, the default settings), measured in a process of its own
-//! so that making the data does not count.
+//! Assessing and exporting 10,000 VMs over 30 days of 5-minute windows: CPU seconds and
+//! peak RSS of the assessment (both clouds, the default settings), measured in a process
+//! of its own so that making the data does not count.
 //!
 //! The store is synthesised as ingest leaves it: for each VM the 15 series the
 //! assessment reads from a real vCenter with the default counters, 2 disks and 1 NIC
@@ -86,7 +86,7 @@ fn vm(i: usize) -> Vm {
         num_cpu: Some([2, 4, 8, 16][i % 4]),
         memory_bytes: Some([4, 8, 16, 32, 64][i % 5] * GIB),
         guest_id: Some(guests[i % guests.len()].into()),
-        firmware: Some(if i % 7 == 0 { "efi" } else { "bios" }.into()),
+        firmware: Some(if i.is_multiple_of(7) { "efi" } else { "bios" }.into()),
         datacenter: format!("DC{}", i % 2).into(),
         cluster: format!("cluster-{}", i % 10).into(),
         power_state: Some("poweredOn".into()),
@@ -121,7 +121,7 @@ fn vm(i: usize) -> Vm {
                 disk_key: None,
             })
             .collect(),
-        snapshots: if i % 4 == 0 {
+        snapshots: if i.is_multiple_of(4) {
             vec![Snapshot {
                 name: "before-upgrade".into(),
                 created: Some("2026-11-02T10:00:00Z".into()),
