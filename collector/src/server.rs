@@ -40,6 +40,7 @@ mod export;
 
 use crate::assess::settings::Setup;
 use crate::auth;
+use crate::export::Format;
 use crate::store::{
     DailyQuery, EntityFilter, EntityKind, MetricsQuery, Principal, Storage, StoreError, VmFilter,
 };
@@ -139,8 +140,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/assessment", get(assessment::estate))
         .route("/v1/vms/{id}/assessment", get(assessment::one_vm))
         .route("/v1/export", get(export::any))
-        .route("/v1/export.xlsx", get(export::xlsx))
-        .route("/v1/export.csv", get(export::csv))
+        .route("/v1/export.xlsx", export::named(Format::Xlsx))
+        .route("/v1/export.csv", export::named(Format::AzureMigrateCsv))
         .route("/v1/{kind}", get(entities))
         .route("/v1/{kind}/{id}/metrics", get(metrics))
         .route("/v1/{kind}/{id}/daily", get(daily))

@@ -5,6 +5,7 @@
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, MethodRouter};
 use serde::Deserialize;
 
 use super::assessment::bad_request;
@@ -76,20 +77,15 @@ fn fixed(q: &ExportQuery, format: Format) -> Result<(), ApiError> {
     }
 }
 
-pub(super) async fn xlsx(
-    State(st): State<AppState>,
-    Query(q): Query<ExportQuery>,
-) -> Result<Response, ApiError> {
-    fixed(&q, Format::Xlsx)?;
-    serve(st, q, Format::Xlsx).await
-}
-
-pub(super) async fn csv(
-    State(st): State<AppState>,
-    Query(q): Query<ExportQuery>,
-) -> Result<Response, ApiError> {
-    fixed(&q, Format::AzureMigrateCsv)?;
-    serve(st, q, Format::AzureMigrateCsv).await
+/// The route of a file-named path (`/v1/export.xlsx`, `/v1/export.csv`): its format is
+/// the name's.
+pub(super) fn named(format: Format) -> MethodRouter<AppState> {
+    get(
+        move |State(st): State<AppState>, Query(q): Query<ExportQuery>| async move {
+            fixed(&q, format)?;
+            serve(st, q, format).await
+        },
+    )
 }
 
 pub(super) async fn any(
