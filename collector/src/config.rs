@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::assess::settings::{RawAssessment, Setup, SetupError};
+use crate::store::Retention;
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +56,23 @@ pub struct RawConfig {
     pub operators: Option<Vec<String>>,
     /// Defaults of the assessment (`vscout-collector assess`, `GET /v1/assessment`).
     pub assessment: Option<RawAssessment>,
+    /// How long what is stored is kept.
+    pub retention: Option<RawRetention>,
+}
+
+/// `[retention]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// Whole UTC days of 5-minute windows kept before today (1 to 3650). Default 35:
+    /// the assessment's default month and a few days' margin.
+    pub windows_days: Option<u32>,
+    /// Whole UTC days of day summaries (what the assessment reads) and the agents' daily
+    /// sketches kept (at least `windows_days`, at most 3650). Default 400, the longest
+    /// history an assessment asks for.
+    pub summaries_days: Option<u32>,
+    /// Seconds between prune passes (60 to 86400). Default 3600.
+    pub prune_interval_secs: Option<u64>,
 }
 
 /// Validated configuration.
@@ -73,6 +91,7 @@ pub struct CollectorConfig {
     pub operators: Vec<String>,
     /// The catalog and the assessment's defaults, checked.
     pub assessment: std::sync::Arc<Setup>,
+    pub retention: Retention,
 }
 
 /// Why the configuration is unusable (exit 64).
@@ -173,6 +192,7 @@ pub fn validate(raw: RawConfig) -> Result<CollectorConfig, ConfigError> {
         1..=3600,
     )?;
     let operators = operators(raw.operators.unwrap_or_default())?;
+    let retention = retention(raw.retention.unwrap_or_default())?;
     let assessment = std::sync::Arc::new(Setup::load(raw.assessment.unwrap_or_default(), None)?);
     Ok(CollectorConfig {
         assessment,
@@ -189,6 +209,35 @@ pub fn validate(raw: RawConfig) -> Result<CollectorConfig, ConfigError> {
         header_read_timeout: Duration::from_secs(header_secs),
         request_timeout: Duration::from_secs(request_secs),
         operators,
+        retention,
+    })
+}
+
+/// `[retention]` checked: summaries outlive windows (the summaries are made from them).
+fn retention(raw: RawRetention) -> Result<Retention, ConfigError> {
+    let d = Retention::default();
+    let windows = within(
+        "retention.windows_days",
+        raw.windows_days.map(u64::from),
+        u64::from(d.windows_days),
+        1..=3650,
+    )?;
+    let summaries = within(
+        "retention.summaries_days",
+        raw.summaries_days.map(u64::from),
+        u64::from(d.summaries_days).max(windows),
+        windows..=3650,
+    )?;
+    let interval = within(
+        "retention.prune_interval_secs",
+        raw.prune_interval_secs,
+        d.interval.as_secs(),
+        60..=86_400,
+    )?;
+    Ok(Retention {
+        windows_days: windows as u32,
+        summaries_days: summaries as u32,
+        interval: Duration::from_secs(interval),
     })
 }
 
@@ -249,9 +298,19 @@ mod tests {
         let example = include_str!("../examples/collector.toml");
         let c = validate(parse(example).expect("parse")).expect("valid");
         assert_eq!(c.assessment.defaults.percentile, Some(95));
+        assert_eq!(c.retention, Retention::default());
         let bad = example.replace("comfort = 1.3", "comfort = -1.0");
         let e = validate(parse(&bad).expect("parse")).expect_err("negative comfort");
         assert!(e.to_string().contains("comfort \"-1\""), "{e}");
+        let short = example.replace("summaries_days = 400", "summaries_days = 10");
+        let e = validate(parse(&short).expect("parse")).expect_err("summaries before windows");
+        assert!(
+            e.to_string()
+                .contains("retention.summaries_days = 10: must be between 35 and 3650"),
+            "{e}"
+        );
+        let e = parse("[retention]\nkeep = 1").expect_err("unknown key");
+        assert!(e.to_string().contains("keep"), "{e}");
         let e = parse("[assessment]\ncolour = \"blue\"").expect_err("unknown key");
         assert!(e.to_string().contains("colour"), "{e}");
         let missing = "[assessment]\ncatalog_file = \"/nonexistent/catalog.json\"";

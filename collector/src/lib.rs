@@ -132,6 +132,20 @@ fn spawn_watchdog(
     })
 }
 
+/// Sets retention's horizon before the first request (a step over no series: windows
+/// older than it are refused from the start) and starts the passes that delete, beside
+/// the server: one at start-up, then every `prune_interval_secs`.
+fn start_retention(
+    store: &Arc<SqliteStore>,
+    r: store::Retention,
+) -> Result<tokio::task::JoinHandle<()>, StartError> {
+    store.prune_step(vscout_service::telemetry::unix_now_ms() / 1000, &r, 0, 0)?;
+    Ok(tokio::spawn(store::retention::run(
+        store.clone() as Arc<dyn Storage>,
+        r,
+    )))
+}
+
 /// Starts the collector and serves until `shutdown` resolves. Once listening (and, on
 /// first start, with the first token's file written) it prints to stdout the listening
 /// URL, the certificate thumbprint, on first start the first token's file, and last
@@ -160,6 +174,7 @@ pub async fn run(
     } else {
         None
     };
+    let pruner = start_retention(&store, cfg.retention)?;
     announce(
         addr,
         &tls.thumbprint,
@@ -203,6 +218,9 @@ pub async fn run(
     if let Some(w) = watchdog {
         w.abort();
     }
+    // A step in flight finishes on its blocking thread (one transaction); no pass
+    // starts after this.
+    pruner.abort();
     info!("collector stopped");
     Ok(())
 }

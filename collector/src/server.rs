@@ -413,13 +413,18 @@ async fn prometheus(State(st): State<AppState>) -> Result<Response, ApiError> {
     let store = st.store.clone();
     let c = blocking(move || Ok(store.counts()?)).await?;
     let s = &st.counters;
-    let rows: [(&str, &str, &str, u64); 11] = [
+    let rows: [(&str, &str, &str, u64); 16] = [
         ("vscout_collector_agents", "gauge", "Agents that ever sent a batch.", c.agents),
         ("vscout_collector_batches_total", "counter", "Batches stored (each agent and sequence once).", c.batches),
         ("vscout_collector_duplicate_batches_total", "counter", "Batches received again and acknowledged without storing.", c.duplicate_batches),
         ("vscout_collector_rows_conflicting_total", "counter", "Rollup and daily rows received for a series and window already stored: the stored row was kept.", c.rows_ignored),
         ("vscout_collector_rollups", "gauge", "Rollup rows stored.", c.rollups),
         ("vscout_collector_series", "gauge", "Series known.", c.series),
+        ("vscout_collector_pruned_rollups_total", "counter", "Rollup rows retention deleted (older than retention.windows_days).", c.pruned.rollups),
+        ("vscout_collector_pruned_summaries_total", "counter", "Day summaries retention deleted (older than retention.summaries_days).", c.pruned.summaries),
+        ("vscout_collector_pruned_sketches_total", "counter", "Daily sketches retention deleted (older than retention.summaries_days).", c.pruned.sketches),
+        ("vscout_collector_pruned_bytes_total", "counter", "Database pages retention freed, in bytes (SQLite reuses them).", c.pruned.bytes),
+        ("vscout_collector_windows_refused_expired_total", "counter", "Rollups that arrived older than retention.windows_days keeps, refused.", c.pruned.refused_windows),
         ("vscout_collector_ingests_refused_busy_total", "counter", "Ingests answered 503 because max_concurrent_ingests were running.", s.ingests_refused_busy.load(Relaxed)),
         ("vscout_collector_ingests_refused_owner_total", "counter", "Ingests refused 403: the agent id belongs to another principal.", s.ingests_refused_owner.load(Relaxed)),
         ("vscout_collector_requests_timed_out_total", "counter", "Requests cut off by request_timeout_secs.", s.requests_timed_out.load(Relaxed)),

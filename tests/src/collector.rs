@@ -71,6 +71,10 @@ pub async fn post(
     Ok(req.send().await?)
 }
 
+/// `[retention]` for tests whose fixtures are dated (2023 to 2025): ten years kept, as an
+/// archive's would be, so the collector's prune at start does not refuse their windows.
+pub const DATED_FIXTURES: &str = "[retention]\nwindows_days = 3650\nsummaries_days = 3650\n";
+
 /// A running `vscout-collector`.
 #[derive(Debug)]
 pub struct Collector {
@@ -88,6 +92,13 @@ impl Collector {
     /// Starts a collector with a fresh data directory on a free loopback port.
     pub fn start(data_dir: &Path) -> Result<Self> {
         Self::start_with(data_dir, 0, None)
+    }
+
+    /// Starts keeping ten years (`DATED_FIXTURES`), for tests that post dated fixtures.
+    pub fn start_dated(data_dir: &Path) -> Result<Self> {
+        let config = data_dir.with_extension("toml");
+        std::fs::write(&config, DATED_FIXTURES)?;
+        Self::start_with(data_dir, 0, Some(&config))
     }
 
     /// Starts with a configuration file (TOML) as well.

@@ -8,7 +8,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use vscout::ship::batch::{self, Batch, Record, BATCH_VERSION};
 use vscout_e2e::built_binary;
-use vscout_e2e::collector::{client, health_batch, post, ClientPki, Collector};
+use vscout_e2e::collector::{client, health_batch, post, ClientPki, Collector, DATED_FIXTURES};
 
 #[tokio::test]
 async fn the_collector_refuses_what_it_must_and_stores_the_rest_once() -> Result<()> {
@@ -20,7 +20,7 @@ async fn the_collector_refuses_what_it_must_and_stores_the_rest_once() -> Result
     std::fs::write(
         &config,
         format!(
-            "client_ca_file = \"{}\"\nmax_body_bytes = 4096\noperators = [\"token:ops\"]\n",
+            "client_ca_file = \"{}\"\nmax_body_bytes = 4096\noperators = [\"token:ops\"]\n{DATED_FIXTURES}",
             good.ca_pem.display()
         ),
     )?;
@@ -251,7 +251,7 @@ async fn the_api_serves_every_entity_kind_daily_percentiles_and_refuses_revoked_
     use vscout::perf::{DailySummary, Rollup, WindowStats, ROLLUP_SCHEMA_VERSION};
 
     let dir = tempfile::tempdir()?;
-    let col = Collector::start(&dir.path().join("data"))?;
+    let col = Collector::start_dated(&dir.path().join("data"))?;
     let token = std::fs::read_to_string(&col.token_file)?.trim().to_owned();
     let http = client(&col, None)?;
     let inventory = VcenterInventory {

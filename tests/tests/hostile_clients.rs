@@ -42,7 +42,7 @@ fn string_bomb(mib: usize) -> Result<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_decompression_bombs_at_once_leave_the_collector_small() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let col = Collector::start(&dir.path().join("data"))?;
+    let col = Collector::start_dated(&dir.path().join("data"))?;
     let pid = col.pid().context("pid")?;
     let token = std::fs::read_to_string(&col.token_file)?.trim().to_owned();
     let http = client(&col, None)?;
@@ -259,7 +259,7 @@ async fn past_the_connection_cap_the_collector_waits_for_a_slot() -> Result<()> 
 #[tokio::test]
 async fn a_row_for_a_stored_series_and_window_is_counted_as_a_conflict() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let col = Collector::start(&dir.path().join("data"))?;
+    let col = Collector::start_dated(&dir.path().join("data"))?;
     let token = std::fs::read_to_string(&col.token_file)?.trim().to_owned();
     let http = client(&col, None)?;
     for (seq, mean) in [(1, 10.0), (2, 20.0)] {
@@ -291,5 +291,40 @@ async fn a_row_for_a_stored_series_and_window_is_counted_as_a_conflict() -> Resu
         .db()?
         .query_row("SELECT mean FROM rollups", [], |r| r.get(0))?;
     assert_eq!(mean, 10.0, "the stored row is kept");
+    Ok(())
+}
+
+/// Retention at its defaults (35 days of windows): a window older than that, from an
+/// agent back after a long outage, is acknowledged but not stored, and counted apart
+/// from conflicts; a current one is stored.
+#[tokio::test]
+async fn a_window_older_than_retention_keeps_is_refused_and_counted() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let col = Collector::start(&dir.path().join("data"))?;
+    let token = std::fs::read_to_string(&col.token_file)?.trim().to_owned();
+    let http = client(&col, None)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    let old = Rollup::example("vm-1", "cpu.usage.average", 10.0); // 2023-11-14
+    let mut current = old.clone();
+    current.window_start = now / 300 * 300 - 300;
+    let body = batch::encode(&Batch {
+        batch_version: BATCH_VERSION,
+        created_ms: 0,
+        records: vec![Record::Rollup(old), Record::Rollup(current)],
+    })?;
+    // The collector set retention's horizon before it said it was ready.
+    let r = post(&http, &col, Some(&token), Some("agent-r:1"), body).await?;
+    assert_eq!(r.status(), 200);
+    let metrics = get_text(&http, &col, &token, "/metrics").await?;
+    for (name, want) in [
+        ("vscout_collector_windows_refused_expired_total", 1),
+        ("vscout_collector_rows_conflicting_total", 0),
+        ("vscout_collector_rollups", 1),
+        ("vscout_collector_pruned_rollups_total", 0),
+    ] {
+        assert_eq!(metric(&metrics, name), Some(want), "{name}:\n{metrics}");
+    }
     Ok(())
 }

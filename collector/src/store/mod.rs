@@ -3,7 +3,10 @@
 //! would implement the same trait. Every call is synchronous (the server runs them on
 //! blocking threads) and every ingest is one transaction.
 
+pub mod retention;
 pub mod sqlite;
+
+pub use retention::{PruneStep, Pruned, Retention};
 
 use serde::Serialize;
 use vscout_wire::batch::Batch;
@@ -181,6 +184,9 @@ pub struct Counts {
     pub daily: u64,
     pub duplicate_batches: u64,
     pub rows_ignored: u64,
+    /// What retention deleted since the database was made.
+    #[serde(default)]
+    pub pruned: Pruned,
 }
 
 /// The VM counters the assessment reads. The store sums their windows up by day as they
@@ -297,6 +303,18 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn inventories(&self) -> Result<Vec<VcenterInventory>, StoreError>;
     fn agents(&self, only: Option<&str>) -> Result<Vec<serde_json::Value>, StoreError>;
     fn counts(&self) -> Result<Counts, StoreError>;
+    /// One step of retention as of `now_s`: for the series numbered after `after` (at
+    /// most `series` of them, in one transaction), deletes the windows, summaries and
+    /// sketches `r` no longer keeps; windows older than what was pruned are refused from
+    /// then on (a step over no series sets only that). A stopped prune loses nothing
+    /// that should stay: start again at 0.
+    fn prune_step(
+        &self,
+        now_s: i64,
+        r: &Retention,
+        after: i64,
+        series: usize,
+    ) -> Result<PruneStep, StoreError>;
     /// Adds a token under `name` (its SHA-256 only is stored); `TokenExists` if the name
     /// is taken.
     fn add_token(&self, name: &str, sha256_hex: &str) -> Result<(), StoreError>;

@@ -6,6 +6,7 @@
 //! Series (vCenter, entity, counter, instance) are numbered once and cached in memory, so
 //! a rollup row is a few integers and floats keyed by (series, window start).
 
+mod prune;
 mod usage;
 
 use std::collections::{HashMap, HashSet};
@@ -23,7 +24,7 @@ use vscout_wire::sketch::{Sketch, SketchSum};
 
 use super::{
     Counts, DailyQuery, EntityFilter, EntityKind, IngestOutcome, MetricsQuery, Principal,
-    SeriesUsage, Storage, StoreError, TokenInfo, UsageQuery, VmFilter,
+    PruneStep, Retention, SeriesUsage, Storage, StoreError, TokenInfo, UsageQuery, VmFilter,
 };
 
 const SCHEMA: &str = "
@@ -87,6 +88,8 @@ struct Writer {
     conn: Connection,
     series: HashMap<String, i64>,
     days: usage::OpenDays,
+    /// Windows starting before it are refused: retention deleted their days.
+    horizon: i64,
 }
 
 /// SQLite storage: one writer connection and one reader connection.
@@ -126,11 +129,13 @@ impl SqliteStore {
             }
         }
         let reader = open_conn(path)?;
+        let horizon = prune::horizon(&conn)?;
         Ok(Self {
             writer: Mutex::new(Writer {
                 conn,
                 series,
                 days: usage::OpenDays::default(),
+                horizon,
             }),
             reader: Mutex::new(reader),
         })
@@ -184,7 +189,15 @@ fn insert_rollup(
     ids: &mut TxSeries<'_>,
     touched: &mut HashSet<(i64, i64)>,
     v: &RollupView<'_>,
-) -> Result<bool, StoreError> {
+    horizon: i64,
+    tally: &mut Tally,
+) -> Result<(), StoreError> {
+    // A window of a day retention deleted stays out: storing it would summarise that
+    // day again from this one window.
+    if v.window_start < horizon {
+        tally.expired += 1;
+        return Ok(());
+    }
     let id = ids.id(tx, &v.labels)?;
     let mut stmt = tx.prepare_cached(
         "INSERT OR IGNORE INTO rollups VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -207,7 +220,19 @@ fn insert_rollup(
     if n == 1 && super::summarised(v.labels.entity_type, v.labels.counter) {
         touched.insert((id, usage::hour_of(v.window_start)));
     }
-    Ok(n == 1)
+    if n == 0 {
+        tally.ignored += 1;
+    }
+    Ok(())
+}
+
+/// Rows of a batch not stored.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Their series and window were stored before: the stored row is kept.
+    ignored: usize,
+    /// Older than what retention keeps: refused, counted apart.
+    expired: u64,
 }
 
 fn view_of(r: &Rollup) -> RollupView<'_> {
@@ -233,7 +258,13 @@ impl Storage for SqliteStore {
         batch: &Batch,
     ) -> Result<IngestOutcome, StoreError> {
         let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let Writer { conn, series, days } = &mut *guard;
+        let Writer {
+            conn,
+            series,
+            days,
+            horizon,
+        } = &mut *guard;
+        let horizon = *horizon;
         let now = now_ms();
         let seq = i64::try_from(seq)
             .map_err(|_| StoreError::Other(format!("sequence {seq} out of range")))?;
@@ -288,15 +319,20 @@ impl Storage for SqliteStore {
             key: String::new(),
         };
         let mut touched = HashSet::new();
-        let mut ignored = 0usize;
+        let mut tally = Tally::default();
         let mut rollups = 0usize;
         for record in &batch.records {
             match record {
                 Record::Rollup(r) => {
                     rollups += 1;
-                    if !insert_rollup(&tx, &mut ids, &mut touched, &view_of(r))? {
-                        ignored += 1;
-                    }
+                    insert_rollup(
+                        &tx,
+                        &mut ids,
+                        &mut touched,
+                        &view_of(r),
+                        horizon,
+                        &mut tally,
+                    )?;
                 }
                 Record::Rollups(set) => {
                     for i in 0..set.rows.len() {
@@ -307,9 +343,7 @@ impl Storage for SqliteStore {
                             )));
                         };
                         rollups += 1;
-                        if !insert_rollup(&tx, &mut ids, &mut touched, &v)? {
-                            ignored += 1;
-                        }
+                        insert_rollup(&tx, &mut ids, &mut touched, &v, horizon, &mut tally)?;
                     }
                 }
                 Record::Daily(d) => {
@@ -329,7 +363,7 @@ impl Storage for SqliteStore {
                         sketch
                     ])?;
                     if n == 0 {
-                        ignored += 1;
+                        tally.ignored += 1;
                     }
                 }
                 Record::Inventory(inv) => store_inventory(&tx, agent_id, inv, now)?,
@@ -356,8 +390,9 @@ impl Storage for SqliteStore {
         )?;
         tx.execute(
             "UPDATE agents SET batches = batches + 1, rows_ignored = rows_ignored + ?2 WHERE agent_id = ?1",
-            params![agent_id, ignored as i64],
+            params![agent_id, tally.ignored as i64],
         )?;
+        prune::count_refused(&tx, tally.expired)?;
         let new = std::mem::take(&mut ids.new);
         let latest = days.close(&tx, touched)?;
         tx.commit()?;
@@ -366,7 +401,7 @@ impl Storage for SqliteStore {
         Ok(IngestOutcome {
             duplicate: false,
             records: batch.records.len(),
-            rows_ignored: ignored,
+            rows_ignored: tally.ignored,
         })
     }
 
@@ -677,7 +712,25 @@ impl Storage for SqliteStore {
             daily: one("SELECT count(*) FROM daily")?,
             duplicate_batches: one("SELECT coalesce(sum(duplicate_batches), 0) FROM agents")?,
             rows_ignored: one("SELECT coalesce(sum(rows_ignored), 0) FROM agents")?,
+            pruned: prune::counted(&conn)?,
         })
+    }
+
+    fn prune_step(
+        &self,
+        now_s: i64,
+        r: &Retention,
+        after: i64,
+        series: usize,
+    ) -> Result<PruneStep, StoreError> {
+        let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let w = &mut *guard;
+        let tx = w.conn.transaction()?;
+        let (step, forgotten) = prune::step(&tx, now_s, r, after, series)?;
+        tx.commit()?;
+        w.horizon = w.horizon.max(r.windows_from(now_s));
+        w.days.forget(&forgotten);
+        Ok(step)
     }
 
     fn add_token(&self, name: &str, sha256_hex: &str) -> Result<(), StoreError> {

@@ -161,6 +161,12 @@ fn close_older(
     }
 }
 
+/// Summarises the day of `latest` (a series' latest window) whole: retention closes the
+/// open day of a series whose windows all go.
+pub(super) fn close_day(tx: &Transaction<'_>, series: i64, latest: i64) -> Result<(), StoreError> {
+    summarise(tx, series, day_of(latest), day_of(latest) + DAY_SECS, false)
+}
+
 /// Per series, the latest hour a window was stored for: the writer's memory of which
 /// hours and days are still open. Filled lazily (a series not seen since start is looked
 /// up once).
@@ -206,6 +212,13 @@ impl OpenDays {
 
     pub(super) fn remember(&mut self, latest: Vec<(i64, i64)>) {
         self.latest.extend(latest);
+    }
+
+    /// Forgets series whose windows retention deleted: their days are all closed.
+    pub(super) fn forget(&mut self, series: &[i64]) {
+        for s in series {
+            self.latest.remove(s);
+        }
     }
 }
 

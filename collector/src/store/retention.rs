@@ -1,0 +1,127 @@
+//! Retention (`[retention]`): 5-minute windows are kept `windows_days` whole UTC days,
+//! the day summaries the assessment reads and the agents' daily sketches
+//! `summaries_days`; older rows are deleted in the background, a few hundred series per
+//! transaction so that ingest waits at most one short step. What went is counted (rows
+//! and the bytes SQLite freed, which it reuses: the file stops growing at the horizon).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::{Storage, StoreError};
+
+const DAY_SECS: i64 = 86_400;
+
+/// How long what is stored is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Whole UTC days of 5-minute windows (rollups) kept before today.
+    pub windows_days: u32,
+    /// Whole UTC days of day summaries and daily sketches kept before today.
+    pub summaries_days: u32,
+    /// How often a prune pass runs.
+    pub interval: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            windows_days: 35,
+            summaries_days: 400,
+            interval: Duration::from_secs(3600),
+        }
+    }
+}
+
+fn day_start(t: i64) -> i64 {
+    t.div_euclid(DAY_SECS) * DAY_SECS
+}
+
+impl Retention {
+    /// The first window start kept at `now_s`: a UTC day start, so a day is kept or
+    /// deleted whole.
+    pub fn windows_from(&self, now_s: i64) -> i64 {
+        day_start(now_s) - i64::from(self.windows_days) * DAY_SECS
+    }
+
+    /// The first day of summaries and sketches kept at `now_s`.
+    pub fn summaries_from(&self, now_s: i64) -> i64 {
+        day_start(now_s) - i64::from(self.summaries_days) * DAY_SECS
+    }
+}
+
+/// Rows deleted and bytes freed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pruned {
+    pub rollups: u64,
+    /// Day summaries (`window_days`).
+    pub summaries: u64,
+    /// The agents' daily sketches (`daily`).
+    pub sketches: u64,
+    /// Pages the deletes freed, in bytes.
+    pub bytes: u64,
+    /// Windows that arrived older than the windows kept, refused at ingest (an agent
+    /// back after an outage longer than `windows_days`; its daily sketches still count).
+    #[serde(default)]
+    pub refused_windows: u64,
+}
+
+impl Pruned {
+    pub fn add(&mut self, o: &Pruned) {
+        self.rollups += o.rollups;
+        self.summaries += o.summaries;
+        self.sketches += o.sketches;
+        self.bytes += o.bytes;
+        self.refused_windows += o.refused_windows;
+    }
+}
+
+/// What one step did, and the series to go on after (`None`: the pass is done).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PruneStep {
+    pub pruned: Pruned,
+    pub next: Option<i64>,
+}
+
+/// Series per step: a step of 500 series deletes at most a few hundred thousand rows.
+pub const STEP_SERIES: usize = 500;
+
+/// One whole pass as of `now_s`, step after step.
+pub fn prune_pass(store: &dyn Storage, r: &Retention, now_s: i64) -> Result<Pruned, StoreError> {
+    let mut total = Pruned::default();
+    let mut after = 0;
+    loop {
+        let step = store.prune_step(now_s, r, after, STEP_SERIES)?;
+        total.add(&step.pruned);
+        match step.next {
+            Some(n) => after = n,
+            None => return Ok(total),
+        }
+    }
+}
+
+/// Prunes at start and every `r.interval`, on blocking threads, until the task is
+/// dropped; a failed pass is logged and tried again at the next interval.
+pub async fn run(store: Arc<dyn Storage>, r: Retention) {
+    loop {
+        let now_s = vscout_service::telemetry::unix_now_ms() / 1000;
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || prune_pass(s.as_ref(), &r, now_s)).await {
+            Ok(Ok(p)) if p != Pruned::default() => info!(
+                rollups = p.rollups,
+                summaries = p.summaries,
+                sketches = p.sketches,
+                bytes = p.bytes,
+                "retention pruned"
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                warn!(error = %e, "retention pass failed; trying again at the next interval")
+            }
+            Err(e) => warn!(error = %e, "retention pass stopped"),
+        }
+        tokio::time::sleep(r.interval).await;
+    }
+}

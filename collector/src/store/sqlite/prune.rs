@@ -1,0 +1,152 @@
+//! Retention on SQLite: per series, in steps of a few hundred series per transaction,
+//! the windows before the horizon, then the day summaries and daily sketches before
+//! theirs. A series whose every window goes has its open day summarised whole first (its
+//! only day not yet summarised), so the assessment keeps it; from the first step on,
+//! windows before the horizon are refused at ingest (`meta.windows_pruned_before`), so a
+//! late one can never summarise a pruned day again from nothing.
+
+use rusqlite::{params, Connection, Transaction};
+
+use super::usage;
+use crate::store::{PruneStep, Pruned, Retention, StoreError};
+
+/// Where the horizon and the counts live in `meta`.
+const HORIZON: &str = "windows_pruned_before";
+const COUNTS: [&str; 4] = [
+    "pruned_rollups",
+    "pruned_summaries",
+    "pruned_sketches",
+    "pruned_bytes",
+];
+const REFUSED: &str = "refused_expired_windows";
+
+/// Adds `n` to a count in `meta`.
+fn count(tx: &Transaction<'_>, key: &str, n: u64) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO meta VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
+        params![key, n as i64],
+    )?;
+    Ok(())
+}
+
+/// Counts windows ingest refused for being older than the horizon (none: no write).
+pub(super) fn count_refused(tx: &Transaction<'_>, n: u64) -> Result<(), StoreError> {
+    if n == 0 {
+        return Ok(());
+    }
+    count(tx, REFUSED, n)
+}
+
+/// The first window start still accepted (`i64::MIN` before any prune).
+pub(super) fn horizon(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1",
+            [HORIZON],
+            |r| r.get(0),
+        )
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(i64::MIN),
+            e => Err(e),
+        })?)
+}
+
+/// What retention deleted since the database was made.
+pub(super) fn counted(conn: &Connection) -> Result<Pruned, StoreError> {
+    let get = |key: &str| -> Result<u64, StoreError> {
+        Ok(conn.query_row(
+            "SELECT coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1), 0)",
+            [key],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    };
+    Ok(Pruned {
+        rollups: get(COUNTS[0])?,
+        summaries: get(COUNTS[1])?,
+        sketches: get(COUNTS[2])?,
+        bytes: get(COUNTS[3])?,
+        refused_windows: get(REFUSED)?,
+    })
+}
+
+fn free_bytes(tx: &Transaction<'_>) -> Result<i64, StoreError> {
+    let pages: i64 = tx.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    let size: i64 = tx.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    Ok(pages * size)
+}
+
+/// One step: see `Storage::prune_step`. Returns the step and the series whose windows
+/// all went (the writer forgets their open hour once the transaction commits).
+pub(super) fn step(
+    tx: &Transaction<'_>,
+    now_s: i64,
+    r: &Retention,
+    after: i64,
+    series: usize,
+) -> Result<(PruneStep, Vec<i64>), StoreError> {
+    let (windows_from, summaries_from) = (r.windows_from(now_s), r.summaries_from(now_s));
+    let free_before = free_bytes(tx)?;
+    // The horizon first: from this transaction on no window before it is stored.
+    tx.execute(
+        "INSERT INTO meta VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = max(CAST(value AS INTEGER), excluded.value)",
+        params![HORIZON, windows_from],
+    )?;
+    let ids: Vec<(i64, bool)> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT id, entity_type, counter FROM series WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after, series as i64], |r| {
+            let (id, kind, counter): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            Ok((id, crate::store::summarised(&kind, &counter)))
+        })?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut p = Pruned::default();
+    let mut forgotten = Vec::new();
+    for &(id, summarised) in &ids {
+        if summarised {
+            let latest: Option<i64> = tx
+                .prepare_cached("SELECT MAX(window_start) FROM rollups WHERE series_id = ?1")?
+                .query_row([id], |r| r.get(0))?;
+            if let Some(l) = latest.filter(|l| *l < windows_from) {
+                usage::close_day(tx, id, l)?;
+                forgotten.push(id);
+            }
+        }
+        let delete = |sql: &str, from: i64| -> Result<u64, StoreError> {
+            Ok(tx.prepare_cached(sql)?.execute(params![id, from])? as u64)
+        };
+        p.rollups += delete(
+            "DELETE FROM rollups WHERE series_id = ?1 AND window_start < ?2",
+            windows_from,
+        )?;
+        p.summaries += delete(
+            "DELETE FROM window_days WHERE series_id = ?1 AND day_start < ?2",
+            summaries_from,
+        )?;
+        p.sketches += delete(
+            "DELETE FROM daily WHERE series_id = ?1 AND day_start < ?2",
+            summaries_from,
+        )?;
+    }
+    p.bytes = (free_bytes(tx)? - free_before).max(0) as u64;
+    for (key, n) in COUNTS
+        .iter()
+        .zip([p.rollups, p.summaries, p.sketches, p.bytes])
+    {
+        tx.execute(
+            "INSERT INTO meta VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
+            params![key, n as i64],
+        )?;
+    }
+    let next = (ids.len() == series)
+        .then(|| ids.last().map(|l| l.0))
+        .flatten();
+    Ok((PruneStep { pruned: p, next }, forgotten))
+}
+
+#[cfg(test)]
+mod tests;
