@@ -67,8 +67,9 @@ pub struct RawRetention {
     /// Whole UTC days of 5-minute windows kept before today (1 to 3650). Default 35:
     /// the assessment's default month and a few days' margin.
     pub windows_days: Option<u32>,
-    /// Whole UTC days of day summaries (what the assessment reads) and the agents' daily
-    /// sketches kept (at least `windows_days`, at most 3650). Default 400, the longest
+    /// Whole UTC days of hourly summaries of the windows that went, day summaries (what
+    /// the assessment reads) and the agents' daily sketches kept (at least
+    /// `windows_days`, at most 3650). Default 400, the longest
     /// history an assessment asks for.
     pub summaries_days: Option<u32>,
     /// Seconds between prune passes (60 to 86400). Default 3600.

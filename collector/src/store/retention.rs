@@ -1,6 +1,6 @@
 //! Retention (`[retention]`): 5-minute windows are kept `windows_days` whole UTC days,
-//! the day summaries the assessment reads and the agents' daily sketches
-//! `summaries_days`; older rows are deleted in the background, a few hundred series per
+//! then their hours summed up, the day summaries the assessment reads and the agents'
+//! daily sketches `summaries_days`; older rows are deleted in the background, a few hundred series per
 //! transaction so that ingest waits at most one short step. What went is counted (rows
 //! and the bytes SQLite freed, which it reuses: the file stops growing at the horizon).
 
@@ -19,7 +19,7 @@ const DAY_SECS: i64 = 86_400;
 pub struct Retention {
     /// Whole UTC days of 5-minute windows (rollups) kept before today.
     pub windows_days: u32,
-    /// Whole UTC days of day summaries and daily sketches kept before today.
+    /// Whole UTC days of hourly and day summaries and daily sketches kept before today.
     pub summaries_days: u32,
     /// How often a prune pass runs.
     pub interval: Duration,
@@ -62,6 +62,9 @@ pub struct Pruned {
     pub sketches: u64,
     /// Pages the deletes freed, in bytes.
     pub bytes: u64,
+    /// Hourly summaries (`rollup_hours`) past `summaries_days`.
+    #[serde(default)]
+    pub hours: u64,
     /// Windows that arrived older than the windows kept, refused at ingest (an agent
     /// back after an outage longer than `windows_days`; its daily sketches still count).
     #[serde(default)]
@@ -74,6 +77,7 @@ impl Pruned {
         self.summaries += o.summaries;
         self.sketches += o.sketches;
         self.bytes += o.bytes;
+        self.hours += o.hours;
         self.refused_windows += o.refused_windows;
     }
 }

@@ -60,6 +60,13 @@ CREATE TABLE IF NOT EXISTS rollups (
     expected INTEGER NOT NULL, missing INTEGER NOT NULL, count INTEGER NOT NULL,
     min REAL, max REAL, mean REAL, p50 REAL, p95 REAL, p99 REAL,
     PRIMARY KEY (series_id, window_start)) WITHOUT ROWID;
+-- What retention keeps of an hour of windows once they go: counts summed, the lowest
+-- min, the highest max and p95, the mean weighted by samples.
+CREATE TABLE IF NOT EXISTS rollup_hours (
+    series_id INTEGER NOT NULL, hour_start INTEGER NOT NULL, windows INTEGER NOT NULL,
+    expected INTEGER NOT NULL, missing INTEGER NOT NULL, count INTEGER NOT NULL,
+    min REAL, max REAL, mean REAL, p95 REAL,
+    PRIMARY KEY (series_id, hour_start)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS daily (
     series_id INTEGER NOT NULL, day_start INTEGER NOT NULL, samples INTEGER NOT NULL,
     expected INTEGER NOT NULL, max REAL, sketch TEXT NOT NULL,
@@ -506,7 +513,17 @@ impl Storage for SqliteStore {
     ) -> Result<Option<Vec<Value>>, StoreError> {
         let (vcenter, entity) = split_id(id, q.vcenter.as_deref());
         let conn = self.reader();
-        let mut stmt = conn.prepare_cached(
+        // Windows, and the hours retention kept of windows that went (older, so first).
+        let mut rows = Vec::new();
+        for sql in [
+            "SELECT s.vcenter, s.counter, s.instance, s.unit, s.stats_type, r.hour_start,
+                    3600, r.expected, r.missing, r.count, r.min, r.max, r.mean, NULL,
+                    r.p95, NULL
+             FROM series s JOIN rollup_hours r ON r.series_id = s.id
+             WHERE s.entity_id = ?1 AND s.entity_type = ?6 AND (?2 IS NULL OR s.vcenter = ?2)
+               AND (?3 IS NULL OR s.counter = ?3)
+               AND (?4 IS NULL OR r.hour_start >= ?4) AND (?5 IS NULL OR r.hour_start <= ?5)
+             ORDER BY s.counter, s.instance, r.hour_start LIMIT 100000",
             "SELECT s.vcenter, s.counter, s.instance, s.unit, s.stats_type, r.window_start,
                     r.window_secs, r.expected, r.missing, r.count, r.min, r.max, r.mean, r.p50,
                     r.p95, r.p99
@@ -515,23 +532,25 @@ impl Storage for SqliteStore {
                AND (?3 IS NULL OR s.counter = ?3)
                AND (?4 IS NULL OR r.window_start >= ?4) AND (?5 IS NULL OR r.window_start <= ?5)
              ORDER BY s.counter, s.instance, r.window_start LIMIT 100000",
-        )?;
-        let rows = stmt.query_map(
-            params![entity, vcenter, q.counter, q.from, q.to, kind.entity_type()],
-            |r| {
-                Ok(json!({
-                    "vcenter": r.get::<_, String>(0)?, "counter": r.get::<_, String>(1)?,
-                    "instance": r.get::<_, String>(2)?, "unit": r.get::<_, String>(3)?,
-                    "stats_type": r.get::<_, String>(4)?, "window_start": r.get::<_, i64>(5)?,
-                    "window_secs": r.get::<_, i64>(6)?, "expected_samples": r.get::<_, i64>(7)?,
-                    "missing_samples": r.get::<_, i64>(8)?, "count": r.get::<_, i64>(9)?,
-                    "min": r.get::<_, Option<f64>>(10)?, "max": r.get::<_, Option<f64>>(11)?,
-                    "mean": r.get::<_, Option<f64>>(12)?, "p50": r.get::<_, Option<f64>>(13)?,
-                    "p95": r.get::<_, Option<f64>>(14)?, "p99": r.get::<_, Option<f64>>(15)?,
-                }))
-            },
-        )?;
-        let rows = rows.collect::<Result<Vec<_>, _>>()?;
+        ] {
+            let mut stmt = conn.prepare_cached(sql)?;
+            let found = stmt.query_map(
+                params![entity, vcenter, q.counter, q.from, q.to, kind.entity_type()],
+                metrics_row,
+            )?;
+            for row in found {
+                rows.push(row?);
+            }
+        }
+        let key = |v: &Value| {
+            (
+                v["counter"].as_str().map(str::to_owned),
+                v["instance"].as_str().map(str::to_owned),
+                v["window_start"].as_i64(),
+            )
+        };
+        rows.sort_by_cached_key(key);
+        rows.truncate(100_000);
         found(&conn, kind, vcenter.as_deref(), &entity, rows)
     }
 
@@ -877,6 +896,21 @@ fn split_id(id: &str, vcenter: Option<&str>) -> (Option<String>, String) {
 /// `rows` of an entity, or `None` when it has none and no inventory or series knows it
 /// (an unknown entity is a 404, not an empty list). Rows prove the entity known, so the
 /// extra lookup runs only for an empty answer.
+/// One row of `metrics`: a window, or an hour retention kept (`window_secs` 3600, no
+/// p50 or p99).
+fn metrics_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
+    Ok(json!({
+        "vcenter": r.get::<_, String>(0)?, "counter": r.get::<_, String>(1)?,
+        "instance": r.get::<_, String>(2)?, "unit": r.get::<_, String>(3)?,
+        "stats_type": r.get::<_, String>(4)?, "window_start": r.get::<_, i64>(5)?,
+        "window_secs": r.get::<_, i64>(6)?, "expected_samples": r.get::<_, i64>(7)?,
+        "missing_samples": r.get::<_, i64>(8)?, "count": r.get::<_, i64>(9)?,
+        "min": r.get::<_, Option<f64>>(10)?, "max": r.get::<_, Option<f64>>(11)?,
+        "mean": r.get::<_, Option<f64>>(12)?, "p50": r.get::<_, Option<f64>>(13)?,
+        "p95": r.get::<_, Option<f64>>(14)?, "p99": r.get::<_, Option<f64>>(15)?,
+    }))
+}
+
 fn found(
     conn: &Connection,
     kind: EntityKind,

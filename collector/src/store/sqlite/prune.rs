@@ -1,6 +1,6 @@
 //! Retention on SQLite: per series, in steps of a few hundred series per transaction,
-//! the windows before the horizon, then the day summaries and daily sketches before
-//! theirs. A series whose every window goes has its open day summarised whole first (its
+//! the windows before the horizon (summed up by hour into `rollup_hours` first), then
+//! the hours, day summaries and daily sketches before theirs. A series whose every window goes has its open day summarised whole first (its
 //! only day not yet summarised), so the assessment keeps it; from the first step on,
 //! windows before the horizon are refused at ingest (`meta.windows_pruned_before`), so a
 //! late one can never summarise a pruned day again from nothing.
@@ -12,11 +12,12 @@ use crate::store::{PruneStep, Pruned, Retention, StoreError};
 
 /// Where the horizon and the counts live in `meta`.
 const HORIZON: &str = "windows_pruned_before";
-const COUNTS: [&str; 4] = [
+const COUNTS: [&str; 5] = [
     "pruned_rollups",
     "pruned_summaries",
     "pruned_sketches",
     "pruned_bytes",
+    "pruned_hours",
 ];
 const REFUSED: &str = "refused_expired_windows";
 
@@ -66,6 +67,7 @@ pub(super) fn counted(conn: &Connection) -> Result<Pruned, StoreError> {
         summaries: get(COUNTS[1])?,
         sketches: get(COUNTS[2])?,
         bytes: get(COUNTS[3])?,
+        hours: get(COUNTS[4])?,
         refused_windows: get(REFUSED)?,
     })
 }
@@ -106,30 +108,9 @@ pub(super) fn step(
     let mut p = Pruned::default();
     let mut forgotten = Vec::new();
     for &(id, summarised) in &ids {
-        if summarised {
-            let latest: Option<i64> = tx
-                .prepare_cached("SELECT MAX(window_start) FROM rollups WHERE series_id = ?1")?
-                .query_row([id], |r| r.get(0))?;
-            if let Some(l) = latest.filter(|l| *l < windows_from) {
-                usage::close_day(tx, id, l)?;
-                forgotten.push(id);
-            }
+        if series_step(tx, id, summarised, (windows_from, summaries_from), &mut p)? {
+            forgotten.push(id);
         }
-        let delete = |sql: &str, from: i64| -> Result<u64, StoreError> {
-            Ok(tx.prepare_cached(sql)?.execute(params![id, from])? as u64)
-        };
-        p.rollups += delete(
-            "DELETE FROM rollups WHERE series_id = ?1 AND window_start < ?2",
-            windows_from,
-        )?;
-        p.summaries += delete(
-            "DELETE FROM window_days WHERE series_id = ?1 AND day_start < ?2",
-            summaries_from,
-        )?;
-        p.sketches += delete(
-            "DELETE FROM daily WHERE series_id = ?1 AND day_start < ?2",
-            summaries_from,
-        )?;
     }
     p.bytes = (free_bytes(tx)? - free_before).max(0) as u64;
     for (key, n) in COUNTS
@@ -146,6 +127,57 @@ pub(super) fn step(
         .then(|| ids.last().map(|l| l.0))
         .flatten();
     Ok((PruneStep { pruned: p, next }, forgotten))
+}
+
+/// One series' share of a step; true when its windows all went (its open day closed).
+fn series_step(
+    tx: &Transaction<'_>,
+    id: i64,
+    summarised: bool,
+    (windows_from, summaries_from): (i64, i64),
+    p: &mut Pruned,
+) -> Result<bool, StoreError> {
+    let mut closed = false;
+    if summarised {
+        let latest: Option<i64> = tx
+            .prepare_cached("SELECT MAX(window_start) FROM rollups WHERE series_id = ?1")?
+            .query_row([id], |r| r.get(0))?;
+        if let Some(l) = latest.filter(|l| *l < windows_from) {
+            usage::close_day(tx, id, l)?;
+            closed = true;
+        }
+    }
+    let delete = |sql: &str, from: i64| -> Result<u64, StoreError> {
+        Ok(tx.prepare_cached(sql)?.execute(params![id, from])? as u64)
+    };
+    // The windows' hours stay, summed up, as long as the summaries.
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO rollup_hours
+         SELECT series_id, window_start / 3600 * 3600 AS h, count(*), sum(expected),
+                sum(missing), sum(count), min(min), max(max),
+                sum(mean * count) / nullif(sum(CASE WHEN mean IS NULL THEN 0 ELSE count END), 0),
+                max(p95)
+         FROM rollups WHERE series_id = ?1 AND window_start >= ?2 AND window_start < ?3
+         GROUP BY h",
+    )?
+    .execute(params![id, summaries_from, windows_from])?;
+    p.rollups += delete(
+        "DELETE FROM rollups WHERE series_id = ?1 AND window_start < ?2",
+        windows_from,
+    )?;
+    p.hours += delete(
+        "DELETE FROM rollup_hours WHERE series_id = ?1 AND hour_start < ?2",
+        summaries_from,
+    )?;
+    p.summaries += delete(
+        "DELETE FROM window_days WHERE series_id = ?1 AND day_start < ?2",
+        summaries_from,
+    )?;
+    p.sketches += delete(
+        "DELETE FROM daily WHERE series_id = ?1 AND day_start < ?2",
+        summaries_from,
+    )?;
+    Ok(closed)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use vscout_wire::sketch::Sketch;
 
 use crate::store::retention::prune_pass;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Principal, Retention, Storage};
+use crate::store::{EntityKind, MetricsQuery, Principal, Retention, Storage};
 
 const DAY: i64 = 86_400;
 /// A day start.
@@ -151,6 +151,34 @@ fn what_is_older_than_each_horizon_goes_counted_and_the_rest_stays() {
         "kept summaries unchanged"
     );
     assert_eq!(store.counts().expect("counts").pruned, pruned, "counted");
+    // The hours between the two horizons stay, summed up (one window an hour here), and
+    // the metrics read them before the windows.
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM rollup_hours"),
+        2 * 2 * 24,
+        "vm-1 and the host, days 3 and 4"
+    );
+    let rows = store
+        .metrics(EntityKind::Vm, "vc:vm-1", &MetricsQuery::default())
+        .expect("metrics")
+        .expect("known");
+    assert_eq!(rows.len(), 2 * 24 + 35 * 24);
+    assert_eq!(
+        (
+            rows[0]["window_start"].as_i64(),
+            rows[0]["window_secs"].as_i64()
+        ),
+        (Some(summaries_from), Some(3600))
+    );
+    assert_eq!(rows[0]["count"], 15);
+    assert!(rows[0]["p50"].is_null() && rows[0]["max"].is_f64());
+    assert_eq!(
+        (
+            rows[48]["window_start"].as_i64(),
+            rows[48]["window_secs"].as_i64()
+        ),
+        (Some(windows_from), Some(300))
+    );
     assert_eq!(pruned.refused_windows, 0);
     // A second pass at the same time finds nothing; the counts stay.
     let again = prune_pass(&store, &r, now).expect("prune");
@@ -186,6 +214,17 @@ fn what_is_older_than_each_horizon_goes_counted_and_the_rest_stays() {
             &format!("SELECT count(*) FROM rollups WHERE window_start < {windows_from}")
         ),
         0
+    );
+    // Two days on: the hours of days 3 and 4 go, those of days 5 and 6 are made.
+    let later = prune_pass(&store, &r, now + 2 * DAY).expect("prune");
+    assert_eq!(later.hours, 2 * 2 * 24);
+    assert_eq!(
+        count(&store, "SELECT min(hour_start) FROM rollup_hours"),
+        summaries_from + 2 * DAY
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM rollup_hours"),
+        2 * 2 * 24
     );
 }
 
@@ -250,6 +289,7 @@ fn a_prune_stopped_after_a_step_and_run_again_leaves_what_one_pass_does() {
         "SELECT * FROM rollups ORDER BY series_id, window_start",
         SUMMARIES,
         "SELECT series_id, day_start FROM daily ORDER BY series_id, day_start",
+        "SELECT * FROM rollup_hours ORDER BY series_id, hour_start",
     ] {
         assert_eq!(all(&one, sql), all(&stopped, sql), "{sql}");
     }
