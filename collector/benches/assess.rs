@@ -12,7 +12,8 @@
 //! rollup rows of closed hours and days are not made: nothing reads them.
 //! Then the fleet's workbook (`export`, xlsx) from the same store: CPU and wall seconds,
 //! peak RSS and the file's size; every VM with 2 partitions and every fourth with a
-//! snapshot, so every inventory tab has rows.
+//! snapshot, so every inventory tab has rows. Last, a retention pass forty days on
+//! (every window goes): its time and its longest step, which is what ingest waits for.
 //! Run: `cargo bench -p vscout-collector --bench assess` (`VSCOUT_BENCH_VMS` to change
 //! the estate's size).
 
@@ -24,7 +25,9 @@ use vscout_collector::assess::catalog::Catalog;
 use vscout_collector::assess::estate::assess;
 use vscout_collector::assess::settings::{Params, RawAssessment, Settings};
 use vscout_collector::export::{export, Format};
+use vscout_collector::store::retention::STEP_SERIES;
 use vscout_collector::store::sqlite::SqliteStore;
+use vscout_collector::store::{Retention, Storage};
 use vscout_wire::inventory::{Disk, Nic, Partition, Snapshot, Vm};
 use vscout_wire::sketch::Sketch;
 
@@ -311,8 +314,44 @@ fn export_only(db: &Path) {
     );
 }
 
+/// A retention pass over the same store forty days on (default retention): every
+/// series' windows go (summed up by hour, its open day closed); the longest step is
+/// what an ingest can wait for.
+fn prune_only(db: &Path) {
+    let before = cpu_secs();
+    // A benchmark measures real time.
+    #[allow(clippy::disallowed_methods)]
+    let t = std::time::Instant::now();
+    let store = SqliteStore::open(db).expect("open");
+    let r = Retention::default();
+    let (mut after, mut steps, mut longest, mut rows) = (0, 0, 0.0f64, 0);
+    loop {
+        #[allow(clippy::disallowed_methods)]
+        let s = std::time::Instant::now();
+        let step = store
+            .prune_step(TODAY + 40 * DAY, &r, after, STEP_SERIES)
+            .expect("prune");
+        longest = longest.max(s.elapsed().as_secs_f64());
+        (steps, rows) = (steps + 1, rows + step.pruned.rollups);
+        match step.next {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    println!(
+        "MEASURED cpu_s={:.2} wall_s={:.1} steps={steps} longest_step_ms={:.0} rollups_pruned={rows}",
+        cpu_secs() - before,
+        t.elapsed().as_secs_f64(),
+        longest * 1000.0
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--prune-only") {
+        prune_only(Path::new(&args[i + 1]));
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--export-only") {
         export_only(Path::new(&args[i + 1]));
         return;
@@ -353,10 +392,11 @@ fn main() {
         t.elapsed().as_secs_f64(),
         bytes as f64 / 1048576.0
     );
-    for run in ["peaks", "samples", "export"] {
+    for run in ["peaks", "samples", "export", "prune"] {
         let mut cmd = Command::new(std::env::current_exe().expect("exe"));
         match run {
             "export" => cmd.arg("--export-only").arg(&db),
+            "prune" => cmd.arg("--prune-only").arg(&db),
             "samples" => cmd.arg("--assess-only").arg(&db).arg("--samples"),
             _ => cmd.arg("--assess-only").arg(&db),
         };
@@ -368,6 +408,7 @@ fn main() {
             .unwrap_or("(no figures)");
         match run {
             "export" => println!("export, xlsx: {line}"),
+            "prune" => println!("retention pass, 40 days on: {line}"),
             basis => println!("assess, basis {basis}: {line}"),
         }
         assert!(
