@@ -413,15 +413,16 @@ async fn prometheus(State(st): State<AppState>) -> Result<Response, ApiError> {
     let store = st.store.clone();
     let c = blocking(move || Ok(store.counts()?)).await?;
     let s = &st.counters;
-    let rows: [(&str, &str, &str, u64); 17] = [
+    let rows: [(&str, &str, &str, u64); 18] = [
         ("vscout_collector_agents", "gauge", "Agents that ever sent a batch.", c.agents),
         ("vscout_collector_batches_total", "counter", "Batches stored (each agent and sequence once).", c.batches),
         ("vscout_collector_duplicate_batches_total", "counter", "Batches received again and acknowledged without storing.", c.duplicate_batches),
         ("vscout_collector_rows_conflicting_total", "counter", "Rollup and daily rows received for a series and window already stored: the stored row was kept.", c.rows_ignored),
-        ("vscout_collector_rollups", "gauge", "Rollup rows stored.", c.rollups),
+        ("vscout_collector_rollups", "gauge", "Windows (rollups) stored, as rows and packed.", c.rollups),
         ("vscout_collector_series", "gauge", "Series known.", c.series),
         ("vscout_collector_pruned_rollups_total", "counter", "Rollup rows retention deleted (older than retention.windows_days).", c.pruned.rollups),
         ("vscout_collector_pruned_hours_total", "counter", "Hourly summaries retention deleted (older than retention.summaries_days).", c.pruned.hours),
+        ("vscout_collector_packed_days_total", "counter", "Closed days of a series whose windows were packed into one compressed row.", c.pruned.packed_days),
         ("vscout_collector_pruned_summaries_total", "counter", "Day summaries retention deleted (older than retention.summaries_days).", c.pruned.summaries),
         ("vscout_collector_pruned_sketches_total", "counter", "Daily sketches retention deleted (older than retention.summaries_days).", c.pruned.sketches),
         ("vscout_collector_pruned_bytes_total", "counter", "Database pages retention freed, in bytes (SQLite reuses them).", c.pruned.bytes),

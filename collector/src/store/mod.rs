@@ -3,6 +3,7 @@
 //! would implement the same trait. Every call is synchronous (the server runs them on
 //! blocking threads) and every ingest is one transaction.
 
+pub mod pack;
 pub mod retention;
 pub mod sqlite;
 

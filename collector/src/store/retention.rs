@@ -1,8 +1,10 @@
-//! Retention (`[retention]`): 5-minute windows are kept `windows_days` whole UTC days,
-//! then their hours summed up, the day summaries the assessment reads and the agents'
-//! daily sketches `summaries_days`; older rows are deleted in the background, a few hundred series per
-//! transaction so that ingest waits at most one short step. What went is counted (rows
-//! and the bytes SQLite freed, which it reuses: the file stops growing at the horizon).
+//! Retention (`[retention]`) and packing: 5-minute windows are kept `windows_days` whole
+//! UTC days, then their hours summed up, the day summaries the assessment reads and the
+//! agents' daily sketches `summaries_days`; older rows are deleted in the background, a
+//! few hundred series per transaction so that ingest waits at most one short step. The
+//! same pass packs each series' closed days (rows into one compressed row a day). What
+//! went is counted (rows and the bytes SQLite freed, which it reuses: the file stops
+//! growing at the horizon).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +71,10 @@ pub struct Pruned {
     /// back after an outage longer than `windows_days`; its daily sketches still count).
     #[serde(default)]
     pub refused_windows: u64,
+    /// Days of a series whose windows were packed (closed days: rows into one packed
+    /// row each; not deleted, counted to show the pass working).
+    #[serde(default)]
+    pub packed_days: u64,
 }
 
 impl Pruned {
@@ -79,6 +85,7 @@ impl Pruned {
         self.bytes += o.bytes;
         self.hours += o.hours;
         self.refused_windows += o.refused_windows;
+        self.packed_days += o.packed_days;
     }
 }
 
@@ -118,6 +125,7 @@ pub async fn run(store: Arc<dyn Storage>, r: Retention) {
                 summaries = p.summaries,
                 sketches = p.sketches,
                 bytes = p.bytes,
+                packed_days = p.packed_days,
                 "retention pruned"
             ),
             Ok(Ok(_)) => {}

@@ -6,6 +6,7 @@
 //! Series (vCenter, entity, counter, instance) are numbered once and cached in memory, so
 //! a rollup row is a few integers and floats keyed by (series, window start).
 
+mod packs;
 mod prune;
 mod usage;
 
@@ -22,6 +23,7 @@ use vscout_wire::inventory::{VcenterInventory, Vm};
 use vscout_wire::rollup::{Rollup, SeriesLabels};
 use vscout_wire::sketch::{Sketch, SketchSum};
 
+use super::pack;
 use super::{
     Counts, DailyQuery, EntityFilter, EntityKind, IngestOutcome, MetricsQuery, Principal,
     PruneStep, Retention, SeriesUsage, Storage, StoreError, TokenInfo, UsageQuery, VmFilter,
@@ -97,6 +99,8 @@ struct Writer {
     days: usage::OpenDays,
     /// Windows starting before it are refused: retention deleted their days.
     horizon: i64,
+    /// Windows starting before it may be in a pack: ingest looks there first.
+    packed_before: i64,
 }
 
 /// SQLite storage: one writer connection and one reader connection.
@@ -120,6 +124,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut conn = open_conn(path)?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(packs::SCHEMA)?;
         migrate(&conn)?;
         usage::prepare(&mut conn)?;
         let mut series = HashMap::new();
@@ -137,12 +142,14 @@ impl SqliteStore {
         }
         let reader = open_conn(path)?;
         let horizon = prune::horizon(&conn)?;
+        let packed_before = packs::packed_before(&conn)?;
         Ok(Self {
             writer: Mutex::new(Writer {
                 conn,
                 series,
                 days: usage::OpenDays::default(),
                 horizon,
+                packed_before,
             }),
             reader: Mutex::new(reader),
         })
@@ -196,7 +203,7 @@ fn insert_rollup(
     ids: &mut TxSeries<'_>,
     touched: &mut HashSet<(i64, i64)>,
     v: &RollupView<'_>,
-    horizon: i64,
+    (horizon, packed_before): (i64, i64),
     tally: &mut Tally,
 ) -> Result<(), StoreError> {
     // A window of a day retention deleted stays out: storing it would summarise that
@@ -206,6 +213,11 @@ fn insert_rollup(
         return Ok(());
     }
     let id = ids.id(tx, &v.labels)?;
+    // A late window of a packed day: stored as a row unless the pack has it already.
+    if v.window_start < packed_before && packs::holds(tx, id, v.window_start)? {
+        tally.ignored += 1;
+        return Ok(());
+    }
     let mut stmt = tx.prepare_cached(
         "INSERT OR IGNORE INTO rollups VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
@@ -270,8 +282,9 @@ impl Storage for SqliteStore {
             series,
             days,
             horizon,
+            packed_before,
         } = &mut *guard;
-        let horizon = *horizon;
+        let limits = (*horizon, *packed_before);
         let now = now_ms();
         let seq = i64::try_from(seq)
             .map_err(|_| StoreError::Other(format!("sequence {seq} out of range")))?;
@@ -332,14 +345,7 @@ impl Storage for SqliteStore {
             match record {
                 Record::Rollup(r) => {
                     rollups += 1;
-                    insert_rollup(
-                        &tx,
-                        &mut ids,
-                        &mut touched,
-                        &view_of(r),
-                        horizon,
-                        &mut tally,
-                    )?;
+                    insert_rollup(&tx, &mut ids, &mut touched, &view_of(r), limits, &mut tally)?;
                 }
                 Record::Rollups(set) => {
                     for i in 0..set.rows.len() {
@@ -350,7 +356,7 @@ impl Storage for SqliteStore {
                             )));
                         };
                         rollups += 1;
-                        insert_rollup(&tx, &mut ids, &mut touched, &v, horizon, &mut tally)?;
+                        insert_rollup(&tx, &mut ids, &mut touched, &v, limits, &mut tally)?;
                     }
                 }
                 Record::Daily(d) => {
@@ -513,9 +519,8 @@ impl Storage for SqliteStore {
     ) -> Result<Option<Vec<Value>>, StoreError> {
         let (vcenter, entity) = split_id(id, q.vcenter.as_deref());
         let conn = self.reader();
-        // Windows, and the hours retention kept of windows that went (older, so first).
-        let mut rows = Vec::new();
-        for sql in [
+        // The hours retention kept of windows that went, then the windows.
+        let mut stmt = conn.prepare_cached(
             "SELECT s.vcenter, s.counter, s.instance, s.unit, s.stats_type, r.hour_start,
                     3600, r.expected, r.missing, r.count, r.min, r.max, r.mean, NULL,
                     r.p95, NULL
@@ -524,22 +529,31 @@ impl Storage for SqliteStore {
                AND (?3 IS NULL OR s.counter = ?3)
                AND (?4 IS NULL OR r.hour_start >= ?4) AND (?5 IS NULL OR r.hour_start <= ?5)
              ORDER BY s.counter, s.instance, r.hour_start LIMIT 100000",
-            "SELECT s.vcenter, s.counter, s.instance, s.unit, s.stats_type, r.window_start,
-                    r.window_secs, r.expected, r.missing, r.count, r.min, r.max, r.mean, r.p50,
-                    r.p95, r.p99
-             FROM series s JOIN rollups r ON r.series_id = s.id
-             WHERE s.entity_id = ?1 AND s.entity_type = ?6 AND (?2 IS NULL OR s.vcenter = ?2)
+        )?;
+        let args = params![entity, vcenter, q.counter, q.from, q.to, kind.entity_type()];
+        let mut rows = stmt
+            .query_map(args, metrics_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT s.id, s.vcenter, s.counter, s.instance, s.unit, s.stats_type FROM series s
+             WHERE s.entity_id = ?1 AND s.entity_type = ?4 AND (?2 IS NULL OR s.vcenter = ?2)
                AND (?3 IS NULL OR s.counter = ?3)
-               AND (?4 IS NULL OR r.window_start >= ?4) AND (?5 IS NULL OR r.window_start <= ?5)
-             ORDER BY s.counter, s.instance, r.window_start LIMIT 100000",
-        ] {
-            let mut stmt = conn.prepare_cached(sql)?;
-            let found = stmt.query_map(
-                params![entity, vcenter, q.counter, q.from, q.to, kind.entity_type()],
-                metrics_row,
-            )?;
-            for row in found {
-                rows.push(row?);
+             ORDER BY s.counter, s.instance",
+        )?;
+        let named = params![entity, vcenter, q.counter, kind.entity_type()];
+        let series = stmt
+            .query_map(named, |r| Ok((r.get::<_, i64>(0)?, series_head(r)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let span = (
+            q.from.unwrap_or(i64::MIN),
+            q.to.map_or(i64::MAX, |t| t.saturating_add(1)),
+        );
+        for (id, head) in series {
+            if rows.len() >= 100_000 {
+                break;
+            }
+            for w in packs::windows(&conn, id, span.0, span.1)? {
+                rows.push(window_json(&head, &w));
             }
         }
         let key = |v: &Value| {
@@ -727,7 +741,7 @@ impl Storage for SqliteStore {
             vcenters: one("SELECT count(*) FROM vcenters")?,
             vms: one("SELECT count(*) FROM vms")?,
             series: one("SELECT count(*) FROM series")?,
-            rollups: one("SELECT count(*) FROM rollups")?,
+            rollups: packs::count(&conn)?,
             daily: one("SELECT count(*) FROM daily")?,
             duplicate_batches: one("SELECT coalesce(sum(duplicate_batches), 0) FROM agents")?,
             rows_ignored: one("SELECT coalesce(sum(rows_ignored), 0) FROM agents")?,
@@ -748,6 +762,7 @@ impl Storage for SqliteStore {
         let (step, forgotten) = prune::step(&tx, now_s, r, after, series)?;
         tx.commit()?;
         w.horizon = w.horizon.max(r.windows_from(now_s));
+        w.packed_before = w.packed_before.max(now_s.div_euclid(86_400) * 86_400);
         w.days.forget(&forgotten);
         Ok(step)
     }
@@ -909,6 +924,32 @@ fn metrics_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
         "mean": r.get::<_, Option<f64>>(12)?, "p50": r.get::<_, Option<f64>>(13)?,
         "p95": r.get::<_, Option<f64>>(14)?, "p99": r.get::<_, Option<f64>>(15)?,
     }))
+}
+
+/// A series' names as a metrics row starts: vCenter, counter, instance, unit, stats type
+/// (columns 1 to 5).
+fn series_head(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
+    Ok(json!({
+        "vcenter": r.get::<_, String>(1)?, "counter": r.get::<_, String>(2)?,
+        "instance": r.get::<_, String>(3)?, "unit": r.get::<_, String>(4)?,
+        "stats_type": r.get::<_, String>(5)?,
+    }))
+}
+
+/// One window as a metrics row, after its series' names.
+fn window_json(head: &Value, w: &pack::Window) -> Value {
+    let mut v = head.clone();
+    let s = w.stats;
+    let more = json!({
+        "window_start": w.start, "window_secs": w.secs, "expected_samples": w.expected,
+        "missing_samples": w.missing, "count": s.map_or(0, |s| s.0),
+        "min": s.map(|s| s.1), "max": s.map(|s| s.2), "mean": s.map(|s| s.3),
+        "p50": s.map(|s| s.4), "p95": s.map(|s| s.5), "p99": s.map(|s| s.6),
+    });
+    if let (Some(o), Value::Object(m)) = (v.as_object_mut(), more) {
+        o.extend(m);
+    }
+    v
 }
 
 fn found(

@@ -7,17 +7,21 @@
 
 use rusqlite::{params, Connection, Transaction};
 
-use super::usage;
+use vscout_wire::batch::StatsRow;
+
+use super::{packs, usage};
+use crate::store::pack::Window;
 use crate::store::{PruneStep, Pruned, Retention, StoreError};
 
 /// Where the horizon and the counts live in `meta`.
 const HORIZON: &str = "windows_pruned_before";
-const COUNTS: [&str; 5] = [
+const COUNTS: [&str; 6] = [
     "pruned_rollups",
     "pruned_summaries",
     "pruned_sketches",
     "pruned_bytes",
     "pruned_hours",
+    "packed_days",
 ];
 const REFUSED: &str = "refused_expired_windows";
 
@@ -68,6 +72,7 @@ pub(super) fn counted(conn: &Connection) -> Result<Pruned, StoreError> {
         sketches: get(COUNTS[2])?,
         bytes: get(COUNTS[3])?,
         hours: get(COUNTS[4])?,
+        packed_days: get(COUNTS[5])?,
         refused_windows: get(REFUSED)?,
     })
 }
@@ -95,6 +100,9 @@ pub(super) fn step(
          ON CONFLICT (key) DO UPDATE SET value = max(CAST(value AS INTEGER), excluded.value)",
         params![HORIZON, windows_from],
     )?;
+    // And the days packed: from now on ingest looks in the packs for a window before.
+    let today = now_s.div_euclid(86_400) * 86_400;
+    packs::set_packed_before(tx, today)?;
     let ids: Vec<(i64, bool)> = {
         let mut stmt = tx.prepare_cached(
             "SELECT id, entity_type, counter FROM series WHERE id > ?1 ORDER BY id LIMIT ?2",
@@ -108,15 +116,20 @@ pub(super) fn step(
     let mut p = Pruned::default();
     let mut forgotten = Vec::new();
     for &(id, summarised) in &ids {
-        if series_step(tx, id, summarised, (windows_from, summaries_from), &mut p)? {
+        let spans = (windows_from, summaries_from, today);
+        if series_step(tx, id, summarised, spans, &mut p)? {
             forgotten.push(id);
         }
     }
     p.bytes = (free_bytes(tx)? - free_before).max(0) as u64;
-    for (key, n) in COUNTS
-        .iter()
-        .zip([p.rollups, p.summaries, p.sketches, p.bytes])
-    {
+    for (key, n) in COUNTS.iter().zip([
+        p.rollups,
+        p.summaries,
+        p.sketches,
+        p.bytes,
+        p.hours,
+        p.packed_days,
+    ]) {
         tx.execute(
             "INSERT INTO meta VALUES (?1, ?2)
              ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
@@ -134,14 +147,12 @@ fn series_step(
     tx: &Transaction<'_>,
     id: i64,
     summarised: bool,
-    (windows_from, summaries_from): (i64, i64),
+    (windows_from, summaries_from, today): (i64, i64, i64),
     p: &mut Pruned,
 ) -> Result<bool, StoreError> {
     let mut closed = false;
     if summarised {
-        let latest: Option<i64> = tx
-            .prepare_cached("SELECT MAX(window_start) FROM rollups WHERE series_id = ?1")?
-            .query_row([id], |r| r.get(0))?;
+        let latest = packs::latest_before(tx, id, i64::MAX)?;
         if let Some(l) = latest.filter(|l| *l < windows_from) {
             usage::close_day(tx, id, l)?;
             closed = true;
@@ -151,20 +162,8 @@ fn series_step(
         Ok(tx.prepare_cached(sql)?.execute(params![id, from])? as u64)
     };
     // The windows' hours stay, summed up, as long as the summaries.
-    tx.prepare_cached(
-        "INSERT OR REPLACE INTO rollup_hours
-         SELECT series_id, window_start / 3600 * 3600 AS h, count(*), sum(expected),
-                sum(missing), sum(count), min(min), max(max),
-                sum(mean * count) / nullif(sum(CASE WHEN mean IS NULL THEN 0 ELSE count END), 0),
-                max(p95)
-         FROM rollups WHERE series_id = ?1 AND window_start >= ?2 AND window_start < ?3
-         GROUP BY h",
-    )?
-    .execute(params![id, summaries_from, windows_from])?;
-    p.rollups += delete(
-        "DELETE FROM rollups WHERE series_id = ?1 AND window_start < ?2",
-        windows_from,
-    )?;
+    fold_hours(tx, id, summaries_from, windows_from)?;
+    p.rollups += packs::delete_before(tx, id, windows_from)?;
     p.hours += delete(
         "DELETE FROM rollup_hours WHERE series_id = ?1 AND hour_start < ?2",
         summaries_from,
@@ -177,7 +176,39 @@ fn series_step(
         "DELETE FROM daily WHERE series_id = ?1 AND day_start < ?2",
         summaries_from,
     )?;
+    p.packed_days += packs::pack_days(tx, id, today)?;
     Ok(closed)
+}
+
+/// Sums up the windows of `series` in `[from, to)` by hour into `rollup_hours`: counts
+/// summed, the lowest min, the highest max and p95, the mean weighted by samples.
+fn fold_hours(tx: &Transaction<'_>, series: i64, from: i64, to: i64) -> Result<(), StoreError> {
+    let windows = packs::windows(tx, series, from, to)?;
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR REPLACE INTO rollup_hours VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for hour in windows.chunk_by(|a, b| usage::hour_of(a.start) == usage::hour_of(b.start)) {
+        let sum = |f: fn(&Window) -> u32| hour.iter().map(|w| i64::from(f(w))).sum::<i64>();
+        let stats: Vec<StatsRow> = hour.iter().filter_map(|w| w.stats).collect();
+        let fold =
+            |f: fn(&StatsRow) -> f64, pick: fn(f64, f64) -> f64| stats.iter().map(f).reduce(pick);
+        let samples: f64 = stats.iter().map(|s| f64::from(s.0)).sum();
+        let mean = (samples > 0.0)
+            .then(|| stats.iter().map(|s| s.3 * f64::from(s.0)).sum::<f64>() / samples);
+        stmt.execute(params![
+            series,
+            usage::hour_of(hour[0].start),
+            hour.len() as i64,
+            sum(|w| w.expected),
+            sum(|w| w.missing),
+            sum(|w| w.stats.map_or(0, |s| s.0)),
+            fold(|s| s.1, f64::min),
+            fold(|s| s.2, f64::max),
+            mean,
+            fold(|s| s.5, f64::max),
+        ])?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -83,13 +83,10 @@ impl Windows {
         from: i64,
         to: i64,
     ) -> Result<(), StoreError> {
-        let mut stmt = conn.prepare_cached(
-            "SELECT window_start, window_secs, expected, count, max FROM rollups
-             WHERE series_id = ?1 AND window_start >= ?2 AND window_start < ?3",
-        )?;
-        let mut rows = stmt.query(params![series, from, to])?;
-        while let Some(r) = rows.next()? {
-            self.add(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+        for w in super::packs::windows(conn, series, from, to)? {
+            let count = w.stats.map_or(0, |s| i64::from(s.0));
+            let max = w.stats.map(|s| s.2);
+            self.add(w.start, w.secs.into(), w.expected.into(), count, max);
         }
         Ok(())
     }
@@ -232,13 +229,9 @@ fn latest_before(
     series: i64,
     touched: &[i64],
 ) -> Result<Option<i64>, StoreError> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT MAX(window_start) FROM rollups WHERE series_id = ?1 AND window_start < ?2",
-    )?;
     let mut below = i64::MAX;
     loop {
-        let last: Option<i64> = stmt.query_row(params![series, below], |r| r.get(0))?;
-        let Some(hour) = last.map(hour_of) else {
+        let Some(hour) = super::packs::latest_before(tx, series, below)?.map(hour_of) else {
             return Ok(None);
         };
         if touched.binary_search(&hour).is_err() {

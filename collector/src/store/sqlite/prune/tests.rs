@@ -140,10 +140,17 @@ fn what_is_older_than_each_horizon_goes_counted_and_the_rest_stays() {
     );
     assert_eq!(pruned.sketches, 3, "vm-1's sketches of days 0, 1, 2");
     assert!(pruned.summaries >= 3 && pruned.bytes > 0, "{pruned:?}");
-    assert_eq!(count(&store, "SELECT count(*) FROM rollups"), kept_rollups);
+    assert_eq!(store.counts().expect("counts").rollups, kept_rollups as u64);
+    // Every day kept is over: packed, a row per series and day.
+    assert_eq!(count(&store, "SELECT count(*) FROM rollups"), 0);
     assert_eq!(
-        count(&store, "SELECT min(window_start) FROM rollups"),
+        count(&store, "SELECT min(day_start) FROM window_packs"),
         windows_from
+    );
+    assert_eq!(
+        pruned.packed_days,
+        2 * 35,
+        "vm-1 and the host, days 5 to 39"
     );
     assert_eq!(
         all(&store, SUMMARIES),
@@ -182,7 +189,15 @@ fn what_is_older_than_each_horizon_goes_counted_and_the_rest_stays() {
     assert_eq!(pruned.refused_windows, 0);
     // A second pass at the same time finds nothing; the counts stay.
     let again = prune_pass(&store, &r, now).expect("prune");
-    assert_eq!((again.rollups, again.summaries, again.sketches), (0, 0, 0));
+    assert_eq!(
+        (
+            again.rollups,
+            again.summaries,
+            again.sketches,
+            again.packed_days
+        ),
+        (0, 0, 0, 0)
+    );
     assert_eq!(
         store.counts().expect("counts").pruned.rollups,
         pruned.rollups
@@ -215,6 +230,7 @@ fn what_is_older_than_each_horizon_goes_counted_and_the_rest_stays() {
         ),
         0
     );
+    assert_eq!(store.counts().expect("counts").rollups, kept_rollups as u64);
     // Two days on: the hours of days 3 and 4 go, those of days 5 and 6 are made.
     let later = prune_pass(&store, &r, now + 2 * DAY).expect("prune");
     assert_eq!(later.hours, 2 * 2 * 24);
@@ -252,9 +268,15 @@ fn a_series_that_stopped_keeps_its_last_day_whole() {
         ..Retention::default()
     };
     prune_pass(&store, &r, T0 + 40 * DAY).expect("prune");
-    assert_eq!(
-        count(&store, "SELECT count(*) FROM rollups r JOIN series s ON s.id = r.series_id WHERE s.entity_id = 'vm-2'"),
-        0
+    let vm2 = MetricsQuery::default();
+    let rows = store
+        .metrics(EntityKind::Vm, "vc:vm-2", &vm2)
+        .expect("metrics");
+    let rows = rows.expect("known");
+    assert_eq!(rows.len(), 3 * 24, "its hours");
+    assert!(
+        rows.iter().all(|r| r["window_secs"] == 3600),
+        "no window left"
     );
     assert_eq!(last_day(&store), 24, "closed whole before its windows went");
     // It comes back: the new window is stored, the old days stay as they were.
@@ -287,6 +309,7 @@ fn a_prune_stopped_after_a_step_and_run_again_leaves_what_one_pass_does() {
     prune_pass(&stopped, &r, now).expect("prune");
     for sql in [
         "SELECT * FROM rollups ORDER BY series_id, window_start",
+        "SELECT * FROM window_packs ORDER BY series_id, day_start",
         SUMMARIES,
         "SELECT series_id, day_start FROM daily ORDER BY series_id, day_start",
         "SELECT * FROM rollup_hours ORDER BY series_id, hour_start",
@@ -298,7 +321,21 @@ fn a_prune_stopped_after_a_step_and_run_again_leaves_what_one_pass_does() {
         stopped.counts().expect("counts").pruned,
     );
     assert_eq!(
-        (p1.rollups, p1.summaries, p1.sketches),
-        (p2.rollups, p2.summaries, p2.sketches)
+        (
+            p1.rollups,
+            p1.summaries,
+            p1.sketches,
+            p1.hours,
+            p1.packed_days
+        ),
+        (
+            p2.rollups,
+            p2.summaries,
+            p2.sketches,
+            p2.hours,
+            p2.packed_days
+        )
     );
 }
+
+mod packing;

@@ -1,0 +1,563 @@
+//! The collector's store at estate scale: a load generator replays agents' batches over
+//! simulated days (time compressed), while a reader asks for VMs' 30-day metrics and the
+//! maintenance pass (retention and packing) runs at each simulated day's start, as the
+//! collector runs them. Reported: rollups stored per CPU-second of the ingest thread,
+//! the maintenance pass's CPU and longest step, the database's bytes per VM-day and
+//! VM-month (file and WAL after a checkpoint, every table), the p95 latency of one
+//! counter's and of all counters' 30-day metrics, and the assessment's read of the store.
+//!
+//! Every VM has the agent's default counters with 2 disks and 1 NIC as a real vCenter
+//! reports them: 12 aggregate series, 6 `virtualDisk` counters × 2 disks, network in and
+//! out as the aggregate and the NIC: 28 series. Each window's statistics are computed
+//! from 15 integer samples (percentages in hundredths, as vCenter sends them): a level
+//! per VM, a daily cycle and ±25 % noise, some counters constant or counting up as real
+//! ones do. At each day's end the agent's daily sketch of every series is sent too.
+//!
+//! Run: `cargo bench -p vscout-collector --bench scale`. Size by `VSCOUT_BENCH_AGENTS`
+//! (20), `VSCOUT_BENCH_VMS_PER_AGENT` (10) and `VSCOUT_BENCH_DAYS` (30): the default
+//! 200 VMs × 30 days are 48 million windows; bytes per VM-day and rollups per
+//! CPU-second do not depend on the estate's size, so larger runs are for the patient.
+
+use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+
+use vscout_collector::store::retention::STEP_SERIES;
+use vscout_collector::store::sqlite::SqliteStore;
+use vscout_collector::store::{
+    EntityKind, MetricsQuery, Principal, Retention, Storage, UsageQuery, USAGE_COUNTERS,
+};
+use vscout_wire::batch::{Batch, Record, RollupSetBuilder, BATCH_VERSION, ROLLUPS_PER_BATCH};
+use vscout_wire::rollup::{DailySummary, Rollup, WindowStats, ROLLUP_SCHEMA_VERSION};
+use vscout_wire::sketch::Sketch;
+
+const DAY: i64 = 86_400;
+/// Midnight UTC, 2026-11-01: the first simulated day.
+const T0: i64 = 1_793_491_200;
+
+/// How a counter's samples move.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// Around a level, with the day's cycle and noise.
+    Busy(f64),
+    /// The same all day (memory granted, swapped).
+    Flat(i64),
+    /// Counting up by the interval (uptime).
+    Counting,
+}
+
+/// (counter, instance, unit, shape) of a VM's 28 series.
+const SERIES: [(&str, &str, &str, Shape); 28] = {
+    use Shape::*;
+    [
+        ("cpu.usage.average", "", "percent", Busy(2_500.0)),
+        ("cpu.usagemhz.average", "", "megaHertz", Busy(900.0)),
+        ("cpu.ready.summation", "", "millisecond", Busy(120.0)),
+        ("cpu.demand.average", "", "megaHertz", Busy(950.0)),
+        ("mem.usage.average", "", "percent", Busy(1_800.0)),
+        ("mem.consumed.average", "", "kiloBytes", Busy(3_500_000.0)),
+        ("mem.active.average", "", "kiloBytes", Busy(900_000.0)),
+        ("mem.granted.average", "", "kiloBytes", Flat(4_194_304)),
+        ("mem.swapped.average", "", "kiloBytes", Flat(0)),
+        ("mem.vmmemctl.average", "", "kiloBytes", Flat(0)),
+        (
+            "disk.usage.average",
+            "",
+            "kiloBytesPerSecond",
+            Busy(9_000.0),
+        ),
+        ("sys.uptime.latest", "", "second", Counting),
+        (
+            "virtualDisk.read.average",
+            "scsi0:0",
+            "kiloBytesPerSecond",
+            Busy(4_000.0),
+        ),
+        (
+            "virtualDisk.write.average",
+            "scsi0:0",
+            "kiloBytesPerSecond",
+            Busy(3_000.0),
+        ),
+        (
+            "virtualDisk.numberReadAveraged.average",
+            "scsi0:0",
+            "number",
+            Busy(150.0),
+        ),
+        (
+            "virtualDisk.numberWriteAveraged.average",
+            "scsi0:0",
+            "number",
+            Busy(100.0),
+        ),
+        (
+            "virtualDisk.totalReadLatency.average",
+            "scsi0:0",
+            "millisecond",
+            Busy(3.0),
+        ),
+        (
+            "virtualDisk.totalWriteLatency.average",
+            "scsi0:0",
+            "millisecond",
+            Busy(5.0),
+        ),
+        (
+            "virtualDisk.read.average",
+            "scsi0:1",
+            "kiloBytesPerSecond",
+            Busy(8_000.0),
+        ),
+        (
+            "virtualDisk.write.average",
+            "scsi0:1",
+            "kiloBytesPerSecond",
+            Busy(6_000.0),
+        ),
+        (
+            "virtualDisk.numberReadAveraged.average",
+            "scsi0:1",
+            "number",
+            Busy(300.0),
+        ),
+        (
+            "virtualDisk.numberWriteAveraged.average",
+            "scsi0:1",
+            "number",
+            Busy(200.0),
+        ),
+        (
+            "virtualDisk.totalReadLatency.average",
+            "scsi0:1",
+            "millisecond",
+            Busy(4.0),
+        ),
+        (
+            "virtualDisk.totalWriteLatency.average",
+            "scsi0:1",
+            "millisecond",
+            Busy(6.0),
+        ),
+        (
+            "net.received.average",
+            "",
+            "kiloBytesPerSecond",
+            Busy(2_000.0),
+        ),
+        (
+            "net.transmitted.average",
+            "",
+            "kiloBytesPerSecond",
+            Busy(3_000.0),
+        ),
+        (
+            "net.received.average",
+            "4000",
+            "kiloBytesPerSecond",
+            Busy(2_000.0),
+        ),
+        (
+            "net.transmitted.average",
+            "4000",
+            "kiloBytesPerSecond",
+            Busy(3_000.0),
+        ),
+    ]
+};
+
+/// A small deterministic generator (xorshift): the same estate every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The statistics the agent computes of a window's samples (exact, nearest rank).
+fn stats(values: &mut [f64]) -> WindowStats {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let rank = |p: f64| values[((p / 100.0 * n as f64).ceil() as usize).clamp(1, n) - 1];
+    WindowStats {
+        count: n as u32,
+        min: values[0],
+        max: values[n - 1],
+        mean: values.iter().sum::<f64>() / n as f64,
+        p50: rank(50.0),
+        p95: rank(95.0),
+        p99: rank(99.0),
+    }
+}
+
+/// One agent's estate: its VMs' levels and the day's sketches being filled.
+struct Agent {
+    vcenter: String,
+    levels: Vec<f64>,
+    sketches: Vec<Sketch>,
+    seq: u64,
+    rng: Rng,
+}
+
+impl Agent {
+    fn new(a: usize, vms: usize) -> Self {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (a as u64 + 1));
+        let levels = (0..vms).map(|_| 0.3 + 1.4 * rng.next()).collect();
+        Agent {
+            vcenter: format!("vc-{a}"),
+            levels,
+            sketches: vec![Sketch::default(); vms * SERIES.len()],
+            seq: 0,
+            rng,
+        }
+    }
+
+    /// The rollups of the window starting at `start`, every VM and series.
+    fn window(&mut self, start: i64) -> Vec<Rollup> {
+        let hour = (start.rem_euclid(DAY) / 3600) as f64;
+        let cycle = 1.0 + 0.5 * ((hour - 8.0) / 24.0 * std::f64::consts::TAU).sin();
+        let mut out = Vec::with_capacity(self.levels.len() * SERIES.len());
+        let mut samples = [0f64; 15];
+        for (v, level) in self.levels.iter().enumerate() {
+            for (s, (counter, instance, unit, shape)) in SERIES.iter().enumerate() {
+                for (i, x) in samples.iter_mut().enumerate() {
+                    let raw = match shape {
+                        Shape::Busy(base) => {
+                            let noise = 0.75 + 0.5 * self.rng.next();
+                            (base * level * cycle * noise).round()
+                        }
+                        Shape::Flat(f) => *f as f64,
+                        Shape::Counting => (start - T0 + 20 * (i as i64 + 1) + 86_400) as f64,
+                    };
+                    *x = if *unit == "percent" { raw / 100.0 } else { raw };
+                    self.sketches[v * SERIES.len() + s].add(*x);
+                }
+                out.push(Rollup {
+                    schema_version: ROLLUP_SCHEMA_VERSION,
+                    vcenter: self.vcenter.as_str().into(),
+                    entity_type: "VirtualMachine".into(),
+                    entity_id: format!("vm-{v}").into(),
+                    counter: (*counter).into(),
+                    instance: (*instance).into(),
+                    unit: (*unit).into(),
+                    stats_type: "rate".into(),
+                    window_start: start,
+                    window_secs: 300,
+                    expected_samples: 15,
+                    missing_samples: 0,
+                    stats: Some(stats(&mut samples)),
+                });
+            }
+        }
+        out
+    }
+
+    /// The day's sketches of every series, as the agent sends them when a day closes.
+    fn days_end(&mut self, day: i64) -> Vec<Record> {
+        let mut out = Vec::new();
+        for (i, sketch) in self.sketches.iter_mut().enumerate() {
+            let (counter, instance, unit, _) = SERIES[i % SERIES.len()];
+            let sketch = std::mem::take(sketch);
+            out.push(Record::Daily(DailySummary {
+                schema_version: ROLLUP_SCHEMA_VERSION,
+                vcenter: self.vcenter.as_str().into(),
+                entity_type: "VirtualMachine".into(),
+                entity_id: format!("vm-{}", i / SERIES.len()).into(),
+                counter: counter.into(),
+                instance: instance.into(),
+                unit: unit.into(),
+                stats_type: "rate".into(),
+                day_start: day,
+                samples: sketch.count(),
+                expected_samples: 4320,
+                p50: sketch.quantile(0.5),
+                p95: sketch.quantile(0.95),
+                p99: sketch.quantile(0.99),
+                max: sketch.quantile(1.0),
+                sketch,
+            }));
+        }
+        out
+    }
+
+    /// Batches of at most the agent's size.
+    fn batches(&mut self, rollups: Vec<Rollup>, more: Vec<Record>) -> Vec<(String, u64, Batch)> {
+        let mut out = Vec::new();
+        let mut push = |records, seq: &mut u64| {
+            *seq += 1;
+            let agent = format!("agent-{}", self.vcenter);
+            out.push((
+                agent,
+                *seq,
+                Batch {
+                    batch_version: BATCH_VERSION,
+                    created_ms: 0,
+                    records,
+                },
+            ));
+        };
+        let mut set = RollupSetBuilder::default();
+        for r in rollups {
+            set.push(r);
+            if set.len() == ROLLUPS_PER_BATCH {
+                push(vec![Record::Rollups(set.take())], &mut self.seq);
+            }
+        }
+        if !set.is_empty() {
+            push(vec![Record::Rollups(set.take())], &mut self.seq);
+        }
+        for chunk in more.chunks(ROLLUPS_PER_BATCH) {
+            push(chunk.to_vec(), &mut self.seq);
+        }
+        out
+    }
+}
+
+/// CPU seconds of the calling thread.
+fn thread_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // utime and stime, in clock ticks of 1/100 s.
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
+}
+
+fn p95_ms(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 * 0.95).ceil() as usize).clamp(1, v.len()) - 1] * 1000.0
+}
+
+/// What arrives on the ingest thread: a batch, or a simulated day's start (run the
+/// maintenance pass as of then).
+enum Work {
+    Batch(String, u64, Batch),
+    DayStarts(i64),
+}
+
+#[derive(Default)]
+struct Ingested {
+    rollups: u64,
+    cpu_s: f64,
+    wall_s: f64,
+}
+
+fn ingest_thread(store: Arc<SqliteStore>, rx: Receiver<Work>) -> Ingested {
+    let who = Principal::Token("bench".into());
+    let before = thread_cpu_secs();
+    // A benchmark measures real time.
+    #[allow(clippy::disallowed_methods)]
+    let t = std::time::Instant::now();
+    let mut out = Ingested::default();
+    let mut maintenance = Vec::new();
+    for work in rx {
+        match work {
+            Work::Batch(agent, seq, b) => {
+                let n: usize = b
+                    .records
+                    .iter()
+                    .map(|r| match r {
+                        Record::Rollups(s) => s.rows.len(),
+                        _ => 0,
+                    })
+                    .sum();
+                store
+                    .ingest(&agent, seq, "bench", &who, &b)
+                    .expect("ingest");
+                out.rollups += n as u64;
+            }
+            Work::DayStarts(day) => {
+                // The collector's pass runs beside ingest; here on a thread of its own
+                // too, so ingest's CPU is its own.
+                let s = store.clone();
+                maintenance.push(std::thread::spawn(move || maintain(&s, day + 3600)));
+            }
+        }
+    }
+    out.cpu_s = thread_cpu_secs() - before;
+    out.wall_s = t.elapsed().as_secs_f64();
+    let mut cpu = 0.0;
+    let mut longest = 0f64;
+    for m in maintenance {
+        let (c, l) = m.join().expect("maintenance");
+        cpu += c;
+        longest = longest.max(l);
+    }
+    println!("maintenance (retention and packing, a pass a day): MEASURED cpu_s={cpu:.1} longest_step_ms={:.0}", longest * 1000.0);
+    out
+}
+
+/// One maintenance pass step by step: its CPU seconds and longest step.
+fn maintain(store: &SqliteStore, now: i64) -> (f64, f64) {
+    let before = thread_cpu_secs();
+    let r = Retention::default();
+    let (mut after, mut longest) = (0, 0f64);
+    loop {
+        #[allow(clippy::disallowed_methods)]
+        let t = std::time::Instant::now();
+        let step = store
+            .prune_step(now, &r, after, STEP_SERIES)
+            .expect("maintenance step");
+        longest = longest.max(t.elapsed().as_secs_f64());
+        match step.next {
+            Some(n) => after = n,
+            None => return (thread_cpu_secs() - before, longest),
+        }
+    }
+}
+
+/// Reads VMs' metrics over the last 30 days while ingest runs: (one counter, all).
+fn reader(
+    store: Arc<SqliteStore>,
+    agents: usize,
+    vms: usize,
+    clock: Arc<std::sync::atomic::AtomicI64>,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut rng = Rng(42);
+    let (mut one, mut all) = (Vec::new(), Vec::new());
+    while Arc::strong_count(&clock) > 1 {
+        let now = clock.load(std::sync::atomic::Ordering::Relaxed);
+        let id = format!(
+            "vc-{}:vm-{}",
+            (rng.next() * agents as f64) as usize,
+            (rng.next() * vms as f64) as usize
+        );
+        for (counter, out) in [(Some("cpu.usage.average"), &mut one), (None, &mut all)] {
+            let q = MetricsQuery {
+                counter: counter.map(str::to_owned),
+                from: Some(now - 30 * DAY),
+                ..MetricsQuery::default()
+            };
+            #[allow(clippy::disallowed_methods)]
+            let t = std::time::Instant::now();
+            let rows = store.metrics(EntityKind::Vm, &id, &q).expect("metrics");
+            out.push(t.elapsed().as_secs_f64());
+            std::hint::black_box(rows);
+        }
+        // A reader asks now and then, as people do; not a wait for a condition.
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    (one, all)
+}
+
+/// The database's bytes on disk (file and WAL, after a checkpoint), and what of them is
+/// free pages, packed windows, the agents' daily sketches and the day summaries' peaks.
+fn db_bytes(db: &Path) -> [u64; 5] {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .expect("checkpoint");
+    let on_disk = ["", "-wal"]
+        .iter()
+        .filter_map(|s| std::fs::metadata(format!("{}{s}", db.display())).ok())
+        .map(|m| m.len())
+        .sum();
+    let one = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).expect(sql) as u64;
+    [
+        on_disk,
+        one("SELECT freelist_count * page_size FROM pragma_freelist_count, pragma_page_size"),
+        one("SELECT coalesce(sum(length(data)), 0) FROM window_packs"),
+        one("SELECT coalesce(sum(length(sketch)), 0) FROM daily"),
+        one("SELECT coalesce(sum(length(peaks)), 0) FROM window_days"),
+    ]
+}
+
+fn main() {
+    let (agents, vms, days) = (
+        env("VSCOUT_BENCH_AGENTS", 20),
+        env("VSCOUT_BENCH_VMS_PER_AGENT", 10),
+        env("VSCOUT_BENCH_DAYS", 30) as i64,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("collector.db");
+    let store = Arc::new(SqliteStore::open(&db).expect("open"));
+    let (tx, rx) = sync_channel::<Work>(8);
+    let s = store.clone();
+    let ingest = std::thread::spawn(move || ingest_thread(s, rx));
+    let clock = Arc::new(std::sync::atomic::AtomicI64::new(T0));
+    let (s, c) = (store.clone(), clock.clone());
+    let reading = std::thread::spawn(move || reader(s, agents, vms, c));
+    let mut fleet: Vec<Agent> = (0..agents).map(|a| Agent::new(a, vms)).collect();
+    for day in 0..days {
+        let day_start = T0 + day * DAY;
+        if day > 0 {
+            tx.send(Work::DayStarts(day_start)).expect("send");
+        }
+        for w in 0..288 {
+            let start = day_start + w * 300;
+            clock.store(start, std::sync::atomic::Ordering::Relaxed);
+            for agent in &mut fleet {
+                let rollups = agent.window(start);
+                let more = if w == 287 {
+                    agent.days_end(day_start)
+                } else {
+                    Vec::new()
+                };
+                for (a, seq, b) in agent.batches(rollups, more) {
+                    tx.send(Work::Batch(a, seq, b)).expect("send");
+                }
+            }
+        }
+    }
+    tx.send(Work::DayStarts(T0 + days * DAY)).expect("send");
+    drop(tx);
+    drop(clock);
+    let done = ingest.join().expect("ingest");
+    let (one, all) = reading.join().expect("reader");
+    let vm_days = (agents * vms) as f64 * days as f64;
+    let [bytes, free, packs, sketches, peaks] = db_bytes(&db);
+    println!(
+        "{agents} agents × {vms} VMs × {days} days, 28 series a VM: MEASURED rollups={} ingest_cpu_s={:.1} wall_s={:.0} rollups_per_cpu_s={:.0}",
+        done.rollups,
+        done.cpu_s,
+        done.wall_s,
+        done.rollups as f64 / done.cpu_s
+    );
+    println!(
+        "database: MEASURED bytes={bytes} bytes_per_vm_day={:.0} mb_per_vm_month={:.2} (per VM-day: free pages {:.0}, packed windows {:.0}, daily sketches {:.0}, day summaries' peaks {:.0})",
+        bytes as f64 / vm_days,
+        bytes as f64 / vm_days * 30.0 / 1e6,
+        free as f64 / vm_days,
+        packs as f64 / vm_days,
+        sketches as f64 / vm_days,
+        peaks as f64 / vm_days,
+    );
+    println!(
+        "a VM's 30-day metrics during ingest: MEASURED one_counter_p95_ms={:.1} all_counters_p95_ms={:.1} reads={}",
+        p95_ms(one),
+        p95_ms(all.clone()),
+        all.len()
+    );
+    // What the assessment reads of the store: every VM's usage over the 30 days.
+    let before = thread_cpu_secs();
+    let mut series = 0;
+    let q = UsageQuery {
+        counters: &USAGE_COUNTERS,
+        from_s: T0 + days * DAY - 30 * DAY,
+        to_s: T0 + days * DAY,
+        samples: false,
+        vm: None,
+    };
+    store.vm_usage(&q, &mut |_| series += 1).expect("usage");
+    println!(
+        "the assessment's read of {} VMs (usage, 30 days): MEASURED cpu_s={:.2} series={series}",
+        agents * vms,
+        thread_cpu_secs() - before,
+    );
+}

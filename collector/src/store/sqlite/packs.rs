@@ -1,0 +1,233 @@
+//! Closed days packed: once a UTC day is over, the maintenance pass moves each series'
+//! windows of that day from `rollups` rows into one `window_packs` row (the codec is
+//! `store/pack.rs`), about a tenth of the bytes. Everything that reads windows reads them
+//! here ([`windows`]: a series' packs and rows in a range, in order), so where a window
+//! lives is this file's business alone.
+//!
+//! A window that arrives late for a packed day is stored as a row (unless the pack holds
+//! it: then it is a duplicate, ignored as one) and merged into the pack by the next pass.
+
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use vscout_wire::batch::StatsRow;
+
+use crate::store::pack::{self, Window};
+use crate::store::StoreError;
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS window_packs (
+    series_id INTEGER NOT NULL, day_start INTEGER NOT NULL, windows INTEGER NOT NULL,
+    last_start INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (series_id, day_start));
+";
+
+/// Where `meta` keeps the first day not packed: windows before it may be in a pack.
+const PACKED_BEFORE: &str = "windows_packed_before";
+
+const DAY_SECS: i64 = 86_400;
+
+/// The day `t` is in (saturating: an open range's `i64::MIN` stays the first day).
+fn day_of(t: i64) -> i64 {
+    t.div_euclid(DAY_SECS).saturating_mul(DAY_SECS)
+}
+
+/// The columns of `rollups` a window is read from, in `window_of`'s order.
+const ROW_COLUMNS: &str =
+    "window_start, window_secs, expected, missing, count, min, max, mean, p50, p95, p99";
+
+fn window_of(r: &Row<'_>) -> rusqlite::Result<Window> {
+    let min: Option<f64> = r.get(5)?;
+    let stats = match min {
+        None => None,
+        Some(min) => Some(StatsRow(
+            r.get(4)?,
+            min,
+            r.get(6)?,
+            r.get(7)?,
+            r.get(8)?,
+            r.get(9)?,
+            r.get(10)?,
+        )),
+    };
+    Ok(Window {
+        start: r.get(0)?,
+        secs: r.get(1)?,
+        expected: r.get(2)?,
+        missing: r.get(3)?,
+        stats,
+    })
+}
+
+fn unpack(series: i64, day: i64, data: &[u8]) -> Result<Vec<Window>, StoreError> {
+    pack::decode(day, data)
+        .map_err(|e| StoreError::Other(format!("series {series}, day {day}: {e}")))
+}
+
+/// The windows of `series` starting in `[from, to)`, in order: packed days first, then
+/// rows (a row and a pack never hold the same window; if they did, the pack's is read).
+pub(super) fn windows(
+    conn: &Connection,
+    series: i64,
+    from: i64,
+    to: i64,
+) -> Result<Vec<Window>, StoreError> {
+    let mut out = Vec::new();
+    let mut packs = conn.prepare_cached(
+        "SELECT day_start, data FROM window_packs
+         WHERE series_id = ?1 AND day_start >= ?2 AND day_start < ?3 ORDER BY day_start",
+    )?;
+    let mut rows = packs.query(params![series, day_of(from), to])?;
+    while let Some(r) = rows.next()? {
+        let day: i64 = r.get(0)?;
+        let all = unpack(series, day, r.get_ref(1)?.as_blob()?)?;
+        out.extend(all.into_iter().filter(|w| w.start >= from && w.start < to));
+    }
+    let packed = out.len();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ROW_COLUMNS} FROM rollups
+         WHERE series_id = ?1 AND window_start >= ?2 AND window_start < ?3
+         ORDER BY window_start"
+    ))?;
+    for w in stmt.query_map(params![series, from, to], window_of)? {
+        out.push(w?);
+    }
+    if packed > 0 && packed < out.len() {
+        // Late rows of packed days, not yet merged: in order, the pack's first.
+        out.sort_by_key(|w| w.start);
+        out.dedup_by_key(|w| w.start);
+    }
+    Ok(out)
+}
+
+/// The latest window start of `series` before `below`, wherever it is.
+pub(super) fn latest_before(
+    conn: &Connection,
+    series: i64,
+    below: i64,
+) -> Result<Option<i64>, StoreError> {
+    let row: Option<i64> = conn
+        .prepare_cached(
+            "SELECT MAX(window_start) FROM rollups WHERE series_id = ?1 AND window_start < ?2",
+        )?
+        .query_row(params![series, below], |r| r.get(0))?;
+    // The latest pack before `below` holds the latest packed window unless `below` cuts
+    // its day: then that day's windows before it, or else the pack before.
+    let mut stmt = conn.prepare_cached(
+        "SELECT day_start, last_start, data FROM window_packs
+         WHERE series_id = ?1 AND day_start < ?2 ORDER BY day_start DESC LIMIT 2",
+    )?;
+    let mut rows = stmt.query(params![series, below])?;
+    let mut packed = None;
+    while let Some(r) = rows.next()? {
+        let (day, last): (i64, i64) = (r.get(0)?, r.get(1)?);
+        packed = if last < below {
+            Some(last)
+        } else {
+            let all = unpack(series, day, r.get_ref(2)?.as_blob()?)?;
+            all.iter().map(|w| w.start).filter(|s| *s < below).max()
+        };
+        if packed.is_some() {
+            break;
+        }
+    }
+    Ok(row.max(packed))
+}
+
+/// Whether a pack holds the window of `series` starting at `start` (ingest asks only for
+/// windows before [`packed_before`]).
+pub(super) fn holds(tx: &Transaction<'_>, series: i64, start: i64) -> Result<bool, StoreError> {
+    let day = day_of(start);
+    let data: Option<Vec<u8>> = tx
+        .prepare_cached("SELECT data FROM window_packs WHERE series_id = ?1 AND day_start = ?2")?
+        .query_row(params![series, day], |r| r.get(0))
+        .optional()?;
+    match data {
+        None => Ok(false),
+        Some(d) => Ok(unpack(series, day, &d)?.iter().any(|w| w.start == start)),
+    }
+}
+
+/// The first day not packed (`i64::MIN` before any pass).
+pub(super) fn packed_before(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1",
+            [PACKED_BEFORE],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(i64::MIN))
+}
+
+/// Sets the first day not packed; from this transaction on, ingest checks the packs for a
+/// window before it.
+pub(super) fn set_packed_before(tx: &Transaction<'_>, day: i64) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO meta VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = max(CAST(value AS INTEGER), excluded.value)",
+        params![PACKED_BEFORE, day],
+    )?;
+    Ok(())
+}
+
+/// Packs the rows of `series` from days before `before` (a day start), merging them
+/// into the day's pack if it has one; returns the days packed.
+pub(super) fn pack_days(tx: &Transaction<'_>, series: i64, before: i64) -> Result<u64, StoreError> {
+    let days: Vec<i64> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT DISTINCT window_start / 86400 * 86400 FROM rollups
+             WHERE series_id = ?1 AND window_start < ?2",
+        )?;
+        let rows = stmt.query_map(params![series, before], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for &day in &days {
+        let all = windows(tx, series, day, day + DAY_SECS)?;
+        let Some(last) = all.last().map(|w| w.start) else {
+            continue;
+        };
+        tx.prepare_cached("INSERT OR REPLACE INTO window_packs VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .execute(params![
+                series,
+                day,
+                all.len() as i64,
+                last,
+                pack::encode(day, &all)
+            ])?;
+        tx.prepare_cached(
+            "DELETE FROM rollups WHERE series_id = ?1 AND window_start >= ?2 AND window_start < ?3",
+        )?
+        .execute(params![series, day, day + DAY_SECS])?;
+    }
+    Ok(days.len() as u64)
+}
+
+/// Deletes the windows of `series` before `horizon` (a day start), rows and packs;
+/// returns how many windows went.
+pub(super) fn delete_before(
+    tx: &Transaction<'_>,
+    series: i64,
+    horizon: i64,
+) -> Result<u64, StoreError> {
+    let rows = tx
+        .prepare_cached("DELETE FROM rollups WHERE series_id = ?1 AND window_start < ?2")?
+        .execute(params![series, horizon])? as u64;
+    let packed: i64 = tx
+        .prepare_cached(
+            "SELECT coalesce(sum(windows), 0) FROM window_packs
+             WHERE series_id = ?1 AND day_start < ?2",
+        )?
+        .query_row(params![series, horizon], |r| r.get(0))?;
+    tx.prepare_cached("DELETE FROM window_packs WHERE series_id = ?1 AND day_start < ?2")?
+        .execute(params![series, horizon])?;
+    Ok(rows + packed as u64)
+}
+
+/// Every window stored, rows and packed.
+pub(super) fn count(conn: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row(
+        "SELECT (SELECT count(*) FROM rollups)
+              + (SELECT coalesce(sum(windows), 0) FROM window_packs)",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(n as u64)
+}
