@@ -17,6 +17,8 @@
 //! Run: `cargo bench -p vscout-collector --bench assess` (`VSCOUT_BENCH_VMS` to change
 //! the estate's size).
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -247,17 +249,9 @@ fn synthesise(db: &Path, vms: usize, open_hours: i64) -> rusqlite::Result<()> {
     tx.commit()
 }
 
-/// User + system CPU seconds of this process so far.
+/// CPU seconds of this process.
 fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
-    let f: Vec<u64> = after
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the command name;
-    // clock ticks are 100 a second on Linux.
-    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
+    support::cpu_secs("/proc/self/stat")
 }
 
 fn peak_rss_mib() -> f64 {

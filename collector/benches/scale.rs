@@ -18,6 +18,8 @@
 //! 200 VMs × 30 days are 48 million windows; bytes per VM-day and rollups per
 //! CPU-second do not depend on the estate's size, so larger runs are for the patient.
 
+mod support;
+
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -326,14 +328,7 @@ impl Agent {
 
 /// CPU seconds of the calling thread.
 fn thread_cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
-    let f: Vec<u64> = after
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    // utime and stime, in clock ticks of 1/100 s.
-    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
+    support::cpu_secs("/proc/thread-self/stat")
 }
 
 fn p95_ms(mut v: Vec<f64>) -> f64 {

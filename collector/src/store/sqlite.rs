@@ -57,11 +57,14 @@ CREATE TABLE IF NOT EXISTS series (
     entity_id TEXT NOT NULL, counter TEXT NOT NULL, instance TEXT NOT NULL,
     unit TEXT NOT NULL, stats_type TEXT NOT NULL,
     UNIQUE (vcenter, entity_id, counter, instance));
+-- The open day's windows (closed days are packed, see window_packs), keyed by time so
+-- that a batch of one window's rollups appends to a few pages instead of touching a page
+-- per series; a series' windows are read by looking each window start up.
 CREATE TABLE IF NOT EXISTS rollups (
     series_id INTEGER NOT NULL, window_start INTEGER NOT NULL, window_secs INTEGER NOT NULL,
     expected INTEGER NOT NULL, missing INTEGER NOT NULL, count INTEGER NOT NULL,
     min REAL, max REAL, mean REAL, p50 REAL, p95 REAL, p99 REAL,
-    PRIMARY KEY (series_id, window_start)) WITHOUT ROWID;
+    PRIMARY KEY (window_start, series_id)) WITHOUT ROWID;
 -- What retention keeps of an hour of windows once they go: counts summed, the lowest
 -- min, the highest max and p95, the mean weighted by samples.
 CREATE TABLE IF NOT EXISTS rollup_hours (
@@ -116,6 +119,7 @@ fn open_conn(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "cache_size", -131072)?;
     Ok(conn)
 }
 
@@ -548,11 +552,12 @@ impl Storage for SqliteStore {
             q.from.unwrap_or(i64::MIN),
             q.to.map_or(i64::MAX, |t| t.saturating_add(1)),
         );
+        let mut starts = packs::Starts::default();
         for (id, head) in series {
             if rows.len() >= 100_000 {
                 break;
             }
-            for w in packs::windows(&conn, id, span.0, span.1)? {
+            for w in packs::windows(&conn, id, span, &mut starts)? {
                 rows.push(window_json(&head, &w));
             }
         }
@@ -882,6 +887,29 @@ fn stored_sketch(v: rusqlite::types::ValueRef<'_>) -> Option<Sketch> {
 
 /// Brings a database made by an earlier collector up to `SCHEMA`.
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    // Rollups were keyed by series first until windows were packed: every batch then
+    // touched a page per series. Rewritten once, keyed by time.
+    let by_series: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('rollups')
+                        WHERE name = 'series_id' AND pk = 1)",
+        [],
+        |r| r.get(0),
+    )?;
+    if by_series {
+        conn.execute_batch(
+            "BEGIN;
+             ALTER TABLE rollups RENAME TO rollups_by_series;
+             CREATE TABLE rollups (
+                 series_id INTEGER NOT NULL, window_start INTEGER NOT NULL,
+                 window_secs INTEGER NOT NULL, expected INTEGER NOT NULL,
+                 missing INTEGER NOT NULL, count INTEGER NOT NULL,
+                 min REAL, max REAL, mean REAL, p50 REAL, p95 REAL, p99 REAL,
+                 PRIMARY KEY (window_start, series_id)) WITHOUT ROWID;
+             INSERT INTO rollups SELECT * FROM rollups_by_series ORDER BY window_start, series_id;
+             DROP TABLE rollups_by_series;
+             COMMIT;",
+        )?;
+    }
     // Sizes are bytes everywhere since inventory schema 2: `vms.memory_mb` became
     // `memory_bytes`.
     let old_column: bool = conn.query_row(

@@ -7,6 +7,9 @@
 //! A window that arrives late for a packed day is stored as a row (unless the pack holds
 //! it: then it is a duplicate, ignored as one) and merged into the pack by the next pass.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use vscout_wire::batch::StatsRow;
 
@@ -61,13 +64,47 @@ fn unpack(series: i64, day: i64, data: &[u8]) -> Result<Vec<Window>, StoreError>
         .map_err(|e| StoreError::Other(format!("series {series}, day {day}: {e}")))
 }
 
+/// The window starts that have rows in a range, remembered per range: the rows are
+/// keyed by time, so a series' rows are read by looking up each start, and the series
+/// read together (one VM's, the assessment's, a transaction's) share the starts.
+#[derive(Debug, Default)]
+pub(super) struct Starts(HashMap<(i64, i64), Vec<i64>>);
+
+impl Starts {
+    /// The starts in `[from, to)`, ascending: a seek each.
+    fn get(&mut self, conn: &Connection, from: i64, to: i64) -> Result<&[i64], StoreError> {
+        if let Entry::Vacant(e) = self.0.entry((from, to)) {
+            let mut stmt = conn.prepare_cached(
+                "SELECT min(window_start) FROM rollups WHERE window_start >= ?1 AND window_start < ?2",
+            )?;
+            let (mut out, mut at) = (Vec::new(), from);
+            while let Some(s) = stmt.query_row(params![at, to], |r| r.get::<_, Option<i64>>(0))? {
+                out.push(s);
+                at = s + 1;
+            }
+            e.insert(out);
+        }
+        Ok(&self.0[&(from, to)])
+    }
+}
+
+/// The row of `series` at `start`, if any.
+fn row_at(conn: &Connection, series: i64, start: i64) -> Result<Option<Window>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ROW_COLUMNS} FROM rollups WHERE window_start = ?1 AND series_id = ?2"
+    ))?;
+    Ok(stmt
+        .query_row(params![start, series], window_of)
+        .optional()?)
+}
+
 /// The windows of `series` starting in `[from, to)`, in order: packed days first, then
 /// rows (a row and a pack never hold the same window; if they did, the pack's is read).
 pub(super) fn windows(
     conn: &Connection,
     series: i64,
-    from: i64,
-    to: i64,
+    (from, to): (i64, i64),
+    starts: &mut Starts,
 ) -> Result<Vec<Window>, StoreError> {
     let mut out = Vec::new();
     let mut packs = conn.prepare_cached(
@@ -81,13 +118,8 @@ pub(super) fn windows(
         out.extend(all.into_iter().filter(|w| w.start >= from && w.start < to));
     }
     let packed = out.len();
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ROW_COLUMNS} FROM rollups
-         WHERE series_id = ?1 AND window_start >= ?2 AND window_start < ?3
-         ORDER BY window_start"
-    ))?;
-    for w in stmt.query_map(params![series, from, to], window_of)? {
-        out.push(w?);
+    for &start in starts.get(conn, from, to)? {
+        out.extend(row_at(conn, series, start)?);
     }
     if packed > 0 && packed < out.len() {
         // Late rows of packed days, not yet merged: in order, the pack's first.
@@ -103,11 +135,19 @@ pub(super) fn latest_before(
     series: i64,
     below: i64,
 ) -> Result<Option<i64>, StoreError> {
-    let row: Option<i64> = conn
-        .prepare_cached(
-            "SELECT MAX(window_start) FROM rollups WHERE series_id = ?1 AND window_start < ?2",
-        )?
-        .query_row(params![series, below], |r| r.get(0))?;
+    // Rows hold the open day (and late windows): walk their starts down from `below`
+    // until one is this series'.
+    let mut stmt =
+        conn.prepare_cached("SELECT max(window_start) FROM rollups WHERE window_start < ?1")?;
+    let mut at = below;
+    let mut row = None;
+    while let Some(s) = stmt.query_row(params![at], |r| r.get::<_, Option<i64>>(0))? {
+        if row_at(conn, series, s)?.is_some() {
+            row = Some(s);
+            break;
+        }
+        at = s;
+    }
     // The latest pack before `below` holds the latest packed window unless `below` cuts
     // its day: then that day's windows before it, or else the pack before.
     let mut stmt = conn.prepare_cached(
@@ -131,18 +171,21 @@ pub(super) fn latest_before(
     Ok(row.max(packed))
 }
 
-/// Whether a pack holds the window of `series` starting at `start` (ingest asks only for
-/// windows before [`packed_before`]).
-pub(super) fn holds(tx: &Transaction<'_>, series: i64, start: i64) -> Result<bool, StoreError> {
-    let day = day_of(start);
-    let data: Option<Vec<u8>> = tx
+/// The windows of the pack of `series` and `day` (none without one).
+fn pack_of(conn: &Connection, series: i64, day: i64) -> Result<Vec<Window>, StoreError> {
+    let data: Option<Vec<u8>> = conn
         .prepare_cached("SELECT data FROM window_packs WHERE series_id = ?1 AND day_start = ?2")?
         .query_row(params![series, day], |r| r.get(0))
         .optional()?;
-    match data {
-        None => Ok(false),
-        Some(d) => Ok(unpack(series, day, &d)?.iter().any(|w| w.start == start)),
-    }
+    data.map_or(Ok(Vec::new()), |d| unpack(series, day, &d))
+}
+
+/// Whether a pack holds the window of `series` starting at `start` (ingest asks only for
+/// windows before [`packed_before`]).
+pub(super) fn holds(tx: &Transaction<'_>, series: i64, start: i64) -> Result<bool, StoreError> {
+    Ok(pack_of(tx, series, day_of(start))?
+        .iter()
+        .any(|w| w.start == start))
 }
 
 /// The first day not packed (`i64::MIN` before any pass).
@@ -169,21 +212,32 @@ pub(super) fn set_packed_before(tx: &Transaction<'_>, day: i64) -> Result<(), St
 }
 
 /// Packs the rows of `series` from days before `before` (a day start), merging them
-/// into the day's pack if it has one; returns the days packed.
-pub(super) fn pack_days(tx: &Transaction<'_>, series: i64, before: i64) -> Result<u64, StoreError> {
-    let days: Vec<i64> = {
-        let mut stmt = tx.prepare_cached(
-            "SELECT DISTINCT window_start / 86400 * 86400 FROM rollups
-             WHERE series_id = ?1 AND window_start < ?2",
-        )?;
-        let rows = stmt.query_map(params![series, before], |r| r.get(0))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    for &day in &days {
-        let all = windows(tx, series, day, day + DAY_SECS)?;
-        let Some(last) = all.last().map(|w| w.start) else {
-            continue;
-        };
+/// into the day's pack if it has one; returns the days packed. `starts` are the pass's
+/// (its rows before `before`).
+pub(super) fn pack_days(
+    tx: &Transaction<'_>,
+    series: i64,
+    before: i64,
+    starts: &mut Starts,
+) -> Result<u64, StoreError> {
+    let mut rows: Vec<Window> = Vec::new();
+    for &start in starts.get(tx, i64::MIN, before)? {
+        rows.extend(row_at(tx, series, start)?);
+    }
+    let mut delete =
+        tx.prepare_cached("DELETE FROM rollups WHERE window_start = ?1 AND series_id = ?2")?;
+    let mut days = 0;
+    for day_rows in rows.chunk_by(|a, b| day_of(a.start) == day_of(b.start)) {
+        let day = day_of(day_rows[0].start);
+        let mut all = pack_of(tx, series, day)?;
+        let packed = all.len();
+        all.extend_from_slice(day_rows);
+        if packed > 0 {
+            // Late rows into the day's pack; a window both hold keeps the pack's.
+            all.sort_by_key(|w| w.start);
+            all.dedup_by_key(|w| w.start);
+        }
+        let last = all.last().map_or(day, |w| w.start);
         tx.prepare_cached("INSERT OR REPLACE INTO window_packs VALUES (?1, ?2, ?3, ?4, ?5)")?
             .execute(params![
                 series,
@@ -192,12 +246,12 @@ pub(super) fn pack_days(tx: &Transaction<'_>, series: i64, before: i64) -> Resul
                 last,
                 pack::encode(day, &all)
             ])?;
-        tx.prepare_cached(
-            "DELETE FROM rollups WHERE series_id = ?1 AND window_start >= ?2 AND window_start < ?3",
-        )?
-        .execute(params![series, day, day + DAY_SECS])?;
+        for w in day_rows {
+            delete.execute(params![w.start, series])?;
+        }
+        days += 1;
     }
-    Ok(days.len() as u64)
+    Ok(days)
 }
 
 /// Deletes the windows of `series` before `horizon` (a day start), rows and packs;
@@ -208,7 +262,7 @@ pub(super) fn delete_before(
     horizon: i64,
 ) -> Result<u64, StoreError> {
     let rows = tx
-        .prepare_cached("DELETE FROM rollups WHERE series_id = ?1 AND window_start < ?2")?
+        .prepare_cached("DELETE FROM rollups WHERE window_start < ?2 AND series_id = ?1")?
         .execute(params![series, horizon])? as u64;
     let packed: i64 = tx
         .prepare_cached(

@@ -9,7 +9,8 @@ use rusqlite::{params, Connection, Transaction};
 
 use vscout_wire::batch::StatsRow;
 
-use super::{packs, usage};
+use super::packs::{self, Starts};
+use super::usage;
 use crate::store::pack::Window;
 use crate::store::{PruneStep, Pruned, Retention, StoreError};
 
@@ -115,9 +116,10 @@ pub(super) fn step(
     };
     let mut p = Pruned::default();
     let mut forgotten = Vec::new();
+    let mut starts = Starts::default();
     for &(id, summarised) in &ids {
         let spans = (windows_from, summaries_from, today);
-        if series_step(tx, id, summarised, spans, &mut p)? {
+        if series_step(tx, id, summarised, spans, &mut p, &mut starts)? {
             forgotten.push(id);
         }
     }
@@ -149,6 +151,7 @@ fn series_step(
     summarised: bool,
     (windows_from, summaries_from, today): (i64, i64, i64),
     p: &mut Pruned,
+    starts: &mut Starts,
 ) -> Result<bool, StoreError> {
     let mut closed = false;
     if summarised {
@@ -162,7 +165,7 @@ fn series_step(
         Ok(tx.prepare_cached(sql)?.execute(params![id, from])? as u64)
     };
     // The windows' hours stay, summed up, as long as the summaries.
-    fold_hours(tx, id, summaries_from, windows_from)?;
+    fold_hours(tx, id, (summaries_from, windows_from), starts)?;
     p.rollups += packs::delete_before(tx, id, windows_from)?;
     p.hours += delete(
         "DELETE FROM rollup_hours WHERE series_id = ?1 AND hour_start < ?2",
@@ -176,14 +179,19 @@ fn series_step(
         "DELETE FROM daily WHERE series_id = ?1 AND day_start < ?2",
         summaries_from,
     )?;
-    p.packed_days += packs::pack_days(tx, id, today)?;
+    p.packed_days += packs::pack_days(tx, id, today, starts)?;
     Ok(closed)
 }
 
 /// Sums up the windows of `series` in `[from, to)` by hour into `rollup_hours`: counts
 /// summed, the lowest min, the highest max and p95, the mean weighted by samples.
-fn fold_hours(tx: &Transaction<'_>, series: i64, from: i64, to: i64) -> Result<(), StoreError> {
-    let windows = packs::windows(tx, series, from, to)?;
+fn fold_hours(
+    tx: &Transaction<'_>,
+    series: i64,
+    (from, to): (i64, i64),
+    starts: &mut Starts,
+) -> Result<(), StoreError> {
+    let windows = packs::windows(tx, series, (from, to), starts)?;
     let mut stmt = tx.prepare_cached(
         "INSERT OR REPLACE INTO rollup_hours VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;

@@ -131,3 +131,40 @@ fn a_late_window_of_a_packed_day_counts_as_if_in_time_and_a_resent_one_is_ignore
     assert_eq!(ingest(&later, 1004, records.to_vec()), 2);
     assert_eq!(usage(&later), usage(&in_time));
 }
+
+#[test]
+fn rollups_keyed_by_series_first_are_rewritten_keyed_by_time_on_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let before = {
+        let store = store_with(dir.path(), None);
+        let rows = metrics(&store);
+        // As a collector before packing left it.
+        let w = store.writer.lock().expect("lock");
+        w.conn
+            .execute_batch(
+                "ALTER TABLE rollups RENAME TO r;
+                 CREATE TABLE rollups (
+                     series_id INTEGER NOT NULL, window_start INTEGER NOT NULL,
+                     window_secs INTEGER NOT NULL, expected INTEGER NOT NULL,
+                     missing INTEGER NOT NULL, count INTEGER NOT NULL,
+                     min REAL, max REAL, mean REAL, p50 REAL, p95 REAL, p99 REAL,
+                     PRIMARY KEY (series_id, window_start)) WITHOUT ROWID;
+                 INSERT INTO rollups SELECT * FROM r; DROP TABLE r;",
+            )
+            .expect("old layout");
+        rows
+    };
+    let store = SqliteStore::open(&dir.path().join("db")).expect("reopen");
+    let first_key: String = store
+        .reader()
+        .query_row(
+            "SELECT name FROM pragma_table_info('rollups') WHERE pk = 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("key");
+    assert_eq!(first_key, "window_start");
+    assert_eq!(metrics(&store), before);
+    prune_pass(&store, &Retention::default(), NOW).expect("pass");
+    assert_eq!(metrics(&store), before, "and packed");
+}

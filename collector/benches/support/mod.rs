@@ -1,0 +1,15 @@
+//! What the collector's benches share: CPU time as Linux counts it.
+
+/// CPU seconds (user and system) from a `/proc` stat file: `/proc/self/stat` for the
+/// process, `/proc/thread-self/stat` for the calling thread.
+pub(crate) fn cpu_secs(stat_file: &str) -> f64 {
+    let stat = std::fs::read_to_string(stat_file).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the command name;
+    // clock ticks are 100 a second on Linux.
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
+}
