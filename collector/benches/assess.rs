@@ -14,6 +14,8 @@
 //! peak RSS and the file's size; every VM with 2 partitions and every fourth with a
 //! snapshot, so every inventory tab has rows. Last, a retention pass forty days on
 //! (every window goes): its time and its longest step, which is what ingest waits for.
+//! Before it, the assessment three times while another thread ingests the next windows
+//! of every series (its latency under ingest).
 //! Run: `cargo bench -p vscout-collector --bench assess` (`VSCOUT_BENCH_VMS` to change
 //! the estate's size).
 
@@ -29,8 +31,10 @@ use vscout_collector::assess::settings::{Params, RawAssessment, Settings};
 use vscout_collector::export::{export, Format};
 use vscout_collector::store::retention::STEP_SERIES;
 use vscout_collector::store::sqlite::SqliteStore;
-use vscout_collector::store::{Retention, Storage};
+use vscout_collector::store::{Principal, Retention, Storage};
+use vscout_wire::batch::{Batch, Record, RollupSetBuilder, BATCH_VERSION, ROLLUPS_PER_BATCH};
 use vscout_wire::inventory::{Disk, Nic, Partition, Snapshot, Vm};
+use vscout_wire::rollup::Rollup;
 use vscout_wire::sketch::Sketch;
 
 const DAY: i64 = 86_400;
@@ -340,8 +344,101 @@ fn prune_only(db: &Path) {
     );
 }
 
+/// The assessment run three times while another thread ingests the next hour's windows
+/// of every series, batch after batch, as agents would: each run's wall time (the slowest
+/// is the p95 of three) and what was ingested meanwhile.
+fn assess_under_ingest(db: &Path, open_hours: i64) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+    use std::sync::Arc;
+    let store = Arc::new(SqliteStore::open(db).expect("open"));
+    let (stop, stored) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let vms = store.counts().expect("counts").vms as usize;
+    let writer = {
+        let (store, stop, stored) = (store.clone(), stop.clone(), stored.clone());
+        std::thread::spawn(move || {
+            let who = Principal::Token("bench".into());
+            let mut seq = 0;
+            let mut start = TODAY + (open_hours + 1) * 3600;
+            while !stop.load(Relaxed) {
+                for batch in window_batches(vms, start) {
+                    seq += 1;
+                    store
+                        .ingest("bench", seq, "bench", &who, &batch)
+                        .expect("ingest");
+                    let n = batch.records.iter().map(|r| match r {
+                        Record::Rollups(s) => s.rows.len(),
+                        _ => 0,
+                    });
+                    stored.fetch_add(n.sum::<usize>() as u64, Relaxed);
+                    if stop.load(Relaxed) {
+                        break;
+                    }
+                }
+                start += 300;
+            }
+        })
+    };
+    let catalog = Catalog::shipped().expect("catalog");
+    let s = Settings::resolve(&RawAssessment::default(), &Params::default(), &catalog)
+        .expect("settings");
+    let mut walls = Vec::new();
+    for _ in 0..3 {
+        // A benchmark measures real time.
+        #[allow(clippy::disallowed_methods)]
+        let t = std::time::Instant::now();
+        assess(store.as_ref(), &catalog, &s, TODAY + DAY).expect("assess");
+        walls.push(t.elapsed().as_secs_f64());
+    }
+    stop.store(true, Relaxed);
+    writer.join().expect("writer");
+    println!(
+        "MEASURED wall_s={:?} slowest_s={:.1} rollups_ingested_meanwhile={}",
+        walls
+            .iter()
+            .map(|w| (w * 10.0).round() / 10.0)
+            .collect::<Vec<_>>(),
+        walls.iter().copied().fold(0.0, f64::max),
+        stored.load(Relaxed)
+    );
+}
+
+/// The window at `start` of every series, in batches of 5,000 rollups.
+fn window_batches(vms: usize, start: i64) -> Vec<Batch> {
+    let mut out = Vec::new();
+    let mut set = RollupSetBuilder::default();
+    for i in 0..vms {
+        let vm = format!("vm-{i}");
+        for (counter, instance, peak) in SERIES {
+            let mut r = Rollup::example(&vm, counter, peak * 0.5);
+            (r.instance, r.window_start) = (instance.into(), start);
+            set.push(r);
+            if set.len() == ROLLUPS_PER_BATCH {
+                out.push(Record::Rollups(set.take()));
+            }
+        }
+    }
+    if !set.is_empty() {
+        out.push(Record::Rollups(set.take()));
+    }
+    out.into_iter()
+        .map(|r| Batch {
+            batch_version: BATCH_VERSION,
+            created_ms: 0,
+            records: vec![r],
+        })
+        .collect()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--assess-under-ingest") {
+        let hours = args[i + 2].parse().expect("open hours");
+        assess_under_ingest(Path::new(&args[i + 1]), hours);
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--prune-only") {
         prune_only(Path::new(&args[i + 1]));
         return;
@@ -386,9 +483,13 @@ fn main() {
         t.elapsed().as_secs_f64(),
         bytes as f64 / 1048576.0
     );
-    for run in ["peaks", "samples", "export", "prune"] {
+    for run in ["peaks", "samples", "export", "under-ingest", "prune"] {
         let mut cmd = Command::new(std::env::current_exe().expect("exe"));
         match run {
+            "under-ingest" => cmd
+                .arg("--assess-under-ingest")
+                .arg(&db)
+                .arg(open_hours.to_string()),
             "export" => cmd.arg("--export-only").arg(&db),
             "prune" => cmd.arg("--prune-only").arg(&db),
             "samples" => cmd.arg("--assess-only").arg(&db).arg("--samples"),
@@ -403,6 +504,7 @@ fn main() {
         match run {
             "export" => println!("export, xlsx: {line}"),
             "prune" => println!("retention pass, 40 days on: {line}"),
+            "under-ingest" => println!("assess while ingest runs: {line}"),
             basis => println!("assess, basis {basis}: {line}"),
         }
         assert!(

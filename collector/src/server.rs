@@ -42,7 +42,8 @@ use crate::assess::settings::Setup;
 use crate::auth;
 use crate::export::Format;
 use crate::store::{
-    DailyQuery, EntityFilter, EntityKind, MetricsQuery, Principal, Storage, StoreError, VmFilter,
+    DailyQuery, EntityFilter, EntityKind, MetricsQuery, MetricsRow, Principal, Storage, StoreError,
+    VmFilter,
 };
 
 /// What the handlers share.
@@ -357,7 +358,7 @@ async fn metrics(
     State(st): State<AppState>,
     Path((kind, id)): Path<(String, String)>,
     Query(q): Query<MetricsQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Vec<MetricsRow>>, ApiError> {
     entity_rows(st, &kind, id, move |store, kind, id| {
         store.metrics(kind, id, &q)
     })
@@ -368,7 +369,7 @@ async fn daily(
     State(st): State<AppState>,
     Path((kind, id)): Path<(String, String)>,
     Query(q): Query<DailyQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     entity_rows(st, &kind, id, move |store, kind, id| {
         store.daily(kind, id, &q)
     })
@@ -377,19 +378,20 @@ async fn daily(
 
 /// One entity's rows by `read` (on a blocking thread), or a 404 for an unknown
 /// collection or entity.
-async fn entity_rows(
+/// An entity's rows, written out as they are (not copied into a JSON value first).
+async fn entity_rows<T: Send + 'static>(
     st: AppState,
     kind: &str,
     id: String,
-    read: impl FnOnce(&dyn Storage, EntityKind, &str) -> Result<Option<Vec<serde_json::Value>>, StoreError>
+    read: impl FnOnce(&dyn Storage, EntityKind, &str) -> Result<Option<Vec<T>>, StoreError>
         + Send
         + 'static,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Vec<T>>, ApiError> {
     let kind = kind_of(kind)?;
     let store = st.store.clone();
     let key = id.clone();
     match blocking(move || Ok(read(store.as_ref(), kind, &key)?)).await? {
-        Some(rows) => Ok(Json(json!(rows))),
+        Some(rows) => Ok(Json(rows)),
         None => Err(unknown(kind, &id)),
     }
 }

@@ -226,6 +226,30 @@ pub struct UsageQuery<'a> {
     pub vm: Option<(&'a str, &'a str)>,
 }
 
+/// One row of an entity's metrics: a window, or an hour retention kept of windows that
+/// went (`window_secs` 3600, no p50 or p99). Typed, so that 100,000 rows are written out
+/// as JSON without building a map for each.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricsRow {
+    pub vcenter: String,
+    pub counter: String,
+    pub instance: String,
+    pub unit: String,
+    pub stats_type: String,
+    /// Unix seconds.
+    pub window_start: i64,
+    pub window_secs: i64,
+    pub expected_samples: i64,
+    pub missing_samples: i64,
+    pub count: i64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub mean: Option<f64>,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
 /// One VM series over a history: its windows summed up and a sketch of their peaks (or
 /// samples).
 #[derive(Debug, Clone, PartialEq)]
@@ -273,7 +297,7 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         kind: EntityKind,
         id: &str,
         q: &MetricsQuery,
-    ) -> Result<Option<Vec<serde_json::Value>>, StoreError>;
+    ) -> Result<Option<Vec<MetricsRow>>, StoreError>;
     /// Daily sketches of one entity merged per series over a range of days: percentiles
     /// of every sample of those days; `None` if no inventory or series knows it.
     fn daily(

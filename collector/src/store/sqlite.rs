@@ -25,8 +25,9 @@ use vscout_wire::sketch::{Sketch, SketchSum};
 
 use super::pack;
 use super::{
-    Counts, DailyQuery, EntityFilter, EntityKind, IngestOutcome, MetricsQuery, Principal,
-    PruneStep, Retention, SeriesUsage, Storage, StoreError, TokenInfo, UsageQuery, VmFilter,
+    Counts, DailyQuery, EntityFilter, EntityKind, IngestOutcome, MetricsQuery, MetricsRow,
+    Principal, PruneStep, Retention, SeriesUsage, Storage, StoreError, TokenInfo, UsageQuery,
+    VmFilter,
 };
 
 const SCHEMA: &str = "
@@ -119,7 +120,8 @@ fn open_conn(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "cache_size", -131072)?;
+    // Statements over a list of window starts (packs.rs) join the usual dozen.
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 
@@ -520,9 +522,11 @@ impl Storage for SqliteStore {
         kind: EntityKind,
         id: &str,
         q: &MetricsQuery,
-    ) -> Result<Option<Vec<Value>>, StoreError> {
+    ) -> Result<Option<Vec<MetricsRow>>, StoreError> {
         let (vcenter, entity) = split_id(id, q.vcenter.as_deref());
-        let conn = self.reader();
+        // One snapshot: a day packed between reading its pack and its rows would be missed.
+        let mut reader = self.reader();
+        let conn = reader.transaction()?;
         // The hours retention kept of windows that went, then the windows.
         let mut stmt = conn.prepare_cached(
             "SELECT s.vcenter, s.counter, s.instance, s.unit, s.stats_type, r.hour_start,
@@ -558,17 +562,16 @@ impl Storage for SqliteStore {
                 break;
             }
             for w in packs::windows(&conn, id, span, &mut starts)? {
-                rows.push(window_json(&head, &w));
+                rows.push(window_row(&head, &w));
             }
         }
-        let key = |v: &Value| {
-            (
-                v["counter"].as_str().map(str::to_owned),
-                v["instance"].as_str().map(str::to_owned),
-                v["window_start"].as_i64(),
-            )
-        };
-        rows.sort_by_cached_key(key);
+        rows.sort_by(|a, b| {
+            (&a.counter, &a.instance, a.window_start).cmp(&(
+                &b.counter,
+                &b.instance,
+                b.window_start,
+            ))
+        });
         rows.truncate(100_000);
         found(&conn, kind, vcenter.as_deref(), &entity, rows)
     }
@@ -640,7 +643,10 @@ impl Storage for SqliteStore {
         q: &UsageQuery<'_>,
         each: &mut dyn FnMut(SeriesUsage),
     ) -> Result<(), StoreError> {
-        usage::vm_usage(&self.reader(), q, each)
+        // One snapshot, as for metrics.
+        let mut reader = self.reader();
+        let tx = reader.transaction()?;
+        usage::vm_usage(&tx, q, each)
     }
 
     fn vm_records(
@@ -939,54 +945,76 @@ fn split_id(id: &str, vcenter: Option<&str>) -> (Option<String>, String) {
 /// `rows` of an entity, or `None` when it has none and no inventory or series knows it
 /// (an unknown entity is a 404, not an empty list). Rows prove the entity known, so the
 /// extra lookup runs only for an empty answer.
-/// One row of `metrics`: a window, or an hour retention kept (`window_secs` 3600, no
-/// p50 or p99).
-fn metrics_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
-    Ok(json!({
-        "vcenter": r.get::<_, String>(0)?, "counter": r.get::<_, String>(1)?,
-        "instance": r.get::<_, String>(2)?, "unit": r.get::<_, String>(3)?,
-        "stats_type": r.get::<_, String>(4)?, "window_start": r.get::<_, i64>(5)?,
-        "window_secs": r.get::<_, i64>(6)?, "expected_samples": r.get::<_, i64>(7)?,
-        "missing_samples": r.get::<_, i64>(8)?, "count": r.get::<_, i64>(9)?,
-        "min": r.get::<_, Option<f64>>(10)?, "max": r.get::<_, Option<f64>>(11)?,
-        "mean": r.get::<_, Option<f64>>(12)?, "p50": r.get::<_, Option<f64>>(13)?,
-        "p95": r.get::<_, Option<f64>>(14)?, "p99": r.get::<_, Option<f64>>(15)?,
-    }))
+/// One row of `metrics` from `rollup_hours` (columns 0 to 15).
+fn metrics_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MetricsRow> {
+    Ok(MetricsRow {
+        vcenter: r.get(0)?,
+        counter: r.get(1)?,
+        instance: r.get(2)?,
+        unit: r.get(3)?,
+        stats_type: r.get(4)?,
+        window_start: r.get(5)?,
+        window_secs: r.get(6)?,
+        expected_samples: r.get(7)?,
+        missing_samples: r.get(8)?,
+        count: r.get(9)?,
+        min: r.get(10)?,
+        max: r.get(11)?,
+        mean: r.get(12)?,
+        p50: r.get(13)?,
+        p95: r.get(14)?,
+        p99: r.get(15)?,
+    })
 }
 
-/// A series' names as a metrics row starts: vCenter, counter, instance, unit, stats type
-/// (columns 1 to 5).
-fn series_head(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
-    Ok(json!({
-        "vcenter": r.get::<_, String>(1)?, "counter": r.get::<_, String>(2)?,
-        "instance": r.get::<_, String>(3)?, "unit": r.get::<_, String>(4)?,
-        "stats_type": r.get::<_, String>(5)?,
-    }))
+/// A series' names (columns 1 to 5 of the series query): a metrics row without figures.
+fn series_head(r: &rusqlite::Row<'_>) -> rusqlite::Result<MetricsRow> {
+    Ok(MetricsRow {
+        vcenter: r.get(1)?,
+        counter: r.get(2)?,
+        instance: r.get(3)?,
+        unit: r.get(4)?,
+        stats_type: r.get(5)?,
+        window_start: 0,
+        window_secs: 0,
+        expected_samples: 0,
+        missing_samples: 0,
+        count: 0,
+        min: None,
+        max: None,
+        mean: None,
+        p50: None,
+        p95: None,
+        p99: None,
+    })
 }
 
-/// One window as a metrics row, after its series' names.
-fn window_json(head: &Value, w: &pack::Window) -> Value {
-    let mut v = head.clone();
+/// One window as a metrics row of its series (`head`).
+fn window_row(head: &MetricsRow, w: &pack::Window) -> MetricsRow {
     let s = w.stats;
-    let more = json!({
-        "window_start": w.start, "window_secs": w.secs, "expected_samples": w.expected,
-        "missing_samples": w.missing, "count": s.map_or(0, |s| s.0),
-        "min": s.map(|s| s.1), "max": s.map(|s| s.2), "mean": s.map(|s| s.3),
-        "p50": s.map(|s| s.4), "p95": s.map(|s| s.5), "p99": s.map(|s| s.6),
-    });
-    if let (Some(o), Value::Object(m)) = (v.as_object_mut(), more) {
-        o.extend(m);
+    MetricsRow {
+        window_start: w.start,
+        window_secs: w.secs.into(),
+        expected_samples: w.expected.into(),
+        missing_samples: w.missing.into(),
+        count: s.map_or(0, |s| s.0.into()),
+        min: s.map(|s| s.1),
+        max: s.map(|s| s.2),
+        mean: s.map(|s| s.3),
+        p50: s.map(|s| s.4),
+        p95: s.map(|s| s.5),
+        p99: s.map(|s| s.6),
+        ..head.clone()
     }
-    v
 }
 
-fn found(
+fn found<T>(
     conn: &Connection,
     kind: EntityKind,
     vcenter: Option<&str>,
     entity: &str,
-    rows: Vec<Value>,
-) -> Result<Option<Vec<Value>>, StoreError> {
+    rows: Vec<T>,
+) -> Result<Option<Vec<T>>, StoreError> {
     if rows.is_empty() && !known(conn, kind, vcenter, entity)? {
         return Ok(None);
     }
@@ -1284,7 +1312,7 @@ mod tests {
             .expect("metrics")
             .expect("a known VM");
         assert_eq!(m.len(), 2);
-        assert_eq!(m[0]["p95"], 9.0);
+        assert_eq!(m[0].p95, Some(9.0));
     }
 
     /// Rewrites the daily sketch of `day_start` as collectors before the assessment

@@ -166,7 +166,7 @@ fn series_step(
     };
     // The windows' hours stay, summed up, as long as the summaries.
     fold_hours(tx, id, (summaries_from, windows_from), starts)?;
-    p.rollups += packs::delete_before(tx, id, windows_from)?;
+    p.rollups += packs::delete_before(tx, id, windows_from, starts)?;
     p.hours += delete(
         "DELETE FROM rollup_hours WHERE series_id = ?1 AND hour_start < ?2",
         summaries_from,

@@ -171,20 +171,14 @@ fn what_is_older_than_each_horizon_goes_counted_and_the_rest_stays() {
         .expect("known");
     assert_eq!(rows.len(), 2 * 24 + 35 * 24);
     assert_eq!(
-        (
-            rows[0]["window_start"].as_i64(),
-            rows[0]["window_secs"].as_i64()
-        ),
-        (Some(summaries_from), Some(3600))
+        (rows[0].window_start, rows[0].window_secs),
+        (summaries_from, 3600)
     );
-    assert_eq!(rows[0]["count"], 15);
-    assert!(rows[0]["p50"].is_null() && rows[0]["max"].is_f64());
+    assert_eq!(rows[0].count, 15);
+    assert!(rows[0].p50.is_none() && rows[0].max.is_some());
     assert_eq!(
-        (
-            rows[48]["window_start"].as_i64(),
-            rows[48]["window_secs"].as_i64()
-        ),
-        (Some(windows_from), Some(300))
+        (rows[48].window_start, rows[48].window_secs),
+        (windows_from, 300)
     );
     assert_eq!(pruned.refused_windows, 0);
     // A second pass at the same time finds nothing; the counts stay.
@@ -274,10 +268,7 @@ fn a_series_that_stopped_keeps_its_last_day_whole() {
         .expect("metrics");
     let rows = rows.expect("known");
     assert_eq!(rows.len(), 3 * 24, "its hours");
-    assert!(
-        rows.iter().all(|r| r["window_secs"] == 3600),
-        "no window left"
-    );
+    assert!(rows.iter().all(|r| r.window_secs == 3600), "no window left");
     assert_eq!(last_day(&store), 24, "closed whole before its windows went");
     // It comes back: the new window is stored, the old days stay as they were.
     let summaries = all(&store, SUMMARIES);

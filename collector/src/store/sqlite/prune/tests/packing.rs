@@ -7,7 +7,8 @@ use super::{count, ingest, window, DAY, T0};
 use crate::store::retention::prune_pass;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
-    EntityKind, MetricsQuery, Retention, SeriesUsage, Storage, UsageQuery, USAGE_COUNTERS,
+    EntityKind, MetricsQuery, MetricsRow, Retention, SeriesUsage, Storage, UsageQuery,
+    USAGE_COUNTERS,
 };
 
 /// Three days of `vm-1`'s CPU and memory every 5 minutes (values varied, a few windows
@@ -35,7 +36,7 @@ fn store_with(dir: &std::path::Path, skip: Option<i64>) -> SqliteStore {
     store
 }
 
-fn metrics(store: &SqliteStore) -> Vec<serde_json::Value> {
+fn metrics(store: &SqliteStore) -> Vec<MetricsRow> {
     store
         .metrics(EntityKind::Vm, "vc:vm-1", &MetricsQuery::default())
         .expect("metrics")
