@@ -8,6 +8,7 @@
 
 mod packs;
 mod prune;
+mod stored;
 mod usage;
 
 use std::collections::{HashMap, HashSet};
@@ -132,6 +133,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(packs::SCHEMA)?;
         migrate(&conn)?;
+        stored::prepare(&mut conn)?;
         usage::prepare(&mut conn)?;
         let mut series = HashMap::new();
         {
@@ -242,6 +244,7 @@ fn insert_rollup(
         s.map(|s| s.5),
         s.map(|s| s.6),
     ])?;
+    tally.stored += n as u64;
     if n == 1 && super::summarised(v.labels.entity_type, v.labels.counter) {
         touched.insert((id, usage::hour_of(v.window_start)));
     }
@@ -258,6 +261,9 @@ struct Tally {
     ignored: usize,
     /// Older than what retention keeps: refused, counted apart.
     expired: u64,
+    /// Windows and daily sketches stored.
+    stored: u64,
+    sketches: u64,
 }
 
 fn view_of(r: &Rollup) -> RollupView<'_> {
@@ -384,6 +390,7 @@ impl Storage for SqliteStore {
                     if n == 0 {
                         tally.ignored += 1;
                     }
+                    tally.sketches += n as u64;
                 }
                 Record::Inventory(inv) => store_inventory(&tx, agent_id, inv, now)?,
                 Record::Health(h) => {
@@ -412,6 +419,7 @@ impl Storage for SqliteStore {
             params![agent_id, tally.ignored as i64],
         )?;
         prune::count_refused(&tx, tally.expired)?;
+        stored::add(&tx, tally.stored as i64, tally.sketches as i64)?;
         let new = std::mem::take(&mut ids.new);
         let latest = days.close(&tx, touched)?;
         tx.commit()?;
@@ -743,6 +751,7 @@ impl Storage for SqliteStore {
 
     fn counts(&self) -> Result<Counts, StoreError> {
         let conn = self.reader();
+        let (windows, sketches) = stored::read(&conn)?;
         let one = |sql: &str| -> Result<u64, StoreError> {
             Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
         };
@@ -752,8 +761,8 @@ impl Storage for SqliteStore {
             vcenters: one("SELECT count(*) FROM vcenters")?,
             vms: one("SELECT count(*) FROM vms")?,
             series: one("SELECT count(*) FROM series")?,
-            rollups: packs::count(&conn)?,
-            daily: one("SELECT count(*) FROM daily")?,
+            rollups: windows,
+            daily: sketches,
             duplicate_batches: one("SELECT coalesce(sum(duplicate_batches), 0) FROM agents")?,
             rows_ignored: one("SELECT coalesce(sum(rows_ignored), 0) FROM agents")?,
             pruned: prune::counted(&conn)?,

@@ -267,9 +267,12 @@ pub(super) fn pack_days(
         let packed = all.len();
         all.extend_from_slice(day_rows);
         if packed > 0 {
-            // Late rows into the day's pack; a window both hold keeps the pack's.
+            // Late rows into the day's pack; a window both hold keeps the pack's (and is
+            // stored once less).
             all.sort_by_key(|w| w.start);
             all.dedup_by_key(|w| w.start);
+            let twice = packed + day_rows.len() - all.len();
+            super::stored::add(tx, -(twice as i64), 0)?;
         }
         let last = all.last().map_or(day, |w| w.start);
         tx.prepare_cached("INSERT OR REPLACE INTO window_packs VALUES (?1, ?2, ?3, ?4, ?5)")?
@@ -316,15 +319,4 @@ pub(super) fn delete_before(
     tx.prepare_cached("DELETE FROM window_packs WHERE series_id = ?1 AND day_start < ?2")?
         .execute(params![series, horizon])?;
     Ok(rows + packed as u64)
-}
-
-/// Every window stored, rows and packed.
-pub(super) fn count(conn: &Connection) -> Result<u64, StoreError> {
-    let n: i64 = conn.query_row(
-        "SELECT (SELECT count(*) FROM rollups)
-              + (SELECT coalesce(sum(windows), 0) FROM window_packs)",
-        [],
-        |r| r.get(0),
-    )?;
-    Ok(n as u64)
 }

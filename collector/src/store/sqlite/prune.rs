@@ -124,6 +124,7 @@ pub(super) fn step(
         }
     }
     p.bytes = (free_bytes(tx)? - free_before).max(0) as u64;
+    super::stored::add(tx, -(p.rollups as i64), -(p.sketches as i64))?;
     for (key, n) in COUNTS.iter().zip([
         p.rollups,
         p.summaries,
