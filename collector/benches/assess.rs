@@ -21,6 +21,8 @@
 
 mod support;
 
+use support::Rng;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -60,18 +62,6 @@ const SERIES: [(&str, &str, f64); 15] = [
     ("net.received.average", "4000", 2_000.0),
     ("net.transmitted.average", "4000", 3_000.0),
 ];
-
-/// A small deterministic generator (xorshift): the same estate every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 fn vm(i: usize) -> Vm {
     let guests = [

@@ -23,6 +23,8 @@
 
 mod support;
 
+use support::Rng;
+
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -170,18 +172,6 @@ const SERIES: [(&str, &str, &str, Shape); 28] = {
         ),
     ]
 };
-
-/// A small deterministic generator (xorshift): the same estate every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)

@@ -1,4 +1,4 @@
-//! What the collector's benches share: CPU time as Linux counts it.
+//! What the collector's benches share: CPU time as Linux counts it, and a generator.
 
 /// CPU seconds (user and system) from a `/proc` stat file: `/proc/self/stat` for the
 /// process, `/proc/thread-self/stat` for the calling thread.
@@ -12,4 +12,17 @@ pub(crate) fn cpu_secs(stat_file: &str) -> f64 {
     // Fields 14 and 15 (utime, stime) are the 12th and 13th after the command name;
     // clock ticks are 100 a second on Linux.
     (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
+}
+
+/// A small deterministic generator (xorshift): the same estate every run.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    /// The next number in `[0, 1)`.
+    pub(crate) fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
