@@ -421,7 +421,8 @@ impl Storage for SqliteStore {
         prune::count_refused(&tx, tally.expired)?;
         stored::add(&tx, tally.stored as i64, tally.sketches as i64)?;
         let new = std::mem::take(&mut ids.new);
-        let latest = days.close(&tx, touched)?;
+        let created: HashSet<i64> = new.values().copied().collect();
+        let latest = days.close(&tx, touched, &created)?;
         tx.commit()?;
         series.extend(new);
         days.remember(latest);

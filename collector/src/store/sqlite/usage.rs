@@ -191,10 +191,14 @@ impl OpenDays {
     ///
     /// The invariant kept: every day of a series that has windows is summarised but its
     /// latest, and every hour of that day but its latest.
+    ///
+    /// `created` are the series this transaction numbered: they had no windows before,
+    /// so nothing is looked up for them (a lookup walks the open day's window starts).
     pub(super) fn close(
         &self,
         tx: &Transaction<'_>,
         touched: HashSet<(i64, i64)>,
+        created: &HashSet<i64>,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
         let mut touched: Vec<(i64, i64)> = touched.into_iter().collect();
         touched.sort_unstable();
@@ -205,6 +209,7 @@ impl OpenDays {
             let hours: Vec<i64> = group.iter().map(|t| t.1).collect();
             let mut latest = match self.latest.get(&series) {
                 Some(l) => Some(*l),
+                None if created.contains(&series) => None,
                 None => latest_before(tx, series, &hours)?,
             };
             for &hour in &hours {
