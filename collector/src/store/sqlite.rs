@@ -4,7 +4,8 @@
 //! batch is acknowledged without being stored twice.
 //!
 //! Series (vCenter, entity, counter, instance) are numbered once and cached in memory, so
-//! a rollup row is a few integers and floats keyed by (series, window start).
+//! a rollup row is a few integers and floats keyed by (window start, series); closed days
+//! are packed a row per series and day (`sqlite/packs.rs`).
 
 mod packs;
 mod prune;
@@ -59,14 +60,6 @@ CREATE TABLE IF NOT EXISTS series (
     entity_id TEXT NOT NULL, counter TEXT NOT NULL, instance TEXT NOT NULL,
     unit TEXT NOT NULL, stats_type TEXT NOT NULL,
     UNIQUE (vcenter, entity_id, counter, instance));
--- The open day's windows (closed days are packed, see window_packs), keyed by time so
--- that a batch of one window's rollups appends to a few pages instead of touching a page
--- per series; a series' windows are read by looking each window start up.
-CREATE TABLE IF NOT EXISTS rollups (
-    series_id INTEGER NOT NULL, window_start INTEGER NOT NULL, window_secs INTEGER NOT NULL,
-    expected INTEGER NOT NULL, missing INTEGER NOT NULL, count INTEGER NOT NULL,
-    min REAL, max REAL, mean REAL, p50 REAL, p95 REAL, p99 REAL,
-    PRIMARY KEY (window_start, series_id)) WITHOUT ROWID;
 -- What retention keeps of an hour of windows once they go: counts summed, the lowest
 -- min, the highest max and p95, the mean weighted by samples.
 CREATE TABLE IF NOT EXISTS rollup_hours (
@@ -83,6 +76,18 @@ CREATE TABLE IF NOT EXISTS tokens (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 -- Databases from before the meta table: tokens there means tokens were made.
 INSERT OR IGNORE INTO meta SELECT 'tokens_made', '1' WHERE EXISTS (SELECT 1 FROM tokens);
+";
+
+/// The open day's windows (closed days are packed, see `window_packs`), keyed by time so
+/// that a batch of one window's rollups appends to a few pages instead of touching a page
+/// per series; a series' windows are read by looking each window start up. Made with
+/// `SCHEMA`, and by `migrate` for a table keyed by series first.
+const ROLLUPS: &str = "
+CREATE TABLE IF NOT EXISTS rollups (
+    series_id INTEGER NOT NULL, window_start INTEGER NOT NULL, window_secs INTEGER NOT NULL,
+    expected INTEGER NOT NULL, missing INTEGER NOT NULL, count INTEGER NOT NULL,
+    min REAL, max REAL, mean REAL, p50 REAL, p95 REAL, p99 REAL,
+    PRIMARY KEY (window_start, series_id)) WITHOUT ROWID;
 ";
 
 /// Series are looked up by `vcenter 0x1f entity 0x1f counter 0x1f instance`, built in a
@@ -131,6 +136,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut conn = open_conn(path)?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(ROLLUPS)?;
         conn.execute_batch(packs::SCHEMA)?;
         migrate(&conn)?;
         stored::prepare(&mut conn)?;
@@ -783,7 +789,7 @@ impl Storage for SqliteStore {
         let (step, forgotten) = prune::step(&tx, now_s, r, after, series)?;
         tx.commit()?;
         w.horizon = w.horizon.max(r.windows_from(now_s));
-        w.packed_before = w.packed_before.max(now_s.div_euclid(86_400) * 86_400);
+        w.packed_before = w.packed_before.max(packs::day_of(now_s));
         w.days.forget(&forgotten);
         Ok(step)
     }
@@ -912,19 +918,14 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         |r| r.get(0),
     )?;
     if by_series {
-        conn.execute_batch(
+        conn.execute_batch(&format!(
             "BEGIN;
              ALTER TABLE rollups RENAME TO rollups_by_series;
-             CREATE TABLE rollups (
-                 series_id INTEGER NOT NULL, window_start INTEGER NOT NULL,
-                 window_secs INTEGER NOT NULL, expected INTEGER NOT NULL,
-                 missing INTEGER NOT NULL, count INTEGER NOT NULL,
-                 min REAL, max REAL, mean REAL, p50 REAL, p95 REAL, p99 REAL,
-                 PRIMARY KEY (window_start, series_id)) WITHOUT ROWID;
+             {ROLLUPS}
              INSERT INTO rollups SELECT * FROM rollups_by_series ORDER BY window_start, series_id;
              DROP TABLE rollups_by_series;
-             COMMIT;",
-        )?;
+             COMMIT;"
+        ))?;
     }
     // Sizes are bytes everywhere since inventory schema 2: `vms.memory_mb` became
     // `memory_bytes`.
@@ -952,9 +953,6 @@ fn split_id(id: &str, vcenter: Option<&str>) -> (Option<String>, String) {
     }
 }
 
-/// `rows` of an entity, or `None` when it has none and no inventory or series knows it
-/// (an unknown entity is a 404, not an empty list). Rows prove the entity known, so the
-/// extra lookup runs only for an empty answer.
 /// One row of `metrics` from `rollup_hours` (columns 0 to 15).
 fn metrics_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MetricsRow> {
     Ok(MetricsRow {
@@ -1018,6 +1016,9 @@ fn window_row(head: &MetricsRow, w: &pack::Window) -> MetricsRow {
     }
 }
 
+/// `rows` of an entity, or `None` when it has none and no inventory or series knows it
+/// (an unknown entity is a 404, not an empty list). Rows prove the entity known, so the
+/// extra lookup runs only for an empty answer.
 fn found<T>(
     conn: &Connection,
     kind: EntityKind,

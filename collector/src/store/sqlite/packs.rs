@@ -28,7 +28,7 @@ const PACKED_BEFORE: &str = "windows_packed_before";
 const DAY_SECS: i64 = 86_400;
 
 /// The day `t` is in (saturating: an open range's `i64::MIN` stays the first day).
-fn day_of(t: i64) -> i64 {
+pub(super) fn day_of(t: i64) -> i64 {
     t.div_euclid(DAY_SECS).saturating_mul(DAY_SECS)
 }
 
@@ -111,6 +111,29 @@ fn row_at(conn: &Connection, series: i64, start: i64) -> Result<Option<Window>, 
         .optional()?)
 }
 
+/// Window starts per statement over a list of them.
+const IN_LIST: usize = 500;
+
+/// `starts` as the inside of an SQL `IN (…)`: integers, so written as they are.
+fn in_list(starts: &[i64]) -> String {
+    let list: Vec<String> = starts.iter().map(i64::to_string).collect();
+    list.join(",")
+}
+
+/// Deletes the rows of `series` at `starts`; returns how many there were.
+fn delete_rows(tx: &Transaction<'_>, series: i64, starts: &[i64]) -> Result<u64, StoreError> {
+    let mut n = 0;
+    for chunk in starts.chunks(IN_LIST) {
+        n += tx
+            .prepare_cached(&format!(
+                "DELETE FROM rollups WHERE window_start IN ({}) AND series_id = ?1",
+                in_list(chunk)
+            ))?
+            .execute(params![series])? as u64;
+    }
+    Ok(n)
+}
+
 /// The rows of `series` at `starts` (ascending), in order: one statement per few hundred
 /// starts (`window_start IN (…)`, a seek each), which the series read together share
 /// from the statement cache, where a statement per start cost four times the CPU.
@@ -120,12 +143,11 @@ fn rows_at(
     starts: &[i64],
     out: &mut Vec<Window>,
 ) -> Result<(), StoreError> {
-    for chunk in starts.chunks(500) {
-        let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
+    for chunk in starts.chunks(IN_LIST) {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {ROW_COLUMNS} FROM rollups
              WHERE window_start IN ({}) AND series_id = ?1 ORDER BY window_start",
-            list.join(",")
+            in_list(chunk)
         ))?;
         for w in stmt.query_map(params![series], window_of)? {
             out.push(w?);
@@ -258,8 +280,6 @@ pub(super) fn pack_days(
 ) -> Result<u64, StoreError> {
     let mut rows: Vec<Window> = Vec::new();
     rows_at(tx, series, starts.get(tx, i64::MIN, before)?, &mut rows)?;
-    let mut delete =
-        tx.prepare_cached("DELETE FROM rollups WHERE window_start = ?1 AND series_id = ?2")?;
     let mut days = 0;
     for day_rows in rows.chunk_by(|a, b| day_of(a.start) == day_of(b.start)) {
         let day = day_of(day_rows[0].start);
@@ -283,9 +303,8 @@ pub(super) fn pack_days(
                 last,
                 pack::encode(day, &all)
             ])?;
-        for w in day_rows {
-            delete.execute(params![w.start, series])?;
-        }
+        let packed_rows: Vec<i64> = day_rows.iter().map(|w| w.start).collect();
+        delete_rows(tx, series, &packed_rows)?;
         days += 1;
     }
     Ok(days)
@@ -300,16 +319,7 @@ pub(super) fn delete_before(
     starts: &mut Starts,
 ) -> Result<u64, StoreError> {
     // By start: a range on the key's first column would scan every series' rows.
-    let mut rows = 0;
-    for chunk in starts.get(tx, i64::MIN, horizon)?.chunks(500) {
-        let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
-        rows += tx
-            .prepare_cached(&format!(
-                "DELETE FROM rollups WHERE window_start IN ({}) AND series_id = ?1",
-                list.join(",")
-            ))?
-            .execute(params![series])? as u64;
-    }
+    let rows = delete_rows(tx, series, starts.get(tx, i64::MIN, horizon)?)?;
     let packed: i64 = tx
         .prepare_cached(
             "SELECT coalesce(sum(windows), 0) FROM window_packs
