@@ -58,6 +58,15 @@ pub struct RawConfig {
     pub assessment: Option<RawAssessment>,
     /// How long what is stored is kept.
     pub retention: Option<RawRetention>,
+    /// Where what agents send is stored: `sqlite` (the default: `collector.db` in
+    /// `data_dir`) or a PostgreSQL URL, `postgresql://USER@HOST:PORT/DATABASE`, which
+    /// several collectors may share. The password goes in `storage_password_file`, never
+    /// in the URL.
+    pub storage: Option<String>,
+    /// File whose first line is the PostgreSQL password. Default: the systemd credential
+    /// `vscout-postgres-password` when the unit passes one (`LoadCredential=`), else
+    /// none (trust or peer authentication).
+    pub storage_password_file: Option<PathBuf>,
 }
 
 /// `[retention]` as written.
@@ -93,7 +102,23 @@ pub struct CollectorConfig {
     /// The catalog and the assessment's defaults, checked.
     pub assessment: std::sync::Arc<Setup>,
     pub retention: Retention,
+    pub storage: StorageChoice,
 }
+
+/// Which database, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageChoice {
+    /// `collector.db` in `data_dir`.
+    Sqlite,
+    /// A PostgreSQL database; the password (if any) is read from the file at start.
+    Postgres {
+        url: String,
+        password_file: Option<PathBuf>,
+    },
+}
+
+/// The systemd credential read as the PostgreSQL password when no file is named.
+const PG_CREDENTIAL: &str = "vscout-postgres-password";
 
 /// Why the configuration is unusable (exit 64).
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +219,7 @@ pub fn validate(raw: RawConfig) -> Result<CollectorConfig, ConfigError> {
     )?;
     let operators = operators(raw.operators.unwrap_or_default())?;
     let retention = retention(raw.retention.unwrap_or_default())?;
+    let storage = storage(raw.storage.as_deref(), raw.storage_password_file)?;
     let assessment = std::sync::Arc::new(Setup::load(raw.assessment.unwrap_or_default(), None)?);
     Ok(CollectorConfig {
         assessment,
@@ -211,6 +237,55 @@ pub fn validate(raw: RawConfig) -> Result<CollectorConfig, ConfigError> {
         request_timeout: Duration::from_secs(request_secs),
         operators,
         retention,
+        storage,
+    })
+}
+
+/// `storage` checked: `sqlite`, or a PostgreSQL URL without a password in it (URLs are
+/// logged; passwords are not).
+fn storage(
+    value: Option<&str>,
+    password_file: Option<PathBuf>,
+) -> Result<StorageChoice, ConfigError> {
+    let url = match value {
+        None | Some("sqlite") => {
+            if let Some(f) = password_file {
+                return Err(ConfigError::Invalid {
+                    key: "storage_password_file",
+                    value: f.display().to_string(),
+                    reason: "only a PostgreSQL storage takes a password".into(),
+                });
+            }
+            return Ok(StorageChoice::Sqlite);
+        }
+        Some(url) => url,
+    };
+    let bad = |reason: String| ConfigError::Invalid {
+        key: "storage",
+        value: format!("{url:?}"),
+        reason,
+    };
+    if !(url.starts_with("postgresql://") || url.starts_with("postgres://")) {
+        return Err(bad(
+            "expected sqlite or postgresql://USER@HOST:PORT/DATABASE".into(),
+        ));
+    }
+    let parsed: postgres::Config = url.parse().map_err(|e| bad(format!("{e}")))?;
+    if let Some(pw) = parsed.get_password() {
+        // Said without the password itself.
+        let shown = url.replacen(&format!(":{}@", String::from_utf8_lossy(pw)), ":***@", 1);
+        return Err(ConfigError::Invalid {
+            key: "storage",
+            value: format!("{shown:?}"),
+            reason: "a password in the URL would be logged: put it in storage_password_file".into(),
+        });
+    }
+    let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .map(|d| PathBuf::from(d).join(PG_CREDENTIAL))
+        .filter(|p| p.is_file());
+    Ok(StorageChoice::Postgres {
+        url: url.to_owned(),
+        password_file: password_file.or(credential),
     })
 }
 
@@ -317,5 +392,30 @@ mod tests {
         let missing = "[assessment]\ncatalog_file = \"/nonexistent/catalog.json\"";
         let e = validate(parse(missing).expect("parse")).expect_err("no catalog");
         assert!(e.to_string().contains("/nonexistent/catalog.json"), "{e}");
+    }
+
+    #[test]
+    fn storage_is_sqlite_or_a_postgresql_url_without_its_password() {
+        let c = validate(RawConfig::default()).expect("defaults");
+        assert_eq!(c.storage, StorageChoice::Sqlite);
+        let pg = "storage = \"postgresql://vscout@db.example:5432/vscout\"\n\
+                  storage_password_file = \"/etc/vscout/pg-password\"";
+        let c = validate(parse(pg).expect("parse")).expect("postgresql");
+        assert_eq!(
+            c.storage,
+            StorageChoice::Postgres {
+                url: "postgresql://vscout@db.example:5432/vscout".into(),
+                password_file: Some("/etc/vscout/pg-password".into()),
+            }
+        );
+        let inline = "storage = \"postgresql://vscout:hunter2@db/vscout\"";
+        let e = validate(parse(inline).expect("parse")).expect_err("password in the URL");
+        assert!(e.to_string().contains("storage_password_file"), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let e = validate(parse("storage = \"mysql://db\"").expect("parse")).expect_err("mysql");
+        assert!(e.to_string().contains("mysql://db"), "{e}");
+        let stray = "storage_password_file = \"/etc/pw\"";
+        let e = validate(parse(stray).expect("parse")).expect_err("password for sqlite");
+        assert!(e.to_string().contains("storage_password_file"), "{e}");
     }
 }

@@ -26,7 +26,8 @@ use std::time::Duration;
 
 use tracing::info;
 
-use crate::config::CollectorConfig;
+use crate::config::{CollectorConfig, StorageChoice};
+use crate::store::postgres::{PgStore, PgTarget};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Storage;
 
@@ -43,15 +44,21 @@ pub enum StartError {
     Listen { addr: String, reason: String },
 }
 
-/// Opens the store in the data directory.
-pub fn open_store(cfg: &CollectorConfig) -> Result<Arc<SqliteStore>, StartError> {
+/// Opens the store the configuration names: SQLite in the data directory (made if
+/// needed: the certificate and first token live there either way), or PostgreSQL.
+pub fn open_store(cfg: &CollectorConfig) -> Result<Arc<dyn Storage>, StartError> {
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| StartError::DataDir {
         dir: cfg.data_dir.display().to_string(),
         reason: e.to_string(),
     })?;
-    Ok(Arc::new(SqliteStore::open(
-        &cfg.data_dir.join("collector.db"),
-    )?))
+    Ok(match &cfg.storage {
+        StorageChoice::Sqlite => Arc::new(SqliteStore::open(&cfg.data_dir.join("collector.db"))?),
+        StorageChoice::Postgres { url, password_file } => {
+            let target = PgTarget::new(url, password_file.as_deref())?;
+            info!(url = %url, "storage: PostgreSQL");
+            Arc::new(PgStore::open(&target)?)
+        }
+    })
 }
 
 /// Creates a token named `name`, stores its hash, and returns the token itself.
@@ -111,7 +118,7 @@ fn announce(
 /// Feeds systemd's watchdog while the runtime runs and the database answers.
 fn spawn_watchdog(
     notifier: &vscout_service::notify::Notifier,
-    store: &Arc<SqliteStore>,
+    store: &Arc<dyn Storage>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     notifier.watchdog_timeout().map(|t| {
         let (notifier, store) = (notifier.clone(), store.clone());
@@ -136,14 +143,11 @@ fn spawn_watchdog(
 /// older than it are refused from the start) and starts the passes that delete, beside
 /// the server: one at start-up, then every `prune_interval_secs`.
 fn start_retention(
-    store: &Arc<SqliteStore>,
+    store: &Arc<dyn Storage>,
     r: store::Retention,
 ) -> Result<tokio::task::JoinHandle<()>, StartError> {
     store.prune_step(vscout_service::telemetry::unix_now_ms() / 1000, &r, 0, 0)?;
-    Ok(tokio::spawn(store::retention::run(
-        store.clone() as Arc<dyn Storage>,
-        r,
-    )))
+    Ok(tokio::spawn(store::retention::run(store.clone(), r)))
 }
 
 /// Starts the collector and serves until `shutdown` resolves. Once listening (and, on

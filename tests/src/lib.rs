@@ -10,6 +10,7 @@ pub mod assessment;
 pub mod collector;
 pub mod export;
 pub mod http_fault;
+pub mod postgres;
 pub mod proxy;
 pub mod workbook;
 

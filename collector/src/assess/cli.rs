@@ -12,7 +12,7 @@ use super::estate::{assess, Assessment};
 use super::report::{render, Format};
 use super::settings::{Params, Settings, Setup};
 use crate::config::CollectorConfig;
-use crate::store::sqlite::SqliteStore;
+use crate::store::Storage;
 
 const PROGRAM: &str = "vscout-collector";
 
@@ -75,7 +75,7 @@ pub struct AssessArgs {
 pub struct Prepared {
     pub setup: Setup,
     pub settings: Settings,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Storage>,
 }
 
 /// The message and exit code of a command that cannot go on.

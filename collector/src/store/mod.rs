@@ -1,10 +1,12 @@
-//! Storage behind a trait, so that the HTTP layer does not know SQLite: the embedded
-//! default is `sqlite::SqliteStore`; a PostgreSQL store for several collector instances
-//! would implement the same trait. Every call is synchronous (the server runs them on
+//! Storage behind a trait, so that the HTTP layer does not know which database: the
+//! embedded default is `sqlite::SqliteStore`; `postgres::PgStore` serves estates that
+//! outgrow one file and several collector processes sharing one database. Every call is synchronous (the server runs them on
 //! blocking threads) and every ingest is one transaction.
 
 pub mod pack;
+pub mod postgres;
 pub mod retention;
+mod shape;
 pub mod sqlite;
 
 pub use retention::{PruneStep, Pruned, Retention};
@@ -29,6 +31,8 @@ pub struct IngestOutcome {
 pub enum StoreError {
     #[error("storage error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("storage error: {0}")]
+    Postgres(#[from] ::postgres::Error),
     #[error("storage error: {0}")]
     Other(String),
     #[error("agent id {agent_id:?} belongs to {owner}, not {caller}: an agent id is bound to the token or client certificate that first used it")]

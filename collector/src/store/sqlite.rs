@@ -26,6 +26,7 @@ use vscout_wire::rollup::{Rollup, SeriesLabels};
 use vscout_wire::sketch::{Sketch, SketchSum};
 
 use super::pack;
+use super::shape::{health_json, split_id, DailyMerge};
 use super::{
     Counts, DailyQuery, EntityFilter, EntityKind, IngestOutcome, MetricsQuery, MetricsRow,
     Principal, PruneStep, Retention, SeriesUsage, Storage, StoreError, TokenInfo, UsageQuery,
@@ -631,13 +632,7 @@ impl Storage for SqliteStore {
                     "unit": r.get::<_, String>(4)?,
                     "stats_type": r.get::<_, String>(5)?,
                 });
-                merged.push((
-                    series,
-                    DailyMerge {
-                        head,
-                        ..DailyMerge::default()
-                    },
-                ));
+                merged.push((series, DailyMerge::new(head)));
             }
             if let Some((_, m)) = merged.last_mut() {
                 m.add(
@@ -865,27 +860,6 @@ impl Storage for SqliteStore {
     }
 }
 
-/// An agent's health record as the API serves it: one unit per kind (Unix seconds,
-/// seconds of CPU, bytes), whatever the wire record uses.
-fn health_json(h: &AgentHealth) -> Value {
-    json!({
-        "at": h.at_ms / 1000,
-        "version": h.version,
-        "uptime_secs": h.uptime_secs,
-        "buffer_depth": h.buffer_depth,
-        "buffer_bytes": h.buffer_bytes,
-        "buffer_fs_free_bytes": h.buffer_fs_free_bytes,
-        "evicted_records": h.evicted_records,
-        "dead_letters": h.dead_letters,
-        "shipped_records": h.shipped_records,
-        "ship_retries": h.ship_retries,
-        "cpu_secs": h.cpu_ms.map(|ms| ms as f64 / 1000.0),
-        "peak_rss_bytes": h.peak_rss_kib.map(|k| k * 1024),
-        "errors": h.errors,
-        "last_error": h.last_error,
-    })
-}
-
 /// Adds a daily sketch as stored to `sum`: bytes (`Sketch::to_bytes`, added without
 /// building the sketch), or JSON text as collectors before the assessment wrote it.
 /// `None` for anything else or what does not read.
@@ -943,14 +917,6 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         )?;
     }
     Ok(())
-}
-
-/// `vcenter:id`, or `id` with the vCenter from the query.
-fn split_id(id: &str, vcenter: Option<&str>) -> (Option<String>, String) {
-    match id.split_once(':') {
-        Some((vc, e)) => (Some(vc.to_owned()), e.to_owned()),
-        None => (vcenter.map(str::to_owned), id.to_owned()),
-    }
 }
 
 /// One row of `metrics` from `rollup_hours` (columns 0 to 15).
@@ -1052,57 +1018,6 @@ fn known(
     Ok(conn
         .prepare_cached(sql)?
         .query_row(params![entity, vcenter, kind.entity_type()], |r| r.get(0))?)
-}
-
-/// One series' days, merged: the percentiles of every sample of those days, within the
-/// sketch's 1% relative accuracy.
-#[derive(Debug, Default)]
-struct DailyMerge {
-    head: Value,
-    first_day: Option<i64>,
-    last_day: i64,
-    days: u64,
-    samples: i64,
-    expected: i64,
-    max: Option<f64>,
-    sketch: Sketch,
-}
-
-impl DailyMerge {
-    fn add(&mut self, day: i64, samples: i64, expected: i64, max: Option<f64>, s: &Sketch) {
-        self.first_day.get_or_insert(day);
-        self.last_day = day;
-        self.days += 1;
-        self.samples += samples;
-        self.expected += expected;
-        self.max = match (self.max, max) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        self.sketch.merge(s);
-    }
-
-    fn finish(self) -> Value {
-        let mut v = self.head;
-        let q = |p: f64| self.sketch.quantile(p);
-        if let Some(o) = v.as_object_mut() {
-            for (k, x) in [
-                ("from", json!(self.first_day)),
-                ("to", json!(self.last_day)),
-                ("days", json!(self.days)),
-                ("samples", json!(self.samples)),
-                ("expected_samples", json!(self.expected)),
-                ("p50", json!(q(0.50))),
-                ("p90", json!(q(0.90))),
-                ("p95", json!(q(0.95))),
-                ("p99", json!(q(0.99))),
-                ("max", json!(self.max)),
-            ] {
-                o.insert(k.into(), x);
-            }
-        }
-        v
-    }
 }
 
 /// Replaces a vCenter's VMs with those of its latest inventory.

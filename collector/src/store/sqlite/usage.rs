@@ -13,9 +13,9 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use vscout_wire::sketch::SketchSum;
 
 use super::packs::Starts;
+use crate::store::shape::Windows;
 use crate::store::{SeriesUsage, StoreError, UsageQuery};
 
 pub(super) const SCHEMA: &str = "
@@ -37,60 +37,20 @@ pub(super) fn hour_of(t: i64) -> i64 {
     t.div_euclid(HOUR_SECS) * HOUR_SECS
 }
 
-/// The windows of some span summed up: what a summary row holds and what the open hour
-/// adds at read time.
-#[derive(Debug, Default, Clone)]
-struct Windows {
-    windows: u64,
-    covered_secs: u64,
-    received: u64,
-    expected: u64,
-    first_start: Option<i64>,
-    last_end: i64,
-    peaks: SketchSum,
-}
-
-impl Windows {
-    fn add(&mut self, start: i64, secs: i64, expected: i64, count: i64, max: Option<f64>) {
-        self.count(1, secs, count, expected, start, start + secs);
-        if let Some(m) = max {
-            self.peaks.add(m);
-        }
+/// Adds the windows of `series` starting in `[from, to)` to `sum`.
+fn read(
+    sum: &mut Windows,
+    conn: &Connection,
+    series: i64,
+    (from, to): (i64, i64),
+    starts: &mut Starts,
+) -> Result<(), StoreError> {
+    for w in super::packs::windows(conn, series, (from, to), starts)? {
+        let count = w.stats.map_or(0, |s| i64::from(s.0));
+        let max = w.stats.map(|s| s.2);
+        sum.add(w.start, w.secs.into(), w.expected.into(), count, max);
     }
-
-    /// Adds everything but the sketch of `windows` windows.
-    fn count(
-        &mut self,
-        windows: i64,
-        secs: i64,
-        received: i64,
-        expected: i64,
-        first: i64,
-        end: i64,
-    ) {
-        self.windows += windows.max(0) as u64;
-        self.covered_secs += secs.max(0) as u64;
-        self.received += received.max(0) as u64;
-        self.expected += expected.max(0) as u64;
-        self.first_start = Some(self.first_start.map_or(first, |f| f.min(first)));
-        self.last_end = self.last_end.max(end);
-    }
-
-    /// Adds the windows of `series` starting in `[from, to)`.
-    fn read(
-        &mut self,
-        conn: &Connection,
-        series: i64,
-        (from, to): (i64, i64),
-        starts: &mut Starts,
-    ) -> Result<(), StoreError> {
-        for w in super::packs::windows(conn, series, (from, to), starts)? {
-            let count = w.stats.map_or(0, |s| i64::from(s.0));
-            let max = w.stats.map(|s| s.2);
-            self.add(w.start, w.secs.into(), w.expected.into(), count, max);
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// Writes (or rewrites, or with no windows left deletes) the row of `day` covering its
@@ -118,7 +78,7 @@ fn summarise(
             w = row.total;
         }
     }
-    w.read(tx, series, (from, through), starts)?;
+    read(&mut w, tx, series, (from, through), starts)?;
     let Some(first) = w.first_start else {
         tx.prepare_cached("DELETE FROM window_days WHERE series_id = ?1 AND day_start = ?2")?
             .execute(params![series, day])?;
@@ -378,7 +338,7 @@ impl Summed {
                 .unwrap_or(i64::MIN),
         }
         .max(from_day);
-        self.total.read(conn, series, (open_from, to), starts)?;
+        read(&mut self.total, conn, series, (open_from, to), starts)?;
         Ok(self)
     }
 }

@@ -1,0 +1,329 @@
+//! The PostgreSQL store, for estates that outgrow one SQLite file and for several
+//! collector processes behind one load balancer: every decision that must hold across
+//! collectors is the database's (a batch's key in `batches`, series numbered by a unique
+//! key, advisory locks around partitions and retention), so a process keeps only caches
+//! that another writer cannot make wrong (series ids, partitions made).
+//!
+//! Three connections: the writer (ingest, tokens), the reader (the API and the
+//! assessment, in read-only snapshots where a read spans statements) and retention's, so
+//! that a long pass step never holds up ingest. Plain TCP: the database is expected on
+//! loopback or a private network (see README, "Scale-out on PostgreSQL").
+
+mod ingest;
+mod locks;
+mod partitions;
+mod prune;
+mod read;
+mod schema;
+mod usage;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use postgres::{Client, NoTls};
+use serde_json::Value;
+use vscout_service::telemetry::unix_now_ms as now_ms;
+use vscout_wire::batch::Batch;
+use vscout_wire::inventory::{VcenterInventory, Vm};
+
+use super::{
+    Counts, DailyQuery, EntityFilter, EntityKind, IngestOutcome, MetricsQuery, MetricsRow,
+    Principal, PruneStep, Retention, SeriesUsage, Storage, StoreError, TokenInfo, UsageQuery,
+    VmFilter,
+};
+use ingest::Writer;
+
+pub use schema::version as schema_version;
+
+/// Where the database is: a `postgresql://USER@HOST:PORT/DATABASE` URL (no password in
+/// it) and the password, read from a file at start-up.
+#[derive(Clone)]
+pub struct PgTarget {
+    pub url: String,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgTarget")
+            .field("url", &self.url)
+            .field("password", &self.password.as_ref().map(|_| "<from file>"))
+            .finish()
+    }
+}
+
+impl PgTarget {
+    /// The URL, with the password in `password_file` (its first line), if given.
+    pub fn new(url: &str, password_file: Option<&Path>) -> Result<Self, StoreError> {
+        let password = match password_file {
+            None => None,
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    StoreError::Other(format!(
+                        "cannot read the PostgreSQL password file {}: {e}",
+                        p.display()
+                    ))
+                })?;
+                Some(text.lines().next().unwrap_or_default().to_owned())
+            }
+        };
+        Ok(Self {
+            url: url.to_owned(),
+            password,
+        })
+    }
+
+    fn connect(&self) -> Result<Client, StoreError> {
+        let mut cfg: postgres::Config = self.url.parse().map_err(|e| {
+            StoreError::Other(format!("storage URL {:?} does not parse: {e}", self.url))
+        })?;
+        if let Some(p) = &self.password {
+            cfg.password(p);
+        }
+        cfg.application_name("vscout-collector");
+        cfg.connect_timeout(std::time::Duration::from_secs(10));
+        cfg.connect(NoTls).map_err(|e| {
+            StoreError::Other(format!("cannot connect to PostgreSQL at {}: {e}", self.url))
+        })
+    }
+}
+
+/// PostgreSQL storage.
+pub struct PgStore {
+    writer: Mutex<Writer>,
+    reader: Mutex<Client>,
+    retention: Mutex<Client>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl PgStore {
+    /// Connects, brings the schema up to date and reads the series numbered so far.
+    pub fn open(target: &PgTarget) -> Result<Self, StoreError> {
+        let mut client = target.connect()?;
+        schema::migrate(&mut client)?;
+        let mut series = HashMap::new();
+        for r in client.query(
+            "SELECT id, vcenter, entity_id, counter, instance FROM series",
+            &[],
+        )? {
+            let key = [r.get::<_, &str>(1), r.get(2), r.get(3), r.get(4)].join("\u{1f}");
+            series.insert(key, r.get(0));
+        }
+        Ok(Self {
+            writer: Mutex::new(Writer {
+                client,
+                series,
+                parts: partitions::Known::default(),
+            }),
+            reader: Mutex::new(target.connect()?),
+            retention: Mutex::new(target.connect()?),
+        })
+    }
+
+    fn reader(&self) -> MutexGuard<'_, Client> {
+        locked(&self.reader)
+    }
+}
+
+impl Storage for PgStore {
+    fn ingest(
+        &self,
+        agent_id: &str,
+        seq: u64,
+        agent_version: &str,
+        principal: &Principal,
+        batch: &Batch,
+    ) -> Result<IngestOutcome, StoreError> {
+        let mut w = locked(&self.writer);
+        ingest::ingest(&mut w, (agent_id, seq, agent_version), principal, batch)
+    }
+
+    fn vcenters(&self) -> Result<Vec<Value>, StoreError> {
+        read::vcenters(&mut self.reader())
+    }
+
+    fn vms(&self, filter: &VmFilter) -> Result<Vec<Value>, StoreError> {
+        read::vms(&mut self.reader(), filter)
+    }
+
+    fn entities(&self, kind: EntityKind, filter: &EntityFilter) -> Result<Vec<Value>, StoreError> {
+        read::entities(&mut self.reader(), kind, filter)
+    }
+
+    fn metrics(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        q: &MetricsQuery,
+    ) -> Result<Option<Vec<MetricsRow>>, StoreError> {
+        read::metrics(&mut self.reader(), kind, id, q)
+    }
+
+    fn daily(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        q: &DailyQuery,
+    ) -> Result<Option<Vec<Value>>, StoreError> {
+        read::daily(&mut self.reader(), kind, id, q)
+    }
+
+    fn vm_usage(
+        &self,
+        q: &UsageQuery<'_>,
+        each: &mut dyn FnMut(SeriesUsage),
+    ) -> Result<(), StoreError> {
+        let mut c = self.reader();
+        // One snapshot: a pass summing up a day between the reads of summaries and
+        // windows would have it counted twice or not at all.
+        let mut tx = c
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        usage::vm_usage(&mut tx, q, each)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn vm_records(
+        &self,
+        only: Option<(Option<&str>, &str)>,
+        each: &mut dyn FnMut(&str, Vm),
+    ) -> Result<(), StoreError> {
+        read::vm_records(&mut self.reader(), only, each)
+    }
+
+    fn inventories(&self) -> Result<Vec<VcenterInventory>, StoreError> {
+        read::inventories(&mut self.reader())
+    }
+
+    fn agents(&self, only: Option<&str>) -> Result<Vec<Value>, StoreError> {
+        read::agents(&mut self.reader(), only)
+    }
+
+    fn counts(&self) -> Result<Counts, StoreError> {
+        let mut c = self.reader();
+        let row = c.query_one(
+            "SELECT (SELECT count(*) FROM agents), (SELECT count(*) FROM batches),
+                    (SELECT count(*) FROM vcenters), (SELECT count(*) FROM vms),
+                    (SELECT count(*) FROM series),
+                    (SELECT value FROM meta WHERE key = 'stored_windows'),
+                    (SELECT value FROM meta WHERE key = 'stored_sketches'),
+                    (SELECT coalesce(sum(duplicate_batches), 0)::int8 FROM agents),
+                    (SELECT coalesce(sum(rows_ignored), 0)::int8 FROM agents)",
+            &[],
+        )?;
+        let n = |i: usize| row.get::<_, i64>(i).max(0) as u64;
+        Ok(Counts {
+            agents: n(0),
+            batches: n(1),
+            vcenters: n(2),
+            vms: n(3),
+            series: n(4),
+            rollups: n(5),
+            daily: n(6),
+            duplicate_batches: n(7),
+            rows_ignored: n(8),
+            pruned: prune::counted(&mut c)?,
+        })
+    }
+
+    fn prune_step(
+        &self,
+        now_s: i64,
+        r: &Retention,
+        after: i64,
+        series: usize,
+    ) -> Result<PruneStep, StoreError> {
+        let mut c = locked(&self.retention);
+        let mut tx = c.transaction()?;
+        let step = if series == 0 {
+            // Only the horizons, before the first request.
+            prune::raise_horizons(&mut tx, now_s, r, false)?;
+            PruneStep::default()
+        } else {
+            prune::step(&mut tx, now_s, r, after)?
+        };
+        tx.commit()?;
+        Ok(step)
+    }
+
+    fn add_token(&self, name: &str, sha256_hex: &str) -> Result<(), StoreError> {
+        let mut w = locked(&self.writer);
+        let mut tx = w.client.transaction()?;
+        let added = tx.execute(
+            "INSERT INTO tokens VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+            &[&name, &sha256_hex, &now_ms()],
+        )?;
+        if added == 0 {
+            return Err(StoreError::TokenExists(name.to_owned()));
+        }
+        tx.execute(
+            "INSERT INTO meta VALUES ('tokens_made', 1) ON CONFLICT DO NOTHING",
+            &[],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn token_name(&self, sha256_hex: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .reader()
+            .query_opt("SELECT name FROM tokens WHERE sha256 = $1", &[&sha256_hex])?
+            .map(|r| r.get(0)))
+    }
+
+    fn token_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .reader()
+            .query_one("SELECT count(*) FROM tokens", &[])?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        let rows = self.reader().query(
+            "SELECT t.name, t.created_ms,
+                    (SELECT max(a.last_seen_ms) FROM agents a WHERE a.principal = 'token:' || t.name)
+             FROM tokens t ORDER BY t.name",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| TokenInfo {
+                name: r.get(0),
+                created: r.get::<_, i64>(1) / 1000,
+                last_used: r.get::<_, Option<i64>>(2).map(|ms| ms / 1000),
+            })
+            .collect())
+    }
+
+    fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+        let mut w = locked(&self.writer);
+        Ok(w.client
+            .execute("DELETE FROM tokens WHERE name = $1", &[&name])?
+            == 1)
+    }
+
+    fn first_token_needed(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .reader()
+            .query_one(
+                "SELECT NOT EXISTS (SELECT 1 FROM tokens)
+                    AND NOT EXISTS (SELECT 1 FROM meta WHERE key = 'tokens_made')",
+                &[],
+            )?
+            .get(0))
+    }
+}

@@ -1,0 +1,230 @@
+//! Retention on PostgreSQL, a unit of work per step under an advisory lock (several
+//! collectors may run passes; their steps take turns and find done what another did):
+//! raise the horizons, sum up the closed hours for the assessment, fold each day of
+//! windows past `windows_days` into hours and drop its partition, drop the months of
+//! summaries and sketches past `summaries_days` and delete the older rows of the month
+//! the horizon falls in. Dropping a partition returns its space to the file system.
+
+use postgres::Transaction;
+
+use super::partitions::{self, Table};
+use super::{locks, usage};
+use crate::store::{PruneStep, Pruned, Retention, StoreError};
+
+const HOUR_SECS: i64 = 3_600;
+
+fn meta(tx: &mut Transaction<'_>, key: &str) -> Result<i64, StoreError> {
+    Ok(tx
+        .query_one("SELECT value FROM meta WHERE key = $1", &[&key])?
+        .get(0))
+}
+
+/// Adds `by` to a meta counter.
+fn bump(tx: &mut Transaction<'_>, key: &str, by: i64) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE meta SET value = value + $2 WHERE key = $1",
+        &[&key, &by],
+    )?;
+    Ok(())
+}
+
+/// What retention deleted since the database was made, from `meta`.
+pub(super) fn counted(client: &mut postgres::Client) -> Result<Pruned, StoreError> {
+    let mut p = Pruned::default();
+    for r in client.query(
+        "SELECT key, value FROM meta WHERE key LIKE 'pruned_%' OR key = 'refused_windows'",
+        &[],
+    )? {
+        let v = r.get::<_, i64>(1).max(0) as u64;
+        match r.get::<_, &str>(0) {
+            "pruned_rollups" => p.rollups = v,
+            "pruned_summaries" => p.summaries = v,
+            "pruned_sketches" => p.sketches = v,
+            "pruned_bytes" => p.bytes = v,
+            "pruned_hours" => p.hours = v,
+            "refused_windows" => p.refused_windows = v,
+            _ => {}
+        }
+    }
+    Ok(p)
+}
+
+/// Raises the horizons ingest checks (windows, daily sketches) and the summaries' mark
+/// to `now_s`'s. Ingest reads them under a share lock: this waits for the batches in
+/// flight. True if any moved.
+pub(super) fn raise_horizons(
+    tx: &mut Transaction<'_>,
+    now_s: i64,
+    r: &Retention,
+    mark: bool,
+) -> Result<bool, StoreError> {
+    let hour = now_s.div_euclid(HOUR_SECS) * HOUR_SECS;
+    let mut moved = 0;
+    for (key, value, raise) in [
+        ("horizon", r.windows_from(now_s), true),
+        ("summaries_horizon", r.summaries_from(now_s), true),
+        ("summary_mark", hour, mark),
+    ] {
+        if raise {
+            moved += tx.execute(
+                "UPDATE meta SET value = $2 WHERE key = $1 AND value < $2",
+                &[&key, &value],
+            )?;
+        }
+    }
+    Ok(moved > 0)
+}
+
+/// One unit of retention's work as of `now_s`; `next` is `None` once nothing is left.
+pub(super) fn step(
+    tx: &mut Transaction<'_>,
+    now_s: i64,
+    r: &Retention,
+    after: i64,
+) -> Result<PruneStep, StoreError> {
+    locks::take(tx, locks::PRUNE)?;
+    let mut pruned = Pruned::default();
+    let worked = raise_horizons(tx, now_s, r, true)?
+        || usage::summarise_step(tx)?
+        || drop_windows(tx, &mut pruned)?
+        || drop_summaries(tx, &mut pruned)?
+        || delete_summaries(tx, &mut pruned)?;
+    Ok(PruneStep {
+        pruned,
+        next: worked.then_some(after + 1),
+    })
+}
+
+/// Rows and bytes of a partition about to go.
+fn size_of(tx: &mut Transaction<'_>, name: &str) -> Result<(i64, i64), StoreError> {
+    let row = tx.query_one(
+        &format!("SELECT count(*), pg_total_relation_size('{name}') FROM {name}"),
+        &[],
+    )?;
+    Ok((row.get(0), row.get(1)))
+}
+
+fn drop_partition(
+    tx: &mut Transaction<'_>,
+    table: Table,
+    p: &partitions::Partition,
+) -> Result<(), StoreError> {
+    locks::take(tx, locks::PARTITIONS)?;
+    tx.batch_execute(&format!("DROP TABLE {}", p.name))?;
+    tx.execute(
+        "DELETE FROM partitions WHERE parent = $1 AND lower = $2",
+        &[&table.name(), &p.lower],
+    )?;
+    Ok(())
+}
+
+/// The oldest day of windows past the horizon (once summed up for the assessment):
+/// its hours kept in `rollup_hours`, its partition dropped. True if there was one.
+fn drop_windows(tx: &mut Transaction<'_>, pruned: &mut Pruned) -> Result<bool, StoreError> {
+    let horizon = meta(tx, "horizon")?;
+    let through = meta(tx, "summary_through")?;
+    let Some(p) = partitions::before(tx, Table::Rollups, horizon.min(through))?
+        .into_iter()
+        .next()
+    else {
+        return Ok(false);
+    };
+    partitions::make(tx, Table::RollupHours, p.lower)?;
+    // What an hour keeps: counts summed, the lowest min, the highest max and p95, the
+    // mean weighted by samples. Hours past the summaries' horizon are not made.
+    let keep_from = meta(tx, "summaries_horizon")?;
+    tx.execute(
+        &format!(
+            "INSERT INTO rollup_hours
+             SELECT series_id, window_start - window_start % 3600 AS h, count(*), sum(expected),
+                    sum(missing), sum(count), min(min), max(max),
+                    sum(mean * count) / nullif(sum(count) FILTER (WHERE mean IS NOT NULL), 0),
+                    max(p95)
+             FROM {} WHERE window_start >= $1 GROUP BY series_id, h
+             ON CONFLICT DO NOTHING",
+            p.name
+        ),
+        &[&keep_from],
+    )?;
+    let (rows, bytes) = size_of(tx, &p.name)?;
+    drop_partition(tx, Table::Rollups, &p)?;
+    tx.execute(
+        "DELETE FROM dirty_days WHERE day_start >= $1 AND day_start < $2",
+        &[&p.lower, &p.upper],
+    )?;
+    bump(tx, "pruned_rollups", rows)?;
+    bump(tx, "pruned_bytes", bytes)?;
+    bump(tx, "stored_windows", -rows)?;
+    pruned.rollups += rows as u64;
+    pruned.bytes += bytes as u64;
+    Ok(true)
+}
+
+/// What each summary table's rows are counted as.
+fn tally(table: Table, pruned: &mut Pruned, rows: u64) -> Result<&'static str, StoreError> {
+    Ok(match table {
+        Table::RollupHours => {
+            pruned.hours += rows;
+            "pruned_hours"
+        }
+        Table::WindowDays => {
+            pruned.summaries += rows;
+            "pruned_summaries"
+        }
+        Table::Daily => {
+            pruned.sketches += rows;
+            "pruned_sketches"
+        }
+        Table::Rollups => return Err(StoreError::Other("rollups are not a summary".into())),
+    })
+}
+
+/// The oldest month of summaries or sketches wholly past `summaries_days`, dropped.
+fn drop_summaries(tx: &mut Transaction<'_>, pruned: &mut Pruned) -> Result<bool, StoreError> {
+    let horizon = meta(tx, "summaries_horizon")?;
+    for table in [Table::RollupHours, Table::WindowDays, Table::Daily] {
+        let Some(p) = partitions::before(tx, table, horizon)?.into_iter().next() else {
+            continue;
+        };
+        let (rows, bytes) = size_of(tx, &p.name)?;
+        drop_partition(tx, table, &p)?;
+        let key = tally(table, pruned, rows as u64)?;
+        bump(tx, key, rows)?;
+        bump(tx, "pruned_bytes", bytes)?;
+        if table == Table::Daily {
+            bump(tx, "stored_sketches", -rows)?;
+        }
+        pruned.bytes += bytes as u64;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Rows before the summaries' horizon in the month it falls in, once per horizon (a
+/// day's worth: the month's partition is dropped whole later).
+fn delete_summaries(tx: &mut Transaction<'_>, pruned: &mut Pruned) -> Result<bool, StoreError> {
+    let horizon = meta(tx, "summaries_horizon")?;
+    if meta(tx, "summaries_deleted_to")? >= horizon {
+        return Ok(false);
+    }
+    for (table, column) in [
+        (Table::RollupHours, "hour_start"),
+        (Table::WindowDays, "day_start"),
+        (Table::Daily, "day_start"),
+    ] {
+        let rows = tx.execute(
+            &format!("DELETE FROM {} WHERE {column} < $1", table.name()),
+            &[&horizon],
+        )? as i64;
+        let key = tally(table, pruned, rows as u64)?;
+        bump(tx, key, rows)?;
+        if table == Table::Daily {
+            bump(tx, "stored_sketches", -rows)?;
+        }
+    }
+    tx.execute(
+        "UPDATE meta SET value = $1 WHERE key = 'summaries_deleted_to'",
+        &[&horizon],
+    )?;
+    Ok(true)
+}
