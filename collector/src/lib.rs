@@ -139,15 +139,26 @@ fn spawn_watchdog(
     })
 }
 
-/// Sets retention's horizon before the first request (a step over no series: windows
-/// older than it are refused from the start) and starts the passes that delete, beside
-/// the server: one at start-up, then every `prune_interval_secs`.
-fn start_retention(
-    store: &Arc<dyn Storage>,
-    r: store::Retention,
-) -> Result<tokio::task::JoinHandle<()>, StartError> {
-    store.prune_step(vscout_service::telemetry::unix_now_ms() / 1000, &r, 0, 0)?;
-    Ok(tokio::spawn(store::retention::run(store.clone(), r)))
+/// What the collector needs from its database before it listens, on a blocking thread
+/// (the PostgreSQL client blocks): the store opened, the first token made on first start
+/// (its file's path), and retention's horizon set (a step over no series: windows older
+/// than it are refused from the first request on).
+fn prepare_store(
+    cfg: &CollectorConfig,
+) -> Result<(Arc<dyn Storage>, Option<std::path::PathBuf>), StartError> {
+    let store = open_store(cfg)?;
+    let first = if cfg.client_ca_file.is_none() && store.first_token_needed()? {
+        Some(first_token(store.as_ref(), &cfg.data_dir)?)
+    } else {
+        None
+    };
+    store.prune_step(
+        vscout_service::telemetry::unix_now_ms() / 1000,
+        &cfg.retention,
+        0,
+        0,
+    )?;
+    Ok((store, first))
 }
 
 /// Starts the collector and serves until `shutdown` resolves. Once listening (and, on
@@ -158,7 +169,10 @@ pub async fn run(
     cfg: CollectorConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
-    let store = open_store(&cfg)?;
+    let setup = cfg.clone();
+    let (store, first_token) = tokio::task::spawn_blocking(move || prepare_store(&setup))
+        .await
+        .map_err(|e| StartError::Store(store::StoreError::Other(e.to_string())))??;
     let tls = tls::server_tls(&cfg).map_err(StartError::Tls)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen_addr)
         .await
@@ -172,13 +186,9 @@ pub async fn run(
     })?;
     // Everything an agent needs exists before the collector says where it is: the
     // listener, the certificate and the first token's file. The announcement ends with
-    // COLLECTOR_READY, which scripts and tests wait for.
-    let first_token = if cfg.client_ca_file.is_none() && store.first_token_needed()? {
-        Some(first_token(store.as_ref(), &cfg.data_dir)?)
-    } else {
-        None
-    };
-    let pruner = start_retention(&store, cfg.retention)?;
+    // COLLECTOR_READY, which scripts and tests wait for. Retention's passes start beside
+    // the server: one now, then every `prune_interval_secs`.
+    let pruner = tokio::spawn(store::retention::run(store.clone(), cfg.retention));
     announce(
         addr,
         &tls.thumbprint,

@@ -221,17 +221,18 @@ impl Collector {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// One number from the database.
-    /// Runs `vscout-collector --data-dir DIR SUBCOMMAND ARGS` on this collector's data.
+    /// Runs `vscout-collector --data-dir DIR [--config FILE] SUBCOMMAND ARGS` on this
+    /// collector's data.
     pub fn command(&self, subcommand: &str, args: &[&str]) -> Result<std::process::Output> {
-        Ok(Command::new(built_binary("vscout-collector")?)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg(subcommand)
-            .args(args)
-            .output()?)
+        let mut cmd = Command::new(built_binary("vscout-collector")?);
+        cmd.arg("--data-dir").arg(&self.data_dir);
+        if let Some(c) = &self.config {
+            cmd.arg("--config").arg(c);
+        }
+        Ok(cmd.arg(subcommand).args(args).output()?)
     }
 
+    /// One number from the database.
     pub fn count(&self, sql: &str) -> Result<u64> {
         Ok(self.db()?.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
     }

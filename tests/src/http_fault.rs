@@ -3,7 +3,8 @@
 //! happen: 500s, 429s with `Retry-After`, connections reset before the request is
 //! forwarded or after the collector stored it (the agent never sees the answer), and slow
 //! answers. Each request gets one connection (`Connection: close`), which keeps the
-//! HTTP/1.1 handling here small.
+//! HTTP/1.1 handling here small. Given several collectors it is also the load balancer
+//! in front of them, round robin.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,6 +26,8 @@ pub struct FaultCounts {
     pub reset_before: AtomicU64,
     pub reset_after: AtomicU64,
     pub slow: AtomicU64,
+    /// Requests forwarded to each upstream, in the order given.
+    pub per_upstream: Vec<AtomicU64>,
 }
 
 impl FaultCounts {
@@ -59,36 +62,57 @@ struct Upstream {
     base: String,
 }
 
+/// The collectors behind the proxy and whose turn it is.
+#[derive(Debug)]
+struct Upstreams {
+    all: Vec<Upstream>,
+    next: AtomicU64,
+}
+
 impl FaultProxy {
     /// Listens on a free loopback port with `certs`' server certificate and forwards to
     /// `upstream` (the collector, pinned by `upstream_thumbprint`). Faults start enabled.
     pub fn start(certs: &Certs, upstream: &str, upstream_thumbprint: &str) -> Result<Self> {
+        Self::start_balanced(certs, &[(upstream, upstream_thumbprint)])
+    }
+
+    /// As `start`, in front of several collectors (URL and thumbprint each), taking turns.
+    pub fn start_balanced(certs: &Certs, upstreams: &[(&str, &str)]) -> Result<Self> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()?;
         let acceptor = certs.tls_acceptor()?;
-        let pin =
-            vscout::config::parse_thumbprint(upstream_thumbprint).map_err(anyhow::Error::msg)?;
-        let tls = vscout::tls::client_config(
-            &vscout::config::TlsPolicy::Pinned { sha256: pin },
-            Default::default(),
-            None,
-        )
-        .map_err(anyhow::Error::msg)?;
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .timeout(Duration::from_secs(30))
-            .no_proxy()
-            .build()?;
-        let upstream = Arc::new(Upstream {
-            http,
-            base: upstream.trim_end_matches('/').to_owned(),
+        let mut all = Vec::new();
+        for (url, thumbprint) in upstreams {
+            let pin = vscout::config::parse_thumbprint(thumbprint).map_err(anyhow::Error::msg)?;
+            let tls = vscout::tls::client_config(
+                &vscout::config::TlsPolicy::Pinned { sha256: pin },
+                Default::default(),
+                None,
+            )
+            .map_err(anyhow::Error::msg)?;
+            let http = reqwest::Client::builder()
+                .tls_backend_preconfigured(tls)
+                .timeout(Duration::from_secs(30))
+                .no_proxy()
+                .build()?;
+            all.push(Upstream {
+                http,
+                base: url.trim_end_matches('/').to_owned(),
+            });
+        }
+        let upstream = Arc::new(Upstreams {
+            all,
+            next: AtomicU64::new(0),
         });
         let listener = rt.block_on(TcpListener::bind("127.0.0.1:0"))?;
         let url = format!("https://127.0.0.1:{}", listener.local_addr()?.port());
         let faults = Arc::new(AtomicBool::new(true));
-        let counts = Arc::new(FaultCounts::default());
+        let counts = Arc::new(FaultCounts {
+            per_upstream: upstreams.iter().map(|_| AtomicU64::new(0)).collect(),
+            ..FaultCounts::default()
+        });
         let reject = Arc::new(AtomicU64::new(0));
         let (f, c, r) = (faults.clone(), counts.clone(), reject.clone());
         rt.spawn(async move {
@@ -158,7 +182,7 @@ fn reset(s: tokio_rustls::server::TlsStream<tokio::net::TcpStream>) {
 async fn handle(
     tcp: tokio::net::TcpStream,
     acceptor: tokio_rustls::TlsAcceptor,
-    up: &Upstream,
+    ups: &Upstreams,
     faults: &AtomicBool,
     c: &FaultCounts,
     reject: &AtomicU64,
@@ -210,6 +234,8 @@ async fn handle(
         }
         _ => {}
     }
+    let turn = (ups.next.fetch_add(1, Ordering::Relaxed) % ups.all.len() as u64) as usize;
+    let up = &ups.all[turn];
     let method = reqwest::Method::from_bytes(req.method.as_bytes())?;
     let mut fwd = up
         .http
@@ -230,6 +256,7 @@ async fn handle(
     }
     let resp = fwd.send().await?;
     c.forwarded.fetch_add(1, Ordering::Relaxed);
+    c.per_upstream[turn].fetch_add(1, Ordering::Relaxed);
     if (45..=54).contains(&roll) {
         // The collector stored it; the agent never hears so.
         c.reset_after.fetch_add(1, Ordering::Relaxed);

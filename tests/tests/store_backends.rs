@@ -565,3 +565,52 @@ fn a_restart_mid_prune_loses_nothing_that_should_stay() {
         assert_eq!(restarted.2[0].1, 3 * 288);
     });
 }
+
+/// Two stores on one database (two collectors behind a load balancer) given the same
+/// batches at the same moment: each batch is stored once and acknowledged to both, a
+/// retryable error retried as an agent would.
+#[test]
+fn two_stores_on_one_database_take_each_batch_once() {
+    on_each(|b| {
+        let (one, two) = (b.open(), b.open());
+        let batches: Vec<Batch> = (0..20)
+            .map(|i| {
+                let vms = ["vm-1", "vm-2", "vm-3"];
+                let mut records = vec![inventory(&vms)];
+                for vm in vms {
+                    records.push(cpu(vm, T0 + i * 300, i as f64));
+                    records.push(rollup(vm, "mem.usage.average", T0 + i * 300, 1.0));
+                }
+                batch(records)
+            })
+            .collect();
+        let send = |store: &Arc<dyn Storage>| {
+            let mut stored = 0;
+            for (seq, batch) in batches.iter().enumerate() {
+                let mut tries = 0;
+                let outcome = loop {
+                    tries += 1;
+                    match store.ingest("a", seq as u64 + 1, "v", &who(), batch) {
+                        Ok(o) => break o,
+                        Err(e) if e.is_retryable() && tries < 100 => continue,
+                        Err(e) => panic!("batch {seq} after {tries} tries: {e}"),
+                    }
+                };
+                stored += usize::from(!outcome.duplicate);
+            }
+            stored
+        };
+        let (a, c) = std::thread::scope(|s| {
+            let a = s.spawn(|| send(&one));
+            let c = s.spawn(|| send(&two));
+            (a.join().expect("one"), c.join().expect("two"))
+        });
+        assert_eq!(a + c, 20, "{}: {a} + {c} batches stored", b.name());
+        let counts = one.counts().expect("counts");
+        assert_eq!((counts.batches, counts.duplicate_batches), (20, 20));
+        assert_eq!(
+            (counts.rollups, counts.series, counts.rows_ignored),
+            (120, 6, 0)
+        );
+    });
+}

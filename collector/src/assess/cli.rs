@@ -113,7 +113,9 @@ impl SettingsArgs {
             .settings(&self.params())
             .map_err(|e| usage_error(PROGRAM, e))?;
         let db = cfg.data_dir.join("collector.db");
-        if !db.exists() {
+        // An empty SQLite file made here would answer an empty estate; a PostgreSQL
+        // database is the collectors' to make.
+        if cfg.storage == crate::config::StorageChoice::Sqlite && !db.exists() {
             return Err(cant(&format!(
                 "no database at {}: has this collector received anything? (--data-dir)",
                 db.display()

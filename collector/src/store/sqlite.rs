@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde_json::{json, Value};
 use vscout_service::telemetry::unix_now_ms as now_ms;
 use vscout_wire::batch::{AgentHealth, RollupView, StatsRow};
@@ -179,6 +179,8 @@ impl SqliteStore {
 struct TxSeries<'a> {
     cache: &'a HashMap<String, i64>,
     new: HashMap<String, i64>,
+    /// Those of `new` this transaction inserted (the rest another writer had numbered).
+    created: HashSet<i64>,
     key: String,
 }
 
@@ -192,11 +194,13 @@ impl TxSeries<'_> {
         {
             return Ok(*id);
         }
+        // Another writer on the same file (a second store opened on it) may have
+        // numbered it since this one's cache was filled.
         let mut stmt = tx.prepare_cached(
-            "INSERT INTO series (vcenter, entity_type, entity_id, counter, instance, unit, stats_type)
+            "INSERT OR IGNORE INTO series (vcenter, entity_type, entity_id, counter, instance, unit, stats_type)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        stmt.execute(params![
+        let added = stmt.execute(params![
             v.vcenter,
             v.entity_type,
             v.entity_id,
@@ -205,7 +209,20 @@ impl TxSeries<'_> {
             v.unit,
             v.stats_type
         ])?;
-        let id = tx.last_insert_rowid();
+        let id = if added == 1 {
+            let id = tx.last_insert_rowid();
+            self.created.insert(id);
+            id
+        } else {
+            tx.prepare_cached(
+                "SELECT id FROM series
+                 WHERE vcenter = ?1 AND entity_id = ?2 AND counter = ?3 AND instance = ?4",
+            )?
+            .query_row(
+                params![v.vcenter, v.entity_id, v.counter, v.instance],
+                |r| r.get(0),
+            )?
+        };
         self.new.insert(self.key.clone(), id);
         Ok(id)
     }
@@ -308,7 +325,10 @@ impl Storage for SqliteStore {
         let seq = i64::try_from(seq)
             .map_err(|_| StoreError::Other(format!("sequence {seq} out of range")))?;
         let who = principal.name();
-        let tx = conn.transaction()?;
+        // Write-locked from the start: a writer that began reading and must then upgrade
+        // its lock fails at once when another writer (`token add`, a second store on the
+        // file) holds it, where waiting for the lock (busy_timeout) succeeds.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // An agent id belongs to the principal that first used it: another token holder
         // who learnt the id must not post in its name (and so have its real batches
         // answered as duplicates).
@@ -355,6 +375,7 @@ impl Storage for SqliteStore {
         let mut ids = TxSeries {
             cache: series,
             new: HashMap::new(),
+            created: HashSet::new(),
             key: String::new(),
         };
         let mut touched = HashSet::new();
@@ -428,7 +449,7 @@ impl Storage for SqliteStore {
         prune::count_refused(&tx, tally.expired)?;
         stored::add(&tx, tally.stored as i64, tally.sketches as i64)?;
         let new = std::mem::take(&mut ids.new);
-        let created: HashSet<i64> = new.values().copied().collect();
+        let created = std::mem::take(&mut ids.created);
         let latest = days.close(&tx, touched, &created)?;
         tx.commit()?;
         series.extend(new);
@@ -780,7 +801,9 @@ impl Storage for SqliteStore {
     ) -> Result<PruneStep, StoreError> {
         let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let w = &mut *guard;
-        let tx = w.conn.transaction()?;
+        let tx = w
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (step, forgotten) = prune::step(&tx, now_s, r, after, series)?;
         tx.commit()?;
         w.horizon = w.horizon.max(r.windows_from(now_s));
@@ -791,7 +814,9 @@ impl Storage for SqliteStore {
 
     fn add_token(&self, name: &str, sha256_hex: &str) -> Result<(), StoreError> {
         let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = guard.conn.transaction()?;
+        let tx = guard
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let taken: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM tokens WHERE name = ?1)",
             params![name],
