@@ -13,6 +13,11 @@
 //! per VM, a daily cycle and ±25 % noise, some counters constant or counting up as real
 //! ones do. At each day's end the agent's daily sketch of every series is sent too.
 //!
+//! On PostgreSQL: `scripts/bench-postgres scale` (a throwaway server from
+//! `scripts/pg-scratch`, named to the bench by `VSCOUT_BENCH_STORAGE` and
+//! `VSCOUT_BENCH_PG_PASSWORD_FILE`); ingest's CPU is then the collector thread's and the
+//! server's (every PostgreSQL process, the reader's and retention's queries included).
+//!
 //! Run: `cargo bench -p vscout-collector --bench scale`. Size by `VSCOUT_BENCH_AGENTS`
 //! (1), `VSCOUT_BENCH_VMS_PER_AGENT` (200) and `VSCOUT_BENCH_DAYS` (30): 200 VMs × 30 days
 //! are 48 million windows, about 15 minutes on 2 cores. An agent of 200 VMs fills its
@@ -29,6 +34,7 @@ use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
+use vscout_collector::store::postgres::{PgStore, PgTarget};
 use vscout_collector::store::retention::STEP_SERIES;
 use vscout_collector::store::sqlite::SqliteStore;
 use vscout_collector::store::{
@@ -343,12 +349,18 @@ enum Work {
 struct Ingested {
     rollups: u64,
     cpu_s: f64,
+    /// The database server's, on PostgreSQL: all of it, and the writer's backend's.
+    server_cpu_s: f64,
+    writer_cpu_s: f64,
     wall_s: f64,
 }
 
-fn ingest_thread(store: Arc<SqliteStore>, rx: Receiver<Work>) -> Ingested {
+fn ingest_thread(store: Arc<dyn Storage>, rx: Receiver<Work>) -> Ingested {
     let who = Principal::Token("bench".into());
     let before = thread_cpu_secs();
+    let server_before = support::postgres_cpu_secs();
+    let writer_stat = writer_backend_stat();
+    let writer_before = writer_stat.as_deref().map_or(0.0, support::cpu_secs);
     // A benchmark measures real time.
     #[allow(clippy::disallowed_methods)]
     let t = std::time::Instant::now();
@@ -374,11 +386,13 @@ fn ingest_thread(store: Arc<SqliteStore>, rx: Receiver<Work>) -> Ingested {
                 // The collector's pass runs beside ingest; here on a thread of its own
                 // too, so ingest's CPU is its own.
                 let s = store.clone();
-                maintenance.push(std::thread::spawn(move || maintain(&s, day + 3600)));
+                maintenance.push(std::thread::spawn(move || maintain(s.as_ref(), day + 3600)));
             }
         }
     }
     out.cpu_s = thread_cpu_secs() - before;
+    out.server_cpu_s = support::postgres_cpu_secs() - server_before;
+    out.writer_cpu_s = writer_stat.as_deref().map_or(0.0, support::cpu_secs) - writer_before;
     out.wall_s = t.elapsed().as_secs_f64();
     let mut cpu = 0.0;
     let mut longest = 0f64;
@@ -392,7 +406,7 @@ fn ingest_thread(store: Arc<SqliteStore>, rx: Receiver<Work>) -> Ingested {
 }
 
 /// One maintenance pass step by step: its CPU seconds and longest step.
-fn maintain(store: &SqliteStore, now: i64) -> (f64, f64) {
+fn maintain(store: &dyn Storage, now: i64) -> (f64, f64) {
     let before = thread_cpu_secs();
     let r = Retention::default();
     let (mut after, mut longest) = (0, 0f64);
@@ -412,7 +426,7 @@ fn maintain(store: &SqliteStore, now: i64) -> (f64, f64) {
 
 /// Reads VMs' metrics over the last 30 days while ingest runs: (one counter, all).
 fn reader(
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Storage>,
     agents: usize,
     vms: usize,
     clock: Arc<std::sync::atomic::AtomicI64>,
@@ -466,6 +480,101 @@ fn db_bytes(db: &Path) -> [u64; 5] {
     ]
 }
 
+/// The PostgreSQL database's bytes (after a VACUUM), and of them each partitioned
+/// table's: rollups, hourly summaries, day summaries, daily sketches.
+fn pg_bytes(target: &PgTarget) -> [u64; 5] {
+    let mut c = pg_client(target);
+    c.batch_execute("VACUUM").expect("vacuum");
+    let one = |c: &mut postgres::Client, sql: &str| {
+        c.query_one(sql, &[]).expect(sql).get::<_, i64>(0) as u64
+    };
+    let table = |c: &mut postgres::Client, t: &str| {
+        one(c, &format!(
+            "SELECT coalesce(sum(pg_total_relation_size(name::regclass)), 0)::int8 FROM partitions WHERE parent = '{t}'"
+        ))
+    };
+    [
+        one(&mut c, "SELECT pg_database_size(current_database())"),
+        table(&mut c, "rollups"),
+        table(&mut c, "rollup_hours"),
+        table(&mut c, "window_days"),
+        table(&mut c, "daily"),
+    ]
+}
+
+/// The `/proc` stat file of the PostgreSQL backend serving the store's writer
+/// connection (named `vscout-collector writer`), on PostgreSQL.
+fn writer_backend_stat() -> Option<String> {
+    let Db::Postgres(t) = Db::from_env(Path::new("/nonexistent")) else {
+        return None;
+    };
+    let mut c = pg_client(&t);
+    let pid: i32 = c
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'vscout-collector writer'",
+            &[],
+        )
+        .expect("the writer's backend")
+        .get(0);
+    Some(format!("/proc/{pid}/stat"))
+}
+
+fn pg_client(target: &PgTarget) -> postgres::Client {
+    let mut cfg: postgres::Config = target.url.parse().expect("url");
+    if let Some(p) = &target.password {
+        cfg.password(p);
+    }
+    cfg.connect(postgres::NoTls).expect("connect")
+}
+
+/// The store the bench fills: SQLite in a temporary directory, or the PostgreSQL database
+/// `VSCOUT_BENCH_STORAGE` names.
+enum Db {
+    Sqlite(std::path::PathBuf),
+    Postgres(PgTarget),
+}
+
+impl Db {
+    fn from_env(dir: &Path) -> Db {
+        match std::env::var("VSCOUT_BENCH_STORAGE") {
+            Ok(url) if url.starts_with("postgres") => {
+                let pw =
+                    std::env::var_os("VSCOUT_BENCH_PG_PASSWORD_FILE").map(std::path::PathBuf::from);
+                Db::Postgres(PgTarget::new(&url, pw.as_deref()).expect("password file"))
+            }
+            _ => Db::Sqlite(dir.join("collector.db")),
+        }
+    }
+
+    fn open(&self) -> Arc<dyn Storage> {
+        match self {
+            Db::Sqlite(p) => Arc::new(SqliteStore::open(p).expect("open")),
+            Db::Postgres(t) => Arc::new(PgStore::open(t).expect("open")),
+        }
+    }
+
+    /// The size line of the report.
+    fn report(&self, vm_days: f64) {
+        let per = |b: u64| b as f64 / vm_days;
+        match self {
+            Db::Sqlite(db) => {
+                let [bytes, free, packs, sketches, peaks] = db_bytes(db);
+                println!(
+                    "database (sqlite): MEASURED bytes={bytes} bytes_per_vm_day={:.0} mb_per_vm_month={:.2} (per VM-day: free pages {:.0}, packed windows {:.0}, daily sketches {:.0}, day summaries' peaks {:.0})",
+                    per(bytes), per(bytes) * 30.0 / 1e6, per(free), per(packs), per(sketches), per(peaks),
+                );
+            }
+            Db::Postgres(t) => {
+                let [bytes, rollups, hours, days, sketches] = pg_bytes(t);
+                println!(
+                    "database (postgresql): MEASURED bytes={bytes} bytes_per_vm_day={:.0} mb_per_vm_month={:.2} (per VM-day: windows {:.0}, hours {:.0}, day summaries {:.0}, daily sketches {:.0})",
+                    per(bytes), per(bytes) * 30.0 / 1e6, per(rollups), per(hours), per(days), per(sketches),
+                );
+            }
+        }
+    }
+}
+
 fn main() {
     let (agents, vms, days) = (
         env("VSCOUT_BENCH_AGENTS", 1),
@@ -473,8 +582,8 @@ fn main() {
         env("VSCOUT_BENCH_DAYS", 30) as i64,
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("collector.db");
-    let store = Arc::new(SqliteStore::open(&db).expect("open"));
+    let db = Db::from_env(dir.path());
+    let store = db.open();
     let (tx, rx) = sync_channel::<Work>(8);
     let s = store.clone();
     let ingest = std::thread::spawn(move || ingest_thread(s, rx));
@@ -509,23 +618,21 @@ fn main() {
     let done = ingest.join().expect("ingest");
     let (one, all) = reading.join().expect("reader");
     let vm_days = (agents * vms) as f64 * days as f64;
-    let [bytes, free, packs, sketches, peaks] = db_bytes(&db);
     println!(
-        "{agents} agents × {vms} VMs × {days} days, 28 series a VM: MEASURED rollups={} ingest_cpu_s={:.1} wall_s={:.0} rollups_per_cpu_s={:.0}",
+        "{agents} agents × {vms} VMs × {days} days, 28 series a VM: MEASURED rollups={} ingest_cpu_s={:.1} writer_backend_cpu_s={:.1} wall_s={:.0} rollups_per_cpu_s={:.0}",
         done.rollups,
         done.cpu_s,
+        done.writer_cpu_s,
         done.wall_s,
-        done.rollups as f64 / done.cpu_s
+        done.rollups as f64 / (done.cpu_s + done.writer_cpu_s)
     );
-    println!(
-        "database: MEASURED bytes={bytes} bytes_per_vm_day={:.0} mb_per_vm_month={:.2} (per VM-day: free pages {:.0}, packed windows {:.0}, daily sketches {:.0}, day summaries' peaks {:.0})",
-        bytes as f64 / vm_days,
-        bytes as f64 / vm_days * 30.0 / 1e6,
-        free as f64 / vm_days,
-        packs as f64 / vm_days,
-        sketches as f64 / vm_days,
-        peaks as f64 / vm_days,
-    );
+    if done.server_cpu_s > 0.0 {
+        println!(
+            "postgresql: MEASURED server_cpu_s={:.1} (every process: the writer's, the reader's and retention's backends, WAL and background writers, autovacuum)",
+            done.server_cpu_s
+        );
+    }
+    db.report(vm_days);
     println!(
         "a VM's 30-day metrics during ingest: MEASURED one_counter_p95_ms={:.1} all_counters_p95_ms={:.1} reads={}",
         p95_ms(one),

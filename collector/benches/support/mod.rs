@@ -26,3 +26,29 @@ impl Rng {
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
+
+/// CPU seconds of every PostgreSQL process on the machine (the bench's throwaway server):
+/// each one's own, and what the postmaster counted of the children it reaped (backends
+/// and autovacuum workers that exited).
+#[allow(dead_code)]
+pub(crate) fn postgres_cpu_secs() -> f64 {
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let stat = entry.path().join("stat");
+        let Ok(text) = std::fs::read_to_string(&stat) else {
+            continue;
+        };
+        if !text.contains("(postgres)") {
+            continue;
+        }
+        total += cpu_secs(&stat.to_string_lossy());
+        let after = text.rsplit_once(')').map_or("", |(_, a)| a);
+        let f: Vec<u64> = after
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        // cutime and cstime: fields 16 and 17.
+        total += (f.get(13).copied().unwrap_or(0) + f.get(14).copied().unwrap_or(0)) as f64 / 100.0;
+    }
+    total
+}

@@ -74,14 +74,15 @@ impl PgTarget {
         })
     }
 
-    fn connect(&self) -> Result<Client, StoreError> {
+    /// A connection named `vscout-collector ROLE` in `pg_stat_activity`.
+    fn connect(&self, role: &str) -> Result<Client, StoreError> {
         let mut cfg: postgres::Config = self.url.parse().map_err(|e| {
             StoreError::Other(format!("storage URL {:?} does not parse: {e}", self.url))
         })?;
         if let Some(p) = &self.password {
             cfg.password(p);
         }
-        cfg.application_name("vscout-collector");
+        cfg.application_name(&format!("vscout-collector {role}"));
         cfg.connect_timeout(std::time::Duration::from_secs(10));
         cfg.connect(NoTls).map_err(|e| {
             StoreError::Other(format!("cannot connect to PostgreSQL at {}: {e}", self.url))
@@ -109,7 +110,7 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl PgStore {
     /// Connects, brings the schema up to date and reads the series numbered so far.
     pub fn open(target: &PgTarget) -> Result<Self, StoreError> {
-        let mut client = target.connect()?;
+        let mut client = target.connect("writer")?;
         schema::migrate(&mut client)?;
         let mut series = HashMap::new();
         for r in client.query(
@@ -125,8 +126,8 @@ impl PgStore {
                 series,
                 parts: partitions::Known::default(),
             }),
-            reader: Mutex::new(target.connect()?),
-            retention: Mutex::new(target.connect()?),
+            reader: Mutex::new(target.connect("reader")?),
+            retention: Mutex::new(target.connect("retention")?),
         })
     }
 
