@@ -517,6 +517,17 @@ fn a_restart_mid_prune_loses_nothing_that_should_stay() {
             }
         };
         let now = T0 + 4 * DAY + 60;
+        // What stays: windows counted, a VM's metrics, the assessment's read.
+        let state = |store: &dyn Storage| {
+            (
+                store.counts().expect("counts").rollups,
+                store
+                    .metrics(EntityKind::Vm, "vc:vm-2", &MetricsQuery::default())
+                    .expect("metrics")
+                    .expect("known"),
+                usage_figures(&usage(store, T0, now, false)),
+            )
+        };
         let store = b.open();
         fill(store.as_ref());
         // Two steps, then a restart.
@@ -530,14 +541,7 @@ fn a_restart_mid_prune_loses_nothing_that_should_stay() {
         drop(store);
         let store = b.open();
         prune_pass(store.as_ref(), &r, now).expect("pass after restart");
-        let restarted = (
-            store.counts().expect("counts").rollups,
-            store
-                .metrics(EntityKind::Vm, "vc:vm-2", &MetricsQuery::default())
-                .expect("metrics")
-                .expect("known"),
-            usage_figures(&usage(store.as_ref(), T0, now, false)),
-        );
+        let restarted = state(store.as_ref());
         // A twin store pruned in one pass.
         let twin = match b {
             Backend::Sqlite(_) => Backend::Sqlite(tempfile::tempdir().expect("tempdir")),
@@ -549,14 +553,7 @@ fn a_restart_mid_prune_loses_nothing_that_should_stay() {
         let other = twin.open();
         fill(other.as_ref());
         prune_pass(other.as_ref(), &r, now).expect("one pass");
-        let whole = (
-            other.counts().expect("counts").rollups,
-            other
-                .metrics(EntityKind::Vm, "vc:vm-2", &MetricsQuery::default())
-                .expect("metrics")
-                .expect("known"),
-            usage_figures(&usage(other.as_ref(), T0, now, false)),
-        );
+        let whole = state(other.as_ref());
         assert_eq!(restarted.0, 2 * 288);
         assert_eq!(restarted, whole);
         // Days 1 and 2 as hours, day 3 as windows (day 0 is past the summaries'

@@ -248,6 +248,9 @@ impl Storage for PgStore {
         series: usize,
     ) -> Result<PruneStep, StoreError> {
         let mut c = locked(&self.retention);
+        if series > 0 {
+            partitions::prepare_pass(&mut c, now_s)?;
+        }
         let mut tx = c.transaction()?;
         let step = if series == 0 {
             // Only the horizons, before the first request.

@@ -146,3 +146,26 @@ impl Windows {
         self.last_end = self.last_end.max(end);
     }
 }
+
+/// A series' usage as `Storage::vm_usage` answers it: its names (vCenter, VM, counter,
+/// instance) and its windows summed up; `None` if it has none.
+pub(crate) fn series_usage(
+    (vcenter, vm_id, counter, instance): (String, String, String, String),
+    w: Windows,
+    sample_days: u32,
+) -> Option<crate::store::SeriesUsage> {
+    Some(crate::store::SeriesUsage {
+        vcenter,
+        vm_id,
+        counter,
+        instance,
+        windows: w.windows,
+        covered_secs: w.covered_secs,
+        received: w.received,
+        expected: w.expected,
+        first_s: w.first_start?,
+        end_s: w.last_end,
+        sketch: w.peaks.finish(),
+        sample_days,
+    })
+}

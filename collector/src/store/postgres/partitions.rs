@@ -94,8 +94,17 @@ pub(super) fn make(
     table: Table,
     t: i64,
 ) -> Result<(), StoreError> {
-    locks::take(tx, locks::PARTITIONS)?;
     let (lower, upper) = table.period(t);
+    let made: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM partitions WHERE parent = $1 AND lower = $2)",
+            &[&table.name(), &lower],
+        )?
+        .get(0);
+    if made {
+        return Ok(());
+    }
+    locks::take(tx, locks::PARTITIONS)?;
     let name = table.partition_name(lower);
     let made = tx.execute(
         "INSERT INTO partitions VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
@@ -108,6 +117,33 @@ pub(super) fn make(
             table.name()
         ))?;
     }
+    Ok(())
+}
+
+/// Makes, in a transaction of its own, the month partitions retention's pass writes
+/// into (day summaries and hours of every month that has windows, from the summaries'
+/// horizon on): a pass step that made one itself would take the partitions lock while
+/// holding table locks a collector making a partition waits for. Today's and
+/// tomorrow's windows' partitions too, so that ingest seldom makes one at midnight.
+pub(super) fn prepare_pass(client: &mut Client, now_s: i64) -> Result<(), StoreError> {
+    let mut tx = client.transaction()?;
+    make(&mut tx, Table::Rollups, now_s)?;
+    make(&mut tx, Table::Rollups, now_s + DAY_SECS)?;
+    let months: Vec<i64> = tx
+        .query(
+            "SELECT lower FROM partitions WHERE parent = 'rollups'
+               AND upper > (SELECT value FROM meta WHERE key = 'summaries_horizon')",
+            &[],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for day in months {
+        for table in [Table::WindowDays, Table::RollupHours] {
+            make(&mut tx, table, day)?;
+        }
+    }
+    tx.commit()?;
     Ok(())
 }
 

@@ -121,6 +121,9 @@ fn drop_partition(
 /// The oldest day of windows past the horizon (once summed up for the assessment):
 /// its hours kept in `rollup_hours`, its partition dropped. True if there was one.
 fn drop_windows(tx: &mut Transaction<'_>, pruned: &mut Pruned) -> Result<bool, StoreError> {
+    // Before any table is touched: a collector making a partition holds this lock and
+    // waits for the tables' locks.
+    locks::take(tx, locks::PARTITIONS)?;
     let horizon = meta(tx, "horizon")?;
     let through = meta(tx, "summary_through")?;
     let Some(p) = partitions::before(tx, Table::Rollups, horizon.min(through))?
@@ -181,6 +184,7 @@ fn tally(table: Table, pruned: &mut Pruned, rows: u64) -> Result<&'static str, S
 
 /// The oldest month of summaries or sketches wholly past `summaries_days`, dropped.
 fn drop_summaries(tx: &mut Transaction<'_>, pruned: &mut Pruned) -> Result<bool, StoreError> {
+    locks::take(tx, locks::PARTITIONS)?;
     let horizon = meta(tx, "summaries_horizon")?;
     for table in [Table::RollupHours, Table::WindowDays, Table::Daily] {
         let Some(p) = partitions::before(tx, table, horizon)?.into_iter().next() else {

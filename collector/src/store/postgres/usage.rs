@@ -12,7 +12,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::Transaction;
 
-use crate::store::shape::Windows;
+use crate::store::shape::{series_usage, Windows};
 use crate::store::{SeriesUsage, StoreError, UsageQuery, USAGE_COUNTERS};
 
 const DAY_SECS: i64 = 86_400;
@@ -259,24 +259,15 @@ pub(super) fn vm_usage(
         read_windows(tx, &ids, span, through, &mut sums)?;
         for (id, vcenter, vm_id, counter, instance) in chunk {
             let Some(s) = sums.remove(id) else { continue };
-            let Some(first_s) = s.total.first_start else {
-                continue;
-            };
-            let w = s.total;
-            each(SeriesUsage {
-                vcenter: vcenter.clone(),
-                vm_id: vm_id.clone(),
-                counter: counter.clone(),
-                instance: instance.clone(),
-                windows: w.windows,
-                covered_secs: w.covered_secs,
-                received: w.received,
-                expected: w.expected,
-                first_s,
-                end_s: w.last_end,
-                sketch: w.peaks.finish(),
-                sample_days: s.sample_days,
-            });
+            let names = (
+                vcenter.clone(),
+                vm_id.clone(),
+                counter.clone(),
+                instance.clone(),
+            );
+            if let Some(u) = series_usage(names, s.total, s.sample_days) {
+                each(u);
+            }
         }
     }
     Ok(())

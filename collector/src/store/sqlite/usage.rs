@@ -15,7 +15,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::packs::Starts;
-use crate::store::shape::Windows;
+use crate::store::shape::{self, Windows};
 use crate::store::{SeriesUsage, StoreError, UsageQuery};
 
 pub(super) const SCHEMA: &str = "
@@ -345,7 +345,7 @@ impl Summed {
 
 /// One series over `[from_day, to)`: the summarised days (the open one up to its open
 /// hour), then the windows after.
-fn series_usage(
+fn summed_series(
     conn: &Connection,
     series: i64,
     (from_day, to): (i64, i64),
@@ -399,25 +399,11 @@ pub(super) fn vm_usage(
     let span = (day_of(q.from_s), q.to_s);
     let mut starts = Starts::default();
     for (id, vcenter, vm_id, counter, instance) in names {
-        let summed = series_usage(conn, id, span, q.samples, &mut starts)?;
-        let Some(first_s) = summed.total.first_start else {
-            continue;
-        };
-        let w = summed.total;
-        each(SeriesUsage {
-            vcenter,
-            vm_id,
-            counter,
-            instance,
-            windows: w.windows,
-            covered_secs: w.covered_secs,
-            received: w.received,
-            expected: w.expected,
-            first_s,
-            end_s: w.last_end,
-            sketch: w.peaks.finish(),
-            sample_days: summed.sample_days,
-        });
+        let summed = summed_series(conn, id, span, q.samples, &mut starts)?;
+        let names = (vcenter, vm_id, counter, instance);
+        if let Some(u) = shape::series_usage(names, summed.total, summed.sample_days) {
+            each(u);
+        }
     }
     Ok(())
 }
