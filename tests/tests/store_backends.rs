@@ -410,6 +410,8 @@ fn usage_sums_up_windows_and_late_windows_count() {
         let now = T0 + 2 * DAY + 3600;
         prune_pass(store.as_ref(), &Retention::default(), now).expect("pass");
         assert_eq!(usage_figures(&usage(store.as_ref(), T0, to, false)), before);
+        // Both closed days were packed (a row per series and day).
+        assert_eq!(store.counts().expect("counts").pruned.packed_days, 4);
         // The late window counts at once, and after the next pass.
         store
             .ingest("a", 2, "v", &who(), &batch(vec![cpu("vm-1", late, 121.0)]))
@@ -424,7 +426,16 @@ fn usage_sums_up_windows_and_late_windows_count() {
         // With samples: the first day's sketch is the agent's.
         let samples = usage(store.as_ref(), T0, to, true);
         assert_eq!(samples[0].sample_days, 1);
-        answers.push((with_late, usage_figures(&samples)));
+        // The windows as the API serves them, packed and late alike.
+        let rows = store
+            .metrics(EntityKind::Vm, "vc:vm-1", &MetricsQuery::default())
+            .expect("metrics")
+            .expect("known");
+        assert_eq!(rows.len(), 576);
+        assert!(rows
+            .windows(2)
+            .all(|w| w[0].window_start < w[1].window_start));
+        answers.push((with_late, usage_figures(&samples), rows));
     });
     assert_eq!(answers.len(), 2);
     assert_eq!(answers[0], answers[1], "sqlite and postgresql answer alike");

@@ -254,6 +254,30 @@ pub struct MetricsRow {
     pub p99: Option<f64>,
 }
 
+impl MetricsRow {
+    /// A row of no series and no figures, to fill in.
+    pub(crate) fn empty() -> Self {
+        MetricsRow {
+            vcenter: String::new(),
+            counter: String::new(),
+            instance: String::new(),
+            unit: String::new(),
+            stats_type: String::new(),
+            window_start: 0,
+            window_secs: 0,
+            expected_samples: 0,
+            missing_samples: 0,
+            count: 0,
+            min: None,
+            max: None,
+            mean: None,
+            p50: None,
+            p95: None,
+            p99: None,
+        }
+    }
+}
+
 /// One VM series over a history: its windows summed up and a sketch of their peaks (or
 /// samples).
 #[derive(Debug, Clone, PartialEq)]

@@ -11,6 +11,7 @@
 
 mod ingest;
 mod locks;
+mod packs;
 mod partitions;
 mod prune;
 mod read;

@@ -169,3 +169,25 @@ pub(crate) fn series_usage(
         sample_days,
     })
 }
+
+/// One window as a metrics row of its series (`head`).
+pub(crate) fn window_row(
+    head: &crate::store::MetricsRow,
+    w: &crate::store::pack::Window,
+) -> crate::store::MetricsRow {
+    let s = w.stats;
+    crate::store::MetricsRow {
+        window_start: w.start,
+        window_secs: w.secs.into(),
+        expected_samples: w.expected.into(),
+        missing_samples: w.missing.into(),
+        count: s.map_or(0, |s| s.0.into()),
+        min: s.map(|s| s.1),
+        max: s.map(|s| s.2),
+        mean: s.map(|s| s.3),
+        p50: s.map(|s| s.4),
+        p95: s.map(|s| s.5),
+        p99: s.map(|s| s.6),
+        ..head.clone()
+    }
+}

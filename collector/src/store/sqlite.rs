@@ -25,8 +25,7 @@ use vscout_wire::inventory::{VcenterInventory, Vm};
 use vscout_wire::rollup::{Rollup, SeriesLabels};
 use vscout_wire::sketch::{Sketch, SketchSum};
 
-use super::pack;
-use super::shape::{health_json, split_id, DailyMerge};
+use super::shape::{health_json, split_id, window_row, DailyMerge};
 use super::{
     Counts, DailyQuery, EntityFilter, EntityKind, IngestOutcome, MetricsQuery, MetricsRow,
     Principal, PruneStep, Retention, SeriesUsage, Storage, StoreError, TokenInfo, UsageQuery,
@@ -974,37 +973,8 @@ fn series_head(r: &rusqlite::Row<'_>) -> rusqlite::Result<MetricsRow> {
         instance: r.get(3)?,
         unit: r.get(4)?,
         stats_type: r.get(5)?,
-        window_start: 0,
-        window_secs: 0,
-        expected_samples: 0,
-        missing_samples: 0,
-        count: 0,
-        min: None,
-        max: None,
-        mean: None,
-        p50: None,
-        p95: None,
-        p99: None,
+        ..MetricsRow::empty()
     })
-}
-
-/// One window as a metrics row of its series (`head`).
-fn window_row(head: &MetricsRow, w: &pack::Window) -> MetricsRow {
-    let s = w.stats;
-    MetricsRow {
-        window_start: w.start,
-        window_secs: w.secs.into(),
-        expected_samples: w.expected.into(),
-        missing_samples: w.missing.into(),
-        count: s.map_or(0, |s| s.0.into()),
-        min: s.map(|s| s.1),
-        max: s.map(|s| s.2),
-        mean: s.map(|s| s.3),
-        p50: s.map(|s| s.4),
-        p95: s.map(|s| s.5),
-        p99: s.map(|s| s.6),
-        ..head.clone()
-    }
 }
 
 /// `rows` of an entity, or `None` when it has none and no inventory or series knows it

@@ -92,16 +92,13 @@ pub(super) fn ingest(
         .map_err(|_| StoreError::Other(format!("sequence {seq} out of range")))?;
     let views = rollups(batch)?;
     let days = dailies(batch);
-    // Partitions first, in their own transaction; the horizon read here only spares
-    // making partitions for windows that will be refused.
-    let horizon = meta(&mut w.client, "horizon")?;
+    // Partitions first, in their own transaction; the limits read here only spare
+    // making partitions for windows that will be refused or wait for their pack.
+    let from = meta(&mut w.client, "horizon")?.max(meta(&mut w.client, "packed_before")?);
     w.parts.ensure(
         &mut w.client,
         Table::Rollups,
-        views
-            .iter()
-            .map(|v| v.window_start)
-            .filter(|s| *s >= horizon),
+        views.iter().map(|v| v.window_start).filter(|s| *s >= from),
     )?;
     w.parts.ensure(
         &mut w.client,
@@ -111,18 +108,23 @@ pub(super) fn ingest(
     let who = principal.name();
     let now = now_ms();
     let mut tx = w.client.transaction()?;
-    // Shared locks on the horizon and the summaries' mark, held to commit: retention
-    // moving either waits for the batches in flight, so none stores a window it would
-    // have refused or that the summaries would miss.
-    let mut limits = (0, 0);
+    // Shared locks on the horizons, the summaries' mark and the first day not packed,
+    // held to commit: retention moving one waits for the batches in flight, so none
+    // stores a window it would have refused, that the summaries would miss, or into a
+    // day being packed.
+    let mut limits = Limits::default();
     for r in tx.query(
-        "SELECT key, value FROM meta WHERE key IN ('horizon', 'summary_mark') FOR SHARE",
+        "SELECT key, value FROM meta
+         WHERE key IN ('horizon', 'summary_mark', 'packed_before', 'summaries_horizon')
+         FOR SHARE",
         &[],
     )? {
         let v: i64 = r.get(1);
         match r.get::<_, &str>(0) {
-            "horizon" => limits.0 = v,
-            _ => limits.1 = v,
+            "horizon" => limits.horizon = v,
+            "summary_mark" => limits.mark = v,
+            "packed_before" => limits.packed_before = v,
+            _ => limits.summaries = v,
         }
     }
     claim_agent(&mut tx, agent_id, agent_version, &who, (now, seq))?;
@@ -156,12 +158,19 @@ pub(super) fn ingest(
             .copied()
             .unwrap_or_default()
     };
-    let kept: Vec<&RollupView<'_>> = views
+    let (kept, expired): (Vec<&RollupView<'_>>, _) =
+        views.iter().partition(|v| v.window_start >= limits.horizon);
+    let (in_time, late): (Vec<&RollupView<'_>>, _) = kept
         .iter()
-        .filter(|v| v.window_start >= limits.0)
+        .partition(|v| v.window_start >= limits.packed_before);
+    let expired = expired.len() as i64;
+    let stored =
+        insert_rollups(&mut tx, &in_time, &ids, limits.mark)? + insert_late(&mut tx, &late, &ids)?;
+    // Sketches of days retention deleted stay out (their month's partition is gone).
+    let days: Vec<&DailySummary> = days
+        .into_iter()
+        .filter(|d| d.day_start >= limits.summaries)
         .collect();
-    let expired = (views.len() - kept.len()) as i64;
-    let stored = insert_rollups(&mut tx, &kept, &ids, limits.1)?;
     let sketches = insert_dailies(&mut tx, &days, &ids)?;
     for record in &batch.records {
         match record {
@@ -177,7 +186,8 @@ pub(super) fn ingest(
             _ => {}
         }
     }
-    let ignored = (kept.len() as i64 - stored) + (days.len() as i64 - sketches);
+    let offered_days = dailies(batch).len() as i64;
+    let ignored = (kept.len() as i64 - stored) + (offered_days - sketches);
     tx.execute(
         "UPDATE agents SET batches = batches + 1, rows_ignored = rows_ignored + $2
          WHERE agent_id = $1",
@@ -197,6 +207,62 @@ pub(super) fn ingest(
         records: batch.records.len(),
         rows_ignored: ignored as usize,
     })
+}
+
+/// What retention has moved, read under a share lock in the batch's transaction.
+#[derive(Debug, Default)]
+struct Limits {
+    /// Windows before it are refused.
+    horizon: i64,
+    /// Windows before it mark their day to be summed up again.
+    mark: i64,
+    /// Windows before it wait in `late_windows` for their day's pack.
+    packed_before: i64,
+    /// Daily sketches before it are not kept.
+    summaries: i64,
+}
+
+/// Stores windows of closed days in `late_windows` (one already there is kept as it
+/// was) and marks their days to be summed up again; returns how many were new.
+fn insert_late(
+    tx: &mut Transaction<'_>,
+    views: &[&RollupView<'_>],
+    ids: &dyn Fn(&SeriesLabels<'_>) -> i64,
+) -> Result<i64, StoreError> {
+    let mut stored = 0;
+    for v in views {
+        let s = v.stats;
+        let f = |g: fn(&StatsRow) -> f64| s.as_ref().map(g);
+        let int = |x: u32| i32::try_from(x).unwrap_or(i32::MAX);
+        let series = ids(&v.labels);
+        let n = tx.execute(
+            "INSERT INTO late_windows VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT DO NOTHING",
+            &[
+                &series,
+                &v.window_start,
+                &int(v.window_secs),
+                &int(v.expected_samples),
+                &int(v.missing_samples),
+                &s.map_or(0, |s| int(s.0)),
+                &f(|s| s.1),
+                &f(|s| s.2),
+                &f(|s| s.3),
+                &f(|s| s.4),
+                &f(|s| s.5),
+                &f(|s| s.6),
+            ],
+        )?;
+        if n == 1 {
+            let day = v.window_start.div_euclid(86_400) * 86_400;
+            tx.execute(
+                "INSERT INTO dirty_days VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&series, &day],
+            )?;
+        }
+        stored += n as i64;
+    }
+    Ok(stored)
 }
 
 /// Records the agent's visit; an agent id belongs to the principal that first used it.

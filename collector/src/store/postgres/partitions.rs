@@ -1,5 +1,5 @@
-//! Partitions by time: `rollups` a UTC day each, `rollup_hours`, `window_days` and
-//! `daily` a UTC month each, made before the first row that needs one and recorded in
+//! Partitions by time: `rollups` and `window_packs` a UTC day each, `rollup_hours`,
+//! `window_days` and `daily` a UTC month each, made before the first row that needs one and recorded in
 //! `partitions` so that retention finds the old ones. Each process remembers the ones it
 //! made or saw, so a batch costs a catalog lookup only on a new day.
 
@@ -20,6 +20,7 @@ pub(super) enum Table {
     RollupHours,
     WindowDays,
     Daily,
+    WindowPacks,
 }
 
 impl Table {
@@ -29,13 +30,14 @@ impl Table {
             Table::RollupHours => "rollup_hours",
             Table::WindowDays => "window_days",
             Table::Daily => "daily",
+            Table::WindowPacks => "window_packs",
         }
     }
 
     /// The partition holding time `t`: `[lower, upper)`, Unix seconds.
     pub(super) fn period(self, t: i64) -> (i64, i64) {
         let day = t.div_euclid(DAY_SECS);
-        if self == Table::Rollups {
+        if matches!(self, Table::Rollups | Table::WindowPacks) {
             return (day * DAY_SECS, (day + 1) * DAY_SECS);
         }
         let (y, m, _) = civil_from_days(day);
@@ -139,7 +141,7 @@ pub(super) fn prepare_pass(client: &mut Client, now_s: i64) -> Result<(), StoreE
         .map(|r| r.get(0))
         .collect();
     for day in months {
-        for table in [Table::WindowDays, Table::RollupHours] {
+        for table in [Table::WindowDays, Table::RollupHours, Table::WindowPacks] {
             make(&mut tx, table, day)?;
         }
     }

@@ -8,7 +8,7 @@
 use postgres::Transaction;
 
 use super::partitions::{self, Table};
-use super::{locks, usage};
+use super::{locks, packs, usage};
 use crate::store::{PruneStep, Pruned, Retention, StoreError};
 
 const HOUR_SECS: i64 = 3_600;
@@ -32,7 +32,8 @@ fn bump(tx: &mut Transaction<'_>, key: &str, by: i64) -> Result<(), StoreError> 
 pub(super) fn counted(client: &mut postgres::Client) -> Result<Pruned, StoreError> {
     let mut p = Pruned::default();
     for r in client.query(
-        "SELECT key, value FROM meta WHERE key LIKE 'pruned_%' OR key = 'refused_windows'",
+        "SELECT key, value FROM meta
+         WHERE key LIKE 'pruned_%' OR key IN ('refused_windows', 'packed_days')",
         &[],
     )? {
         let v = r.get::<_, i64>(1).max(0) as u64;
@@ -43,6 +44,7 @@ pub(super) fn counted(client: &mut postgres::Client) -> Result<Pruned, StoreErro
             "pruned_bytes" => p.bytes = v,
             "pruned_hours" => p.hours = v,
             "refused_windows" => p.refused_windows = v,
+            "packed_days" => p.packed_days = v,
             _ => {}
         }
     }
@@ -64,6 +66,8 @@ pub(super) fn raise_horizons(
         ("horizon", r.windows_from(now_s), true),
         ("summaries_horizon", r.summaries_from(now_s), true),
         ("summary_mark", hour, mark),
+        // Closed days: their windows are packed, a late one waits in late_windows.
+        ("packed_before", now_s.div_euclid(86_400) * 86_400, mark),
     ] {
         if raise {
             moved += tx.execute(
@@ -86,6 +90,7 @@ pub(super) fn step(
     let mut pruned = Pruned::default();
     let worked = raise_horizons(tx, now_s, r, true)?
         || usage::summarise_step(tx)?
+        || packs::step(tx, &mut pruned)?
         || drop_windows(tx, &mut pruned)?
         || drop_summaries(tx, &mut pruned)?
         || delete_summaries(tx, &mut pruned)?;
@@ -118,24 +123,72 @@ fn drop_partition(
     Ok(())
 }
 
-/// The oldest day of windows past the horizon (once summed up for the assessment):
-/// its hours kept in `rollup_hours`, its partition dropped. True if there was one.
+/// The oldest day of windows past the horizon (once summed up for the assessment), packed
+/// or not: its hours kept in `rollup_hours`, its partition dropped; late windows before
+/// the horizon deleted. True if there was one.
 fn drop_windows(tx: &mut Transaction<'_>, pruned: &mut Pruned) -> Result<bool, StoreError> {
     // Before any table is touched: a collector making a partition holds this lock and
     // waits for the tables' locks.
     locks::take(tx, locks::PARTITIONS)?;
     let horizon = meta(tx, "horizon")?;
     let through = meta(tx, "summary_through")?;
-    let Some(p) = partitions::before(tx, Table::Rollups, horizon.min(through))?
-        .into_iter()
-        .next()
-    else {
-        return Ok(false);
+    let keep_from = meta(tx, "summaries_horizon")?;
+    let rows = partitions::before(tx, Table::Rollups, horizon.min(through))?;
+    let packed = partitions::before(tx, Table::WindowPacks, horizon.min(through))?;
+    let oldest = match (rows.first(), packed.first()) {
+        (Some(r), Some(p)) if p.lower < r.lower => Some((Table::WindowPacks, p.clone())),
+        (Some(r), _) => Some((Table::Rollups, r.clone())),
+        (None, Some(p)) => Some((Table::WindowPacks, p.clone())),
+        (None, None) => None,
     };
+    let late = tx.execute(
+        "DELETE FROM late_windows WHERE window_start < $1",
+        &[&horizon.min(through)],
+    )? as i64;
+    let Some((table, p)) = oldest else {
+        count_dropped(tx, pruned, late, 0)?;
+        return Ok(late > 0);
+    };
+    let (windows, bytes) = if table == Table::Rollups {
+        fold_rows(tx, &p, keep_from)?
+    } else {
+        let (_, bytes) = size_of(tx, &p.name)?;
+        (packs::fold_packs(tx, &p, keep_from)?, bytes)
+    };
+    drop_partition(tx, table, &p)?;
+    tx.execute(
+        "DELETE FROM dirty_days WHERE day_start >= $1 AND day_start < $2",
+        &[&p.lower, &p.upper],
+    )?;
+    count_dropped(tx, pruned, windows + late, bytes)?;
+    Ok(true)
+}
+
+/// Windows and bytes retention deleted, counted.
+fn count_dropped(
+    tx: &mut Transaction<'_>,
+    pruned: &mut Pruned,
+    windows: i64,
+    bytes: i64,
+) -> Result<(), StoreError> {
+    bump(tx, "pruned_rollups", windows)?;
+    bump(tx, "pruned_bytes", bytes)?;
+    bump(tx, "stored_windows", -windows)?;
+    pruned.rollups += windows as u64;
+    pruned.bytes += bytes as u64;
+    Ok(())
+}
+
+/// A day partition of window rows summed up by hour into `rollup_hours` (hours from
+/// `keep_from` on); its rows and bytes.
+fn fold_rows(
+    tx: &mut Transaction<'_>,
+    p: &partitions::Partition,
+    keep_from: i64,
+) -> Result<(i64, i64), StoreError> {
     partitions::make(tx, Table::RollupHours, p.lower)?;
     // What an hour keeps: counts summed, the lowest min, the highest max and p95, the
     // mean weighted by samples. Hours past the summaries' horizon are not made.
-    let keep_from = meta(tx, "summaries_horizon")?;
     tx.execute(
         &format!(
             "INSERT INTO rollup_hours
@@ -149,18 +202,7 @@ fn drop_windows(tx: &mut Transaction<'_>, pruned: &mut Pruned) -> Result<bool, S
         ),
         &[&keep_from],
     )?;
-    let (rows, bytes) = size_of(tx, &p.name)?;
-    drop_partition(tx, Table::Rollups, &p)?;
-    tx.execute(
-        "DELETE FROM dirty_days WHERE day_start >= $1 AND day_start < $2",
-        &[&p.lower, &p.upper],
-    )?;
-    bump(tx, "pruned_rollups", rows)?;
-    bump(tx, "pruned_bytes", bytes)?;
-    bump(tx, "stored_windows", -rows)?;
-    pruned.rollups += rows as u64;
-    pruned.bytes += bytes as u64;
-    Ok(true)
+    size_of(tx, &p.name)
 }
 
 /// What each summary table's rows are counted as.
@@ -178,7 +220,12 @@ fn tally(table: Table, pruned: &mut Pruned, rows: u64) -> Result<&'static str, S
             pruned.sketches += rows;
             "pruned_sketches"
         }
-        Table::Rollups => return Err(StoreError::Other("rollups are not a summary".into())),
+        Table::Rollups | Table::WindowPacks => {
+            return Err(StoreError::Other(format!(
+                "{} is not a summary",
+                table.name()
+            )))
+        }
     })
 }
 

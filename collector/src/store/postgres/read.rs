@@ -9,7 +9,10 @@ use vscout_wire::batch::AgentHealth;
 use vscout_wire::inventory::{VcenterInventory, Vm};
 use vscout_wire::sketch::Sketch;
 
-use crate::store::shape::{health_json, split_id, DailyMerge};
+use std::collections::HashMap;
+
+use super::packs;
+use crate::store::shape::{health_json, split_id, window_row, DailyMerge};
 use crate::store::{
     DailyQuery, EntityFilter, EntityKind, MetricsQuery, MetricsRow, StoreError, VmFilter,
 };
@@ -172,6 +175,37 @@ pub(super) fn metrics(
         });
     }
     drop(it);
+    // Closed days' windows are packed, late ones wait for their pack.
+    let heads: HashMap<i64, MetricsRow> = tx
+        .query(
+            "SELECT id, vcenter, counter, instance, unit, stats_type FROM series
+             WHERE entity_id = $1 AND entity_type = $4 AND ($2::text IS NULL OR vcenter = $2)
+               AND ($3::text IS NULL OR counter = $3)",
+            &[&entity, &vcenter, &q.counter, &kind.entity_type()],
+        )?
+        .iter()
+        .map(|r| {
+            let head = MetricsRow {
+                vcenter: r.get(1),
+                counter: r.get(2),
+                instance: r.get(3),
+                unit: r.get(4),
+                stats_type: r.get(5),
+                ..MetricsRow::empty()
+            };
+            (r.get(0), head)
+        })
+        .collect();
+    let ids: Vec<i64> = heads.keys().copied().collect();
+    for (series, w) in packs::extra_windows(&mut tx, Some(&ids), (from, to.saturating_add(1)))? {
+        if let Some(head) = heads.get(&series) {
+            rows.push(window_row(head, &w));
+        }
+    }
+    rows.sort_by(|a, b| {
+        (&a.counter, &a.instance, a.window_start).cmp(&(&b.counter, &b.instance, b.window_start))
+    });
+    rows.truncate(100_000);
     let out = found(&mut tx, kind, vcenter.as_deref(), &entity, rows)?;
     tx.commit()?;
     Ok(out)

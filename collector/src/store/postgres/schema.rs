@@ -79,6 +79,19 @@ INSERT INTO meta (key, value) VALUES
     ('pruned_rollups', 0), ('pruned_summaries', 0), ('pruned_sketches', 0),
     ('pruned_bytes', 0), ('pruned_hours', 0), ('refused_windows', 0);
 ",
+    // 2: closed days packed (postgres/packs.rs): a row per series and day, partitioned
+    // by day; windows arriving for a closed day wait in `late_windows` for their pack.
+    "
+CREATE TABLE window_packs (
+    series_id bigint NOT NULL, day_start bigint NOT NULL, data bytea NOT NULL,
+    PRIMARY KEY (series_id, day_start)) PARTITION BY RANGE (day_start);
+CREATE TABLE late_windows (
+    series_id bigint NOT NULL, window_start bigint NOT NULL, window_secs integer NOT NULL,
+    expected integer NOT NULL, missing integer NOT NULL, count integer NOT NULL,
+    min float8, max float8, mean float8, p50 float8, p95 float8, p99 float8,
+    PRIMARY KEY (series_id, window_start));
+INSERT INTO meta (key, value) VALUES ('packed_before', 0), ('packed_days', 0);
+",
 ];
 
 /// Brings the database up to the last migration.

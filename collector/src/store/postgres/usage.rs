@@ -12,6 +12,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::Transaction;
 
+use super::packs;
 use crate::store::shape::{series_usage, Windows};
 use crate::store::{SeriesUsage, StoreError, UsageQuery, USAGE_COUNTERS};
 
@@ -128,7 +129,23 @@ fn add_windows(
             r.get(5),
         );
     }
+    drop(rows);
+    for (series, w) in packs::extra_windows(tx, only, (from, to))? {
+        add_window(sums.entry(series).or_default(), &w);
+    }
     Ok(())
+}
+
+/// Adds a packed or late window to a sum.
+fn add_window(sum: &mut Windows, w: &crate::store::pack::Window) {
+    let count = w.stats.map_or(0, |s| i64::from(s.0));
+    sum.add(
+        w.start,
+        w.secs.into(),
+        w.expected.into(),
+        count,
+        w.stats.map(|s| s.2),
+    );
 }
 
 /// Writes the summaries of `day` (replacing what was there for those series); none for
@@ -350,6 +367,27 @@ fn read_windows(
             count.into(),
             r.get(5),
         );
+    }
+    drop(rows);
+    // Stale days may hold packed and late windows (packs are all before `through`; a late
+    // window marks its day stale).
+    let stale: Vec<(i64, i64)> = tx
+        .query(
+            "SELECT day_start, series_id FROM dirty_days
+             WHERE series_id = ANY($1) AND day_start >= $2 AND day_start < $3
+             ORDER BY day_start",
+            &[&ids, &from_day, &to],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    for group in stale.chunk_by(|a, b| a.0 == b.0) {
+        let day = group[0].0;
+        let of_day: Vec<i64> = group.iter().map(|g| g.1).collect();
+        let span = (day, to.min(day + DAY_SECS));
+        for (series, w) in packs::extra_windows(tx, Some(&of_day), span)? {
+            add_window(&mut sums.entry(series).or_default().total, &w);
+        }
     }
     Ok(())
 }
