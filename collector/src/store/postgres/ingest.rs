@@ -75,13 +75,6 @@ fn dailies(batch: &Batch) -> Vec<&DailySummary> {
         .collect()
 }
 
-/// Reads a meta value outside any transaction.
-pub(super) fn meta(client: &mut Client, key: &str) -> Result<i64, StoreError> {
-    Ok(client
-        .query_one("SELECT value FROM meta WHERE key = $1", &[&key])?
-        .get(0))
-}
-
 pub(super) fn ingest(
     w: &mut Writer,
     (agent_id, seq, agent_version): (&str, u64, &str),
@@ -93,40 +86,22 @@ pub(super) fn ingest(
     let views = rollups(batch)?;
     let days = dailies(batch);
     // Partitions first, in their own transaction; the limits read here only spare
-    // making partitions for windows that will be refused or wait for their pack.
-    let from = meta(&mut w.client, "horizon")?.max(meta(&mut w.client, "packed_before")?);
-    w.parts.ensure(
-        &mut w.client,
-        Table::Rollups,
-        views.iter().map(|v| v.window_start).filter(|s| *s >= from),
-    )?;
+    // making partitions for rows that will be refused or wait for their pack.
+    let pre = Limits::read(&mut w.client, false)?;
+    let from = pre.horizon.max(pre.packed_before);
+    let starts = views.iter().map(|v| v.window_start);
+    w.parts
+        .ensure(&mut w.client, Table::Rollups, starts.filter(|s| *s >= from))?;
+    let day_starts = days.iter().map(|d| d.day_start);
     w.parts.ensure(
         &mut w.client,
         Table::Daily,
-        days.iter().map(|d| d.day_start),
+        day_starts.filter(|d| *d >= pre.summaries),
     )?;
     let who = principal.name();
     let now = now_ms();
     let mut tx = w.client.transaction()?;
-    // Shared locks on the horizons, the summaries' mark and the first day not packed,
-    // held to commit: retention moving one waits for the batches in flight, so none
-    // stores a window it would have refused, that the summaries would miss, or into a
-    // day being packed.
-    let mut limits = Limits::default();
-    for r in tx.query(
-        "SELECT key, value FROM meta
-         WHERE key IN ('horizon', 'summary_mark', 'packed_before', 'summaries_horizon')
-         FOR SHARE",
-        &[],
-    )? {
-        let v: i64 = r.get(1);
-        match r.get::<_, &str>(0) {
-            "horizon" => limits.horizon = v,
-            "summary_mark" => limits.mark = v,
-            "packed_before" => limits.packed_before = v,
-            _ => limits.summaries = v,
-        }
-    }
+    let limits = Limits::read(&mut tx, true)?;
     claim_agent(&mut tx, agent_id, agent_version, &who, (now, seq))?;
     let records = batch.records.len() as i64;
     let new_batch = tx.execute(
@@ -158,55 +133,90 @@ pub(super) fn ingest(
             .copied()
             .unwrap_or_default()
     };
-    let (kept, expired): (Vec<&RollupView<'_>>, _) =
-        views.iter().partition(|v| v.window_start >= limits.horizon);
-    let (in_time, late): (Vec<&RollupView<'_>>, _) = kept
-        .iter()
-        .partition(|v| v.window_start >= limits.packed_before);
-    let expired = expired.len() as i64;
-    let stored =
-        insert_rollups(&mut tx, &in_time, &ids, limits.mark)? + insert_late(&mut tx, &late, &ids)?;
-    // Sketches of days retention deleted stay out (their month's partition is gone).
-    let days: Vec<&DailySummary> = days
-        .into_iter()
-        .filter(|d| d.day_start >= limits.summaries)
-        .collect();
-    let sketches = insert_dailies(&mut tx, &days, &ids)?;
-    for record in &batch.records {
-        match record {
-            Record::Inventory(inv) => store_inventory(&mut tx, agent_id, inv, now)?,
-            Record::Health(h) => {
-                let text =
-                    serde_json::to_string(h).map_err(|e| StoreError::Other(e.to_string()))?;
-                tx.execute(
-                    "UPDATE agents SET health = $2 WHERE agent_id = $1",
-                    &[&agent_id, &text],
-                )?;
-            }
-            _ => {}
-        }
-    }
-    let offered_days = dailies(batch).len() as i64;
-    let ignored = (kept.len() as i64 - stored) + (offered_days - sketches);
+    let tally = store_rows(&mut tx, (&views, &days), &ids, &limits)?;
+    store_records(&mut tx, agent_id, batch, now)?;
     tx.execute(
         "UPDATE agents SET batches = batches + 1, rows_ignored = rows_ignored + $2
          WHERE agent_id = $1",
-        &[&agent_id, &ignored],
+        &[&agent_id, &tally.ignored],
     )?;
     // Last, so that the row lock the counters take is held for the commit only.
     tx.execute(
         "UPDATE meta SET value = value + CASE key WHEN 'stored_windows' THEN $1::int8
              WHEN 'stored_sketches' THEN $2::int8 ELSE $3::int8 END
          WHERE key IN ('stored_windows', 'stored_sketches', 'refused_windows')",
-        &[&stored, &sketches, &expired],
+        &[&tally.stored, &tally.sketches, &tally.expired],
     )?;
     tx.commit()?;
     w.series.extend(new_series);
     Ok(IngestOutcome {
         duplicate: false,
         records: batch.records.len(),
-        rows_ignored: ignored as usize,
+        rows_ignored: tally.ignored as usize,
     })
+}
+
+/// What a batch's rows came to.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Windows and daily sketches stored.
+    stored: i64,
+    sketches: i64,
+    /// Windows refused: older than retention keeps.
+    expired: i64,
+    /// Windows and sketches stored before, kept as they were (or of days deleted).
+    ignored: i64,
+}
+
+/// The batch's windows (in time into `rollups`, of closed days into `late_windows`,
+/// before the horizon refused) and daily sketches.
+fn store_rows(
+    tx: &mut Transaction<'_>,
+    (views, days): (&[RollupView<'_>], &[&DailySummary]),
+    ids: &dyn Fn(&SeriesLabels<'_>) -> i64,
+    limits: &Limits,
+) -> Result<Tally, StoreError> {
+    let (kept, expired): (Vec<&RollupView<'_>>, _) =
+        views.iter().partition(|v| v.window_start >= limits.horizon);
+    let (in_time, late): (Vec<&RollupView<'_>>, _) = kept
+        .iter()
+        .partition(|v| v.window_start >= limits.packed_before);
+    let stored = insert_rollups(tx, &in_time, ids, limits.mark)? + insert_late(tx, &late, ids)?;
+    // Sketches of days retention deleted stay out (their month's partition is gone).
+    let keep: Vec<&DailySummary> = days
+        .iter()
+        .copied()
+        .filter(|d| d.day_start >= limits.summaries)
+        .collect();
+    let sketches = insert_dailies(tx, &keep, ids)?;
+    Ok(Tally {
+        stored,
+        sketches,
+        expired: expired.len() as i64,
+        ignored: (kept.len() as i64 - stored) + (days.len() as i64 - sketches),
+    })
+}
+
+/// The batch's inventories and health records.
+fn store_records(
+    tx: &mut Transaction<'_>,
+    agent_id: &str,
+    batch: &Batch,
+    now: i64,
+) -> Result<(), StoreError> {
+    for record in &batch.records {
+        match record {
+            Record::Inventory(inv) => store_inventory(tx, agent_id, inv, now)?,
+            Record::Health(h) => {
+                tx.execute(
+                    "UPDATE agents SET health = $2 WHERE agent_id = $1",
+                    &[&agent_id, &to_json(h)?],
+                )?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// What retention has moved, read under a share lock in the batch's transaction.
@@ -220,6 +230,33 @@ struct Limits {
     packed_before: i64,
     /// Daily sketches before it are not kept.
     summaries: i64,
+}
+
+impl Limits {
+    /// Reads them; `share`: under shared locks held to the end of the transaction, so
+    /// that retention moving one waits for the batches in flight (none stores a window
+    /// it would have refused, that the summaries would miss, or into a day being packed).
+    fn read(c: &mut impl postgres::GenericClient, share: bool) -> Result<Self, StoreError> {
+        let mut limits = Limits::default();
+        let lock = if share { "FOR SHARE" } else { "" };
+        for r in c.query(
+            &format!(
+                "SELECT key, value FROM meta
+                 WHERE key IN ('horizon', 'summary_mark', 'packed_before', 'summaries_horizon')
+                 {lock}"
+            ),
+            &[],
+        )? {
+            let v: i64 = r.get(1);
+            match r.get::<_, &str>(0) {
+                "horizon" => limits.horizon = v,
+                "summary_mark" => limits.mark = v,
+                "packed_before" => limits.packed_before = v,
+                _ => limits.summaries = v,
+            }
+        }
+        Ok(limits)
+    }
 }
 
 /// Stores windows of closed days in `late_windows` (one already there is kept as it
@@ -520,9 +557,15 @@ fn store_inventory(
             &now,
         ],
     )?;
+    store_vms(tx, inv)?;
+    store_entities(tx, inv)
+}
+
+/// The vCenter's VMs, replaced; the last record of a VM id wins, as a replace would have
+/// it.
+fn store_vms(tx: &mut Transaction<'_>, inv: &VcenterInventory) -> Result<(), StoreError> {
     let vc = inv.name.as_str();
     tx.execute("DELETE FROM vms WHERE vcenter = $1", &[&vc])?;
-    // The last record of a VM id wins, as a replace would have it.
     let mut vms: Vec<&vscout_wire::inventory::Vm> = inv.vms.iter().rev().collect();
     let mut seen = std::collections::HashSet::new();
     vms.retain(|vm| seen.insert(vm.id.as_str()));
@@ -564,6 +607,12 @@ fn store_inventory(
             &docs,
         ],
     )?;
+    Ok(())
+}
+
+/// The vCenter's hosts, clusters and datastores, replaced.
+fn store_entities(tx: &mut Transaction<'_>, inv: &VcenterInventory) -> Result<(), StoreError> {
+    let vc = inv.name.as_str();
     tx.execute("DELETE FROM entities WHERE vcenter = $1", &[&vc])?;
     let mut rows: Vec<(&str, &str, &str, String)> = Vec::new();
     for h in &inv.hosts {

@@ -1,7 +1,8 @@
 //! Closed days packed on PostgreSQL, as on SQLite (`store/pack.rs` is the codec): a day's
 //! windows are rows in that day's `rollups` partition while it is open; once retention's
 //! pass has summed the day up, each series' windows become one row of `window_packs`
-//! (partitioned by day too) and the day's `rollups` partition is dropped. A window
+//! (partitioned by day too), readers take the day from its packs (`rollups` rows before
+//! `meta.packs_through` are not read) and a later step drops the day's partition. A window
 //! arriving for a closed day (before `meta.packed_before`, which ingest reads under the
 //! horizons' share lock) goes to `late_windows`, merged into its pack by a later step.
 //! Where a window lives is this module's business: `extra_windows` gives back, beside
@@ -51,6 +52,12 @@ fn meta(tx: &mut impl GenericClient, key: &str) -> Result<i64, StoreError> {
     Ok(tx
         .query_one("SELECT value FROM meta WHERE key = $1", &[&key])?
         .get(0))
+}
+
+/// Where `rollups` rows start to be read: those before are packed (their partition
+/// waits to be dropped).
+pub(super) fn packs_through(c: &mut impl GenericClient) -> Result<i64, StoreError> {
+    meta(c, "packs_through")
 }
 
 /// The windows of `ids` (or, `None`, of every series the summaries cover) starting in
@@ -106,14 +113,15 @@ pub(super) fn extra_windows(
 }
 
 /// One packing step: the oldest day of `rollups` that is closed and summed up, packed
-/// (its partition dropped), with its late windows; else the late windows of one day
+/// with its late windows; else the late windows of one day
 /// already packed merged into its packs. True if there was one.
 pub(super) fn step(tx: &mut Transaction<'_>, pruned: &mut Pruned) -> Result<bool, StoreError> {
     locks::take(tx, locks::PARTITIONS)?;
     let closed = meta(tx, "packed_before")?.min(meta(tx, "summary_through")?);
+    let packed = meta(tx, "packs_through")?;
     if let Some(p) = partitions::before(tx, Table::Rollups, closed)?
         .into_iter()
-        .next()
+        .find(|p| p.lower >= packed)
     {
         pack_partition(tx, &p, pruned)?;
         return Ok(true);
@@ -160,7 +168,7 @@ fn take_late(
     Ok(groups)
 }
 
-/// Packs a day's partition of `rollups` and drops it.
+/// Packs a day's partition of `rollups` (dropped by a later step).
 fn pack_partition(
     tx: &mut Transaction<'_>,
     p: &Partition,
@@ -178,10 +186,12 @@ fn pack_partition(
     drop(rows);
     let groups = take_late(tx, p.lower, Some(groups))?;
     write_packs(tx, p.lower, groups, false, pruned)?;
-    tx.batch_execute(&format!("DROP TABLE {}", p.name))?;
+    // From here on readers take the day from its packs; the partition is dropped by a
+    // step of its own, which waits for no one else's transaction while holding locks
+    // a batch in flight could wait for.
     tx.execute(
-        "DELETE FROM partitions WHERE parent = 'rollups' AND lower = $1",
-        &[&p.lower],
+        "UPDATE meta SET value = greatest(value, $1) WHERE key = 'packs_through'",
+        &[&p.upper],
     )?;
     Ok(())
 }

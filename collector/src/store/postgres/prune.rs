@@ -91,6 +91,7 @@ pub(super) fn step(
     let worked = raise_horizons(tx, now_s, r, true)?
         || usage::summarise_step(tx)?
         || packs::step(tx, &mut pruned)?
+        || drop_packed(tx, &mut pruned)?
         || drop_windows(tx, &mut pruned)?
         || drop_summaries(tx, &mut pruned)?
         || delete_summaries(tx, &mut pruned)?;
@@ -109,18 +110,56 @@ fn size_of(tx: &mut Transaction<'_>, name: &str) -> Result<(i64, i64), StoreErro
     Ok((row.get(0), row.get(1)))
 }
 
+/// Drops a partition; false if its table stayed busy for seconds (a long read): then
+/// the next pass drops it. Dropping waits for every transaction using the table and
+/// holds up those that come after, so a step drops before it writes anything a batch
+/// in flight could wait for.
 fn drop_partition(
     tx: &mut Transaction<'_>,
     table: Table,
     p: &partitions::Partition,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     locks::take(tx, locks::PARTITIONS)?;
-    tx.batch_execute(&format!("DROP TABLE {}", p.name))?;
+    tx.batch_execute("SAVEPOINT drop_partition; SET LOCAL lock_timeout = '5s'")?;
+    match tx.batch_execute(&format!("DROP TABLE {}", p.name)) {
+        Ok(()) => {}
+        Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+            tx.batch_execute("ROLLBACK TO SAVEPOINT drop_partition")?;
+            return Ok(false);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tx.batch_execute("RESET lock_timeout; RELEASE SAVEPOINT drop_partition")?;
     tx.execute(
         "DELETE FROM partitions WHERE parent = $1 AND lower = $2",
         &[&table.name(), &p.lower],
     )?;
-    Ok(())
+    Ok(true)
+}
+
+/// The oldest partition of window rows already packed, dropped (its space goes back to
+/// the file system). True if one went.
+fn drop_packed(tx: &mut Transaction<'_>, pruned: &mut Pruned) -> Result<bool, StoreError> {
+    locks::take(tx, locks::PARTITIONS)?;
+    let packed = meta(tx, "packs_through")?;
+    let Some(p) = partitions::before(tx, Table::Rollups, packed)?
+        .into_iter()
+        .next()
+    else {
+        return Ok(false);
+    };
+    let bytes: i64 = tx
+        .query_one(
+            "SELECT pg_total_relation_size($1::text::regclass)",
+            &[&p.name],
+        )?
+        .get(0);
+    if !drop_partition(tx, Table::Rollups, &p)? {
+        return Ok(false);
+    }
+    bump(tx, "pruned_bytes", bytes)?;
+    pruned.bytes += bytes as u64;
+    Ok(true)
 }
 
 /// The oldest day of windows past the horizon (once summed up for the assessment), packed
@@ -133,7 +172,10 @@ fn drop_windows(tx: &mut Transaction<'_>, pruned: &mut Pruned) -> Result<bool, S
     let horizon = meta(tx, "horizon")?;
     let through = meta(tx, "summary_through")?;
     let keep_from = meta(tx, "summaries_horizon")?;
-    let rows = partitions::before(tx, Table::Rollups, horizon.min(through))?;
+    // Rows not packed (the pass fell behind) and packs.
+    let packs_through = meta(tx, "packs_through")?;
+    let mut rows = partitions::before(tx, Table::Rollups, horizon.min(through))?;
+    rows.retain(|p| p.lower >= packs_through);
     let packed = partitions::before(tx, Table::WindowPacks, horizon.min(through))?;
     let oldest = match (rows.first(), packed.first()) {
         (Some(r), Some(p)) if p.lower < r.lower => Some((Table::WindowPacks, p.clone())),
@@ -155,7 +197,11 @@ fn drop_windows(tx: &mut Transaction<'_>, pruned: &mut Pruned) -> Result<bool, S
         let (_, bytes) = size_of(tx, &p.name)?;
         (packs::fold_packs(tx, &p, keep_from)?, bytes)
     };
-    drop_partition(tx, table, &p)?;
+    if !drop_partition(tx, table, &p)? {
+        // Busy: folded again (the same hours) and dropped by the next pass.
+        count_dropped(tx, pruned, late, 0)?;
+        return Ok(false);
+    }
     tx.execute(
         "DELETE FROM dirty_days WHERE day_start >= $1 AND day_start < $2",
         &[&p.lower, &p.upper],
@@ -238,7 +284,9 @@ fn drop_summaries(tx: &mut Transaction<'_>, pruned: &mut Pruned) -> Result<bool,
             continue;
         };
         let (rows, bytes) = size_of(tx, &p.name)?;
-        drop_partition(tx, table, &p)?;
+        if !drop_partition(tx, table, &p)? {
+            continue;
+        }
         let key = tally(table, pruned, rows as u64)?;
         bump(tx, key, rows)?;
         bump(tx, "pruned_bytes", bytes)?;

@@ -127,15 +127,18 @@ pub(super) fn metrics(
     let (vcenter, entity) = split_id(id, q.vcenter.as_deref());
     let from = q.from.unwrap_or(i64::MIN);
     let to = q.to.unwrap_or(i64::MAX);
-    let params: [&(dyn ToSql + Sync); 6] = [
+    let mut tx = c.build_transaction().read_only(true).start()?;
+    // Rows of packed days are read from their packs.
+    let rows_from = from.max(packs::packs_through(&mut tx)?);
+    let params: [&(dyn ToSql + Sync); 7] = [
         &entity,
         &vcenter,
         &q.counter,
         &from,
         &to,
         &kind.entity_type(),
+        &rows_from,
     ];
-    let mut tx = c.build_transaction().read_only(true).start()?;
     let mut rows = Vec::new();
     let mut it = tx.query_raw(
         "SELECT s.vcenter, s.counter, s.instance, s.unit, s.stats_type, t.*
@@ -148,7 +151,7 @@ pub(super) fn metrics(
              SELECT r.window_start, r.window_secs::int8, r.expected::int8, r.missing::int8,
                     r.count::int8, r.min, r.max, r.mean, r.p50, r.p95, r.p99
              FROM rollups r
-             WHERE r.series_id = s.id AND r.window_start >= $4 AND r.window_start <= $5) t
+             WHERE r.series_id = s.id AND r.window_start >= $7 AND r.window_start <= $5) t
          WHERE s.entity_id = $1 AND s.entity_type = $6 AND ($2::text IS NULL OR s.vcenter = $2)
            AND ($3::text IS NULL OR s.counter = $3)
          ORDER BY s.counter, s.instance, t.start LIMIT 100000",
@@ -176,12 +179,35 @@ pub(super) fn metrics(
     }
     drop(it);
     // Closed days' windows are packed, late ones wait for their pack.
+    let series = (
+        entity.as_str(),
+        vcenter.as_deref(),
+        q.counter.as_deref(),
+        kind,
+    );
+    rows.extend(packed_rows(&mut tx, series, (from, to))?);
+    rows.sort_by(|a, b| {
+        (&a.counter, &a.instance, a.window_start).cmp(&(&b.counter, &b.instance, b.window_start))
+    });
+    rows.truncate(100_000);
+    let out = found(&mut tx, kind, vcenter.as_deref(), &entity, rows)?;
+    tx.commit()?;
+    Ok(out)
+}
+
+/// The packed and late windows of one entity's series (`entity`, vCenter, counter if
+/// given, kind) starting in `[from, to]`, as metrics rows.
+fn packed_rows(
+    tx: &mut postgres::Transaction<'_>,
+    (entity, vcenter, counter, kind): (&str, Option<&str>, Option<&str>, EntityKind),
+    (from, to): (i64, i64),
+) -> Result<Vec<MetricsRow>, StoreError> {
     let heads: HashMap<i64, MetricsRow> = tx
         .query(
             "SELECT id, vcenter, counter, instance, unit, stats_type FROM series
              WHERE entity_id = $1 AND entity_type = $4 AND ($2::text IS NULL OR vcenter = $2)
                AND ($3::text IS NULL OR counter = $3)",
-            &[&entity, &vcenter, &q.counter, &kind.entity_type()],
+            &[&entity, &vcenter, &counter, &kind.entity_type()],
         )?
         .iter()
         .map(|r| {
@@ -197,18 +223,11 @@ pub(super) fn metrics(
         })
         .collect();
     let ids: Vec<i64> = heads.keys().copied().collect();
-    for (series, w) in packs::extra_windows(&mut tx, Some(&ids), (from, to.saturating_add(1)))? {
-        if let Some(head) = heads.get(&series) {
-            rows.push(window_row(head, &w));
-        }
-    }
-    rows.sort_by(|a, b| {
-        (&a.counter, &a.instance, a.window_start).cmp(&(&b.counter, &b.instance, b.window_start))
-    });
-    rows.truncate(100_000);
-    let out = found(&mut tx, kind, vcenter.as_deref(), &entity, rows)?;
-    tx.commit()?;
-    Ok(out)
+    let windows = packs::extra_windows(tx, Some(&ids), (from, to.saturating_add(1)))?;
+    Ok(windows
+        .iter()
+        .filter_map(|(series, w)| heads.get(series).map(|head| window_row(head, w)))
+        .collect())
 }
 
 /// Daily sketches of one entity merged per series over a range of days.

@@ -80,7 +80,9 @@ INSERT INTO meta (key, value) VALUES
     ('pruned_bytes', 0), ('pruned_hours', 0), ('refused_windows', 0);
 ",
     // 2: closed days packed (postgres/packs.rs): a row per series and day, partitioned
-    // by day; windows arriving for a closed day wait in `late_windows` for their pack.
+    // by day; windows arriving for a closed day wait in `late_windows` for their pack;
+    // `rollups` rows before `packs_through` are packed (their partition not dropped yet)
+    // and read from the packs.
     "
 CREATE TABLE window_packs (
     series_id bigint NOT NULL, day_start bigint NOT NULL, data bytea NOT NULL,
@@ -90,7 +92,7 @@ CREATE TABLE late_windows (
     expected integer NOT NULL, missing integer NOT NULL, count integer NOT NULL,
     min float8, max float8, mean float8, p50 float8, p95 float8, p99 float8,
     PRIMARY KEY (series_id, window_start));
-INSERT INTO meta (key, value) VALUES ('packed_before', 0), ('packed_days', 0);
+INSERT INTO meta (key, value) VALUES ('packed_before', 0), ('packed_days', 0), ('packs_through', 0);
 ",
 ];
 

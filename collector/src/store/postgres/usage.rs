@@ -108,7 +108,8 @@ fn add_windows(
     let counters = usage_counters();
     let all: Vec<i64> = Vec::new();
     let ids = only.unwrap_or(&all);
-    let params: [&(dyn ToSql + Sync); 5] = [&counters, &from, &to, &only.is_some(), &ids];
+    let rows_from = from.max(packs::packs_through(tx)?);
+    let params: [&(dyn ToSql + Sync); 5] = [&counters, &rows_from, &to, &only.is_some(), &ids];
     let mut rows = tx.query_raw(
         &format!(
             "SELECT r.series_id, r.window_start, r.window_secs, r.expected, r.count, r.max
@@ -348,7 +349,8 @@ fn read_windows(
     sums: &mut HashMap<i64, Summed>,
 ) -> Result<(), StoreError> {
     let ids = ids.to_vec();
-    let params: [&(dyn ToSql + Sync); 4] = [&ids, &from_day, &to, &through];
+    let rows_from = from_day.max(packs::packs_through(tx)?);
+    let params: [&(dyn ToSql + Sync); 4] = [&ids, &rows_from, &to, &through];
     let mut rows = tx.query_raw(
         "SELECT r.series_id, r.window_start, r.window_secs, r.expected, r.count, r.max
          FROM rollups r
