@@ -142,7 +142,8 @@ fn two_collectors_on_one_database_store_each_batch_once() -> Result<()> {
         rollups,
         count(
             &mut pg,
-            "SELECT value FROM meta WHERE key = 'stored_windows'"
+            "SELECT sum(CASE key WHEN 'stored_windows' THEN value ELSE -value END)::int8
+             FROM meta WHERE key IN ('stored_windows', 'removed_windows')"
         )?
     );
     assert_eq!(

@@ -220,8 +220,10 @@ impl Storage for PgStore {
             "SELECT (SELECT count(*) FROM agents), (SELECT count(*) FROM batches),
                     (SELECT count(*) FROM vcenters), (SELECT count(*) FROM vms),
                     (SELECT count(*) FROM series),
-                    (SELECT value FROM meta WHERE key = 'stored_windows'),
-                    (SELECT value FROM meta WHERE key = 'stored_sketches'),
+                    (SELECT sum(CASE key WHEN 'stored_windows' THEN value ELSE -value END)::int8
+                     FROM meta WHERE key IN ('stored_windows', 'removed_windows')),
+                    (SELECT sum(CASE key WHEN 'stored_sketches' THEN value ELSE -value END)::int8
+                     FROM meta WHERE key IN ('stored_sketches', 'removed_sketches')),
                     (SELECT coalesce(sum(duplicate_batches), 0)::int8 FROM agents),
                     (SELECT coalesce(sum(rows_ignored), 0)::int8 FROM agents)",
             &[],

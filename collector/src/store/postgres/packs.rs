@@ -238,8 +238,8 @@ fn write_packs(
     tx.execute(
         "UPDATE meta SET value = value + CASE key WHEN 'packed_days' THEN $1::int8
              ELSE $2::int8 END
-         WHERE key IN ('packed_days', 'stored_windows')",
-        &[&(ids.len() as i64), &-dropped],
+         WHERE key IN ('packed_days', 'removed_windows')",
+        &[&(ids.len() as i64), &dropped],
     )?;
     Ok(())
 }

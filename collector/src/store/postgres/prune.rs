@@ -19,7 +19,9 @@ fn meta(tx: &mut Transaction<'_>, key: &str) -> Result<i64, StoreError> {
         .get(0))
 }
 
-/// Adds `by` to a meta counter.
+/// Adds `by` to a meta counter. Retention counts what it removes in counters of its
+/// own (`removed_*`), never in those ingest adds to (`stored_*`): a pass and a batch
+/// updating the same rows in turn deadlocked.
 fn bump(tx: &mut Transaction<'_>, key: &str, by: i64) -> Result<(), StoreError> {
     tx.execute(
         "UPDATE meta SET value = value + $2 WHERE key = $1",
@@ -219,7 +221,7 @@ fn count_dropped(
 ) -> Result<(), StoreError> {
     bump(tx, "pruned_rollups", windows)?;
     bump(tx, "pruned_bytes", bytes)?;
-    bump(tx, "stored_windows", -windows)?;
+    bump(tx, "removed_windows", windows)?;
     pruned.rollups += windows as u64;
     pruned.bytes += bytes as u64;
     Ok(())
@@ -291,7 +293,7 @@ fn drop_summaries(tx: &mut Transaction<'_>, pruned: &mut Pruned) -> Result<bool,
         bump(tx, key, rows)?;
         bump(tx, "pruned_bytes", bytes)?;
         if table == Table::Daily {
-            bump(tx, "stored_sketches", -rows)?;
+            bump(tx, "removed_sketches", rows)?;
         }
         pruned.bytes += bytes as u64;
         return Ok(true);
@@ -318,7 +320,7 @@ fn delete_summaries(tx: &mut Transaction<'_>, pruned: &mut Pruned) -> Result<boo
         let key = tally(table, pruned, rows as u64)?;
         bump(tx, key, rows)?;
         if table == Table::Daily {
-            bump(tx, "stored_sketches", -rows)?;
+            bump(tx, "removed_sketches", rows)?;
         }
     }
     tx.execute(

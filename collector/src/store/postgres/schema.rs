@@ -92,7 +92,8 @@ CREATE TABLE late_windows (
     expected integer NOT NULL, missing integer NOT NULL, count integer NOT NULL,
     min float8, max float8, mean float8, p50 float8, p95 float8, p99 float8,
     PRIMARY KEY (series_id, window_start));
-INSERT INTO meta (key, value) VALUES ('packed_before', 0), ('packed_days', 0), ('packs_through', 0);
+INSERT INTO meta (key, value) VALUES ('packed_before', 0), ('packed_days', 0), ('packs_through', 0),
+    ('removed_windows', 0), ('removed_sketches', 0);
 ",
 ];
 
