@@ -481,8 +481,8 @@ fn db_bytes(db: &Path) -> [u64; 5] {
 }
 
 /// The PostgreSQL database's bytes (after a VACUUM), and of them each partitioned
-/// table's: rollups, hourly summaries, day summaries, daily sketches.
-fn pg_bytes(target: &PgTarget) -> [u64; 5] {
+/// table's: rollups, packed windows, hourly summaries, day summaries, daily sketches.
+fn pg_bytes(target: &PgTarget) -> [u64; 6] {
     let mut c = pg_client(target);
     c.batch_execute("VACUUM").expect("vacuum");
     let one = |c: &mut postgres::Client, sql: &str| {
@@ -496,6 +496,7 @@ fn pg_bytes(target: &PgTarget) -> [u64; 5] {
     [
         one(&mut c, "SELECT pg_database_size(current_database())"),
         table(&mut c, "rollups"),
+        table(&mut c, "window_packs"),
         table(&mut c, "rollup_hours"),
         table(&mut c, "window_days"),
         table(&mut c, "daily"),
@@ -565,10 +566,10 @@ impl Db {
                 );
             }
             Db::Postgres(t) => {
-                let [bytes, rollups, hours, days, sketches] = pg_bytes(t);
+                let [bytes, rollups, packs, hours, days, sketches] = pg_bytes(t);
                 println!(
-                    "database (postgresql): MEASURED bytes={bytes} bytes_per_vm_day={:.0} mb_per_vm_month={:.2} (per VM-day: windows {:.0}, hours {:.0}, day summaries {:.0}, daily sketches {:.0})",
-                    per(bytes), per(bytes) * 30.0 / 1e6, per(rollups), per(hours), per(days), per(sketches),
+                    "database (postgresql): MEASURED bytes={bytes} bytes_per_vm_day={:.0} mb_per_vm_month={:.2} (per VM-day: window rows {:.0}, packed windows {:.0}, hours {:.0}, day summaries {:.0}, daily sketches {:.0})",
+                    per(bytes), per(bytes) * 30.0 / 1e6, per(rollups), per(packs), per(hours), per(days), per(sketches),
                 );
             }
         }

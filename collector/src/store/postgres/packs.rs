@@ -62,27 +62,30 @@ pub(super) fn packs_through(c: &mut impl GenericClient) -> Result<i64, StoreErro
 
 /// The windows of `ids` (or, `None`, of every series the summaries cover) starting in
 /// `[from, to)` that are not rows of `rollups`: packed ones, and late ones not already
-/// in a pack or a row. By series, then start.
+/// in a pack or a row; in no particular order.
 pub(super) fn extra_windows(
     c: &mut impl GenericClient,
     ids: Option<&[i64]>,
     (from, to): (i64, i64),
 ) -> Result<Vec<(i64, Window)>, StoreError> {
     let counters = crate::store::USAGE_COUNTERS.to_vec();
-    let all: Vec<i64> = Vec::new();
-    let list = ids.unwrap_or(&all);
-    let chosen = "($3 AND series_id = ANY($4) OR NOT $3 AND series_id IN (
-        SELECT id FROM series s WHERE s.entity_type = 'VirtualMachine'
-                                  AND s.counter = ANY($5)))";
+    // Two texts, not one with an OR: each lets the planner use the series key.
+    let (chosen, which): (&str, &(dyn ToSql + Sync)) = match &ids {
+        Some(list) => ("series_id = ANY($3)", list),
+        None => (
+            "series_id IN (SELECT id FROM series s WHERE s.entity_type = 'VirtualMachine'
+                                                    AND s.counter = ANY($3))",
+            &counters,
+        ),
+    };
     // A pack holds the day from its start: the one before `from` may hold `from`.
     let first_day = from.saturating_sub(DAY_SECS - 1);
-    let params: [&(dyn ToSql + Sync); 6] =
-        [&from, &to, &ids.is_some(), &list, &counters, &first_day];
-    let mut out: BTreeMap<(i64, i64), Window> = BTreeMap::new();
+    let mut out: Vec<(i64, Window)> = Vec::new();
+    let params: [&(dyn ToSql + Sync); 4] = [&from, &to, which, &first_day];
     let mut rows = c.query_raw(
         &format!(
             "SELECT series_id, day_start, data FROM window_packs
-             WHERE day_start >= $6 AND day_start < $2 AND $1::int8 < $2 AND {chosen}"
+             WHERE day_start >= $4 AND day_start < $2 AND $1::int8 < $2 AND {chosen}"
         ),
         params,
     )?;
@@ -90,26 +93,34 @@ pub(super) fn extra_windows(
         let (series, day): (i64, i64) = (r.get(0), r.get(1));
         for w in unpack(series, day, r.get(2))? {
             if w.start >= from && w.start < to {
-                out.insert((series, w.start), w);
+                out.push((series, w));
             }
         }
     }
     drop(rows);
-    let mut rows = c.query_raw(
-        &format!(
-            "SELECT series_id, {WINDOW_COLUMNS} FROM late_windows l
-             WHERE window_start >= $1 AND window_start < $2 AND {chosen} AND $6::int8 <= $1
-               AND NOT EXISTS (SELECT 1 FROM rollups r WHERE r.series_id = l.series_id
-                               AND r.window_start = l.window_start)"
-        ),
-        params,
-    )?;
-    while let Some(r) = rows.next()? {
+    let late: Vec<(i64, Window)> = c
+        .query(
+            &format!(
+                "SELECT series_id, {WINDOW_COLUMNS} FROM late_windows l
+                 WHERE window_start >= $1 AND window_start < $2 AND {chosen}
+                   AND $4::int8 <= $1
+                   AND NOT EXISTS (SELECT 1 FROM rollups r WHERE r.series_id = l.series_id
+                                   AND r.window_start = l.window_start)"
+            ),
+            &params,
+        )?
+        .iter()
+        .map(|r| (r.get(0), window_of(r)))
+        .collect();
+    if !late.is_empty() {
         // A pack's window is the one kept.
-        out.entry((r.get(0), r.get(1)))
-            .or_insert_with(|| window_of(&r));
+        let packed: HashSet<(i64, i64)> = out.iter().map(|(s, w)| (*s, w.start)).collect();
+        out.extend(
+            late.into_iter()
+                .filter(|(s, w)| !packed.contains(&(*s, w.start))),
+        );
     }
-    Ok(out.into_iter().map(|((s, _), w)| (s, w)).collect())
+    Ok(out)
 }
 
 /// One packing step: the oldest day of `rollups` that is closed and summed up, packed
