@@ -268,27 +268,12 @@ fn insert_late(
 ) -> Result<i64, StoreError> {
     let mut stored = 0;
     for v in views {
-        let s = v.stats;
-        let f = |g: fn(&StatsRow) -> f64| s.as_ref().map(g);
-        let int = |x: u32| i32::try_from(x).unwrap_or(i32::MAX);
         let series = ids(&v.labels);
+        let row = RowValues::of(series, v);
         let n = tx.execute(
             "INSERT INTO late_windows VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT DO NOTHING",
-            &[
-                &series,
-                &v.window_start,
-                &int(v.window_secs),
-                &int(v.expected_samples),
-                &int(v.missing_samples),
-                &s.map_or(0, |s| int(s.0)),
-                &f(|s| s.1),
-                &f(|s| s.2),
-                &f(|s| s.3),
-                &f(|s| s.4),
-                &f(|s| s.5),
-                &f(|s| s.6),
-            ],
+            &row.params(),
         )?;
         if n == 1 {
             let day = v.window_start.div_euclid(86_400) * 86_400;
@@ -456,6 +441,61 @@ fn insert_rollups(
     Ok(row.get(0))
 }
 
+/// A window's row as statement parameters, in the column order of `rollups` and
+/// `late_windows`.
+struct RowValues {
+    series: i64,
+    start: i64,
+    /// Seconds, expected and missing samples, count.
+    ints: [i32; 4],
+    /// Min, max, mean, p50, p95, p99.
+    stats: [Option<f64>; 6],
+}
+
+impl RowValues {
+    fn of(series: i64, v: &RollupView<'_>) -> Self {
+        let int = |x: u32| i32::try_from(x).unwrap_or(i32::MAX);
+        let s = v.stats;
+        let f = |g: fn(&StatsRow) -> f64| s.as_ref().map(g);
+        RowValues {
+            series,
+            start: v.window_start,
+            ints: [
+                int(v.window_secs),
+                int(v.expected_samples),
+                int(v.missing_samples),
+                s.map_or(0, |s| int(s.0)),
+            ],
+            stats: [
+                f(|s| s.1),
+                f(|s| s.2),
+                f(|s| s.3),
+                f(|s| s.4),
+                f(|s| s.5),
+                f(|s| s.6),
+            ],
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 12] {
+        let (i, f) = (&self.ints, &self.stats);
+        [
+            &self.series,
+            &self.start,
+            &i[0],
+            &i[1],
+            &i[2],
+            &i[3],
+            &f[0],
+            &f[1],
+            &f[2],
+            &f[3],
+            &f[4],
+            &f[5],
+        ]
+    }
+}
+
 /// The rollups by COPY (binary): the server's cheapest way in, for rows none of which
 /// was stored before (a duplicate fails the whole copy).
 fn copy_rollups(
@@ -465,7 +505,6 @@ fn copy_rollups(
 ) -> Result<i64, postgres::Error> {
     use postgres::binary_copy::BinaryCopyInWriter;
     use postgres::types::Type;
-    let int = |x: u32| i32::try_from(x).unwrap_or(i32::MAX);
     let types = [
         Type::INT8,
         Type::INT8,
@@ -483,22 +522,7 @@ fn copy_rollups(
     let sink = tx.copy_in("COPY rollups FROM STDIN (FORMAT binary)")?;
     let mut w = BinaryCopyInWriter::new(sink, &types);
     for v in views {
-        let s = v.stats;
-        let f = |g: fn(&StatsRow) -> f64| s.as_ref().map(g);
-        w.write(&[
-            &ids(&v.labels),
-            &v.window_start,
-            &int(v.window_secs),
-            &int(v.expected_samples),
-            &int(v.missing_samples),
-            &s.map_or(0, |s| int(s.0)),
-            &f(|s| s.1),
-            &f(|s| s.2),
-            &f(|s| s.3),
-            &f(|s| s.4),
-            &f(|s| s.5),
-            &f(|s| s.6),
-        ])?;
+        w.write(&RowValues::of(ids(&v.labels), v).params())?;
     }
     Ok(w.finish()? as i64)
 }
