@@ -155,6 +155,20 @@ pub struct RollupView<'a> {
     pub stats: Option<StatsRow>,
 }
 
+impl Rollup {
+    /// The rollup as a row view, the form stores take rollups in however they came.
+    pub fn view(&self) -> RollupView<'_> {
+        RollupView {
+            labels: self.labels(),
+            window_start: self.window_start,
+            window_secs: self.window_secs,
+            expected_samples: self.expected_samples,
+            missing_samples: self.missing_samples,
+            stats: self.stats.map(StatsRow::from),
+        }
+    }
+}
+
 impl RollupView<'_> {
     /// The rollup as a record of its own.
     pub fn to_rollup(&self) -> Rollup {

@@ -104,6 +104,14 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
+/// A value of `meta` (the horizons, the summaries' and packs' progress, counters).
+fn meta(c: &mut impl postgres::GenericClient, key: &str) -> Result<i64, StoreError> {
+    Ok(
+        c.query_one("SELECT value FROM meta WHERE key = $1", &[&key])?
+            .get(0),
+    )
+}
+
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

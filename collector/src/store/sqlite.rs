@@ -19,10 +19,10 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde_json::{json, Value};
 use vscout_service::telemetry::unix_now_ms as now_ms;
-use vscout_wire::batch::{AgentHealth, RollupView, StatsRow};
+use vscout_wire::batch::{AgentHealth, RollupView};
 use vscout_wire::batch::{Batch, Record};
 use vscout_wire::inventory::{VcenterInventory, Vm};
-use vscout_wire::rollup::{Rollup, SeriesLabels};
+use vscout_wire::rollup::SeriesLabels;
 use vscout_wire::sketch::{Sketch, SketchSum};
 
 use super::shape::{health_json, split_id, window_row, DailyMerge};
@@ -289,19 +289,6 @@ struct Tally {
     sketches: u64,
 }
 
-fn view_of(r: &Rollup) -> RollupView<'_> {
-    RollupView {
-        labels: r.labels(),
-        window_start: r.window_start,
-        window_secs: r.window_secs,
-        expected_samples: r.expected_samples,
-        missing_samples: r.missing_samples,
-        stats: r
-            .stats
-            .map(|s| StatsRow(s.count, s.min, s.max, s.mean, s.p50, s.p95, s.p99)),
-    }
-}
-
 impl Storage for SqliteStore {
     fn ingest(
         &self,
@@ -384,7 +371,7 @@ impl Storage for SqliteStore {
             match record {
                 Record::Rollup(r) => {
                     rollups += 1;
-                    insert_rollup(&tx, &mut ids, &mut touched, &view_of(r), limits, &mut tally)?;
+                    insert_rollup(&tx, &mut ids, &mut touched, &r.view(), limits, &mut tally)?;
                 }
                 Record::Rollups(set) => {
                     for i in 0..set.rows.len() {

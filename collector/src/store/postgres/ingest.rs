@@ -43,14 +43,7 @@ fn rollups(batch: &Batch) -> Result<Vec<RollupView<'_>>, StoreError> {
     let mut out = Vec::new();
     for record in &batch.records {
         match record {
-            Record::Rollup(r) => out.push(RollupView {
-                labels: r.labels(),
-                window_start: r.window_start,
-                window_secs: r.window_secs,
-                expected_samples: r.expected_samples,
-                missing_samples: r.missing_samples,
-                stats: r.stats.map(StatsRow::from),
-            }),
+            Record::Rollup(r) => out.push(r.view()),
             Record::Rollups(set) => {
                 for i in 0..set.rows.len() {
                     out.push(set.view(i).ok_or_else(|| {

@@ -15,8 +15,8 @@ use postgres::types::ToSql;
 use postgres::{GenericClient, Row, Transaction};
 use vscout_wire::batch::StatsRow;
 
-use super::locks;
 use super::partitions::{self, Partition, Table};
+use super::{locks, meta};
 use crate::store::pack::{self, Window};
 use crate::store::{Pruned, StoreError};
 
@@ -46,12 +46,6 @@ pub(super) fn window_of(r: &Row) -> Window {
 fn unpack(series: i64, day: i64, data: &[u8]) -> Result<Vec<Window>, StoreError> {
     pack::decode(day, data)
         .map_err(|e| StoreError::Other(format!("series {series}, day {day}: {e}")))
-}
-
-fn meta(tx: &mut impl GenericClient, key: &str) -> Result<i64, StoreError> {
-    Ok(tx
-        .query_one("SELECT value FROM meta WHERE key = $1", &[&key])?
-        .get(0))
 }
 
 /// Where `rollups` rows start to be read: those before are packed (their partition

@@ -8,16 +8,10 @@
 use postgres::Transaction;
 
 use super::partitions::{self, Table};
-use super::{locks, packs, usage};
+use super::{locks, meta, packs, usage};
 use crate::store::{PruneStep, Pruned, Retention, StoreError};
 
 const HOUR_SECS: i64 = 3_600;
-
-fn meta(tx: &mut Transaction<'_>, key: &str) -> Result<i64, StoreError> {
-    Ok(tx
-        .query_one("SELECT value FROM meta WHERE key = $1", &[&key])?
-        .get(0))
-}
 
 /// Adds `by` to a meta counter. Retention counts what it removes in counters of its
 /// own (`removed_*`), never in those ingest adds to (`stored_*`): a pass and a batch

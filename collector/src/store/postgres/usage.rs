@@ -12,7 +12,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::Transaction;
 
-use super::packs;
+use super::{meta, packs};
 use crate::store::shape::{series_usage, Windows};
 use crate::store::{SeriesUsage, StoreError, UsageQuery, USAGE_COUNTERS};
 
@@ -35,12 +35,7 @@ fn usage_counters() -> Vec<&'static str> {
 /// One step of summing up: stale days first, then the windows from `summary_through` to
 /// the mark, a day at most. False when there was nothing to do.
 pub(super) fn summarise_step(tx: &mut Transaction<'_>) -> Result<bool, StoreError> {
-    let get = |tx: &mut Transaction<'_>, key: &str| -> Result<i64, StoreError> {
-        Ok(tx
-            .query_one("SELECT value FROM meta WHERE key = $1", &[&key])?
-            .get(0))
-    };
-    let (mark, through) = (get(tx, "summary_mark")?, get(tx, "summary_through")?);
+    let (mark, through) = (meta(tx, "summary_mark")?, meta(tx, "summary_through")?);
     if resummarise_dirty(tx, through)? {
         return Ok(true);
     }
@@ -156,12 +151,7 @@ fn write_days(
     day: i64,
     sums: HashMap<i64, Windows>,
 ) -> Result<(), StoreError> {
-    let horizon: i64 = tx
-        .query_one(
-            "SELECT value FROM meta WHERE key = 'summaries_horizon'",
-            &[],
-        )?
-        .get(0);
+    let horizon = meta(tx, "summaries_horizon")?;
     if day < horizon || sums.is_empty() {
         return Ok(());
     }
@@ -266,9 +256,7 @@ pub(super) fn vm_usage(
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
         .collect();
-    let through: i64 = tx
-        .query_one("SELECT value FROM meta WHERE key = 'summary_through'", &[])?
-        .get(0);
+    let through = meta(tx, "summary_through")?;
     let span = (day_of(q.from_s), q.to_s);
     for chunk in names.chunks(SERIES_PER_READ) {
         let ids: Vec<i64> = chunk.iter().map(|n| n.0).collect();
