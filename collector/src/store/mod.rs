@@ -16,6 +16,15 @@ use vscout_wire::batch::Batch;
 use vscout_wire::inventory::{VcenterInventory, Vm};
 use vscout_wire::sketch::Sketch;
 
+/// Seconds in a UTC day: the stores' days (summaries, packs, partitions) are UTC days.
+pub(crate) const DAY_SECS: i64 = 86_400;
+
+/// The start of the UTC day holding time `t` (seconds; saturating: an open range's
+/// `i64::MIN` stays the first day).
+pub(crate) fn day_of(t: i64) -> i64 {
+    t.div_euclid(DAY_SECS).saturating_mul(DAY_SECS)
+}
+
 /// What an ingest did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct IngestOutcome {

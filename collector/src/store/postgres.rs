@@ -268,7 +268,7 @@ impl Storage for PgStore {
             prune::raise_horizons(&mut tx, now_s, r, false)?;
             PruneStep::default()
         } else {
-            prune::step(&mut tx, now_s, r, after)?
+            prune::step(&mut tx, now_s, r, after, series)?
         };
         tx.commit()?;
         Ok(step)

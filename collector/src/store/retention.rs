@@ -6,6 +6,7 @@
 //! went is counted (rows and the bytes SQLite freed, which it reuses: the file stops
 //! growing at the horizon).
 
+use crate::store::{day_of, DAY_SECS};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,8 +14,6 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::{Storage, StoreError};
-
-const DAY_SECS: i64 = 86_400;
 
 /// How long what is stored is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,20 +36,16 @@ impl Default for Retention {
     }
 }
 
-fn day_start(t: i64) -> i64 {
-    t.div_euclid(DAY_SECS) * DAY_SECS
-}
-
 impl Retention {
     /// The first window start kept at `now_s`: a UTC day start, so a day is kept or
     /// deleted whole.
     pub fn windows_from(&self, now_s: i64) -> i64 {
-        day_start(now_s) - i64::from(self.windows_days) * DAY_SECS
+        day_of(now_s) - i64::from(self.windows_days) * DAY_SECS
     }
 
     /// The first day of summaries and sketches kept at `now_s`.
     pub fn summaries_from(&self, now_s: i64) -> i64 {
-        day_start(now_s) - i64::from(self.summaries_days) * DAY_SECS
+        day_of(now_s) - i64::from(self.summaries_days) * DAY_SECS
     }
 }
 

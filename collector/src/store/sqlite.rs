@@ -793,7 +793,7 @@ impl Storage for SqliteStore {
         let (step, forgotten) = prune::step(&tx, now_s, r, after, series)?;
         tx.commit()?;
         w.horizon = w.horizon.max(r.windows_from(now_s));
-        w.packed_before = w.packed_before.max(packs::day_of(now_s));
+        w.packed_before = w.packed_before.max(crate::store::day_of(now_s));
         w.days.forget(&forgotten);
         Ok(step)
     }

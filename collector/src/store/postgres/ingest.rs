@@ -269,7 +269,7 @@ fn insert_late(
             &row.params(),
         )?;
         if n == 1 {
-            let day = v.window_start.div_euclid(86_400) * 86_400;
+            let day = crate::store::day_of(v.window_start);
             tx.execute(
                 "INSERT INTO dirty_days VALUES ($1, $2) ON CONFLICT DO NOTHING",
                 &[&series, &day],

@@ -1,8 +1,10 @@
 //! Closed days packed on PostgreSQL, as on SQLite (`store/pack.rs` is the codec): a day's
 //! windows are rows in that day's `rollups` partition while it is open; once retention's
 //! pass has summed the day up, each series' windows become one row of `window_packs`
-//! (partitioned by day too), readers take the day from its packs (`rollups` rows before
-//! `meta.packs_through` are not read) and a later step drops the day's partition. A window
+//! (partitioned by day too), a few thousand series a step; readers take the day from its
+//! packs (`rollups` rows before `meta.packs_through`, and those of the series already
+//! packed of the day being packed, are not read: `RowsFrom`) and a later step drops the
+//! day's partition. A window
 //! arriving for a closed day (before `meta.packed_before`, which ingest reads under the
 //! horizons' share lock) goes to `late_windows`, merged into its pack by a later step.
 //! Where a window lives is this module's business: `extra_windows` gives back, beside
@@ -18,9 +20,8 @@ use vscout_wire::batch::StatsRow;
 use super::partitions::{self, Partition, Table};
 use super::{locks, meta};
 use crate::store::pack::{self, Window};
+use crate::store::DAY_SECS;
 use crate::store::{Pruned, StoreError};
-
-const DAY_SECS: i64 = 86_400;
 
 /// The columns of a window row (`rollups`, `late_windows`) after `series_id`, in order.
 pub(super) const WINDOW_COLUMNS: &str = "window_start, window_secs, expected, missing, count, \
@@ -48,12 +49,6 @@ fn unpack(series: i64, day: i64, data: &[u8]) -> Result<Vec<Window>, StoreError>
         .map_err(|e| StoreError::Other(format!("series {series}, day {day}: {e}")))
 }
 
-/// Where `rollups` rows start to be read: those before are packed (their partition
-/// waits to be dropped).
-pub(super) fn packs_through(c: &mut impl GenericClient) -> Result<i64, StoreError> {
-    meta(c, "packs_through")
-}
-
 /// The windows of `ids` (or, `None`, of every series the summaries cover) starting in
 /// `[from, to)` that are not rows of `rollups`: packed ones, and late ones not already
 /// in a pack or a row; in no particular order.
@@ -72,8 +67,7 @@ pub(super) fn extra_windows(
             &counters,
         ),
     };
-    // A pack holds the day from its start: the one before `from` may hold `from`.
-    let first_day = from.saturating_sub(DAY_SECS - 1);
+    let first_day = first_pack(from);
     let mut out: Vec<(i64, Window)> = Vec::new();
     let params: [&(dyn ToSql + Sync); 4] = [&from, &to, which, &first_day];
     let mut rows = c.query_raw(
@@ -84,14 +78,75 @@ pub(super) fn extra_windows(
         params,
     )?;
     while let Some(r) = rows.next()? {
-        let (series, day): (i64, i64) = (r.get(0), r.get(1));
-        for w in unpack(series, day, r.get(2))? {
-            if w.start >= from && w.start < to {
-                out.push((series, w));
-            }
-        }
+        add_pack(&mut out, &r, (from, to))?;
     }
     drop(rows);
+    add_late(c, chosen, &params, out)
+}
+
+/// As `extra_windows` for `ids`, series after series in their order (packs in one
+/// statement, sorted by the server), reading no series after the one at which `limit`
+/// windows were reached.
+pub(super) fn windows_in_order(
+    c: &mut impl GenericClient,
+    ids: &[i64],
+    (from, to): (i64, i64),
+    limit: usize,
+) -> Result<Vec<(i64, Window)>, StoreError> {
+    let first_day = first_pack(from);
+    let mut out: Vec<(i64, Window)> = Vec::new();
+    let params: [&(dyn ToSql + Sync); 4] = [&from, &to, &ids, &first_day];
+    let mut rows = c.query_raw(
+        "SELECT series_id, day_start, data FROM window_packs
+         WHERE day_start >= $4 AND day_start < $2 AND $1::int8 < $2 AND series_id = ANY($3)
+         ORDER BY array_position($3, series_id), day_start",
+        params,
+    )?;
+    let mut read = ids.len();
+    while let Some(r) = rows.next()? {
+        let series: i64 = r.get(0);
+        if out.len() >= limit && out.last().is_some_and(|(s, _)| *s != series) {
+            read = ids.iter().position(|id| *id == series).unwrap_or(ids.len());
+            break;
+        }
+        add_pack(&mut out, &r, (from, to))?;
+    }
+    drop(rows);
+    let some = &ids[..read];
+    let params: [&(dyn ToSql + Sync); 4] = [&from, &to, &some, &first_day];
+    add_late(c, "series_id = ANY($3)", &params, out)
+}
+
+/// The first day whose pack may hold a window from `from` on: a pack holds the day from
+/// its start, so the one before `from` may hold `from`.
+fn first_pack(from: i64) -> i64 {
+    from.saturating_sub(DAY_SECS - 1)
+}
+
+/// The windows in `[from, to)` of a pack row (`series_id, day_start, data`).
+fn add_pack(
+    out: &mut Vec<(i64, Window)>,
+    r: &Row,
+    (from, to): (i64, i64),
+) -> Result<(), StoreError> {
+    let (series, day): (i64, i64) = (r.get(0), r.get(1));
+    for w in unpack(series, day, r.get(2))? {
+        if w.start >= from && w.start < to {
+            out.push((series, w));
+        }
+    }
+    Ok(())
+}
+
+/// `out` (packed windows) with the late windows of the series `chosen` selects
+/// (`params`: from, to, the selection's value, the first pack's day) that are neither
+/// packed nor rows.
+fn add_late(
+    c: &mut impl GenericClient,
+    chosen: &str,
+    params: &[&(dyn ToSql + Sync); 4],
+    mut out: Vec<(i64, Window)>,
+) -> Result<Vec<(i64, Window)>, StoreError> {
     let late: Vec<(i64, Window)> = c
         .query(
             &format!(
@@ -101,7 +156,7 @@ pub(super) fn extra_windows(
                    AND NOT EXISTS (SELECT 1 FROM rollups r WHERE r.series_id = l.series_id
                                    AND r.window_start = l.window_start)"
             ),
-            &params,
+            params,
         )?
         .iter()
         .map(|r| (r.get(0), window_of(r)))
@@ -117,10 +172,44 @@ pub(super) fn extra_windows(
     Ok(out)
 }
 
-/// One packing step: the oldest day of `rollups` that is closed and summed up, packed
-/// with its late windows; else the late windows of one day
-/// already packed merged into its packs. True if there was one.
-pub(super) fn step(tx: &mut Transaction<'_>, pruned: &mut Pruned) -> Result<bool, StoreError> {
+/// Which `rows` of `rollups` are read (the others are packed): from `day`
+/// (`meta.packs_through`) on, less those of the day being packed (`day` to `day_end`)
+/// whose series are numbered below `below` (`meta.packing_below`; 0 when no day is
+/// being packed).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RowsFrom {
+    pub(super) day: i64,
+    pub(super) day_end: i64,
+    pub(super) below: i64,
+}
+
+impl RowsFrom {
+    /// The rows selected by `not_packed` with its parameters bound to these.
+    pub(super) fn read(c: &mut impl GenericClient) -> Result<Self, StoreError> {
+        let day = meta(c, "packs_through")?;
+        Ok(Self {
+            day,
+            day_end: day + DAY_SECS,
+            below: meta(c, "packing_below")?,
+        })
+    }
+}
+
+/// The SQL condition on a `rollups` row (`alias.`) that it is not packed yet, the
+/// parameters `$day_end` and `$below` bound to a `RowsFrom`'s (beside a condition
+/// `window_start >= ` its `day`).
+pub(super) fn not_packed(alias: &str, day_end: usize, below: usize) -> String {
+    format!("({alias}window_start >= ${day_end} OR {alias}series_id >= ${below})")
+}
+
+/// One packing step: the next `series` series of the oldest day of `rollups` that is closed and
+/// summed up, packed with their late windows; else the late windows of one day already
+/// packed merged into its packs. True if there was one.
+pub(super) fn step(
+    tx: &mut Transaction<'_>,
+    series: i64,
+    pruned: &mut Pruned,
+) -> Result<bool, StoreError> {
     locks::take(tx, locks::PARTITIONS)?;
     let closed = meta(tx, "packed_before")?.min(meta(tx, "summary_through")?);
     let packed = meta(tx, "packs_through")?;
@@ -128,7 +217,7 @@ pub(super) fn step(tx: &mut Transaction<'_>, pruned: &mut Pruned) -> Result<bool
         .into_iter()
         .find(|p| p.lower >= packed)
     {
-        pack_partition(tx, &p, pruned)?;
+        pack_series(tx, &p, series.max(1), pruned)?;
         return Ok(true);
     }
     let late_day: Option<i64> = tx
@@ -140,7 +229,7 @@ pub(super) fn step(tx: &mut Transaction<'_>, pruned: &mut Pruned) -> Result<bool
         .get(0);
     match late_day {
         Some(day) => {
-            let groups = take_late(tx, day, None)?;
+            let groups = take_late(tx, day, (0, i64::MAX), None)?;
             write_packs(tx, day, groups, true, pruned)?;
             Ok(true)
         }
@@ -148,20 +237,22 @@ pub(super) fn step(tx: &mut Transaction<'_>, pruned: &mut Pruned) -> Result<bool
     }
 }
 
-/// The late windows of `day` taken out of `late_windows`, by series; with `rows`, added
-/// to those (a row already there wins).
+/// The late windows of `day` and of the series numbered in `[first, end)`, taken out of
+/// `late_windows`, by series; with `rows`, added to those (a row already there wins).
 fn take_late(
     tx: &mut Transaction<'_>,
     day: i64,
+    (first, end): (i64, i64),
     rows: Option<HashMap<i64, BTreeMap<i64, Window>>>,
 ) -> Result<HashMap<i64, BTreeMap<i64, Window>>, StoreError> {
     let mut groups = rows.unwrap_or_default();
     for r in tx.query(
         &format!(
             "DELETE FROM late_windows WHERE window_start >= $1 AND window_start < $2
+               AND series_id >= $3 AND series_id < $4
              RETURNING series_id, {WINDOW_COLUMNS}"
         ),
-        &[&day, &(day + DAY_SECS)],
+        &[&day, &(day + DAY_SECS), &first, &end],
     )? {
         let w = window_of(&r);
         groups
@@ -173,31 +264,63 @@ fn take_late(
     Ok(groups)
 }
 
-/// Packs a day's partition of `rollups` (dropped by a later step).
-fn pack_partition(
+/// Packs the next `series` series (by number, from `meta.packing_below` on) of a day's
+/// partition of `rollups`: a transaction each (a large estate's day in one would run for
+/// minutes, hold back vacuum and start over after a crash). Readers skip the rows of the series packed
+/// (`not_packed`); once the last are, they take the whole day from its packs
+/// (`packs_through`) and a later step drops the partition. Retention's steps run in
+/// order, so no later step (folding days into hours) sees a day half packed.
+fn pack_series(
     tx: &mut Transaction<'_>,
     p: &Partition,
+    series: i64,
     pruned: &mut Pruned,
 ) -> Result<(), StoreError> {
+    // Days without a partition have nothing to pack: the day being packed is the one at
+    // `packs_through`.
+    tx.execute(
+        "UPDATE meta SET value = $1 WHERE key = 'packs_through' AND value < $1",
+        &[&p.lower],
+    )?;
+    let first = meta(tx, "packing_below")?;
+    let end: i64 = tx
+        .query_opt(
+            "SELECT id FROM series WHERE id >= $1 ORDER BY id OFFSET $2 LIMIT 1",
+            &[&first, &series],
+        )?
+        .map_or(i64::MAX, |r| r.get(0));
     let mut groups: HashMap<i64, BTreeMap<i64, Window>> = HashMap::new();
+    let params: [&(dyn ToSql + Sync); 2] = [&first, &end];
     let mut rows = tx.query_raw(
-        &format!("SELECT series_id, {WINDOW_COLUMNS} FROM {}", p.name),
-        std::iter::empty::<i64>(),
+        &format!(
+            "SELECT series_id, {WINDOW_COLUMNS} FROM {}
+             WHERE series_id >= $1 AND series_id < $2",
+            p.name
+        ),
+        params,
     )?;
     while let Some(r) = rows.next()? {
         let w = window_of(&r);
         groups.entry(r.get(0)).or_default().insert(w.start, w);
     }
     drop(rows);
-    let groups = take_late(tx, p.lower, Some(groups))?;
+    let groups = take_late(tx, p.lower, (first, end), Some(groups))?;
     write_packs(tx, p.lower, groups, false, pruned)?;
-    // From here on readers take the day from its packs; the partition is dropped by a
-    // step of its own, which waits for no one else's transaction while holding locks
-    // a batch in flight could wait for.
-    tx.execute(
-        "UPDATE meta SET value = greatest(value, $1) WHERE key = 'packs_through'",
-        &[&p.upper],
-    )?;
+    if end < i64::MAX {
+        tx.execute(
+            "UPDATE meta SET value = $1 WHERE key = 'packing_below'",
+            &[&end],
+        )?;
+    } else {
+        // From here on readers take the day from its packs; the partition is dropped by
+        // a step of its own, which waits for no one else's transaction while holding
+        // locks a batch in flight could wait for.
+        tx.execute(
+            "UPDATE meta SET value = CASE key WHEN 'packs_through' THEN $1::int8 ELSE 0 END
+             WHERE key IN ('packs_through', 'packing_below')",
+            &[&p.upper],
+        )?;
+    }
     Ok(())
 }
 

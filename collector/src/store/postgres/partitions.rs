@@ -10,8 +10,7 @@ use vscout_wire::datetime::{civil_from_days, days_from_civil};
 
 use super::locks;
 use crate::store::StoreError;
-
-const DAY_SECS: i64 = 86_400;
+use crate::store::DAY_SECS;
 
 /// A partitioned table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

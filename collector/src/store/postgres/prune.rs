@@ -63,7 +63,7 @@ pub(super) fn raise_horizons(
         ("summaries_horizon", r.summaries_from(now_s), true),
         ("summary_mark", hour, mark),
         // Closed days: their windows are packed, a late one waits in late_windows.
-        ("packed_before", now_s.div_euclid(86_400) * 86_400, mark),
+        ("packed_before", crate::store::day_of(now_s), mark),
     ] {
         if raise {
             moved += tx.execute(
@@ -75,18 +75,20 @@ pub(super) fn raise_horizons(
     Ok(moved > 0)
 }
 
-/// One unit of retention's work as of `now_s`; `next` is `None` once nothing is left.
+/// One unit of retention's work as of `now_s` (packing at most `series` series of a day);
+/// `next` is `None` once nothing is left.
 pub(super) fn step(
     tx: &mut Transaction<'_>,
     now_s: i64,
     r: &Retention,
     after: i64,
+    series: usize,
 ) -> Result<PruneStep, StoreError> {
     locks::take(tx, locks::PRUNE)?;
     let mut pruned = Pruned::default();
     let worked = raise_horizons(tx, now_s, r, true)?
         || usage::summarise_step(tx)?
-        || packs::step(tx, &mut pruned)?
+        || packs::step(tx, series as i64, &mut pruned)?
         || drop_packed(tx, &mut pruned)?
         || drop_windows(tx, &mut pruned)?
         || drop_summaries(tx, &mut pruned)?

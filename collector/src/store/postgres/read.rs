@@ -117,7 +117,8 @@ pub(super) fn entities(
 }
 
 /// The hours retention kept and the windows of one entity's series, by counter,
-/// instance and time.
+/// instance and time: four statements in one read-only snapshot (the series, their hours
+/// and open days' rows, their packs and late windows), the series' names sent once.
 pub(super) fn metrics(
     c: &mut Client,
     kind: EntityKind,
@@ -125,90 +126,22 @@ pub(super) fn metrics(
     q: &MetricsQuery,
 ) -> Result<Option<Vec<MetricsRow>>, StoreError> {
     let (vcenter, entity) = split_id(id, q.vcenter.as_deref());
-    let from = q.from.unwrap_or(i64::MIN);
-    let to = q.to.unwrap_or(i64::MAX);
+    let (from, to) = (q.from.unwrap_or(i64::MIN), q.to.unwrap_or(i64::MAX));
     let mut tx = c.build_transaction().read_only(true).start()?;
-    // Rows of packed days are read from their packs.
-    let rows_from = from.max(packs::packs_through(&mut tx)?);
-    let params: [&(dyn ToSql + Sync); 7] = [
-        &entity,
-        &vcenter,
-        &q.counter,
-        &from,
-        &to,
-        &kind.entity_type(),
-        &rows_from,
-    ];
-    let mut rows = Vec::new();
-    let mut it = tx.query_raw(
-        "SELECT s.vcenter, s.counter, s.instance, s.unit, s.stats_type, t.*
-         FROM series s CROSS JOIN LATERAL (
-             SELECT h.hour_start AS start, 3600::int8 AS secs, h.expected, h.missing, h.count,
-                    h.min, h.max, h.mean, NULL::float8 AS p50, h.p95, NULL::float8 AS p99
-             FROM rollup_hours h
-             WHERE h.series_id = s.id AND h.hour_start >= $4 AND h.hour_start <= $5
-             UNION ALL
-             SELECT r.window_start, r.window_secs::int8, r.expected::int8, r.missing::int8,
-                    r.count::int8, r.min, r.max, r.mean, r.p50, r.p95, r.p99
-             FROM rollups r
-             WHERE r.series_id = s.id AND r.window_start >= $7 AND r.window_start <= $5) t
-         WHERE s.entity_id = $1 AND s.entity_type = $6 AND ($2::text IS NULL OR s.vcenter = $2)
-           AND ($3::text IS NULL OR s.counter = $3)
-         ORDER BY s.counter, s.instance, t.start LIMIT 100000",
-        params,
+    // In the answer's order.
+    let named = tx.query(
+        "SELECT id, vcenter, counter, instance, unit, stats_type FROM series
+         WHERE entity_id = $1 AND entity_type = $4 AND ($2::text IS NULL OR vcenter = $2)
+           AND ($3::text IS NULL OR counter = $3)
+         ORDER BY counter, instance, id",
+        &[&entity, &vcenter, &q.counter, &kind.entity_type()],
     )?;
-    while let Some(r) = it.next()? {
-        rows.push(MetricsRow {
-            vcenter: r.get(0),
-            counter: r.get(1),
-            instance: r.get(2),
-            unit: r.get(3),
-            stats_type: r.get(4),
-            window_start: r.get(5),
-            window_secs: r.get(6),
-            expected_samples: r.get(7),
-            missing_samples: r.get(8),
-            count: r.get(9),
-            min: r.get(10),
-            max: r.get(11),
-            mean: r.get(12),
-            p50: r.get(13),
-            p95: r.get(14),
-            p99: r.get(15),
-        });
+    if named.is_empty() {
+        return found(&mut tx, kind, vcenter.as_deref(), &entity, Vec::new());
     }
-    drop(it);
-    // Closed days' windows are packed, late ones wait for their pack.
-    let series = (
-        entity.as_str(),
-        vcenter.as_deref(),
-        q.counter.as_deref(),
-        kind,
-    );
-    rows.extend(packed_rows(&mut tx, series, (from, to))?);
-    rows.sort_by(|a, b| {
-        (&a.counter, &a.instance, a.window_start).cmp(&(&b.counter, &b.instance, b.window_start))
-    });
-    rows.truncate(100_000);
-    let out = found(&mut tx, kind, vcenter.as_deref(), &entity, rows)?;
-    tx.commit()?;
-    Ok(out)
-}
-
-/// The packed and late windows of one entity's series (`entity`, vCenter, counter if
-/// given, kind) starting in `[from, to]`, as metrics rows.
-fn packed_rows(
-    tx: &mut postgres::Transaction<'_>,
-    (entity, vcenter, counter, kind): (&str, Option<&str>, Option<&str>, EntityKind),
-    (from, to): (i64, i64),
-) -> Result<Vec<MetricsRow>, StoreError> {
-    let heads: HashMap<i64, MetricsRow> = tx
-        .query(
-            "SELECT id, vcenter, counter, instance, unit, stats_type FROM series
-             WHERE entity_id = $1 AND entity_type = $4 AND ($2::text IS NULL OR vcenter = $2)
-               AND ($3::text IS NULL OR counter = $3)",
-            &[&entity, &vcenter, &counter, &kind.entity_type()],
-        )?
+    let packed = packs::RowsFrom::read(&mut tx)?;
+    let ids: Vec<i64> = named.iter().map(|r| r.get(0)).collect();
+    let heads: HashMap<i64, MetricsRow> = named
         .iter()
         .map(|r| {
             let head = MetricsRow {
@@ -222,23 +155,60 @@ fn packed_rows(
             (r.get(0), head)
         })
         .collect();
-    // In the answer's order, a few series at a time: once 100,000 rows are read, the
-    // series after cannot be in the answer (it is cut there).
-    let mut ids: Vec<(&MetricsRow, i64)> = heads.iter().map(|(id, h)| (h, *id)).collect();
-    ids.sort_by(|a, b| (&a.0.counter, &a.0.instance).cmp(&(&b.0.counter, &b.0.instance)));
-    let mut out = Vec::new();
-    for chunk in ids.chunks(4) {
-        let some: Vec<i64> = chunk.iter().map(|c| c.1).collect();
-        let span = (from, to.saturating_add(1));
-        for (series, w) in packs::extra_windows(tx, Some(&some), span)? {
-            if let Some(head) = heads.get(&series) {
-                out.push(window_row(head, &w));
-            }
-        }
-        if out.len() >= 100_000 {
-            break;
+    let mut rows = Vec::new();
+    let rows_from = from.max(packed.day);
+    let params: [&(dyn ToSql + Sync); 6] =
+        [&ids, &from, &to, &rows_from, &packed.day_end, &packed.below];
+    let mut it = tx.query_raw(
+        &format!(
+            "SELECT series_id, hour_start, 3600::int8, expected, missing, count, min, max,
+                    mean, NULL::float8, p95, NULL::float8
+             FROM rollup_hours
+             WHERE series_id = ANY($1) AND hour_start >= $2 AND hour_start <= $3
+             UNION ALL
+             SELECT series_id, window_start, window_secs::int8, expected::int8, missing::int8,
+                    count::int8, min, max, mean, p50, p95, p99
+             FROM rollups
+             WHERE series_id = ANY($1) AND window_start >= $4 AND window_start <= $3 AND {}",
+            packs::not_packed("", 5, 6)
+        ),
+        params,
+    )?;
+    while let Some(r) = it.next()? {
+        let Some(head) = heads.get(&r.get::<_, i64>(0)) else {
+            continue;
+        };
+        rows.push(MetricsRow {
+            window_start: r.get(1),
+            window_secs: r.get(2),
+            expected_samples: r.get(3),
+            missing_samples: r.get(4),
+            count: r.get(5),
+            min: r.get(6),
+            max: r.get(7),
+            mean: r.get(8),
+            p50: r.get(9),
+            p95: r.get(10),
+            p99: r.get(11),
+            ..head.clone()
+        });
+    }
+    drop(it);
+    // Closed days' windows are packed, late ones wait for their pack. Read in the
+    // answer's order: once 100,000 rows are read, the series after cannot be in the
+    // answer (it is cut there).
+    let span = (from, to.saturating_add(1));
+    for (series, w) in packs::windows_in_order(&mut tx, &ids, span, 100_000)? {
+        if let Some(head) = heads.get(&series) {
+            rows.push(window_row(head, &w));
         }
     }
+    rows.sort_by(|a, b| {
+        (&a.counter, &a.instance, a.window_start).cmp(&(&b.counter, &b.instance, b.window_start))
+    });
+    rows.truncate(100_000);
+    let out = found(&mut tx, kind, vcenter.as_deref(), &entity, rows)?;
+    tx.commit()?;
     Ok(out)
 }
 

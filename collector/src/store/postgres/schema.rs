@@ -95,6 +95,11 @@ CREATE TABLE late_windows (
 INSERT INTO meta (key, value) VALUES ('packed_before', 0), ('packed_days', 0), ('packs_through', 0),
     ('removed_windows', 0), ('removed_sketches', 0);
 ",
+    // 3: a day packed a few thousand series at a time: the series numbered below
+    // `packing_below` of the day at `packs_through` are packed (0: no day half packed).
+    "
+INSERT INTO meta (key, value) VALUES ('packing_below', 0);
+",
 ];
 
 /// Brings the database up to the last migration.

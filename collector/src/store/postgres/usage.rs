@@ -14,13 +14,8 @@ use postgres::Transaction;
 
 use super::{meta, packs};
 use crate::store::shape::{series_usage, Windows};
+use crate::store::{day_of, DAY_SECS};
 use crate::store::{SeriesUsage, StoreError, UsageQuery, USAGE_COUNTERS};
-
-const DAY_SECS: i64 = 86_400;
-
-fn day_of(t: i64) -> i64 {
-    t.div_euclid(DAY_SECS) * DAY_SECS
-}
 
 /// Dirty days summed up again per step, at most.
 const DIRTY_PER_STEP: i64 = 2_000;
@@ -101,16 +96,25 @@ fn add_windows(
     sums: &mut HashMap<i64, Windows>,
 ) -> Result<(), StoreError> {
     let counters = usage_counters();
-    let all: Vec<i64> = Vec::new();
-    let ids = only.unwrap_or(&all);
-    let rows_from = from.max(packs::packs_through(tx)?);
-    let params: [&(dyn ToSql + Sync); 5] = [&counters, &rows_from, &to, &only.is_some(), &ids];
+    let packed = packs::RowsFrom::read(tx)?;
+    let rows_from = from.max(packed.day);
+    let mut params: Vec<&(dyn ToSql + Sync)> =
+        vec![&counters, &rows_from, &to, &packed.day_end, &packed.below];
+    // Two texts, not one with an OR: each lets the planner use the series key.
+    let chosen = match &only {
+        Some(ids) => {
+            params.push(ids);
+            "AND r.series_id = ANY($6)"
+        }
+        None => "",
+    };
     let mut rows = tx.query_raw(
         &format!(
             "SELECT r.series_id, r.window_start, r.window_secs, r.expected, r.count, r.max
              FROM rollups r JOIN series s ON s.id = r.series_id
-             WHERE {SUMMARISED} AND r.window_start >= $2 AND r.window_start < $3
-               AND (NOT $4 OR r.series_id = ANY($5))"
+             WHERE {SUMMARISED} AND r.window_start >= $2 AND r.window_start < $3 AND {}
+               {chosen}",
+            packs::not_packed("r.", 4, 5)
         ),
         params,
     )?;
@@ -337,15 +341,27 @@ fn read_windows(
     sums: &mut HashMap<i64, Summed>,
 ) -> Result<(), StoreError> {
     let ids = ids.to_vec();
-    let rows_from = from_day.max(packs::packs_through(tx)?);
-    let params: [&(dyn ToSql + Sync); 4] = [&ids, &rows_from, &to, &through];
+    let packed = packs::RowsFrom::read(tx)?;
+    let rows_from = from_day.max(packed.day);
+    let params: [&(dyn ToSql + Sync); 6] = [
+        &ids,
+        &rows_from,
+        &to,
+        &through,
+        &packed.day_end,
+        &packed.below,
+    ];
     let mut rows = tx.query_raw(
-        "SELECT r.series_id, r.window_start, r.window_secs, r.expected, r.count, r.max
-         FROM rollups r
-         WHERE r.series_id = ANY($1) AND r.window_start >= $2 AND r.window_start < $3
-           AND (r.window_start >= $4
-                OR EXISTS (SELECT 1 FROM dirty_days x WHERE x.series_id = r.series_id
-                           AND x.day_start = r.window_start - r.window_start % 86400))",
+        &format!(
+            "SELECT r.series_id, r.window_start, r.window_secs, r.expected, r.count, r.max
+             FROM rollups r
+             WHERE r.series_id = ANY($1) AND r.window_start >= $2 AND r.window_start < $3
+               AND {}
+               AND (r.window_start >= $4
+                    OR EXISTS (SELECT 1 FROM dirty_days x WHERE x.series_id = r.series_id
+                               AND x.day_start = r.window_start - r.window_start % 86400))",
+            packs::not_packed("r.", 5, 6)
+        ),
         params,
     )?;
     while let Some(r) = rows.next()? {

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use vscout_wire::batch::StatsRow;
 
+use crate::store::day_of;
 use crate::store::pack::{self, Window};
 use crate::store::StoreError;
 
@@ -24,13 +25,6 @@ CREATE TABLE IF NOT EXISTS window_packs (
 
 /// Where `meta` keeps the first day not packed: windows before it may be in a pack.
 const PACKED_BEFORE: &str = "windows_packed_before";
-
-const DAY_SECS: i64 = 86_400;
-
-/// The day `t` is in (saturating: an open range's `i64::MIN` stays the first day).
-pub(super) fn day_of(t: i64) -> i64 {
-    t.div_euclid(DAY_SECS).saturating_mul(DAY_SECS)
-}
 
 /// The columns of `rollups` a window is read from, in `window_of`'s order.
 const ROW_COLUMNS: &str =

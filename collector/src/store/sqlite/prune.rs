@@ -102,7 +102,7 @@ pub(super) fn step(
         params![HORIZON, windows_from],
     )?;
     // And the days packed: from now on ingest looks in the packs for a window before.
-    let today = packs::day_of(now_s);
+    let today = crate::store::day_of(now_s);
     packs::set_packed_before(tx, today)?;
     let ids: Vec<(i64, bool)> = {
         let mut stmt = tx.prepare_cached(

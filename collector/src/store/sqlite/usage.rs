@@ -16,6 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::packs::Starts;
 use crate::store::shape::{self, Windows};
+use crate::store::{day_of, DAY_SECS};
 use crate::store::{SeriesUsage, StoreError, UsageQuery};
 
 pub(super) const SCHEMA: &str = "
@@ -26,12 +27,7 @@ CREATE TABLE IF NOT EXISTS window_days (
     peaks BLOB NOT NULL, PRIMARY KEY (series_id, day_start)) WITHOUT ROWID;
 ";
 
-const DAY_SECS: i64 = 86_400;
 const HOUR_SECS: i64 = 3_600;
-
-fn day_of(t: i64) -> i64 {
-    t.div_euclid(DAY_SECS) * DAY_SECS
-}
 
 pub(super) fn hour_of(t: i64) -> i64 {
     t.div_euclid(HOUR_SECS) * HOUR_SECS
