@@ -415,7 +415,7 @@ async fn prometheus(State(st): State<AppState>) -> Result<Response, ApiError> {
     let store = st.store.clone();
     let c = blocking(move || Ok(store.counts()?)).await?;
     let s = &st.counters;
-    let rows: [(&str, &str, &str, u64); 18] = [
+    let rows: [(&str, &str, &str, u64); 19] = [
         ("vscout_collector_agents", "gauge", "Agents that ever sent a batch.", c.agents),
         ("vscout_collector_batches_total", "counter", "Batches stored (each agent and sequence once).", c.batches),
         ("vscout_collector_duplicate_batches_total", "counter", "Batches received again and acknowledged without storing.", c.duplicate_batches),
@@ -427,6 +427,7 @@ async fn prometheus(State(st): State<AppState>) -> Result<Response, ApiError> {
         ("vscout_collector_packed_days_total", "counter", "Closed days of a series whose windows were packed into one compressed row.", c.pruned.packed_days),
         ("vscout_collector_pruned_summaries_total", "counter", "Day summaries retention deleted (older than retention.summaries_days).", c.pruned.summaries),
         ("vscout_collector_pruned_sketches_total", "counter", "Daily sketches retention deleted (older than retention.summaries_days).", c.pruned.sketches),
+        ("vscout_collector_pruned_batch_keys_total", "counter", "Batch keys (agent, sequence) retention forgot (received before retention.windows_days); a resend of one is still a duplicate.", c.pruned.batch_keys),
         ("vscout_collector_pruned_bytes_total", "counter", "Database pages retention freed, in bytes (SQLite reuses them).", c.pruned.bytes),
         ("vscout_collector_windows_refused_expired_total", "counter", "Rollups that arrived older than retention.windows_days keeps, refused.", c.pruned.refused_windows),
         ("vscout_collector_ingests_refused_busy_total", "counter", "Ingests answered 503 because max_concurrent_ingests were running.", s.ingests_refused_busy.load(Relaxed)),

@@ -537,6 +537,61 @@ fn retention_deletes_what_is_past_the_horizons_and_counts_it() {
     });
 }
 
+/// Batch keys older than the windows kept are forgotten (the table stops growing), and
+/// a batch resent after that is still a duplicate.
+#[test]
+fn old_batch_keys_are_forgotten_and_a_resend_is_still_a_duplicate() {
+    on_each(|b| {
+        let store = b.open();
+        let window = |seq: u64| batch(vec![cpu("vm-1", T0 + seq as i64 * 300, 1.0)]);
+        for seq in 1..=3 {
+            let out = store
+                .ingest("a", seq, "v", &who(), &window(seq))
+                .expect("ingest");
+            assert!(!out.duplicate);
+        }
+        // Keys are received now (the wall clock); a pass 40 days on forgets them.
+        let now_s = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_secs(),
+        )
+        .expect("seconds");
+        let later = now_s + 40 * DAY;
+        let p = prune_pass(store.as_ref(), &Retention::default(), later).expect("pass");
+        assert_eq!(p.batch_keys, 3, "{}", b.name());
+        let c = store.counts().expect("counts");
+        assert_eq!((c.batches, c.pruned.batch_keys), (3, 3));
+        // A resend of a forgotten batch: a duplicate, not stored again.
+        let again = store
+            .ingest("a", 2, "v", &who(), &window(2))
+            .expect("resend");
+        assert!(
+            again.duplicate,
+            "{}: a forgotten batch stored again",
+            b.name()
+        );
+        // The next batch is new; another agent's first is too.
+        assert!(
+            !store
+                .ingest("a", 4, "v", &who(), &window(4))
+                .expect("4")
+                .duplicate
+        );
+        assert!(
+            !store
+                .ingest("b", 1, "v", &who(), &window(1))
+                .expect("b1")
+                .duplicate
+        );
+        let c = store.counts().expect("counts");
+        assert_eq!((c.batches, c.duplicate_batches), (5, 1));
+        let p = prune_pass(store.as_ref(), &Retention::default(), later).expect("pass");
+        assert_eq!(p.batch_keys, 2);
+    });
+}
+
 /// A pass stopped part-way (the collector restarted) and run again leaves what one
 /// whole pass leaves.
 #[test]

@@ -225,7 +225,7 @@ impl Storage for PgStore {
     fn counts(&self) -> Result<Counts, StoreError> {
         let mut c = self.reader();
         let row = c.query_one(
-            "SELECT (SELECT count(*) FROM agents), (SELECT count(*) FROM batches),
+            "SELECT (SELECT count(*) FROM agents), (SELECT coalesce(sum(batches), 0)::int8 FROM agents),
                     (SELECT count(*) FROM vcenters), (SELECT count(*) FROM vms),
                     (SELECT count(*) FROM series),
                     (SELECT sum(CASE key WHEN 'stored_windows' THEN value ELSE -value END)::int8

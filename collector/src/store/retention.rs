@@ -70,6 +70,11 @@ pub struct Pruned {
     /// row each; not deleted, counted to show the pass working).
     #[serde(default)]
     pub packed_days: u64,
+    /// Batch keys (agent, sequence) older than `windows_days`, forgotten: the table of
+    /// keys stops growing; a batch resent after that is still a duplicate (an agent's
+    /// sequences below the highest one forgotten are).
+    #[serde(default)]
+    pub batch_keys: u64,
 }
 
 impl Pruned {
@@ -81,6 +86,7 @@ impl Pruned {
         self.hours += o.hours;
         self.refused_windows += o.refused_windows;
         self.packed_days += o.packed_days;
+        self.batch_keys += o.batch_keys;
     }
 }
 
@@ -122,6 +128,7 @@ pub async fn run(store: Arc<dyn Storage>, r: Retention) {
                 sketches = p.sketches,
                 bytes = p.bytes,
                 packed_days = p.packed_days,
+                batch_keys = p.batch_keys,
                 "retention pruned"
             ),
             Ok(Ok(_)) => {}

@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS agents (
     agent_id TEXT PRIMARY KEY, version TEXT NOT NULL, principal TEXT NOT NULL,
     first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL, last_seq INTEGER NOT NULL,
     batches INTEGER NOT NULL DEFAULT 0, duplicate_batches INTEGER NOT NULL DEFAULT 0,
-    rows_ignored INTEGER NOT NULL DEFAULT 0, health TEXT);
+    rows_ignored INTEGER NOT NULL DEFAULT 0, health TEXT,
+    forgotten_seq INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS vcenters (
     vcenter TEXT PRIMARY KEY, agent_id TEXT NOT NULL, url TEXT NOT NULL, about TEXT NOT NULL,
     collected_at TEXT NOT NULL, vms INTEGER NOT NULL, hosts INTEGER NOT NULL,
@@ -339,9 +340,12 @@ impl Storage for SqliteStore {
                  last_seq = max(last_seq, ?5)",
             params![agent_id, agent_version, who, now, seq],
         )?;
+        // A key retention forgot is below the agent's `forgotten_seq`.
         let seen: Option<i64> = tx
             .query_row(
-                "SELECT 1 FROM batches WHERE agent_id = ?1 AND seq = ?2",
+                "SELECT 1 FROM batches WHERE agent_id = ?1 AND seq = ?2
+                 UNION ALL
+                 SELECT 1 FROM agents WHERE agent_id = ?1 AND forgotten_seq >= ?2",
                 params![agent_id, seq],
                 |r| r.get(0),
             )
@@ -766,7 +770,8 @@ impl Storage for SqliteStore {
         };
         Ok(Counts {
             agents: one("SELECT count(*) FROM agents")?,
-            batches: one("SELECT count(*) FROM batches")?,
+            // Stored, not kept: retention forgets old batch keys.
+            batches: one("SELECT coalesce(sum(batches), 0) FROM agents")?,
             vcenters: one("SELECT count(*) FROM vcenters")?,
             vms: one("SELECT count(*) FROM vms")?,
             series: one("SELECT count(*) FROM series")?,
@@ -925,6 +930,18 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
              ALTER TABLE vms RENAME COLUMN memory_mb TO memory_bytes;
              UPDATE vms SET memory_bytes = memory_bytes * 1048576;
              COMMIT;",
+        )?;
+    }
+    // Retention forgets old batch keys since the collector kept a month: an agent's
+    // sequences up to `forgotten_seq` are duplicates.
+    let forgets: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('agents') WHERE name = 'forgotten_seq')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !forgets {
+        conn.execute_batch(
+            "ALTER TABLE agents ADD COLUMN forgotten_seq INTEGER NOT NULL DEFAULT 0",
         )?;
     }
     Ok(())

@@ -97,8 +97,11 @@ pub(super) fn ingest(
     let limits = Limits::read(&mut tx, true)?;
     claim_agent(&mut tx, agent_id, agent_version, &who, (now, seq))?;
     let records = batch.records.len() as i64;
+    // A key retention forgot is below the agent's `forgotten_seq`.
     let new_batch = tx.execute(
-        "INSERT INTO batches VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        "INSERT INTO batches SELECT $1::text, $2::int8, $3::int8, $4::int8, $5::int8, $6::text
+         WHERE NOT EXISTS (SELECT 1 FROM agents WHERE agent_id = $1 AND forgotten_seq >= $2)
+         ON CONFLICT DO NOTHING",
         &[&agent_id, &seq, &now, &records, &(views.len() as i64), &who],
     )?;
     if new_batch == 0 {

@@ -41,6 +41,7 @@ pub(super) fn counted(client: &mut postgres::Client) -> Result<Pruned, StoreErro
             "pruned_hours" => p.hours = v,
             "refused_windows" => p.refused_windows = v,
             "packed_days" => p.packed_days = v,
+            "pruned_batch_keys" => p.batch_keys = v,
             _ => {}
         }
     }
@@ -92,11 +93,45 @@ pub(super) fn step(
         || drop_packed(tx, &mut pruned)?
         || drop_windows(tx, &mut pruned)?
         || drop_summaries(tx, &mut pruned)?
-        || delete_summaries(tx, &mut pruned)?;
+        || delete_summaries(tx, &mut pruned)?
+        || forget_batch_keys(tx, &mut pruned)?;
     Ok(PruneStep {
         pruned,
         next: worked.then_some(after + 1),
     })
+}
+
+/// Forgets the keys of batches received before the windows' horizon (at most 10,000 a
+/// step), raising each agent's `forgotten_seq` to the highest sequence forgotten first
+/// (ingest treats sequences up to it as duplicates; the agents' rows are locked in the
+/// order a batch locks them: its agent, then its key). True if any went.
+fn forget_batch_keys(tx: &mut Transaction<'_>, pruned: &mut Pruned) -> Result<bool, StoreError> {
+    let before_ms = meta(tx, "horizon")?.saturating_mul(1000);
+    // The same keys in both statements: only retention deletes keys this old, one step
+    // at a time (the PRUNE lock), and no batch is received in the past.
+    const OLD: &str = "SELECT agent_id, seq FROM batches WHERE received_ms < $1
+                       ORDER BY received_ms, agent_id, seq LIMIT 10000";
+    tx.execute(
+        &format!(
+            "UPDATE agents a SET forgotten_seq = greatest(a.forgotten_seq, o.seq)
+             FROM (SELECT agent_id, max(seq) AS seq FROM ({OLD}) x GROUP BY agent_id) o
+             WHERE a.agent_id = o.agent_id"
+        ),
+        &[&before_ms],
+    )?;
+    let gone = tx.execute(
+        &format!(
+            "DELETE FROM batches b USING ({OLD}) old
+             WHERE b.agent_id = old.agent_id AND b.seq = old.seq"
+        ),
+        &[&before_ms],
+    )?;
+    if gone == 0 {
+        return Ok(false);
+    }
+    bump(tx, "pruned_batch_keys", gone as i64)?;
+    pruned.batch_keys += gone;
+    Ok(true)
 }
 
 /// Rows and bytes of a partition about to go.

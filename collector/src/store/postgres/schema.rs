@@ -100,6 +100,13 @@ INSERT INTO meta (key, value) VALUES ('packed_before', 0), ('packed_days', 0), (
     "
 INSERT INTO meta (key, value) VALUES ('packing_below', 0);
 ",
+    // 4: batch keys forgotten past the windows' horizon (postgres/prune.rs): an agent's
+    // sequences up to `forgotten_seq` are duplicates.
+    "
+ALTER TABLE agents ADD COLUMN forgotten_seq bigint NOT NULL DEFAULT 0;
+CREATE INDEX batches_by_time ON batches (received_ms);
+INSERT INTO meta (key, value) VALUES ('pruned_batch_keys', 0);
+",
 ];
 
 /// Brings the database up to the last migration.

@@ -16,13 +16,14 @@ use crate::store::{PruneStep, Pruned, Retention, StoreError};
 
 /// Where the horizon and the counts live in `meta`.
 const HORIZON: &str = "windows_pruned_before";
-const COUNTS: [&str; 6] = [
+const COUNTS: [&str; 7] = [
     "pruned_rollups",
     "pruned_summaries",
     "pruned_sketches",
     "pruned_bytes",
     "pruned_hours",
     "packed_days",
+    "pruned_batch_keys",
 ];
 const REFUSED: &str = "refused_expired_windows";
 
@@ -74,8 +75,24 @@ pub(super) fn counted(conn: &Connection) -> Result<Pruned, StoreError> {
         bytes: get(COUNTS[3])?,
         hours: get(COUNTS[4])?,
         packed_days: get(COUNTS[5])?,
+        batch_keys: get(COUNTS[6])?,
         refused_windows: get(REFUSED)?,
     })
+}
+
+/// Forgets the keys of batches received before `before_s`, raising each agent's
+/// `forgotten_seq` to the highest sequence forgotten (ingest treats sequences up to it
+/// as duplicates). Returns the keys forgotten.
+fn forget_batch_keys(tx: &Transaction<'_>, before_s: i64) -> Result<u64, StoreError> {
+    let before_ms = before_s.saturating_mul(1000);
+    tx.execute(
+        "UPDATE agents SET forgotten_seq = max(forgotten_seq,
+             (SELECT max(seq) FROM batches b WHERE b.agent_id = agents.agent_id
+                                              AND b.received_ms < ?1))
+         WHERE agent_id IN (SELECT agent_id FROM batches WHERE received_ms < ?1)",
+        [before_ms],
+    )?;
+    Ok(tx.execute("DELETE FROM batches WHERE received_ms < ?1", [before_ms])? as u64)
 }
 
 fn free_bytes(tx: &Transaction<'_>) -> Result<i64, StoreError> {
@@ -114,7 +131,15 @@ pub(super) fn step(
         })?;
         rows.collect::<Result<_, _>>()?
     };
-    let mut p = Pruned::default();
+    let mut p = Pruned {
+        // Once a pass, with its first step.
+        batch_keys: if after == 0 {
+            forget_batch_keys(tx, windows_from)?
+        } else {
+            0
+        },
+        ..Pruned::default()
+    };
     let mut forgotten = Vec::new();
     let mut starts = Starts::default();
     for &(id, summarised) in &ids {
@@ -132,6 +157,7 @@ pub(super) fn step(
         p.bytes,
         p.hours,
         p.packed_days,
+        p.batch_keys,
     ]) {
         tx.execute(
             "INSERT INTO meta VALUES (?1, ?2)
