@@ -710,3 +710,56 @@ fn two_stores_on_one_database_take_each_batch_once() {
         );
     });
 }
+
+/// PostgreSQL: connections cut under a running store (the server restarted, a failover,
+/// an administrator) are made again: the request that found one gone may fail, the next
+/// one works, and nothing stored is lost.
+#[test]
+fn a_postgresql_store_reconnects_after_its_connections_are_cut() {
+    let (url, password_file) = vscout_e2e::postgres::database().expect("test PostgreSQL");
+    let target = PgTarget::new(&url, Some(&password_file)).expect("target");
+    let store = PgStore::open(&target).expect("open");
+    let day = |d: i64| batch(day_of_windows(&["vm-1"], T0 + d * DAY));
+    assert!(
+        !store
+            .ingest("a", 1, "v", &who(), &day(0))
+            .expect("1")
+            .duplicate
+    );
+    // Every connection of the store, cut by the server.
+    let mut cfg: postgres::Config = url.parse().expect("url");
+    let password = std::fs::read_to_string(&password_file).expect("password");
+    cfg.password(password.trim());
+    let mut admin = cfg.connect(postgres::NoTls).expect("admin");
+    let cut = admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name LIKE 'vscout-collector %' AND datname = current_database()",
+            &[],
+        )
+        .expect("terminate");
+    assert_eq!(cut, 3, "writer, reader and retention");
+    // At most one failure for each connection, then answers.
+    let twice = |what: &str, f: &mut dyn FnMut() -> Result<(), StoreError>| {
+        if let Err(first) = f() {
+            f().unwrap_or_else(|e| panic!("{what} after a reconnect: {e} (first: {first})"));
+        }
+    };
+    twice("ingest", &mut || {
+        store.ingest("a", 2, "v", &who(), &day(1)).map(|_| ())
+    });
+    twice("metrics", &mut || {
+        let q = MetricsQuery::default();
+        store.metrics(EntityKind::Vm, "vc:vm-1", &q).map(|_| ())
+    });
+    twice("retention", &mut || {
+        prune_pass(&store, &Retention::default(), T0 + 2 * DAY + 60).map(|_| ())
+    });
+    let rows = store
+        .metrics(EntityKind::Vm, "vc:vm-1", &MetricsQuery::default())
+        .expect("metrics")
+        .expect("known");
+    assert_eq!(rows.len(), 2 * 288, "both days, the second stored once");
+    let c = store.counts().expect("counts");
+    assert_eq!((c.batches, c.duplicate_batches), (2, 0));
+}

@@ -11,6 +11,7 @@ pub mod sqlite;
 
 pub use retention::{PruneStep, Pruned, Retention};
 
+use compact_str::CompactString;
 use serde::Serialize;
 use vscout_wire::batch::Batch;
 use vscout_wire::inventory::{VcenterInventory, Vm};
@@ -241,14 +242,15 @@ pub struct UsageQuery<'a> {
 
 /// One row of an entity's metrics: a window, or an hour retention kept of windows that
 /// went (`window_secs` 3600, no p50 or p99). Typed, so that 100,000 rows are written out
-/// as JSON without building a map for each.
+/// as JSON without building a map for each. The series' names are small strings kept
+/// inline (no allocation for each of 100,000 rows).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MetricsRow {
-    pub vcenter: String,
-    pub counter: String,
-    pub instance: String,
-    pub unit: String,
-    pub stats_type: String,
+    pub vcenter: CompactString,
+    pub counter: CompactString,
+    pub instance: CompactString,
+    pub unit: CompactString,
+    pub stats_type: CompactString,
     /// Unix seconds.
     pub window_start: i64,
     pub window_secs: i64,
@@ -267,11 +269,11 @@ impl MetricsRow {
     /// A row of no series and no figures, to fill in.
     pub(crate) fn empty() -> Self {
         MetricsRow {
-            vcenter: String::new(),
-            counter: String::new(),
-            instance: String::new(),
-            unit: String::new(),
-            stats_type: String::new(),
+            vcenter: CompactString::default(),
+            counter: CompactString::default(),
+            instance: CompactString::default(),
+            unit: CompactString::default(),
+            stats_type: CompactString::default(),
             window_start: 0,
             window_secs: 0,
             expected_samples: 0,

@@ -12,6 +12,8 @@
 #[cfg(test)]
 mod tests;
 
+use std::cell::RefCell;
+
 use vscout_wire::batch::StatsRow;
 
 /// One window as the stores keep it.
@@ -83,7 +85,7 @@ pub fn encode(day_start: i64, windows: &[Window]) -> Vec<u8> {
 pub fn decode(day_start: i64, packed: &[u8]) -> Result<Vec<Window>, PackError> {
     let bytes = match packed.first() {
         Some(0) => packed[1..].to_vec(),
-        _ => zstd::stream::decode_all(packed).map_err(|e| PackError(format!("zstd: {e}")))?,
+        _ => unzstd(packed)?,
     };
     let mut r = Reader {
         bytes: &bytes,
@@ -147,12 +149,46 @@ pub fn decode(day_start: i64, packed: &[u8]) -> Result<Vec<Window>, PackError> {
     Ok(out)
 }
 
+/// The most a pack decompresses to: a day of one-second windows, each at most a few
+/// varints of 10 bytes a column.
+const MOST_BYTES: u64 = MOST_WINDOWS * 16 * 10;
+
+thread_local! {
+    /// One decompression context a thread, kept: making one for each pack (and its
+    /// buffers) cost more than decoding the pack.
+    static UNZSTD: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// A zstd frame decompressed, into as many bytes as its header says it holds.
+fn unzstd(packed: &[u8]) -> Result<Vec<u8>, PackError> {
+    let bad = |e: std::io::Error| PackError(format!("zstd: {e}"));
+    let size = match zstd::zstd_safe::get_frame_content_size(packed) {
+        Ok(Some(n)) if n <= MOST_BYTES => n as usize,
+        // Every pack `encode` made says its size; a frame that does not is read whole.
+        Ok(_) => return zstd::stream::decode_all(packed).map_err(bad),
+        Err(_) => return Err(PackError("zstd: not a frame".into())),
+    };
+    UNZSTD.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let dctx = match cell.as_mut() {
+            Some(d) => d,
+            None => cell.insert(zstd::bulk::Decompressor::new().map_err(bad)?),
+        };
+        dctx.decompress(packed, size).map_err(bad)
+    })
+}
+
 /// The statistics in the order they are written; [`MEAN`] is the mean's place.
 const COLUMNS: [fn(&StatsRow) -> f64; 6] = [|s| s.1, |s| s.2, |s| s.3, |s| s.4, |s| s.5, |s| s.6];
 const MEAN: usize = 2;
 
 /// What `int` decodes to with `scale` decimals and `divisor`.
 fn value_of(int: i64, scale: f64, divisor: f64) -> f64 {
+    // Dividing by 1 gives the same bits: most columns are integers, undivided, and two
+    // divisions a value were most of a pack's decoding.
+    if scale == 1.0 && divisor == 1.0 {
+        return int as f64;
+    }
     int as f64 / scale / divisor
 }
 
@@ -233,24 +269,42 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn byte(&mut self) -> Result<u8, PackError> {
-        let b = *self
-            .bytes
-            .get(self.at)
-            .ok_or_else(|| PackError(format!("ends at byte {}", self.at)))?;
-        self.at += 1;
-        Ok(b)
+        match self.bytes.get(self.at) {
+            Some(b) => {
+                self.at += 1;
+                Ok(*b)
+            }
+            None => Err(self.ended()),
+        }
     }
 
+    /// A varint. The loop reads bytes, not `Result`s: decoding a day is some 5,000 of
+    /// them, and a `Result` a byte took most of a read's time.
     fn get(&mut self) -> Result<u64, PackError> {
         let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
+        let mut shift = 0;
+        while let Some(b) = self.bytes.get(self.at) {
+            self.at += 1;
             v |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
                 return Ok(v);
             }
+            shift += 7;
+            if shift > 63 {
+                return Err(self.too_long());
+            }
         }
-        Err(PackError(format!("varint too long at byte {}", self.at)))
+        Err(self.ended())
+    }
+
+    #[cold]
+    fn ended(&self) -> PackError {
+        PackError(format!("ends at byte {}", self.at))
+    }
+
+    #[cold]
+    fn too_long(&self) -> PackError {
+        PackError(format!("varint too long at byte {}", self.at))
     }
 
     fn get_u32(&mut self) -> Result<u32, PackError> {

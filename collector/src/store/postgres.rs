@@ -93,6 +93,7 @@ impl PgTarget {
 
 /// PostgreSQL storage.
 pub struct PgStore {
+    target: PgTarget,
     writer: Mutex<Writer>,
     reader: Mutex<Client>,
     retention: Mutex<Client>,
@@ -130,6 +131,7 @@ impl PgStore {
             series.insert(key, r.get(0));
         }
         Ok(Self {
+            target: target.clone(),
             writer: Mutex::new(Writer {
                 client,
                 series,
@@ -140,9 +142,38 @@ impl PgStore {
         })
     }
 
-    fn reader(&self) -> MutexGuard<'_, Client> {
-        locked(&self.reader)
+    fn reader(&self) -> Result<MutexGuard<'_, Client>, StoreError> {
+        live(&self.reader, &self.target, "reader")
     }
+
+    fn retention(&self) -> Result<MutexGuard<'_, Client>, StoreError> {
+        live(&self.retention, &self.target, "retention")
+    }
+
+    /// The writer, its connection made again if it was lost (its caches hold: series
+    /// ids and partitions are the database's, not the connection's).
+    fn writer(&self) -> Result<MutexGuard<'_, Writer>, StoreError> {
+        let mut w = locked(&self.writer);
+        if w.client.is_closed() {
+            w.client = self.target.connect("writer")?;
+        }
+        Ok(w)
+    }
+}
+
+/// `m`'s connection, made again first if it was lost (the server restarted, or the
+/// network or an administrator cut it): the request that found it gone failed, the next
+/// one reconnects; a collector runs for months through database restarts.
+fn live<'a>(
+    m: &'a Mutex<Client>,
+    target: &PgTarget,
+    role: &str,
+) -> Result<MutexGuard<'a, Client>, StoreError> {
+    let mut c = locked(m);
+    if c.is_closed() {
+        *c = target.connect(role)?;
+    }
+    Ok(c)
 }
 
 impl Storage for PgStore {
@@ -154,20 +185,20 @@ impl Storage for PgStore {
         principal: &Principal,
         batch: &Batch,
     ) -> Result<IngestOutcome, StoreError> {
-        let mut w = locked(&self.writer);
+        let mut w = self.writer()?;
         ingest::ingest(&mut w, (agent_id, seq, agent_version), principal, batch)
     }
 
     fn vcenters(&self) -> Result<Vec<Value>, StoreError> {
-        read::vcenters(&mut self.reader())
+        read::vcenters(&mut *self.reader()?)
     }
 
     fn vms(&self, filter: &VmFilter) -> Result<Vec<Value>, StoreError> {
-        read::vms(&mut self.reader(), filter)
+        read::vms(&mut *self.reader()?, filter)
     }
 
     fn entities(&self, kind: EntityKind, filter: &EntityFilter) -> Result<Vec<Value>, StoreError> {
-        read::entities(&mut self.reader(), kind, filter)
+        read::entities(&mut *self.reader()?, kind, filter)
     }
 
     fn metrics(
@@ -176,7 +207,7 @@ impl Storage for PgStore {
         id: &str,
         q: &MetricsQuery,
     ) -> Result<Option<Vec<MetricsRow>>, StoreError> {
-        read::metrics(&mut self.reader(), kind, id, q)
+        read::metrics(&mut *self.reader()?, kind, id, q)
     }
 
     fn daily(
@@ -185,7 +216,7 @@ impl Storage for PgStore {
         id: &str,
         q: &DailyQuery,
     ) -> Result<Option<Vec<Value>>, StoreError> {
-        read::daily(&mut self.reader(), kind, id, q)
+        read::daily(&mut *self.reader()?, kind, id, q)
     }
 
     fn vm_usage(
@@ -193,7 +224,7 @@ impl Storage for PgStore {
         q: &UsageQuery<'_>,
         each: &mut dyn FnMut(SeriesUsage),
     ) -> Result<(), StoreError> {
-        let mut c = self.reader();
+        let mut c = self.reader()?;
         // One snapshot: a pass summing up a day between the reads of summaries and
         // windows would have it counted twice or not at all.
         let mut tx = c
@@ -211,19 +242,19 @@ impl Storage for PgStore {
         only: Option<(Option<&str>, &str)>,
         each: &mut dyn FnMut(&str, Vm),
     ) -> Result<(), StoreError> {
-        read::vm_records(&mut self.reader(), only, each)
+        read::vm_records(&mut *self.reader()?, only, each)
     }
 
     fn inventories(&self) -> Result<Vec<VcenterInventory>, StoreError> {
-        read::inventories(&mut self.reader())
+        read::inventories(&mut *self.reader()?)
     }
 
     fn agents(&self, only: Option<&str>) -> Result<Vec<Value>, StoreError> {
-        read::agents(&mut self.reader(), only)
+        read::agents(&mut *self.reader()?, only)
     }
 
     fn counts(&self) -> Result<Counts, StoreError> {
-        let mut c = self.reader();
+        let mut c = self.reader()?;
         let row = c.query_one(
             "SELECT (SELECT count(*) FROM agents), (SELECT coalesce(sum(batches), 0)::int8 FROM agents),
                     (SELECT count(*) FROM vcenters), (SELECT count(*) FROM vms),
@@ -258,7 +289,7 @@ impl Storage for PgStore {
         after: i64,
         series: usize,
     ) -> Result<PruneStep, StoreError> {
-        let mut c = locked(&self.retention);
+        let mut c = self.retention()?;
         if series > 0 {
             partitions::prepare_pass(&mut c, now_s)?;
         }
@@ -275,7 +306,7 @@ impl Storage for PgStore {
     }
 
     fn add_token(&self, name: &str, sha256_hex: &str) -> Result<(), StoreError> {
-        let mut w = locked(&self.writer);
+        let mut w = self.writer()?;
         let mut tx = w.client.transaction()?;
         let added = tx.execute(
             "INSERT INTO tokens VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
@@ -294,21 +325,21 @@ impl Storage for PgStore {
 
     fn token_name(&self, sha256_hex: &str) -> Result<Option<String>, StoreError> {
         Ok(self
-            .reader()
+            .reader()?
             .query_opt("SELECT name FROM tokens WHERE sha256 = $1", &[&sha256_hex])?
             .map(|r| r.get(0)))
     }
 
     fn token_count(&self) -> Result<u64, StoreError> {
         let n: i64 = self
-            .reader()
+            .reader()?
             .query_one("SELECT count(*) FROM tokens", &[])?
             .get(0);
         Ok(n as u64)
     }
 
     fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
-        let rows = self.reader().query(
+        let rows = self.reader()?.query(
             "SELECT t.name, t.created_ms,
                     (SELECT max(a.last_seen_ms) FROM agents a WHERE a.principal = 'token:' || t.name)
              FROM tokens t ORDER BY t.name",
@@ -325,7 +356,7 @@ impl Storage for PgStore {
     }
 
     fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
-        let mut w = locked(&self.writer);
+        let mut w = self.writer()?;
         Ok(w.client
             .execute("DELETE FROM tokens WHERE name = $1", &[&name])?
             == 1)
@@ -333,7 +364,7 @@ impl Storage for PgStore {
 
     fn first_token_needed(&self) -> Result<bool, StoreError> {
         Ok(self
-            .reader()
+            .reader()?
             .query_one(
                 "SELECT NOT EXISTS (SELECT 1 FROM tokens)
                     AND NOT EXISTS (SELECT 1 FROM meta WHERE key = 'tokens_made')",

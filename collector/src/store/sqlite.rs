@@ -12,6 +12,7 @@ mod prune;
 mod stored;
 mod usage;
 
+use compact_str::CompactString;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
@@ -950,11 +951,11 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 /// One row of `metrics` from `rollup_hours` (columns 0 to 15).
 fn metrics_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MetricsRow> {
     Ok(MetricsRow {
-        vcenter: r.get(0)?,
-        counter: r.get(1)?,
-        instance: r.get(2)?,
-        unit: r.get(3)?,
-        stats_type: r.get(4)?,
+        vcenter: CompactString::new(r.get::<_, String>(0)?),
+        counter: CompactString::new(r.get::<_, String>(1)?),
+        instance: CompactString::new(r.get::<_, String>(2)?),
+        unit: CompactString::new(r.get::<_, String>(3)?),
+        stats_type: CompactString::new(r.get::<_, String>(4)?),
         window_start: r.get(5)?,
         window_secs: r.get(6)?,
         expected_samples: r.get(7)?,
@@ -972,11 +973,11 @@ fn metrics_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MetricsRow> {
 /// A series' names (columns 1 to 5 of the series query): a metrics row without figures.
 fn series_head(r: &rusqlite::Row<'_>) -> rusqlite::Result<MetricsRow> {
     Ok(MetricsRow {
-        vcenter: r.get(1)?,
-        counter: r.get(2)?,
-        instance: r.get(3)?,
-        unit: r.get(4)?,
-        stats_type: r.get(5)?,
+        vcenter: CompactString::new(r.get::<_, String>(1)?),
+        counter: CompactString::new(r.get::<_, String>(2)?),
+        instance: CompactString::new(r.get::<_, String>(3)?),
+        unit: CompactString::new(r.get::<_, String>(4)?),
+        stats_type: CompactString::new(r.get::<_, String>(5)?),
         ..MetricsRow::empty()
     })
 }

@@ -13,6 +13,7 @@ use vscout_wire::batch::{Batch, Record, RollupView, StatsRow};
 use vscout_wire::inventory::VcenterInventory;
 use vscout_wire::rollup::{DailySummary, SeriesLabels};
 
+use super::locks;
 use super::partitions::{Known, Table};
 use crate::store::{EntityKind, IngestOutcome, Principal, StoreError};
 
@@ -229,18 +230,18 @@ struct Limits {
 }
 
 impl Limits {
-    /// Reads them; `share`: under shared locks held to the end of the transaction, so
-    /// that retention moving one waits for the batches in flight (none stores a window
-    /// it would have refused, that the summaries would miss, or into a day being packed).
+    /// Reads them; `share`: under the limits' lock, shared and held to the end of the
+    /// transaction, so that retention moving one waits for the batches in flight (none
+    /// stores a window it would have refused, that the summaries would miss, or into a
+    /// day being packed).
     fn read(c: &mut impl postgres::GenericClient, share: bool) -> Result<Self, StoreError> {
         let mut limits = Limits::default();
-        let lock = if share { "FOR SHARE" } else { "" };
+        if share {
+            locks::share(c, locks::LIMITS)?;
+        }
         for r in c.query(
-            &format!(
-                "SELECT key, value FROM meta
-                 WHERE key IN ('horizon', 'summary_mark', 'packed_before', 'summaries_horizon')
-                 {lock}"
-            ),
+            "SELECT key, value FROM meta
+             WHERE key IN ('horizon', 'summary_mark', 'packed_before', 'summaries_horizon')",
             &[],
         )? {
             let v: i64 = r.get(1);

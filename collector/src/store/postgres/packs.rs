@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::types::ToSql;
+use postgres::types::{ToSql, Type};
 use postgres::{GenericClient, Row, Transaction};
 use vscout_wire::batch::StatsRow;
 
@@ -59,23 +59,28 @@ pub(super) fn extra_windows(
 ) -> Result<Vec<(i64, Window)>, StoreError> {
     let counters = crate::store::USAGE_COUNTERS.to_vec();
     // Two texts, not one with an OR: each lets the planner use the series key.
-    let (chosen, which): (&str, &(dyn ToSql + Sync)) = match &ids {
-        Some(list) => ("series_id = ANY($3)", list),
+    let (chosen, which): (&str, (&(dyn ToSql + Sync), Type)) = match &ids {
+        Some(list) => ("series_id = ANY($3)", (list, Type::INT8_ARRAY)),
         None => (
             "series_id IN (SELECT id FROM series s WHERE s.entity_type = 'VirtualMachine'
                                                     AND s.counter = ANY($3))",
-            &counters,
+            (&counters, Type::TEXT_ARRAY),
         ),
     };
     let first_day = first_pack(from);
     let mut out: Vec<(i64, Window)> = Vec::new();
-    let params: [&(dyn ToSql + Sync); 4] = [&from, &to, which, &first_day];
-    let mut rows = c.query_raw(
+    let params = [
+        (&from as &(dyn ToSql + Sync), Type::INT8),
+        (&to, Type::INT8),
+        which,
+        (&first_day, Type::INT8),
+    ];
+    let mut rows = c.query_typed_raw(
         &format!(
             "SELECT series_id, day_start, data FROM window_packs
              WHERE day_start >= $4 AND day_start < $2 AND $1::int8 < $2 AND {chosen}"
         ),
-        params,
+        params.clone(),
     )?;
     while let Some(r) = rows.next()? {
         add_pack(&mut out, &r, (from, to))?;
@@ -95,8 +100,13 @@ pub(super) fn windows_in_order(
 ) -> Result<Vec<(i64, Window)>, StoreError> {
     let first_day = first_pack(from);
     let mut out: Vec<(i64, Window)> = Vec::new();
-    let params: [&(dyn ToSql + Sync); 4] = [&from, &to, &ids, &first_day];
-    let mut rows = c.query_raw(
+    let params = [
+        (&from as &(dyn ToSql + Sync), Type::INT8),
+        (&to, Type::INT8),
+        (&ids, Type::INT8_ARRAY),
+        (&first_day, Type::INT8),
+    ];
+    let mut rows = c.query_typed_raw(
         "SELECT series_id, day_start, data FROM window_packs
          WHERE day_start >= $4 AND day_start < $2 AND $1::int8 < $2 AND series_id = ANY($3)
          ORDER BY array_position($3, series_id), day_start",
@@ -113,7 +123,12 @@ pub(super) fn windows_in_order(
     }
     drop(rows);
     let some = &ids[..read];
-    let params: [&(dyn ToSql + Sync); 4] = [&from, &to, &some, &first_day];
+    let params = [
+        (&from as &(dyn ToSql + Sync), Type::INT8),
+        (&to, Type::INT8),
+        (&some, Type::INT8_ARRAY),
+        (&first_day, Type::INT8),
+    ];
     add_late(c, "series_id = ANY($3)", &params, out)
 }
 
@@ -144,11 +159,11 @@ fn add_pack(
 fn add_late(
     c: &mut impl GenericClient,
     chosen: &str,
-    params: &[&(dyn ToSql + Sync); 4],
+    params: &[(&(dyn ToSql + Sync), Type); 4],
     mut out: Vec<(i64, Window)>,
 ) -> Result<Vec<(i64, Window)>, StoreError> {
     let late: Vec<(i64, Window)> = c
-        .query(
+        .query_typed(
             &format!(
                 "SELECT series_id, {WINDOW_COLUMNS} FROM late_windows l
                  WHERE window_start >= $1 AND window_start < $2 AND {chosen}
@@ -184,14 +199,23 @@ pub(super) struct RowsFrom {
 }
 
 impl RowsFrom {
-    /// The rows selected by `not_packed` with its parameters bound to these.
-    pub(super) fn read(c: &mut impl GenericClient) -> Result<Self, StoreError> {
-        let day = meta(c, "packs_through")?;
-        Ok(Self {
+    /// From `meta.packs_through` and `meta.packing_below`.
+    pub(super) fn new(day: i64, below: i64) -> Self {
+        Self {
             day,
-            day_end: day + DAY_SECS,
-            below: meta(c, "packing_below")?,
-        })
+            day_end: day.saturating_add(DAY_SECS),
+            below,
+        }
+    }
+
+    /// As `meta` holds them now.
+    pub(super) fn read(c: &mut impl GenericClient) -> Result<Self, StoreError> {
+        let r = c.query_one(
+            "SELECT (SELECT value FROM meta WHERE key = 'packs_through'),
+                    (SELECT value FROM meta WHERE key = 'packing_below')",
+            &[],
+        )?;
+        Ok(Self::new(r.get(0), r.get(1)))
     }
 }
 

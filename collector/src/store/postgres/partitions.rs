@@ -121,30 +121,35 @@ pub(super) fn make(
     Ok(())
 }
 
-/// Makes, in a transaction of its own, the month partitions retention's pass writes
-/// into (day summaries and hours of every month that has windows, from the summaries'
-/// horizon on): a pass step that made one itself would take the partitions lock while
-/// holding table locks a collector making a partition waits for. Today's and
-/// tomorrow's windows' partitions too, so that ingest seldom makes one at midnight.
+/// Makes the month partitions retention's pass writes into (day summaries and hours of
+/// every month that has windows, from the summaries' horizon on): a pass step that made
+/// one itself would take the partitions lock while holding table locks a collector
+/// making a partition waits for. Today's and tomorrow's windows' partitions too, so that
+/// ingest seldom makes one at midnight. Each in a transaction of its own: making a
+/// partition locks its parent table exclusively, and a reader holding one parent while
+/// waiting for another deadlocked with a transaction making partitions of both.
 pub(super) fn prepare_pass(client: &mut Client, now_s: i64) -> Result<(), StoreError> {
-    let mut tx = client.transaction()?;
-    make(&mut tx, Table::Rollups, now_s)?;
-    make(&mut tx, Table::Rollups, now_s + DAY_SECS)?;
-    let months: Vec<i64> = tx
+    let months: Vec<i64> = client
         .query(
             "SELECT lower FROM partitions WHERE parent = 'rollups'
-               AND upper > (SELECT value FROM meta WHERE key = 'summaries_horizon')",
+               AND upper > (SELECT value FROM meta WHERE key = 'summaries_horizon')
+             ORDER BY lower",
             &[],
         )?
         .iter()
         .map(|r| r.get(0))
         .collect();
-    for day in months {
-        for table in [Table::WindowDays, Table::RollupHours, Table::WindowPacks] {
-            make(&mut tx, table, day)?;
-        }
+    let mut wanted = vec![(Table::Rollups, now_s), (Table::Rollups, now_s + DAY_SECS)];
+    for table in [Table::WindowDays, Table::RollupHours, Table::WindowPacks] {
+        let mut periods: Vec<i64> = months.iter().map(|d| table.period(*d).0).collect();
+        periods.dedup();
+        wanted.extend(periods.into_iter().map(|lower| (table, lower)));
     }
-    tx.commit()?;
+    for (table, t) in wanted {
+        let mut tx = client.transaction()?;
+        make(&mut tx, table, t)?;
+        tx.commit()?;
+    }
     Ok(())
 }
 

@@ -58,20 +58,30 @@ pub(super) fn raise_horizons(
     mark: bool,
 ) -> Result<bool, StoreError> {
     let hour = now_s.div_euclid(HOUR_SECS) * HOUR_SECS;
-    let mut moved = 0;
-    for (key, value, raise) in [
+    let wanted = [
         ("horizon", r.windows_from(now_s), true),
         ("summaries_horizon", r.summaries_from(now_s), true),
         ("summary_mark", hour, mark),
         // Closed days: their windows are packed, a late one waits in late_windows.
         ("packed_before", crate::store::day_of(now_s), mark),
-    ] {
-        if raise {
-            moved += tx.execute(
-                "UPDATE meta SET value = $2 WHERE key = $1 AND value < $2",
-                &[&key, &value],
-            )?;
+    ];
+    let mut raise = Vec::new();
+    for (key, value, asked) in wanted {
+        if asked && meta(tx, key)? < value {
+            raise.push((key, value));
         }
+    }
+    if raise.is_empty() {
+        // Most steps: no wait for the batches in flight.
+        return Ok(false);
+    }
+    locks::take(tx, locks::LIMITS)?;
+    let mut moved = 0;
+    for (key, value) in raise {
+        moved += tx.execute(
+            "UPDATE meta SET value = $2 WHERE key = $1 AND value < $2",
+            &[&key, &value],
+        )?;
     }
     Ok(moved > 0)
 }
@@ -154,7 +164,14 @@ fn drop_partition(
 ) -> Result<bool, StoreError> {
     locks::take(tx, locks::PARTITIONS)?;
     tx.batch_execute("SAVEPOINT drop_partition; SET LOCAL lock_timeout = '5s'")?;
-    match tx.batch_execute(&format!("DROP TABLE {}", p.name)) {
+    // The parent first, as every query locks it before its partitions: dropping a
+    // partition locks the partition, then the parent, and a reader holding the parent
+    // and waiting for the partition deadlocked with it.
+    match tx.batch_execute(&format!(
+        "LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE; DROP TABLE {}",
+        table.name(),
+        p.name
+    )) {
         Ok(()) => {}
         Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
             tx.batch_execute("ROLLBACK TO SAVEPOINT drop_partition")?;

@@ -2,7 +2,7 @@
 //! read-only snapshot; answers shaped as the SQLite store shapes them (`store/shape.rs`).
 
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::types::ToSql;
+use postgres::types::{ToSql, Type};
 use postgres::{Client, GenericClient};
 use serde_json::{json, Value};
 use vscout_wire::batch::AgentHealth;
@@ -117,8 +117,9 @@ pub(super) fn entities(
 }
 
 /// The hours retention kept and the windows of one entity's series, by counter,
-/// instance and time: four statements in one read-only snapshot (the series, their hours
-/// and open days' rows, their packs and late windows), the series' names sent once.
+/// instance and time: four statements in one snapshot (the series, their hours and
+/// rows, their packs, their late windows), each sent with its parameters' types so that
+/// it takes one round trip (no prepare), the series' names sent once.
 pub(super) fn metrics(
     c: &mut Client,
     kind: EntityKind,
@@ -127,39 +128,115 @@ pub(super) fn metrics(
 ) -> Result<Option<Vec<MetricsRow>>, StoreError> {
     let (vcenter, entity) = split_id(id, q.vcenter.as_deref());
     let (from, to) = (q.from.unwrap_or(i64::MIN), q.to.unwrap_or(i64::MAX));
-    let mut tx = c.build_transaction().read_only(true).start()?;
-    // In the answer's order.
-    let named = tx.query(
-        "SELECT id, vcenter, counter, instance, unit, stats_type FROM series
+    // One snapshot: a day's series packed between the reads of rows and packs would be
+    // read twice.
+    let mut tx = c
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?;
+    let named = tx.query_typed(
+        "SELECT id, vcenter, counter, instance, unit, stats_type,
+                (SELECT value FROM meta WHERE key = 'packs_through'),
+                (SELECT value FROM meta WHERE key = 'packing_below')
+         FROM series
          WHERE entity_id = $1 AND entity_type = $4 AND ($2::text IS NULL OR vcenter = $2)
            AND ($3::text IS NULL OR counter = $3)
          ORDER BY counter, instance, id",
-        &[&entity, &vcenter, &q.counter, &kind.entity_type()],
+        &[
+            (&entity, Type::TEXT),
+            (&vcenter, Type::TEXT),
+            (&q.counter, Type::TEXT),
+            (&kind.entity_type(), Type::TEXT),
+        ],
     )?;
-    if named.is_empty() {
+    let Some(first) = named.first() else {
         return found(&mut tx, kind, vcenter.as_deref(), &entity, Vec::new());
+    };
+    let packed = packs::RowsFrom::new(first.get(6), first.get(7));
+    // Each series' rank in the answer's order (series of one counter and instance in
+    // several vCenters share one): rows are sorted on it and their start, not on names.
+    let mut heads: HashMap<i64, (u32, MetricsRow)> = HashMap::new();
+    let mut rank = 0u32;
+    for (i, r) in named.iter().enumerate() {
+        let head = MetricsRow {
+            vcenter: r.get::<_, &str>(1).into(),
+            counter: r.get::<_, &str>(2).into(),
+            instance: r.get::<_, &str>(3).into(),
+            unit: r.get::<_, &str>(4).into(),
+            stats_type: r.get::<_, &str>(5).into(),
+            ..MetricsRow::empty()
+        };
+        if i > 0 && (head.counter.as_str(), head.instance.as_str()) != names(&named[i - 1]) {
+            rank += 1;
+        }
+        heads.insert(r.get(0), (rank, head));
     }
-    let packed = packs::RowsFrom::read(&mut tx)?;
     let ids: Vec<i64> = named.iter().map(|r| r.get(0)).collect();
-    let heads: HashMap<i64, MetricsRow> = named
+    let mut rows: Vec<(u32, MetricsRow)> = Vec::new();
+    hours_and_rows(&mut tx, &ids, (from, to), packed, &heads, &mut rows)?;
+    // Closed days' windows are packed, late ones wait for their pack. Read in the
+    // answer's order: once 100,000 rows are read, the series after cannot be in the
+    // answer (it is cut there).
+    let span = (from, to.saturating_add(1));
+    let packed = packs::windows_in_order(&mut tx, &ids, span, 100_000)?;
+    // The answer's order sorted as keys (rank, start, where the window is), not as rows
+    // of 256 bytes; stable: windows of one rank and start (several vCenters') keep the
+    // order read. Rows are made once, for the windows in the answer.
+    let mut order: Vec<(u32, i64, usize)> = rows
         .iter()
-        .map(|r| {
-            let head = MetricsRow {
-                vcenter: r.get(1),
-                counter: r.get(2),
-                instance: r.get(3),
-                unit: r.get(4),
-                stats_type: r.get(5),
-                ..MetricsRow::empty()
-            };
-            (r.get(0), head)
-        })
+        .enumerate()
+        .map(|(at, (rank, r))| (*rank, r.window_start, at))
         .collect();
-    let mut rows = Vec::new();
+    for (at, (series, w)) in packed.iter().enumerate() {
+        if let Some((rank, _)) = heads.get(series) {
+            order.push((*rank, w.start, rows.len() + at));
+        }
+    }
+    order.sort_by_key(|(rank, start, _)| (*rank, *start));
+    order.truncate(100_000);
+    let mut answer = Vec::with_capacity(order.len());
+    for (_, _, at) in order {
+        match at.checked_sub(rows.len()) {
+            None => answer.push(rows[at].1.clone()),
+            Some(p) => {
+                let (series, w) = &packed[p];
+                if let Some((_, head)) = heads.get(series) {
+                    answer.push(window_row(head, w));
+                }
+            }
+        }
+    }
+    let out = found(&mut tx, kind, vcenter.as_deref(), &entity, answer)?;
+    tx.commit()?;
+    Ok(out)
+}
+
+/// A series row's counter and instance (columns 2 and 3).
+fn names(r: &postgres::Row) -> (&str, &str) {
+    (r.get(2), r.get(3))
+}
+
+/// Adds the hours retention kept and the rows not packed of the series `ids` in
+/// `[from, to]` to `out`, with their series' rank.
+fn hours_and_rows(
+    tx: &mut postgres::Transaction<'_>,
+    ids: &[i64],
+    (from, to): (i64, i64),
+    packed: packs::RowsFrom,
+    heads: &HashMap<i64, (u32, MetricsRow)>,
+    out: &mut Vec<(u32, MetricsRow)>,
+) -> Result<(), StoreError> {
     let rows_from = from.max(packed.day);
-    let params: [&(dyn ToSql + Sync); 6] =
-        [&ids, &from, &to, &rows_from, &packed.day_end, &packed.below];
-    let mut it = tx.query_raw(
+    let params: [(&(dyn ToSql + Sync), Type); 6] = [
+        (&ids, Type::INT8_ARRAY),
+        (&from, Type::INT8),
+        (&to, Type::INT8),
+        (&rows_from, Type::INT8),
+        (&packed.day_end, Type::INT8),
+        (&packed.below, Type::INT8),
+    ];
+    let mut it = tx.query_typed_raw(
         &format!(
             "SELECT series_id, hour_start, 3600::int8, expected, missing, count, min, max,
                     mean, NULL::float8, p95, NULL::float8
@@ -175,10 +252,10 @@ pub(super) fn metrics(
         params,
     )?;
     while let Some(r) = it.next()? {
-        let Some(head) = heads.get(&r.get::<_, i64>(0)) else {
+        let Some((rank, head)) = heads.get(&r.get::<_, i64>(0)) else {
             continue;
         };
-        rows.push(MetricsRow {
+        let row = MetricsRow {
             window_start: r.get(1),
             window_secs: r.get(2),
             expected_samples: r.get(3),
@@ -191,25 +268,10 @@ pub(super) fn metrics(
             p95: r.get(10),
             p99: r.get(11),
             ..head.clone()
-        });
+        };
+        out.push((*rank, row));
     }
-    drop(it);
-    // Closed days' windows are packed, late ones wait for their pack. Read in the
-    // answer's order: once 100,000 rows are read, the series after cannot be in the
-    // answer (it is cut there).
-    let span = (from, to.saturating_add(1));
-    for (series, w) in packs::windows_in_order(&mut tx, &ids, span, 100_000)? {
-        if let Some(head) = heads.get(&series) {
-            rows.push(window_row(head, &w));
-        }
-    }
-    rows.sort_by(|a, b| {
-        (&a.counter, &a.instance, a.window_start).cmp(&(&b.counter, &b.instance, b.window_start))
-    });
-    rows.truncate(100_000);
-    let out = found(&mut tx, kind, vcenter.as_deref(), &entity, rows)?;
-    tx.commit()?;
-    Ok(out)
+    Ok(())
 }
 
 /// Daily sketches of one entity merged per series over a range of days.
