@@ -424,6 +424,30 @@ fn maintain(store: &dyn Storage, now: i64) -> (f64, f64) {
     }
 }
 
+/// Seconds to read a VM's metrics from `from_s` on (of one counter, or all).
+fn metrics_secs(store: &dyn Storage, id: &str, counter: Option<&str>, from_s: i64) -> f64 {
+    let q = MetricsQuery {
+        counter: counter.map(str::to_owned),
+        from: Some(from_s),
+        ..MetricsQuery::default()
+    };
+    #[allow(clippy::disallowed_methods)]
+    let t = std::time::Instant::now();
+    let rows = store.metrics(EntityKind::Vm, id, &q).expect("metrics");
+    let secs = t.elapsed().as_secs_f64();
+    std::hint::black_box(rows);
+    secs
+}
+
+/// A VM of the fleet, at random: its API id.
+fn random_vm(rng: &mut Rng, agents: usize, vms: usize) -> String {
+    format!(
+        "vc-{}:vm-{}",
+        (rng.next() * agents as f64) as usize,
+        (rng.next() * vms as f64) as usize
+    )
+}
+
 /// Reads VMs' metrics over the last 30 days while ingest runs: (one counter, all).
 fn reader(
     store: Arc<dyn Storage>,
@@ -435,22 +459,9 @@ fn reader(
     let (mut one, mut all) = (Vec::new(), Vec::new());
     while Arc::strong_count(&clock) > 1 {
         let now = clock.load(std::sync::atomic::Ordering::Relaxed);
-        let id = format!(
-            "vc-{}:vm-{}",
-            (rng.next() * agents as f64) as usize,
-            (rng.next() * vms as f64) as usize
-        );
+        let id = random_vm(&mut rng, agents, vms);
         for (counter, out) in [(Some("cpu.usage.average"), &mut one), (None, &mut all)] {
-            let q = MetricsQuery {
-                counter: counter.map(str::to_owned),
-                from: Some(now - 30 * DAY),
-                ..MetricsQuery::default()
-            };
-            #[allow(clippy::disallowed_methods)]
-            let t = std::time::Instant::now();
-            let rows = store.metrics(EntityKind::Vm, &id, &q).expect("metrics");
-            out.push(t.elapsed().as_secs_f64());
-            std::hint::black_box(rows);
+            out.push(metrics_secs(store.as_ref(), &id, counter, now - 30 * DAY));
         }
         // A reader asks now and then, as people do; not a wait for a condition.
         #[allow(clippy::disallowed_methods)]
@@ -644,20 +655,13 @@ fn main() {
     // two cores taken by ingest and the pass.
     let (mut rng, mut idle) = (Rng(7), Vec::new());
     for _ in 0..20 {
-        let id = format!(
-            "vc-{}:vm-{}",
-            (rng.next() * agents as f64) as usize,
-            (rng.next() * vms as f64) as usize
-        );
-        let q = MetricsQuery {
-            from: Some(T0 + days * DAY - 30 * DAY),
-            ..MetricsQuery::default()
-        };
-        #[allow(clippy::disallowed_methods)]
-        let t = std::time::Instant::now();
-        let rows = store.metrics(EntityKind::Vm, &id, &q).expect("metrics");
-        idle.push(t.elapsed().as_secs_f64());
-        std::hint::black_box(rows);
+        let id = random_vm(&mut rng, agents, vms);
+        idle.push(metrics_secs(
+            store.as_ref(),
+            &id,
+            None,
+            T0 + (days - 30) * DAY,
+        ));
     }
     println!(
         "a VM's 30-day metrics, every counter, after ingest: MEASURED p95_ms={:.1} reads={}",

@@ -279,6 +279,21 @@ fn insert_rollup(
     Ok(())
 }
 
+/// Whether the agent's batch `seq` was stored before: its key is kept, or it is at or
+/// below the agent's `forgotten_seq` (retention forgot keys up to it).
+fn stored_before(tx: &Connection, agent_id: &str, seq: i64) -> Result<bool, StoreError> {
+    let seen: Option<i64> = tx
+        .query_row(
+            "SELECT 1 FROM batches WHERE agent_id = ?1 AND seq = ?2
+             UNION ALL
+             SELECT 1 FROM agents WHERE agent_id = ?1 AND forgotten_seq >= ?2",
+            params![agent_id, seq],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(seen.is_some())
+}
+
 /// Rows of a batch not stored.
 #[derive(Debug, Default)]
 struct Tally {
@@ -341,17 +356,7 @@ impl Storage for SqliteStore {
                  last_seq = max(last_seq, ?5)",
             params![agent_id, agent_version, who, now, seq],
         )?;
-        // A key retention forgot is below the agent's `forgotten_seq`.
-        let seen: Option<i64> = tx
-            .query_row(
-                "SELECT 1 FROM batches WHERE agent_id = ?1 AND seq = ?2
-                 UNION ALL
-                 SELECT 1 FROM agents WHERE agent_id = ?1 AND forgotten_seq >= ?2",
-                params![agent_id, seq],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if seen.is_some() {
+        if stored_before(&tx, agent_id, seq)? {
             tx.execute(
                 "UPDATE agents SET duplicate_batches = duplicate_batches + 1 WHERE agent_id = ?1",
                 params![agent_id],

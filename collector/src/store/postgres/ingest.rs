@@ -98,14 +98,8 @@ pub(super) fn ingest(
     let limits = Limits::read(&mut tx, true)?;
     claim_agent(&mut tx, agent_id, agent_version, &who, (now, seq))?;
     let records = batch.records.len() as i64;
-    // A key retention forgot is below the agent's `forgotten_seq`.
-    let new_batch = tx.execute(
-        "INSERT INTO batches SELECT $1::text, $2::int8, $3::int8, $4::int8, $5::int8, $6::text
-         WHERE NOT EXISTS (SELECT 1 FROM agents WHERE agent_id = $1 AND forgotten_seq >= $2)
-         ON CONFLICT DO NOTHING",
-        &[&agent_id, &seq, &now, &records, &(views.len() as i64), &who],
-    )?;
-    if new_batch == 0 {
+    let key = (agent_id, seq, now, &who[..]);
+    if !claim_batch(&mut tx, key, records, views.len() as i64)? {
         tx.execute(
             "UPDATE agents SET duplicate_batches = duplicate_batches + 1 WHERE agent_id = $1",
             &[&agent_id],
@@ -214,6 +208,25 @@ fn store_records(
         }
     }
     Ok(())
+}
+
+/// Inserts the batch's key (`agent, seq, received_ms, principal`) with its counts; false
+/// if it was stored before: the key is there (another collector may just have stored
+/// it: this waits for its transaction), or the sequence is at or below the agent's
+/// `forgotten_seq` (retention forgot keys up to it).
+fn claim_batch(
+    tx: &mut Transaction<'_>,
+    (agent_id, seq, now, who): (&str, i64, i64, &str),
+    records: i64,
+    rollups: i64,
+) -> Result<bool, StoreError> {
+    let added = tx.execute(
+        "INSERT INTO batches SELECT $1::text, $2::int8, $3::int8, $4::int8, $5::int8, $6::text
+         WHERE NOT EXISTS (SELECT 1 FROM agents WHERE agent_id = $1 AND forgotten_seq >= $2)
+         ON CONFLICT DO NOTHING",
+        &[&agent_id, &seq, &now, &records, &rollups, &who],
+    )?;
+    Ok(added == 1)
 }
 
 /// What retention has moved, read under a share lock in the batch's transaction.

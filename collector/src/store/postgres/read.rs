@@ -12,6 +12,7 @@ use vscout_wire::sketch::Sketch;
 use std::collections::HashMap;
 
 use super::packs;
+use crate::store::pack::Window;
 use crate::store::shape::{health_json, split_id, window_row, DailyMerge};
 use crate::store::{
     DailyQuery, EntityFilter, EntityKind, MetricsQuery, MetricsRow, StoreError, VmFilter,
@@ -154,9 +155,27 @@ pub(super) fn metrics(
         return found(&mut tx, kind, vcenter.as_deref(), &entity, Vec::new());
     };
     let packed = packs::RowsFrom::new(first.get(6), first.get(7));
-    // Each series' rank in the answer's order (series of one counter and instance in
-    // several vCenters share one): rows are sorted on it and their start, not on names.
-    let mut heads: HashMap<i64, (u32, MetricsRow)> = HashMap::new();
+    let heads = ranked(&named);
+    let ids: Vec<i64> = named.iter().map(|r| r.get(0)).collect();
+    let mut rows: Vec<(u32, MetricsRow)> = Vec::new();
+    hours_and_rows(&mut tx, &ids, (from, to), packed, &heads, &mut rows)?;
+    // Closed days' windows are packed, late ones wait for their pack. Read in the
+    // answer's order: once 100,000 rows are read, the series after cannot be in the
+    // answer (it is cut there).
+    let span = (from, to.saturating_add(1));
+    let packed = packs::windows_in_order(&mut tx, &ids, span, 100_000)?;
+    let answer = in_order(&heads, rows, &packed, 100_000);
+    let out = found(&mut tx, kind, vcenter.as_deref(), &entity, answer)?;
+    tx.commit()?;
+    Ok(out)
+}
+
+/// The series (rows of `id, vcenter, counter, instance, unit, stats_type` in the answer's
+/// order) by id: each one's rank in that order (series of one counter and instance in
+/// several vCenters share one: rows are sorted on it and their start, not on names) and
+/// names as a row without figures.
+fn ranked(named: &[postgres::Row]) -> HashMap<i64, (u32, MetricsRow)> {
+    let mut heads = HashMap::new();
     let mut rank = 0u32;
     for (i, r) in named.iter().enumerate() {
         let head = MetricsRow {
@@ -172,17 +191,19 @@ pub(super) fn metrics(
         }
         heads.insert(r.get(0), (rank, head));
     }
-    let ids: Vec<i64> = named.iter().map(|r| r.get(0)).collect();
-    let mut rows: Vec<(u32, MetricsRow)> = Vec::new();
-    hours_and_rows(&mut tx, &ids, (from, to), packed, &heads, &mut rows)?;
-    // Closed days' windows are packed, late ones wait for their pack. Read in the
-    // answer's order: once 100,000 rows are read, the series after cannot be in the
-    // answer (it is cut there).
-    let span = (from, to.saturating_add(1));
-    let packed = packs::windows_in_order(&mut tx, &ids, span, 100_000)?;
-    // The answer's order sorted as keys (rank, start, where the window is), not as rows
-    // of 256 bytes; stable: windows of one rank and start (several vCenters') keep the
-    // order read. Rows are made once, for the windows in the answer.
+    heads
+}
+
+/// The first `limit` of `rows` (hours and rows, ranked) and `packed` windows in the
+/// answer's order, sorted as keys (rank, start, where the window is), not as rows of 256
+/// bytes; stable: windows of one rank and start (several vCenters') keep the order read.
+/// Rows are made once, for the windows in the answer.
+fn in_order(
+    heads: &HashMap<i64, (u32, MetricsRow)>,
+    rows: Vec<(u32, MetricsRow)>,
+    packed: &[(i64, Window)],
+    limit: usize,
+) -> Vec<MetricsRow> {
     let mut order: Vec<(u32, i64, usize)> = rows
         .iter()
         .enumerate()
@@ -194,7 +215,7 @@ pub(super) fn metrics(
         }
     }
     order.sort_by_key(|(rank, start, _)| (*rank, *start));
-    order.truncate(100_000);
+    order.truncate(limit);
     let mut answer = Vec::with_capacity(order.len());
     for (_, _, at) in order {
         match at.checked_sub(rows.len()) {
@@ -207,9 +228,7 @@ pub(super) fn metrics(
             }
         }
     }
-    let out = found(&mut tx, kind, vcenter.as_deref(), &entity, answer)?;
-    tx.commit()?;
-    Ok(out)
+    answer
 }
 
 /// A series row's counter and instance (columns 2 and 3).
