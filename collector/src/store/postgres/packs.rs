@@ -1,12 +1,12 @@
 //! Closed days packed on PostgreSQL, as on SQLite (`store/pack.rs` is the codec): a day's
 //! windows are rows in that day's `rollups` partition while it is open; once retention's
 //! pass has summed the day up, each series' windows become one row of `window_packs`
-//! (partitioned by day too), a few thousand series a step; readers take the day from its
-//! packs (`rollups` rows before `meta.packs_through`, and those of the series already
-//! packed of the day being packed, are not read: `RowsFrom`) and a later step drops the
-//! day's partition. A window
-//! arriving for a closed day (before `meta.packed_before`, which ingest reads under the
-//! horizons' share lock) goes to `late_windows`, merged into its pack by a later step.
+//! (partitioned by day too), a retention step's series at a time; readers take the day
+//! from its packs (`rollups` rows before `meta.packs_through`, and those of the series
+//! already packed of the day being packed, are not read: `RowsFrom`) and a later step
+//! drops the day's partition. A window arriving for a closed day (before
+//! `meta.packed_before`, which ingest reads under the limits' shared lock) goes to
+//! `late_windows`, merged into its pack by a later step.
 //! Where a window lives is this module's business: `extra_windows` gives back, beside
 //! the rows a reader reads from `rollups`, the windows packed and late.
 
