@@ -925,12 +925,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     // Sizes are bytes everywhere since inventory schema 2: `vms.memory_mb` became
     // `memory_bytes`.
-    let old_column: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('vms') WHERE name = 'memory_mb')",
-        [],
-        |r| r.get(0),
-    )?;
-    if old_column {
+    if has_column(conn, "vms", "memory_mb")? {
         conn.execute_batch(
             "BEGIN;
              ALTER TABLE vms RENAME COLUMN memory_mb TO memory_bytes;
@@ -940,17 +935,22 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     // Retention forgets old batch keys since the collector kept a month: an agent's
     // sequences up to `forgotten_seq` are duplicates.
-    let forgets: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('agents') WHERE name = 'forgotten_seq')",
-        [],
-        |r| r.get(0),
-    )?;
-    if !forgets {
+    if !has_column(conn, "agents", "forgotten_seq")? {
         conn.execute_batch(
             "ALTER TABLE agents ADD COLUMN forgotten_seq INTEGER NOT NULL DEFAULT 0",
         )?;
     }
     Ok(())
+}
+
+/// Whether `table` has `column` (what an earlier collector's schema lacked or named
+/// otherwise).
+fn has_column(conn: &Connection, table: &str, column: &str) -> Result<bool, StoreError> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+        params![table, column],
+        |r| r.get(0),
+    )?)
 }
 
 /// One row of `metrics` from `rollup_hours` (columns 0 to 15).
@@ -1156,6 +1156,41 @@ mod tests {
             created_ms: 0,
             records,
         }
+    }
+
+    /// A database an earlier collector made (agents without `forgotten_seq`, VMs sized
+    /// in MB) opens, upgraded: its agent's stored batch is still a duplicate.
+    #[test]
+    fn an_earlier_collectors_database_is_upgraded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(
+                "CREATE TABLE agents (
+                     agent_id TEXT PRIMARY KEY, version TEXT NOT NULL, principal TEXT NOT NULL,
+                     first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
+                     last_seq INTEGER NOT NULL, batches INTEGER NOT NULL DEFAULT 0,
+                     duplicate_batches INTEGER NOT NULL DEFAULT 0,
+                     rows_ignored INTEGER NOT NULL DEFAULT 0, health TEXT);
+                 INSERT INTO agents VALUES ('a', 'v', 'token:t', 0, 0, 1, 1, 0, 0, NULL);
+                 CREATE TABLE vms (
+                     vcenter TEXT NOT NULL, vm_id TEXT NOT NULL, name TEXT NOT NULL,
+                     power_state TEXT, guest_os TEXT, num_cpu INTEGER, memory_mb INTEGER,
+                     host TEXT NOT NULL, cluster TEXT NOT NULL, datacenter TEXT NOT NULL,
+                     doc TEXT NOT NULL, PRIMARY KEY (vcenter, vm_id)) WITHOUT ROWID;
+                 INSERT INTO vms VALUES ('vc', 'vm-1', 'one', NULL, NULL, 1, 2, 'h', 'c', 'd', '{}');",
+            )
+            .expect("old schema");
+        }
+        let store = SqliteStore::open(&path).expect("upgrade");
+        let conn = Connection::open(&path).expect("open");
+        assert!(has_column(&conn, "agents", "forgotten_seq").expect("agents"));
+        let bytes: i64 = conn
+            .query_row("SELECT memory_bytes FROM vms", [], |r| r.get(0))
+            .expect("vms");
+        assert_eq!(bytes, 2 * 1_048_576);
+        assert_eq!(store.counts().expect("counts").batches, 1);
     }
 
     #[test]
