@@ -1,6 +1,10 @@
 //! Agent authentication: bearer tokens, of which only the SHA-256 is stored (tokens are
 //! 256-bit random strings, so a fast hash is enough: there is nothing to brute-force),
-//! and client certificates verified by rustls against `client_ca_file`.
+//! and client certificates verified by rustls against `client_ca_file`; people's
+//! passwords (`password.rs`) and the limit on failed log-ins (`limit.rs`).
+
+pub mod limit;
+pub mod password;
 
 use sha2::{Digest, Sha256};
 

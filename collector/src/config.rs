@@ -67,6 +67,9 @@ pub struct RawConfig {
     /// `vscout-postgres-password` when the unit passes one (`LoadCredential=`), else
     /// none (trust or peer authentication).
     pub storage_password_file: Option<PathBuf>,
+    /// Hours a log-in to the pages lasts (1 to 720); the session cookie expires then and
+    /// the collector forgets it. Default 12.
+    pub session_hours: Option<u64>,
 }
 
 /// `[retention]` as written.
@@ -103,6 +106,8 @@ pub struct CollectorConfig {
     pub assessment: std::sync::Arc<Setup>,
     pub retention: Retention,
     pub storage: StorageChoice,
+    /// How long a log-in to the pages lasts.
+    pub session_ttl: Duration,
 }
 
 /// Which database, checked.
@@ -217,6 +222,7 @@ pub fn validate(raw: RawConfig) -> Result<CollectorConfig, ConfigError> {
         300,
         1..=3600,
     )?;
+    let session_hours = within("session_hours", raw.session_hours, 12, 1..=720)?;
     let operators = operators(raw.operators.unwrap_or_default())?;
     let retention = retention(raw.retention.unwrap_or_default())?;
     let storage = storage(raw.storage.as_deref(), raw.storage_password_file)?;
@@ -238,6 +244,7 @@ pub fn validate(raw: RawConfig) -> Result<CollectorConfig, ConfigError> {
         operators,
         retention,
         storage,
+        session_ttl: Duration::from_secs(session_hours * 3600),
     })
 }
 

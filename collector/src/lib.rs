@@ -18,6 +18,7 @@ pub mod export;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod web;
 
 use std::future::Future;
 use std::io::Write;
@@ -61,10 +62,10 @@ pub fn open_store(cfg: &CollectorConfig) -> Result<Arc<dyn Storage>, StartError>
     })
 }
 
-/// Creates a token named `name`, stores its hash, and returns the token itself.
-pub fn add_token(store: &dyn Storage, name: &str) -> Result<String, StartError> {
+/// Creates a token named `name` for `role`, stores its hash, and returns the token itself.
+pub fn add_token(store: &dyn Storage, name: &str, role: store::Role) -> Result<String, StartError> {
     let token = auth::new_token();
-    store.add_token(name, &auth::token_hash(&token))?;
+    store.add_token(name, &auth::token_hash(&token), role)?;
     Ok(token)
 }
 
@@ -83,7 +84,7 @@ fn first_token(
             reason,
         }
     })?;
-    store.add_token("first-agent", &auth::token_hash(&token))?;
+    store.add_token("first-agent", &auth::token_hash(&token), store::Role::Agent)?;
     Ok(file)
 }
 
@@ -207,6 +208,7 @@ pub async fn run(
         cfg.max_concurrent_ingests,
         cfg.operators.clone(),
         cfg.assessment.clone(),
+        cfg.session_ttl,
     );
     let counters = state.counters.clone();
     let app = server::router(state, cfg.max_body_bytes);

@@ -1,5 +1,5 @@
 //! The `vscout-collector` binary: `serve` (the default), `assess`, `export` or
-//! `token add|list|revoke`. Usage
+//! `token add|list|revoke` or `user add|remove|list`. Usage
 //! errors and bad configuration exit 64; an unusable data directory, certificate or port
 //! exits 73.
 
@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use vscout_collector::config;
+use vscout_collector::store::Role;
 
 use vscout_service::exit::{usage_error, EX_CANTCREAT, EX_USAGE};
 
@@ -41,17 +42,44 @@ enum Command {
     /// Export the fleet: an RVTools-compatible workbook (inventory tabs, then
     /// Assessment, Summary, Performance) or Azure Migrate's CSV import.
     Export(Box<vscout_collector::export::cli::ExportArgs>),
-    /// Manage agent tokens.
+    /// Manage agent and viewer tokens.
     Token {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Manage the people who log in to the pages.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserAction {
+    /// Add a person who may log in to the pages. The password is read from
+    /// `--password-file`, else from the first line of standard input; only its argon2id
+    /// hash is stored.
+    Add {
+        name: String,
+        /// File whose first line is the password.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Remove a person: their sessions end at once.
+    Remove { name: String },
+    /// List the people: name, when added, last log-in.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
 enum TokenAction {
-    /// Create a token for an agent and print it (only its hash is stored).
-    Add { name: String },
+    /// Create a token and print it (only its hash is stored).
+    Add {
+        name: String,
+        /// `agent` (sends batches) or `viewer` (reads the API and the pages, cannot send).
+        #[arg(long, default_value = "agent", value_parser = ["agent", "viewer"])]
+        role: String,
+    },
     /// List the tokens: name, when made, when an agent last used it.
     List,
     /// Delete a token: agents presenting it are refused from their next request on (no
@@ -107,6 +135,16 @@ fn main() -> ExitCode {
             };
             token_command(store.as_ref(), action)
         }
+        Command::User { action } => {
+            let store = match vscout_collector::open_store(&cfg) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("vscout-collector: {e}");
+                    return ExitCode::from(EX_CANTCREAT);
+                }
+            };
+            user_command(store.as_ref(), action)
+        }
         Command::Serve => {
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -140,14 +178,19 @@ fn token_command(store: &dyn vscout_collector::store::Storage, action: TokenActi
         ExitCode::from(EX_CANTCREAT)
     };
     match action {
-        TokenAction::Add { name } => {
+        TokenAction::Add { name, role } => {
+            let role = if role == "viewer" {
+                Role::Viewer
+            } else {
+                Role::Agent
+            };
             if name.trim().is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
                 return usage_error(
                     "vscout-collector",
                     format!("token name {name:?}: must be 1 to 128 printable characters"),
                 );
             }
-            match vscout_collector::add_token(store, &name) {
+            match vscout_collector::add_token(store, &name, role) {
                 Ok(token) => {
                     println!("{token}");
                     ExitCode::SUCCESS
@@ -160,16 +203,12 @@ fn token_command(store: &dyn vscout_collector::store::Storage, action: TokenActi
         }
         TokenAction::List => match store.tokens() {
             Ok(tokens) => {
-                let when = |t: Option<i64>| {
-                    t.map_or("never".to_owned(), |secs| {
-                        vscout_wire::datetime::format_unix_millis(secs * 1000).replace(".000Z", "Z")
-                    })
-                };
-                println!("{:<32} {:<22} LAST USED", "NAME", "CREATED");
+                println!("{:<32} {:<7} {:<22} LAST USED", "NAME", "ROLE", "CREATED");
                 for t in tokens {
                     println!(
-                        "{:<32} {:<22} {}",
+                        "{:<32} {:<7} {:<22} {}",
                         t.name,
+                        t.role.as_str(),
                         when(Some(t.created)),
                         when(t.last_used)
                     );
@@ -187,6 +226,97 @@ fn token_command(store: &dyn vscout_collector::store::Storage, action: TokenActi
                 "vscout-collector",
                 format!("no token named {name:?} (see `vscout-collector token list`)"),
             ),
+            Err(e) => failed(&e),
+        },
+    }
+}
+
+/// When something happened, as `token list` and `user list` print it.
+fn when(t: Option<i64>) -> String {
+    t.map_or("never".to_owned(), |secs| {
+        vscout_wire::datetime::format_unix_millis(secs * 1000).replace(".000Z", "Z")
+    })
+}
+
+/// The password for `user add`: the first line of the file, or of standard input.
+fn read_password(file: Option<&std::path::Path>) -> Result<String, String> {
+    let text = match file {
+        Some(f) => std::fs::read_to_string(f)
+            .map_err(|e| format!("cannot read the password file {}: {e}", f.display()))?,
+        None => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+            line
+        }
+    };
+    Ok(text.lines().next().unwrap_or("").to_owned())
+}
+
+/// `user add|remove|list` against the store.
+fn user_command(store: &dyn vscout_collector::store::Storage, action: UserAction) -> ExitCode {
+    use vscout_collector::auth::password;
+    use vscout_collector::store::StoreError;
+    let failed = |e: &dyn std::fmt::Display| {
+        eprintln!("vscout-collector: {e}");
+        ExitCode::from(EX_CANTCREAT)
+    };
+    match action {
+        UserAction::Add {
+            name,
+            password_file,
+        } => {
+            if name.trim().is_empty()
+                || name.len() > 64
+                || name.chars().any(|c| c.is_control() || c.is_whitespace())
+            {
+                return usage_error(
+                    "vscout-collector",
+                    format!(
+                        "user name {name:?}: must be 1 to 64 printable characters without spaces"
+                    ),
+                );
+            }
+            let phc = match read_password(password_file.as_deref())
+                .and_then(|p| password::hash(&p).map_err(|e| e.to_string()))
+            {
+                Ok(h) => h,
+                Err(e) => return usage_error("vscout-collector", e),
+            };
+            match store.add_user(&name, &phc) {
+                Ok(()) => {
+                    println!("added user {name:?}: they may log in to the pages now");
+                    ExitCode::SUCCESS
+                }
+                Err(e @ StoreError::UserExists(_)) => usage_error("vscout-collector", e),
+                Err(e) => failed(&e),
+            }
+        }
+        UserAction::Remove { name } => match store.remove_user(&name) {
+            Ok(true) => {
+                println!("removed user {name:?}: their sessions ended");
+                ExitCode::SUCCESS
+            }
+            Ok(false) => usage_error(
+                "vscout-collector",
+                format!("no user named {name:?} (see `vscout-collector user list`)"),
+            ),
+            Err(e) => failed(&e),
+        },
+        UserAction::List => match store.users() {
+            Ok(users) => {
+                println!("{:<32} {:<22} LAST LOG-IN", "NAME", "ADDED");
+                for u in users {
+                    println!(
+                        "{:<32} {:<22} {}",
+                        u.name,
+                        when(Some(u.created)),
+                        when(u.last_login)
+                    );
+                }
+                ExitCode::SUCCESS
+            }
             Err(e) => failed(&e),
         },
     }

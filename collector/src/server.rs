@@ -42,8 +42,8 @@ use crate::assess::settings::Setup;
 use crate::auth;
 use crate::export::Format;
 use crate::store::{
-    DailyQuery, EntityFilter, EntityKind, MetricsQuery, MetricsRow, Principal, Storage, StoreError,
-    VmFilter,
+    DailyQuery, EntityFilter, EntityKind, MetricsQuery, MetricsRow, Principal, Role, Storage,
+    StoreError, VmFilter,
 };
 
 /// What the handlers share.
@@ -57,6 +57,8 @@ pub struct AppState {
     pub counters: Arc<ServerCounters>,
     /// The catalog and the assessment's defaults.
     pub assessment: Arc<Setup>,
+    /// The pages' sessions, log-in limits and the estate's cached figures.
+    pub web: Arc<crate::web::WebState>,
 }
 
 impl AppState {
@@ -65,9 +67,11 @@ impl AppState {
         max_concurrent_ingests: usize,
         operators: Vec<String>,
         assessment: Arc<Setup>,
+        session_ttl: Duration,
     ) -> Self {
         Self {
             assessment,
+            web: Arc::new(crate::web::WebState::new(session_ttl)),
             store,
             ingests: Arc::new(tokio::sync::Semaphore::new(max_concurrent_ingests)),
             operators: Arc::new(operators),
@@ -90,15 +94,17 @@ pub struct ServerCounters {
     pub connections_open: AtomicU64,
 }
 
-/// Per connection: the verified client certificate's thumbprint, if one was presented.
+/// Per connection: the verified client certificate's thumbprint, if one was presented,
+/// and the client's address (failed log-ins are limited and logged by it).
 #[derive(Debug, Clone)]
-struct ConnInfo {
-    client_cert: Option<String>,
+pub(crate) struct ConnInfo {
+    pub(crate) client_cert: Option<String>,
+    pub(crate) peer: std::net::SocketAddr,
 }
 
 /// An error answer: a status and a message for the agent's log.
 #[derive(Debug)]
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -122,7 +128,7 @@ impl From<StoreError> for ApiError {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -157,44 +163,70 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .merge(api)
+        .merge(crate::web::routes(state.clone()))
         .with_state(state)
 }
 
-/// Runs before the body is read: a verified client certificate, or a known bearer token.
+/// Who sent `req`: a verified client certificate, else a bearer token (an agent's or a
+/// viewer's), else a page session's cookie; `Ok(None)` without any; an unknown token is
+/// a 401 (a stale cookie is only no session: the browser is sent to log in).
+pub(crate) fn identify(
+    st: &AppState,
+    req: &Request,
+) -> impl Future<Output = Result<Option<Principal>, ApiError>> + Send + 'static {
+    let cert = req
+        .extensions()
+        .get::<ConnInfo>()
+        .and_then(|c| c.client_cert.clone());
+    // Only what is Send is held across the lookups (a request's body is not).
+    let bearer = header(req.headers(), "authorization")
+        .and_then(auth::bearer)
+        .map(auth::token_hash);
+    let cookie = crate::web::session_cookie(req.headers()).map(auth::token_hash);
+    let st = st.clone();
+    async move { identify_by(&st, cert, bearer, cookie).await }
+}
+
+async fn identify_by(
+    st: &AppState,
+    cert: Option<String>,
+    bearer: Option<String>,
+    cookie: Option<String>,
+) -> Result<Option<Principal>, ApiError> {
+    if let Some(c) = cert {
+        return Ok(Some(Principal::ClientCert(c)));
+    }
+    let store = st.store.clone();
+    if let Some(hash) = bearer {
+        return match blocking(move || Ok(store.token(&hash)?)).await? {
+            Some((name, Role::Agent)) => Ok(Some(Principal::Token(name))),
+            Some((name, Role::Viewer)) => Ok(Some(Principal::Viewer(name))),
+            None => Err(ApiError(
+                StatusCode::UNAUTHORIZED,
+                "unknown bearer token".into(),
+            )),
+        };
+    }
+    let Some(hash) = cookie else {
+        return Ok(None);
+    };
+    let now = vscout_service::telemetry::unix_now_ms() / 1000;
+    Ok(blocking(move || Ok(store.session_user(&hash, now)?))
+        .await?
+        .map(Principal::User))
+}
+
+/// Runs before the body is read: the caller must be someone (`identify`).
 async fn authenticate(
     State(st): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let cert = req
-        .extensions()
-        .get::<ConnInfo>()
-        .and_then(|c| c.client_cert.clone());
-    let principal = if let Some(c) = cert {
-        Principal::ClientCert(c)
-    } else {
-        let token = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(auth::bearer)
-            .map(auth::token_hash);
-        let Some(hash) = token else {
-            return Err(ApiError(
-                StatusCode::UNAUTHORIZED,
-                "missing credentials: send a bearer token or a client certificate".into(),
-            ));
-        };
-        let store = st.store.clone();
-        match blocking(move || Ok(store.token_name(&hash)?)).await? {
-            Some(name) => Principal::Token(name),
-            None => {
-                return Err(ApiError(
-                    StatusCode::UNAUTHORIZED,
-                    "unknown bearer token".into(),
-                ))
-            }
-        }
+    let Some(principal) = identify(&st, &req).await? else {
+        return Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing credentials: send a bearer token or a client certificate, or log in".into(),
+        ));
     };
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)
@@ -220,7 +252,7 @@ async fn ingest_permit(State(st): State<AppState>, req: Request, next: Next) -> 
     next.run(req).await
 }
 
-fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -234,6 +266,15 @@ async fn ingest(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    if !principal.may_ingest() {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} may read but not send batches: use an agent token (`token add NAME`)",
+                principal.name()
+            ),
+        ));
+    }
     let key = header(&headers, "idempotency-key")
         .ok_or_else(|| bad("missing Idempotency-Key (agent-id:seq)"))?;
     let (agent_id, seq) = key
@@ -539,7 +580,7 @@ pub async fn serve(
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .map(|c| crate::tls::thumbprint(c.as_ref()));
-            let info = ConnInfo { client_cert };
+            let info = ConnInfo { client_cert, peer };
             let svc = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(info.clone());

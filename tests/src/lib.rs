@@ -12,6 +12,7 @@ pub mod export;
 pub mod http_fault;
 pub mod postgres;
 pub mod proxy;
+pub mod webdriver;
 pub mod workbook;
 
 use std::io::{BufRead, BufReader};

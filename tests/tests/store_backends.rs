@@ -11,8 +11,8 @@ use vscout_collector::store::postgres::{PgStore, PgTarget};
 use vscout_collector::store::retention::prune_pass;
 use vscout_collector::store::sqlite::SqliteStore;
 use vscout_collector::store::{
-    DailyQuery, EntityKind, MetricsQuery, Principal, Retention, SeriesUsage, Storage, StoreError,
-    UsageQuery, VmFilter,
+    DailyQuery, EntityKind, MetricsQuery, Principal, Retention, Role, SeriesUsage, Storage,
+    StoreError, UsageQuery, VmFilter,
 };
 use vscout_wire::batch::{Batch, Record, BATCH_VERSION};
 use vscout_wire::inventory::{VcenterInventory, Vm};
@@ -285,19 +285,89 @@ fn tokens_are_named_once_and_revoked_at_once() {
     on_each(|b| {
         let store = b.open();
         assert!(store.first_token_needed().expect("first"));
-        store.add_token("one", &"a".repeat(64)).expect("add");
-        let err = store.add_token("one", &"b".repeat(64)).expect_err("taken");
+        store
+            .add_token("one", &"a".repeat(64), Role::Agent)
+            .expect("add");
+        let err = store
+            .add_token("one", &"b".repeat(64), Role::Viewer)
+            .expect_err("taken");
         assert!(matches!(err, StoreError::TokenExists(_)));
+        store
+            .add_token("eyes", &"c".repeat(64), Role::Viewer)
+            .expect("viewer");
         assert_eq!(
-            store.token_name(&"a".repeat(64)).expect("name"),
-            Some("one".into())
+            store.token(&"a".repeat(64)).expect("name"),
+            Some(("one".into(), Role::Agent))
         );
-        assert_eq!(store.token_count().expect("count"), 1);
+        assert_eq!(
+            store.token(&"c".repeat(64)).expect("name"),
+            Some(("eyes".into(), Role::Viewer))
+        );
+        let roles: Vec<Role> = store
+            .tokens()
+            .expect("list")
+            .iter()
+            .map(|t| t.role)
+            .collect();
+        assert_eq!(roles, [Role::Viewer, Role::Agent], "by name: eyes, one");
+        assert_eq!(store.token_count().expect("count"), 2);
         assert!(store.revoke_token("one").expect("revoke"));
         assert!(!store.revoke_token("one").expect("revoke again"));
-        assert_eq!(store.token_name(&"a".repeat(64)).expect("name"), None);
+        assert_eq!(store.token(&"a".repeat(64)).expect("name"), None);
         // All revoked is not never made.
         assert!(!store.first_token_needed().expect("first"));
+    });
+}
+
+/// Issue 17: people and their sessions, on both stores: a name once, a session until it
+/// expires or ends, and none left once the user is removed.
+#[test]
+fn users_and_sessions_end_when_they_should() {
+    on_each(|b| {
+        let store = b.open();
+        store.add_user("ann", "$argon2id$x").expect("add");
+        let err = store.add_user("ann", "$argon2id$y").expect_err("taken");
+        assert!(matches!(err, StoreError::UserExists(_)) && !err.is_retryable());
+        assert_eq!(
+            store.user_hash("ann").expect("hash").as_deref(),
+            Some("$argon2id$x")
+        );
+        assert_eq!(store.user_hash("bob").expect("hash"), None);
+        let (s1, s2) = ("1".repeat(64), "2".repeat(64));
+        store
+            .add_session(&s1, "ann", 2_000_000_000)
+            .expect("session");
+        store
+            .add_session(&s2, "ann", 1_000)
+            .expect("expired session");
+        assert_eq!(
+            store
+                .session_user(&s1, 1_900_000_000)
+                .expect("read")
+                .as_deref(),
+            Some("ann")
+        );
+        assert_eq!(
+            store.session_user(&s1, 2_000_000_000).expect("read"),
+            None,
+            "expired"
+        );
+        assert_eq!(
+            store.session_user(&s2, 999).expect("read").as_deref(),
+            Some("ann")
+        );
+        let users = store.users().expect("users");
+        assert_eq!(users.len(), 1);
+        assert!(users[0].last_login.is_some(), "a session notes the log-in");
+        store.end_session(&s2).expect("end");
+        assert_eq!(store.session_user(&s2, 999).expect("read"), None, "ended");
+        assert!(store.remove_user("ann").expect("remove"));
+        assert!(!store.remove_user("ann").expect("remove again"));
+        assert_eq!(
+            store.session_user(&s1, 1_900_000_000).expect("read"),
+            None,
+            "a removed user's sessions end with them"
+        );
     });
 }
 

@@ -53,6 +53,8 @@ pub enum StoreError {
     },
     #[error("a token named {0:?} already exists (see `vscout-collector token list`); revoke it first or choose another name")]
     TokenExists(String),
+    #[error("a user named {0:?} already exists (see `vscout-collector user list`); remove it first or choose another name")]
+    UserExists(String),
 }
 
 impl From<rusqlite::types::FromSqlError> for StoreError {
@@ -65,7 +67,10 @@ impl StoreError {
     /// Storage errors (a locked or full disk) may pass: the agent retries on a 503. A
     /// token name that is taken stays taken.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, Self::TokenExists(_) | Self::AgentOwned { .. })
+        !matches!(
+            self,
+            Self::TokenExists(_) | Self::UserExists(_) | Self::AgentOwned { .. }
+        )
     }
 }
 
@@ -74,25 +79,82 @@ impl StoreError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TokenInfo {
     pub name: String,
+    pub role: Role,
     /// Unix seconds.
     pub created: i64,
     /// When an agent authenticated with it last sent a batch (Unix seconds), if ever.
     pub last_used: Option<i64>,
 }
 
+/// What a token may do: an agent's sends batches (and reads the API, as before viewers
+/// existed); a viewer's reads the API and the pages and cannot send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Agent,
+    Viewer,
+}
+
+impl Role {
+    /// The stored and printed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// A stored name; anything unknown is an agent's (the role before roles existed).
+    pub fn from_stored(s: &str) -> Role {
+        if s == "viewer" {
+            Role::Viewer
+        } else {
+            Role::Agent
+        }
+    }
+}
+
+/// A person who may log in to the pages, as `user list` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserInfo {
+    pub name: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// The last successful log-in (Unix seconds), if any.
+    pub last_login: Option<i64>,
+}
+
 /// The identity a request was authenticated as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
+    /// An agent's token.
     Token(String),
     ClientCert(String),
+    /// A viewer's token: reads, never sends.
+    Viewer(String),
+    /// A person logged in to the pages (a session cookie).
+    User(String),
 }
 
 impl Principal {
     pub fn name(&self) -> String {
         match self {
-            Principal::Token(n) => format!("token:{n}"),
+            // Token names are unique whatever their role.
+            Principal::Token(n) | Principal::Viewer(n) => format!("token:{n}"),
             Principal::ClientCert(n) => format!("cert:{n}"),
+            Principal::User(n) => format!("user:{n}"),
         }
+    }
+
+    /// Agents send batches; viewers and people do not.
+    pub fn may_ingest(&self) -> bool {
+        matches!(self, Principal::Token(_) | Principal::ClientCert(_))
+    }
+
+    /// People and viewer tokens open the pages; an agent's credentials do not (they sit
+    /// on the agent's host, beside vCenter's password, and are not a log-in).
+    pub fn may_view_pages(&self) -> bool {
+        matches!(self, Principal::Viewer(_) | Principal::User(_))
     }
 }
 
@@ -381,10 +443,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     ) -> Result<PruneStep, StoreError>;
     /// Adds a token under `name` (its SHA-256 only is stored); `TokenExists` if the name
     /// is taken.
-    fn add_token(&self, name: &str, sha256_hex: &str) -> Result<(), StoreError>;
-    /// The token's name if a token with this SHA-256 exists (checked on every request,
-    /// so a revoked token is refused at once).
-    fn token_name(&self, sha256_hex: &str) -> Result<Option<String>, StoreError>;
+    fn add_token(&self, name: &str, sha256_hex: &str, role: Role) -> Result<(), StoreError>;
+    /// The token's name and role if a token with this SHA-256 exists (checked on every
+    /// request, so a revoked token is refused at once).
+    fn token(&self, sha256_hex: &str) -> Result<Option<(String, Role)>, StoreError>;
     fn token_count(&self) -> Result<u64, StoreError>;
     /// Every token, by name.
     fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError>;
@@ -393,4 +455,19 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// True until the first token was ever made: a collector whose tokens were all
     /// revoked does not make a new first token on its next start.
     fn first_token_needed(&self) -> Result<bool, StoreError>;
+    /// Adds a person who may log in, with the password's PHC string (argon2id);
+    /// `UserExists` if the name is taken.
+    fn add_user(&self, name: &str, phc: &str) -> Result<(), StoreError>;
+    /// The stored password hash of `name`, if there is such a user.
+    fn user_hash(&self, name: &str) -> Result<Option<String>, StoreError>;
+    /// Deletes the user and every session of theirs; false if there was none.
+    fn remove_user(&self, name: &str) -> Result<bool, StoreError>;
+    fn users(&self) -> Result<Vec<UserInfo>, StoreError>;
+    /// Records a session (its SHA-256 only) for `user` until `expires_s`, notes the
+    /// log-in, and deletes sessions that expired.
+    fn add_session(&self, sha256_hex: &str, user: &str, expires_s: i64) -> Result<(), StoreError>;
+    /// The user of an unexpired session (checked on every request: a removed user's
+    /// sessions end at once).
+    fn session_user(&self, sha256_hex: &str, now_s: i64) -> Result<Option<String>, StoreError>;
+    fn end_session(&self, sha256_hex: &str) -> Result<(), StoreError>;
 }

@@ -9,6 +9,7 @@
 //! that a long pass step never holds up ingest. Plain TCP: the database is expected on
 //! loopback or a private network (see README, "Scale-out on PostgreSQL").
 
+mod access;
 mod ingest;
 mod locks;
 mod packs;
@@ -24,14 +25,13 @@ use std::sync::{Mutex, MutexGuard};
 
 use postgres::{Client, NoTls};
 use serde_json::Value;
-use vscout_service::telemetry::unix_now_ms as now_ms;
 use vscout_wire::batch::Batch;
 use vscout_wire::inventory::{VcenterInventory, Vm};
 
 use super::{
     Counts, DailyQuery, EntityFilter, EntityKind, IngestOutcome, MetricsQuery, MetricsRow,
-    Principal, PruneStep, Retention, SeriesUsage, Storage, StoreError, TokenInfo, UsageQuery,
-    VmFilter,
+    Principal, PruneStep, Retention, Role, SeriesUsage, Storage, StoreError, TokenInfo, UsageQuery,
+    UserInfo, VmFilter,
 };
 use ingest::Writer;
 
@@ -305,29 +305,40 @@ impl Storage for PgStore {
         Ok(step)
     }
 
-    fn add_token(&self, name: &str, sha256_hex: &str) -> Result<(), StoreError> {
-        let mut w = self.writer()?;
-        let mut tx = w.client.transaction()?;
-        let added = tx.execute(
-            "INSERT INTO tokens VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
-            &[&name, &sha256_hex, &now_ms()],
-        )?;
-        if added == 0 {
-            return Err(StoreError::TokenExists(name.to_owned()));
-        }
-        tx.execute(
-            "INSERT INTO meta VALUES ('tokens_made', 1) ON CONFLICT DO NOTHING",
-            &[],
-        )?;
-        tx.commit()?;
-        Ok(())
+    fn add_token(&self, name: &str, sha256_hex: &str, role: Role) -> Result<(), StoreError> {
+        access::add_token(&mut self.writer()?.client, name, sha256_hex, role)
     }
 
-    fn token_name(&self, sha256_hex: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .reader()?
-            .query_opt("SELECT name FROM tokens WHERE sha256 = $1", &[&sha256_hex])?
-            .map(|r| r.get(0)))
+    fn token(&self, sha256_hex: &str) -> Result<Option<(String, Role)>, StoreError> {
+        access::token(&mut *self.reader()?, sha256_hex)
+    }
+
+    fn add_user(&self, name: &str, phc: &str) -> Result<(), StoreError> {
+        access::add_user(&mut self.writer()?.client, name, phc)
+    }
+
+    fn user_hash(&self, name: &str) -> Result<Option<String>, StoreError> {
+        access::user_hash(&mut *self.reader()?, name)
+    }
+
+    fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        access::remove_user(&mut self.writer()?.client, name)
+    }
+
+    fn users(&self) -> Result<Vec<UserInfo>, StoreError> {
+        access::users(&mut *self.reader()?)
+    }
+
+    fn add_session(&self, sha256_hex: &str, user: &str, expires_s: i64) -> Result<(), StoreError> {
+        access::add_session(&mut self.writer()?.client, sha256_hex, user, expires_s)
+    }
+
+    fn session_user(&self, sha256_hex: &str, now_s: i64) -> Result<Option<String>, StoreError> {
+        access::session_user(&mut *self.reader()?, sha256_hex, now_s)
+    }
+
+    fn end_session(&self, sha256_hex: &str) -> Result<(), StoreError> {
+        access::end_session(&mut self.writer()?.client, sha256_hex)
     }
 
     fn token_count(&self) -> Result<u64, StoreError> {
@@ -339,20 +350,7 @@ impl Storage for PgStore {
     }
 
     fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
-        let rows = self.reader()?.query(
-            "SELECT t.name, t.created_ms,
-                    (SELECT max(a.last_seen_ms) FROM agents a WHERE a.principal = 'token:' || t.name)
-             FROM tokens t ORDER BY t.name",
-            &[],
-        )?;
-        Ok(rows
-            .iter()
-            .map(|r| TokenInfo {
-                name: r.get(0),
-                created: r.get::<_, i64>(1) / 1000,
-                last_used: r.get::<_, Option<i64>>(2).map(|ms| ms / 1000),
-            })
-            .collect())
+        access::tokens(&mut *self.reader()?)
     }
 
     fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {

@@ -7,6 +7,7 @@
 //! a rollup row is a few integers and floats keyed by (window start, series); closed days
 //! are packed a row per series and day (`sqlite/packs.rs`).
 
+mod access;
 mod packs;
 mod prune;
 mod stored;
@@ -29,8 +30,8 @@ use vscout_wire::sketch::{Sketch, SketchSum};
 use super::shape::{health_json, split_id, window_row, DailyMerge};
 use super::{
     Counts, DailyQuery, EntityFilter, EntityKind, IngestOutcome, MetricsQuery, MetricsRow,
-    Principal, PruneStep, Retention, SeriesUsage, Storage, StoreError, TokenInfo, UsageQuery,
-    VmFilter,
+    Principal, PruneStep, Retention, Role, SeriesUsage, Storage, StoreError, TokenInfo, UsageQuery,
+    UserInfo, VmFilter,
 };
 
 const SCHEMA: &str = "
@@ -140,7 +141,9 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(ROLLUPS)?;
         conn.execute_batch(packs::SCHEMA)?;
+        conn.execute_batch(access::SCHEMA)?;
         migrate(&conn)?;
+        access::migrate(&conn)?;
         stored::prepare(&mut conn)?;
         usage::prepare(&mut conn)?;
         let mut series = HashMap::new();
@@ -173,6 +176,10 @@ impl SqliteStore {
 
     fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.reader.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -809,43 +816,13 @@ impl Storage for SqliteStore {
         Ok(step)
     }
 
-    fn add_token(&self, name: &str, sha256_hex: &str) -> Result<(), StoreError> {
+    fn add_token(&self, name: &str, sha256_hex: &str, role: Role) -> Result<(), StoreError> {
         let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = guard
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let taken: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM tokens WHERE name = ?1)",
-            params![name],
-            |r| r.get(0),
-        )?;
-        if taken {
-            return Err(StoreError::TokenExists(name.to_owned()));
-        }
-        tx.execute(
-            "INSERT INTO tokens VALUES (?1, ?2, ?3)",
-            params![name, sha256_hex, now_ms()],
-        )?;
-        tx.execute("INSERT OR IGNORE INTO meta VALUES ('tokens_made', '1')", [])?;
-        tx.commit()?;
-        Ok(())
+        access::add_token(&mut guard.conn, name, sha256_hex, role)
     }
 
     fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
-        let conn = self.reader();
-        let mut stmt = conn.prepare(
-            "SELECT t.name, t.created_ms,
-                    (SELECT max(a.last_seen_ms) FROM agents a WHERE a.principal = 'token:' || t.name)
-             FROM tokens t ORDER BY t.name",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(TokenInfo {
-                name: r.get(0)?,
-                created: r.get::<_, i64>(1)? / 1000,
-                last_used: r.get::<_, Option<i64>>(2)?.map(|ms| ms / 1000),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        access::tokens(&self.reader())
     }
 
     fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
@@ -865,15 +842,36 @@ impl Storage for SqliteStore {
         )?)
     }
 
-    fn token_name(&self, sha256_hex: &str) -> Result<Option<String>, StoreError> {
-        let conn = self.reader();
-        Ok(conn
-            .query_row(
-                "SELECT name FROM tokens WHERE sha256 = ?1",
-                params![sha256_hex],
-                |r| r.get(0),
-            )
-            .optional()?)
+    fn token(&self, sha256_hex: &str) -> Result<Option<(String, Role)>, StoreError> {
+        access::token(&self.reader(), sha256_hex)
+    }
+
+    fn add_user(&self, name: &str, phc: &str) -> Result<(), StoreError> {
+        access::add_user(&self.writer().conn, name, phc)
+    }
+
+    fn user_hash(&self, name: &str) -> Result<Option<String>, StoreError> {
+        access::user_hash(&self.reader(), name)
+    }
+
+    fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        access::remove_user(&self.writer().conn, name)
+    }
+
+    fn users(&self) -> Result<Vec<UserInfo>, StoreError> {
+        access::users(&self.reader())
+    }
+
+    fn add_session(&self, sha256_hex: &str, user: &str, expires_s: i64) -> Result<(), StoreError> {
+        access::add_session(&mut self.writer().conn, sha256_hex, user, expires_s)
+    }
+
+    fn session_user(&self, sha256_hex: &str, now_s: i64) -> Result<Option<String>, StoreError> {
+        access::session_user(&self.reader(), sha256_hex, now_s)
+    }
+
+    fn end_session(&self, sha256_hex: &str) -> Result<(), StoreError> {
+        access::end_session(&self.writer().conn, sha256_hex)
     }
 
     fn token_count(&self) -> Result<u64, StoreError> {

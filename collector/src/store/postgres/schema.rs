@@ -107,6 +107,17 @@ ALTER TABLE agents ADD COLUMN forgotten_seq bigint NOT NULL DEFAULT 0;
 CREATE INDEX batches_by_time ON batches (received_ms);
 INSERT INTO meta (key, value) VALUES ('pruned_batch_keys', 0);
 ",
+    // 5: people who log in to the pages, their sessions, and tokens' roles
+    // (postgres/access.rs).
+    "
+ALTER TABLE tokens ADD COLUMN role text NOT NULL DEFAULT 'agent';
+CREATE TABLE users (
+    name text PRIMARY KEY, phc text NOT NULL, created_ms bigint NOT NULL, last_login_ms bigint);
+CREATE TABLE sessions (
+    sha256 text PRIMARY KEY, username text NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+    expires_s bigint NOT NULL);
+CREATE INDEX sessions_by_user ON sessions (username);
+",
 ];
 
 /// Brings the database up to the last migration.
