@@ -16,8 +16,10 @@
 //! (every window goes): its time and its longest step, which is what ingest waits for.
 //! Before it, the assessment three times while another thread ingests the next windows
 //! of every series (its latency under ingest).
+//! The pages (issue 17): the estate's build for the VM list and the server's time for a
+//! page of it.
 //! Run: `cargo bench -p vscout-collector --bench assess` (`VSCOUT_BENCH_VMS` to change
-//! the estate's size).
+//! the estate's size, `VSCOUT_BENCH_RUNS=pages,export` for some of the runs).
 
 mod support;
 
@@ -29,11 +31,12 @@ use std::process::Command;
 use rusqlite::{params, Connection};
 use vscout_collector::assess::catalog::Catalog;
 use vscout_collector::assess::estate::assess;
-use vscout_collector::assess::settings::{Params, RawAssessment, Settings};
+use vscout_collector::assess::settings::{Params, RawAssessment, Settings, Setup};
 use vscout_collector::export::{export, Format};
 use vscout_collector::store::retention::STEP_SERIES;
 use vscout_collector::store::sqlite::SqliteStore;
 use vscout_collector::store::{Principal, Retention, Storage};
+use vscout_collector::web::{vm_list_html, Fleet};
 use vscout_wire::batch::{Batch, Record, RollupSetBuilder, BATCH_VERSION, ROLLUPS_PER_BATCH};
 use vscout_wire::inventory::{Disk, Nic, Partition, Snapshot, Vm};
 use vscout_wire::rollup::Rollup;
@@ -280,6 +283,46 @@ fn assess_only(db: &Path, samples: bool) {
     );
 }
 
+/// The pages over 10,000 VMs: the estate's build (the assessment joined with the VMs'
+/// records, made in the background as batches arrive), then the server's time for the
+/// VM list's first page, sorted by cost, and filtered, each rendered 30 times.
+fn pages_only(db: &Path) {
+    let store = SqliteStore::open(db).expect("open");
+    let setup = Setup::load(RawAssessment::default(), None).expect("setup");
+    let before = cpu_secs();
+    // A benchmark measures real time.
+    #[allow(clippy::disallowed_methods)]
+    let t = std::time::Instant::now();
+    let fleet = Fleet::build(&store, &setup, 0, TODAY + DAY).expect("build");
+    let (build_cpu, build_wall) = (cpu_secs() - before, t.elapsed().as_secs_f64());
+    let mut line = format!(
+        "MEASURED vms={} build_cpu_s={build_cpu:.2} build_wall_s={build_wall:.1}",
+        fleet.vms.len()
+    );
+    for (name, query) in [
+        ("first_page", ""),
+        ("by_cost", "sort=cost0&dir=desc"),
+        ("filtered", "q=vm-12&power=poweredOn"),
+    ] {
+        let mut ms: Vec<f64> = (0..30)
+            .map(|_| {
+                #[allow(clippy::disallowed_methods)]
+                let t = std::time::Instant::now();
+                let html = vm_list_html(&fleet, query).expect("render");
+                assert!(html.contains("</table>"));
+                t.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        line.push_str(&format!(
+            " {name}_p50_ms={:.1} {name}_p95_ms={:.1}",
+            ms[ms.len() / 2],
+            ms[ms.len() * 95 / 100]
+        ));
+    }
+    println!("{line} peak_rss_mib={:.0}", peak_rss_mib());
+}
+
 /// The 10,000-VM workbook (`export`, xlsx: inventory tabs and the assessment's), in a
 /// process of its own.
 fn export_only(db: &Path) {
@@ -433,6 +476,10 @@ fn main() {
         prune_only(Path::new(&args[i + 1]));
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--pages-only") {
+        pages_only(Path::new(&args[i + 1]));
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--export-only") {
         export_only(Path::new(&args[i + 1]));
         return;
@@ -473,7 +520,19 @@ fn main() {
         t.elapsed().as_secs_f64(),
         bytes as f64 / 1048576.0
     );
-    for run in ["peaks", "samples", "export", "under-ingest", "prune"] {
+    // VSCOUT_BENCH_RUNS picks some (`pages,export`); all by default.
+    let only = std::env::var("VSCOUT_BENCH_RUNS").unwrap_or_default();
+    for run in [
+        "peaks",
+        "samples",
+        "pages",
+        "export",
+        "under-ingest",
+        "prune",
+    ] {
+        if !only.is_empty() && !only.split(',').any(|r| r == run) {
+            continue;
+        }
         let mut cmd = Command::new(std::env::current_exe().expect("exe"));
         match run {
             "under-ingest" => cmd
@@ -481,6 +540,7 @@ fn main() {
                 .arg(&db)
                 .arg(open_hours.to_string()),
             "export" => cmd.arg("--export-only").arg(&db),
+            "pages" => cmd.arg("--pages-only").arg(&db),
             "prune" => cmd.arg("--prune-only").arg(&db),
             "samples" => cmd.arg("--assess-only").arg(&db).arg("--samples"),
             _ => cmd.arg("--assess-only").arg(&db),
@@ -493,6 +553,7 @@ fn main() {
             .unwrap_or("(no figures)");
         match run {
             "export" => println!("export, xlsx: {line}"),
+            "pages" => println!("pages, the VM list: {line}"),
             "prune" => println!("retention pass, 40 days on: {line}"),
             "under-ingest" => println!("assess while ingest runs: {line}"),
             basis => println!("assess, basis {basis}: {line}"),

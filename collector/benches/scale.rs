@@ -4,7 +4,8 @@
 //! collector runs them. Reported: rollups stored per CPU-second of the ingest thread,
 //! the maintenance pass's CPU and longest step, the database's bytes per VM-day and
 //! VM-month (file and WAL after a checkpoint, every table), the p95 latency of one
-//! counter's and of all counters' 30-day metrics, and the assessment's read of the store.
+//! counter's and of all counters' 30-day metrics, a VM's 30-day page as the server renders
+//! it (issue 17), and the assessment's read of the store.
 //!
 //! Every VM has the agent's default counters with 2 disks and 1 NIC as a real vCenter
 //! reports them: 12 aggregate series, 6 `virtualDisk` counters × 2 disks, network in and
@@ -34,13 +35,16 @@ use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
+use vscout_collector::assess::settings::{RawAssessment, Setup};
 use vscout_collector::store::postgres::{PgStore, PgTarget};
 use vscout_collector::store::retention::STEP_SERIES;
 use vscout_collector::store::sqlite::SqliteStore;
 use vscout_collector::store::{
     EntityKind, MetricsQuery, Principal, Retention, Storage, UsageQuery, USAGE_COUNTERS,
 };
+use vscout_collector::web::vm_html;
 use vscout_wire::batch::{Batch, Record, RollupSetBuilder, BATCH_VERSION, ROLLUPS_PER_BATCH};
+use vscout_wire::inventory::{Disk, Nic, VcenterInventory, Vm};
 use vscout_wire::rollup::{DailySummary, Rollup, WindowStats, ROLLUP_SCHEMA_VERSION};
 use vscout_wire::sketch::Sketch;
 
@@ -439,6 +443,44 @@ fn metrics_secs(store: &dyn Storage, id: &str, counter: Option<&str>, from_s: i6
     secs
 }
 
+/// An agent's vCenter as its inventory lists it: its VMs with 2 disks and a NIC.
+fn inventory_of(a: usize, vms: usize) -> VcenterInventory {
+    let disk = |unit: i32| Disk {
+        key: 2000 + unit,
+        label: format!("Hard disk {}", unit + 1).into(),
+        capacity_bytes: Some(100 << 30),
+        controller: "SCSI controller 0".into(),
+        unit_number: Some(unit),
+        ..Disk::default()
+    };
+    VcenterInventory {
+        name: format!("vc-{a}").into(),
+        url: "https://vc/sdk".into(),
+        collected_at: "2026-01-01T00:00:00Z".into(),
+        vms: (0..vms)
+            .map(|v| Vm {
+                id: format!("vm-{v}").into(),
+                name: format!("vm-{v}").into(),
+                power_state: Some("poweredOn".into()),
+                guest_id: Some("ubuntu64Guest".into()),
+                num_cpu: Some(4),
+                memory_bytes: Some(16 << 30),
+                datacenter: "dc".into(),
+                cluster: "cluster".into(),
+                host: "host".into(),
+                disks: vec![disk(0), disk(1)],
+                nics: vec![Nic {
+                    key: 4000,
+                    label: "Network adapter 1".into(),
+                    ..Nic::default()
+                }],
+                ..Vm::default()
+            })
+            .collect(),
+        ..VcenterInventory::default()
+    }
+}
+
 /// A VM of the fleet, at random: its API id.
 fn random_vm(rng: &mut Rng, agents: usize, vms: usize) -> String {
     format!(
@@ -667,6 +709,45 @@ fn main() {
         "a VM's 30-day metrics, every counter, after ingest: MEASURED p95_ms={:.1} reads={}",
         p95_ms(idle.clone()),
         idle.len()
+    );
+    // Issue 17: a VM's page over 30 days (inventory, five charts, the assessment of both
+    // clouds) as the server renders it. The load sends no inventory: the VMs' records
+    // are sent first.
+    let who = Principal::Token("bench".into());
+    for (a, agent) in fleet.iter_mut().enumerate() {
+        agent.seq += 1;
+        let batch = Batch {
+            batch_version: BATCH_VERSION,
+            created_ms: 0,
+            records: vec![Record::Inventory(Box::new(inventory_of(a, vms)))],
+        };
+        store
+            .ingest(
+                &format!("agent-{}", agent.vcenter),
+                agent.seq,
+                "bench",
+                &who,
+                &batch,
+            )
+            .expect("inventory");
+    }
+    let setup = Setup::load(RawAssessment::default(), None).expect("setup");
+    let mut page = Vec::new();
+    for _ in 0..20 {
+        let id = random_vm(&mut rng, agents, vms);
+        // A benchmark measures real time.
+        #[allow(clippy::disallowed_methods)]
+        let t = std::time::Instant::now();
+        let html = vm_html(store.as_ref(), &setup, &id, 30, T0 + days * DAY)
+            .expect("page")
+            .expect("the VM is in the inventory");
+        page.push(t.elapsed().as_secs_f64());
+        assert!(html.contains("data-points"));
+    }
+    println!(
+        "a VM's page, 30 days (inventory, 5 charts, both clouds' assessment): MEASURED p95_ms={:.1} pages={}",
+        p95_ms(page.clone()),
+        page.len()
     );
     // What the assessment reads of the store: every VM's usage over the 30 days.
     let before = thread_cpu_secs();

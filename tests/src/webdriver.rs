@@ -63,7 +63,7 @@ impl Browser {
             if Instant::now() > deadline {
                 bail!("chromedriver did not answer on port {port}");
             }
-            std::thread::sleep(Duration::from_millis(100));
+            crate::pause(Duration::from_millis(100));
         }
         let args = [
             "--headless=new".to_owned(),

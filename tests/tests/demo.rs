@@ -61,6 +61,10 @@ fn the_demo_gets_vms_and_rollups_into_the_collector_twice_in_a_row() -> Result<(
             );
         }
         assert!(
+            stdout.contains("log in as \"demo\" with password"),
+            "run {run}: the pages' URL and log-in:\n{stdout}"
+        );
+        assert!(
             stdout.contains("agent exited with Some(0)"),
             "run {run}:\n{stdout}"
         );

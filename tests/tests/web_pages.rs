@@ -23,7 +23,7 @@ fn money(v: f64) -> String {
     let whole = (cents / 100).to_string();
     let mut out = String::new();
     for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -150,7 +150,11 @@ fn limits_failed_logins(api: &Api, password: &str) -> Result<()> {
 
 #[test]
 fn the_pages_in_a_real_browser() -> Result<()> {
+    // 60 VMs: more than the list's page of 50.
     let opts = SimOptions {
+        clusters: 2,
+        hosts_per_cluster: 2,
+        vms_per_pool: 20,
         variety: true,
         ..SimOptions::default()
     };
@@ -283,6 +287,10 @@ fn in_the_browser(
     assert_eq!(b.text_of("#total")?, api_vms.to_string());
     assert_eq!(b.find_all("table.vms tbody tr")?.len(), api_vms.min(50));
     b.page_screenshot(&dir.join("vms.png"), 1280, 800)?;
+    // The next page holds the rest.
+    b.click(&b.find(".pager a[rel=next]")?)?;
+    assert_eq!(b.find_all("table.vms tbody tr")?.len(), api_vms - 50);
+    b.goto(&format!("{url}/vms"))?;
     let vcpu = b
         .find_all("table.vms thead th")?
         .into_iter()

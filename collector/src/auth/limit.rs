@@ -5,7 +5,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, as everywhere in the collector: a test can pause and advance it.
+use tokio::time::Instant;
 
 pub const MAX_FAILURES: usize = 5;
 pub const WINDOW: Duration = Duration::from_secs(60);

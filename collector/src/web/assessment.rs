@@ -125,7 +125,7 @@ fn views(a: &Assessment, page: usize) -> (Vec<GroupView>, Vec<RowView>, usize, u
                 target: t.target.as_str().to_owned(),
                 vcenter: g.vcenter.clone(),
                 datacenter: g.datacenter.clone(),
-                cluster: g.cluster.clone(),
+                cluster: view::cluster(&g.cluster),
                 vms: g.totals.vms,
                 ready: g.totals.ready,
                 monthly: money(g.totals.monthly_total),
@@ -142,7 +142,7 @@ fn views(a: &Assessment, page: usize) -> (Vec<GroupView>, Vec<RowView>, usize, u
         .map(|r| RowView {
             id_q: view::query(&[("id", &format!("{}:{}", r.vcenter, r.vm_id))]),
             name: r.name.clone(),
-            cluster: r.cluster.clone(),
+            cluster: view::cluster(&r.cluster),
             target: r.target.as_str().to_owned(),
             size: r
                 .recommended

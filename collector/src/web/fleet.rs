@@ -6,7 +6,9 @@
 //! on it; pages serve the latest build meanwhile and say when it was made.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tracing::{info, warn};
 
@@ -57,9 +59,15 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    fn build(store: &dyn Storage, setup: &Setup, batches: u64) -> Result<Fleet, StoreError> {
+    /// Assesses the estate at the configured defaults as of `now` (Unix seconds) and joins
+    /// it with the VMs' records (`batches`: the count it was built after).
+    pub fn build(
+        store: &dyn Storage,
+        setup: &Setup,
+        batches: u64,
+        now: i64,
+    ) -> Result<Fleet, StoreError> {
         let started = Instant::now();
-        let now = vscout_service::telemetry::unix_now_ms() / 1000;
         let settings = setup
             .settings(&Params::default())
             .map_err(|e| StoreError::Other(e.to_string()))?;
@@ -176,10 +184,16 @@ impl FleetCache {
                 return Ok(f);
             }
         }
-        let fleet =
-            tokio::task::spawn_blocking(move || Fleet::build(store.as_ref(), &setup, batches))
-                .await
-                .map_err(|e| StoreError::Other(e.to_string()))??;
+        let fleet = tokio::task::spawn_blocking(move || {
+            Fleet::build(
+                store.as_ref(),
+                &setup,
+                batches,
+                vscout_service::telemetry::unix_now_ms() / 1000,
+            )
+        })
+        .await
+        .map_err(|e| StoreError::Other(e.to_string()))??;
         info!(
             vms = fleet.vms.len(),
             batches,

@@ -5,7 +5,7 @@
 //! with both, never with the password; an unknown name costs the same argon2 time as a
 //! wrong password.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use askama::Template;
 use axum::extract::{Query, State};

@@ -11,7 +11,7 @@ mod assessment;
 mod chart;
 pub mod fleet;
 mod login;
-mod pages;
+pub(crate) mod pages;
 mod view;
 mod vm;
 
@@ -31,6 +31,8 @@ use crate::server::{identify, ApiError, AppState};
 use crate::store::Principal;
 
 pub use fleet::{Fleet, FleetCache};
+pub use pages::vm_list_html;
+pub use vm::vm_html;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "vscout_session";

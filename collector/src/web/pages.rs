@@ -299,6 +299,22 @@ pub(super) async fn vms(
     Query(q): Query<VmsQuery>,
 ) -> Result<Response, PageError> {
     let f = fleet(&st).await?;
+    Ok(html(&vms_view(&f, Frame::new(&p, "vms"), q)))
+}
+
+/// The VM list as HTML for a query string (`q=…&sort=…`), for the bench: what a
+/// request for it renders once the estate's build is cached.
+pub fn vm_list_html(f: &Fleet, query: &str) -> Result<String, String> {
+    let q: VmsQuery = serde_urlencoded::from_str(query).map_err(|e| e.to_string())?;
+    let frame = Frame {
+        user: "bench".into(),
+        section: "vms",
+    };
+    vms_view(f, frame, q).render().map_err(|e| e.to_string())
+}
+
+/// One page of the VM list: the estate filtered, sorted and cut on the server.
+fn vms_view(f: &Fleet, frame: Frame, q: VmsQuery) -> VmsPage {
     let needle = q.q.to_lowercase();
     let mut matched: Vec<&FleetVm> = f
         .vms
@@ -368,7 +384,7 @@ pub(super) async fn vms(
             name: v.name.clone(),
             vcenter: v.vcenter.clone(),
             datacenter: v.datacenter.clone(),
-            cluster: v.cluster.clone(),
+            cluster: view::cluster(&v.cluster),
             power: v.power.clone(),
             vcpus: v.vcpus,
             memory: num(v.memory_gib, 1),
@@ -392,8 +408,8 @@ pub(super) async fn vms(
     let mut powers: Vec<String> = f.vms.iter().map(|v| v.power.clone()).collect();
     powers.sort();
     powers.dedup();
-    let page_view = VmsPage {
-        frame: Frame::new(&p, "vms"),
+    VmsPage {
+        frame,
         headers,
         targets,
         lines,
@@ -409,8 +425,7 @@ pub(super) async fn vms(
         q: q.q,
         power: q.power,
         cluster: q.cluster,
-    };
-    Ok(html(&page_view))
+    }
 }
 
 #[derive(Template)]

@@ -20,7 +20,7 @@ pub(super) fn money(v: f64) -> String {
     let digits = whole.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -31,6 +31,15 @@ pub(super) fn money(v: f64) -> String {
 
 pub(super) fn money_or(v: Option<f64>, none: &str) -> String {
     v.map_or(none.to_owned(), money)
+}
+
+/// A VM or group outside any cluster (on a standalone host) says so.
+pub(super) fn cluster(name: &str) -> String {
+    if name.is_empty() {
+        "(standalone host)".to_owned()
+    } else {
+        name.to_owned()
+    }
 }
 
 /// A Unix time as UTC, to the minute.

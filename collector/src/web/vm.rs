@@ -16,7 +16,7 @@ use super::pages::Frame;
 use super::view::{self, money, money_or, num, opt, DASH};
 use super::{html, PageError};
 use crate::assess::estate::{assess_vm, VmAssessment};
-use crate::assess::settings::Params;
+use crate::assess::settings::{Params, Setup};
 use crate::server::{blocking, AppState};
 use crate::store::{EntityKind, MetricsQuery, MetricsRow, Principal, Storage, StoreError};
 
@@ -119,6 +119,9 @@ struct VmPage {
     stars: String,
 }
 
+/// Per chart, per counter, the rows read.
+type ChartRows = Vec<Vec<Vec<MetricsRow>>>;
+
 /// A window's value of one counter: the aggregate instance (`""`, or vcsim's `*`) where
 /// the VM has one, else the sum of its instances (per disk).
 fn per_window(rows: &[MetricsRow], stat: fn(&MetricsRow) -> Option<f64>) -> BTreeMap<i64, f64> {
@@ -178,20 +181,19 @@ fn chart_of(spec: &ChartSpec, rows: &[Vec<MetricsRow>], from: i64, to: i64) -> C
 /// The VM's assessment and its rows of every charted counter over `[from, to]`.
 fn read(
     store: &dyn Storage,
-    st: &AppState,
+    setup: &Setup,
     id: &str,
     from: i64,
     to: i64,
-) -> Result<Option<(VmAssessment, Vec<Vec<Vec<MetricsRow>>>)>, StoreError> {
-    let settings = st
-        .assessment
+) -> Result<Option<(VmAssessment, ChartRows)>, StoreError> {
+    let settings = setup
         .settings(&Params::default())
         .map_err(|e| StoreError::Other(e.to_string()))?;
     let (vcenter, vm) = match id.rsplit_once(':') {
         Some((vc, vm)) => (Some(vc), vm),
         None => (None, id),
     };
-    let Some(a) = assess_vm(store, &st.assessment.catalog, &settings, to, vcenter, vm)? else {
+    let Some(a) = assess_vm(store, &setup.catalog, &settings, to, vcenter, vm)? else {
         return Ok(None);
     };
     let full_id = format!("{}:{}", a.vcenter, a.vm.id);
@@ -271,13 +273,10 @@ fn targets_view(a: &VmAssessment) -> Vec<TargetView> {
         .collect()
 }
 
-fn inventory(
-    a: &VmAssessment,
-) -> (
-    Vec<(&'static str, String)>,
-    Vec<[String; 6]>,
-    Vec<[String; 5]>,
-) {
+/// Facts, disks and NICs, as the page lists them.
+type InventoryRows = (Vec<(&'static str, String)>, Vec<[String; 6]>, Vec<[String; 5]>);
+
+fn inventory(a: &VmAssessment) -> InventoryRows {
     let vm = &a.vm;
     let facts = vec![
         ("vCenter", a.vcenter.clone()),
@@ -346,29 +345,30 @@ fn inventory(
     (facts, disks, nics)
 }
 
-pub(super) async fn detail(
-    State(st): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Query(q): Query<VmQuery>,
-) -> Result<Response, PageError> {
-    let days = q.days.filter(|d| RANGES.contains(d)).unwrap_or(7);
-    let to = view::now_s();
-    let from = to - i64::from(days) * 86_400;
-    let (state, id) = (st.clone(), q.id.clone());
-    let found = blocking(move || Ok(read(state.store.as_ref(), &state, &id, from, to)?)).await?;
-    let Some((a, rows)) = found else {
-        return Err(PageError(
-            StatusCode::NOT_FOUND,
-            format!("no VM {:?} in any inventory (ids are vcenter:vm-id)", q.id),
-        ));
+/// The page of the VM `id` over the `days` before `now` (Unix seconds); `None` if no
+/// inventory holds it. What the handler runs on a blocking thread, and the bench times.
+fn page_of(
+    store: &dyn Storage,
+    setup: &Setup,
+    id: &str,
+    days: u32,
+    now: i64,
+    frame: Frame,
+) -> Result<Option<VmPage>, StoreError> {
+    let from = now - i64::from(days) * 86_400;
+    let Some((a, rows)) = read(store, setup, id, from, now)? else {
+        return Ok(None);
     };
     let (facts, disks, nics) = inventory(&a);
     let vm = &a.vm;
-    let id_q = view::query(&[("id", &q.id)]);
-    let usage = &a.judged.usage;
-    let page = VmPage {
-        frame: Frame::new(&p, "vms"),
-        id: q.id.clone(),
+    let id_q = view::query(&[("id", id)]);
+    let first = a.judged.per_target.first().map(|(_, r)| r);
+    let percentile = setup
+        .settings(&Params::default())
+        .map_or(95, |s| s.applied().percentile);
+    Ok(Some(VmPage {
+        frame,
+        id: id.to_owned(),
         name: vm.name.to_string(),
         facts,
         disks,
@@ -405,27 +405,50 @@ pub(super) async fn detail(
         charts: CHARTS
             .iter()
             .zip(&rows)
-            .map(|(spec, r)| chart_of(spec, r, from, to))
+            .map(|(spec, r)| chart_of(spec, r, from, now))
             .collect(),
         targets: targets_view(&a),
-        percentile: a
-            .judged
-            .per_target
-            .first()
-            .map_or(95, |_| st_percentile(&st)),
-        coverage: opt(usage.coverage_pct, 0, " %"),
-        stars: view::stars(
-            a.judged
-                .per_target
-                .first()
-                .and_then(|(_, r)| r.confidence.stars),
-        ),
-    };
-    Ok(html(&page))
+        percentile,
+        coverage: opt(a.judged.usage.coverage_pct, 0, " %"),
+        stars: view::stars(first.and_then(|r| r.confidence.stars)),
+    }))
 }
 
-fn st_percentile(st: &AppState) -> u32 {
-    st.assessment
-        .settings(&Params::default())
-        .map_or(95, |s| s.applied().percentile)
+/// The VM page as HTML, for the bench: what a request for it renders.
+pub fn vm_html(
+    store: &dyn Storage,
+    setup: &Setup,
+    id: &str,
+    days: u32,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    let frame = Frame {
+        user: "bench".into(),
+        section: "vms",
+    };
+    Ok(page_of(store, setup, id, days, now, frame)?.and_then(|p| p.render().ok()))
+}
+
+pub(super) async fn detail(
+    State(st): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<VmQuery>,
+) -> Result<Response, PageError> {
+    let days = q.days.filter(|d| RANGES.contains(d)).unwrap_or(7);
+    let (store, setup, id, frame) = (
+        st.store.clone(),
+        st.assessment.clone(),
+        q.id.clone(),
+        Frame::new(&p, "vms"),
+    );
+    let now = view::now_s();
+    let page =
+        blocking(move || Ok(page_of(store.as_ref(), &setup, &id, days, now, frame)?)).await?;
+    match page {
+        Some(page) => Ok(html(&page)),
+        None => Err(PageError(
+            StatusCode::NOT_FOUND,
+            format!("no VM {:?} in any inventory (ids are vcenter:vm-id)", q.id),
+        )),
+    }
 }

@@ -62,6 +62,28 @@ fn main() -> Result<()> {
         "collector is at {} (certificate SHA-256 {})",
         col.url, col.thumbprint
     );
+    // A log-in for the pages: a person, not the agent's token.
+    let login: String = (0..16).map(|_| fastrand::alphanumeric()).collect();
+    let login_file = work.join("demo-user.password");
+    std::fs::write(&login_file, format!("{login}\n"))?;
+    let added = col.command(
+        "user",
+        &[
+            "add",
+            "demo",
+            "--password-file",
+            login_file.to_str().context("utf-8 path")?,
+        ],
+    )?;
+    ensure!(
+        added.status.success(),
+        "vscout-collector user add: {added:?}"
+    );
+    println!(
+        "pages: open {}/ and log in as \"demo\" with password {login} (kept in {}; accept the self-signed certificate, SHA-256 above)",
+        col.url,
+        login_file.display()
+    );
 
     // Demo pacing: 20-second polls and 1-minute windows, so rollups show within two minutes.
     let extra = format!(
