@@ -210,18 +210,8 @@ pub fn validate(raw: RawConfig) -> Result<CollectorConfig, ConfigError> {
         1..=64,
     )?;
     let connections = within("max_connections", raw.max_connections, 512, 1..=65536)?;
-    let header_secs = within(
-        "header_read_timeout_secs",
-        raw.header_read_timeout_secs,
-        30,
-        1..=3600,
-    )?;
-    let request_secs = within(
-        "request_timeout_secs",
-        raw.request_timeout_secs,
-        300,
-        1..=3600,
-    )?;
+    let header_read_timeout = secs("header_read_timeout_secs", raw.header_read_timeout_secs, 30)?;
+    let request_timeout = secs("request_timeout_secs", raw.request_timeout_secs, 300)?;
     let session_hours = within("session_hours", raw.session_hours, 12, 1..=720)?;
     let operators = operators(raw.operators.unwrap_or_default())?;
     let retention = retention(raw.retention.unwrap_or_default())?;
@@ -239,8 +229,8 @@ pub fn validate(raw: RawConfig) -> Result<CollectorConfig, ConfigError> {
         max_body_bytes: max_body as usize,
         max_concurrent_ingests: ingests as usize,
         max_connections: connections as usize,
-        header_read_timeout: Duration::from_secs(header_secs),
-        request_timeout: Duration::from_secs(request_secs),
+        header_read_timeout,
+        request_timeout,
         operators,
         retention,
         storage,
@@ -339,6 +329,11 @@ fn operators(operators: Vec<String>) -> Result<Vec<String>, ConfigError> {
 }
 
 /// `value` (or `default`) if it lies in `range`, else an error naming the key.
+/// A timeout of 1 to 3600 seconds.
+fn secs(key: &'static str, value: Option<u64>, default: u64) -> Result<Duration, ConfigError> {
+    within(key, value, default, 1..=3600).map(Duration::from_secs)
+}
+
 fn within<T>(
     key: &'static str,
     value: Option<T>,

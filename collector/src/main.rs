@@ -125,26 +125,8 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Assess(args) => vscout_collector::assess::cli::run(&args, &cfg),
         Command::Export(args) => vscout_collector::export::cli::run(&args, &cfg),
-        Command::Token { action } => {
-            let store = match vscout_collector::open_store(&cfg) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("vscout-collector: {e}");
-                    return ExitCode::from(EX_CANTCREAT);
-                }
-            };
-            token_command(store.as_ref(), action)
-        }
-        Command::User { action } => {
-            let store = match vscout_collector::open_store(&cfg) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("vscout-collector: {e}");
-                    return ExitCode::from(EX_CANTCREAT);
-                }
-            };
-            user_command(store.as_ref(), action)
-        }
+        Command::Token { action } => with_store(&cfg, |s| token_command(s, action)),
+        Command::User { action } => with_store(&cfg, |s| user_command(s, action)),
         Command::Serve => {
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -166,6 +148,20 @@ fn main() -> ExitCode {
                     ExitCode::from(EX_CANTCREAT)
                 }
             }
+        }
+    }
+}
+
+/// Runs `f` on the configured store, or exits 73 if it cannot be opened.
+fn with_store(
+    cfg: &config::CollectorConfig,
+    f: impl FnOnce(&dyn vscout_collector::store::Storage) -> ExitCode,
+) -> ExitCode {
+    match vscout_collector::open_store(cfg) {
+        Ok(s) => f(s.as_ref()),
+        Err(e) => {
+            eprintln!("vscout-collector: {e}");
+            ExitCode::from(EX_CANTCREAT)
         }
     }
 }

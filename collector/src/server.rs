@@ -260,21 +260,27 @@ fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
+/// Only agents send batches: a viewer's token or a person's session is refused.
+fn may_send(p: &Principal) -> Result<(), ApiError> {
+    if p.may_ingest() {
+        return Ok(());
+    }
+    Err(ApiError(
+        StatusCode::FORBIDDEN,
+        format!(
+            "{} may read but not send batches: use an agent token (`token add NAME`)",
+            p.name()
+        ),
+    ))
+}
+
 async fn ingest(
     State(st): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    if !principal.may_ingest() {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!(
-                "{} may read but not send batches: use an agent token (`token add NAME`)",
-                principal.name()
-            ),
-        ));
-    }
+    may_send(&principal)?;
     let key = header(&headers, "idempotency-key")
         .ok_or_else(|| bad("missing Idempotency-Key (agent-id:seq)"))?;
     let (agent_id, seq) = key

@@ -197,6 +197,27 @@ impl Browser {
         Ok(())
     }
 
+    /// Clicks something that loads a page (a link, a form's button) and waits until the
+    /// new document has loaded: the old one is marked first, so a check made right after
+    /// never reads the page being left.
+    pub fn click_to_load(&self, el: &str) -> Result<()> {
+        self.script("window.__vscout_left = true; return true")?;
+        self.click(el)?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let done = self.script(
+                "return window.__vscout_left !== true && document.readyState === 'complete'",
+            );
+            if matches!(done, Ok(Value::Bool(true))) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("no new page loaded after the click");
+            }
+            crate::pause(Duration::from_millis(50));
+        }
+    }
+
     pub fn type_into(&self, el: &str, text: &str) -> Result<()> {
         self.call(
             "POST",

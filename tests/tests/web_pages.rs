@@ -170,11 +170,14 @@ fn the_pages_in_a_real_browser() -> Result<()> {
     let vms = u64::from(opts.vm_count());
     wait(
         &log,
-        Duration::from_secs(240),
-        "VMs and two windows",
+        Duration::from_secs(300),
+        "VMs and three of their windows",
         || {
             Ok(col.count("SELECT count(*) FROM vms")? == vms
-                && col.count("SELECT count(DISTINCT window_start) FROM rollups")? >= 2)
+                && col.count(
+                    "SELECT count(DISTINCT r.window_start) FROM rollups r
+                     JOIN series s ON s.id = r.series_id WHERE s.entity_type = 'VirtualMachine'",
+                )? >= 3)
         },
     )?;
     assert_eq!(agent.terminate(Duration::from_secs(30))?, Some(0));
@@ -264,14 +267,19 @@ fn in_the_browser(
     );
     b.type_into(&b.find("#user")?, "ann")?;
     b.type_into(&b.find("#password")?, "wrong password here")?;
-    b.click(&b.find("form.login button")?)?;
+    b.click_to_load(&b.find("form.login button")?)?;
     assert!(b
         .text_of("#login-error")?
         .contains("Wrong user name or password"));
     b.screenshot(&dir.join("login.png"))?;
     b.type_into(&b.find("#password")?, password)?;
-    b.click(&b.find("form.login button")?)?;
-    ensure!(b.url()?.ends_with("/vms"), "after log-in: {}", b.url()?);
+    b.click_to_load(&b.find("form.login button")?)?;
+    ensure!(
+        b.url()?.ends_with("/vms"),
+        "after log-in: {}: {}",
+        b.url()?,
+        b.text_of("main")?
+    );
     let cookie = b
         .cookies()?
         .into_iter()
@@ -288,37 +296,42 @@ fn in_the_browser(
     assert_eq!(b.find_all("table.vms tbody tr")?.len(), api_vms.min(50));
     b.page_screenshot(&dir.join("vms.png"), 1280, 800)?;
     // The next page holds the rest.
-    b.click(&b.find(".pager a[rel=next]")?)?;
+    b.click_to_load(&b.find(".pager a[rel=next]")?)?;
     assert_eq!(b.find_all("table.vms tbody tr")?.len(), api_vms - 50);
     b.goto(&format!("{url}/vms"))?;
-    let vcpu = b
-        .find_all("table.vms thead th")?
-        .into_iter()
-        .find(|h| b.text(h).is_ok_and(|t| t.starts_with("vCPU")))
-        .context("vCPU column")?;
-    b.click(&b.find(&format!("table.vms thead th:nth-child({}) a", 6))?)?;
+    // Sorted by vCPU on the server: the column says so, and the rows follow.
+    let vcpu = "table.vms thead th:nth-child(6)";
+    assert!(b.text_of(vcpu)?.starts_with("vCPU"));
+    b.click_to_load(&b.find(&format!("{vcpu} a"))?)?;
     assert_eq!(
-        b.attr(&b.find("table.vms thead th:nth-child(6)")?, "aria-sort")?
-            .as_deref(),
+        b.attr(&b.find(vcpu)?, "aria-sort")?.as_deref(),
         Some("ascending")
     );
-    let _ = vcpu;
+    let mut counts = Vec::new();
+    for cell in b.find_all("table.vms tbody tr td:nth-child(6)")? {
+        counts.push(b.text(&cell)?.parse::<u32>()?);
+    }
+    assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
     let first = b.text_of("table.vms tbody tr th a")?;
     b.type_into(&b.find("#q")?, &first)?;
-    b.click(&b.find("form.filters button")?)?;
+    b.click_to_load(&b.find("form.filters button")?)?;
     ensure!(
         b.text_of("#matched")?.parse::<usize>()? >= 1,
         "filter by {first:?}"
     );
 
     // One VM: inventory, charts with drawn points, the assessment per target.
-    b.click(&b.find("table.vms tbody tr th a")?)?;
+    b.click_to_load(&b.find("table.vms tbody tr th a")?)?;
+    b.click_to_load(&b.find(".ranges a")?)?; // 1 day
     assert_eq!(b.text_of("h1")?, first);
     let points: usize = b
         .attr(&b.find("figure[data-title=CPU]")?, "data-points")?
         .context("points")?
         .parse()?;
-    assert!(points >= 2, "the CPU chart drew {points} points");
+    assert!(
+        points >= 4,
+        "the CPU chart drew {points} points (two lines)"
+    );
     let drawn = b
         .attr(&b.find("figure[data-title=CPU] polyline.p95")?, "points")?
         .unwrap_or_default();
@@ -373,7 +386,7 @@ fn in_the_browser(
         .into_iter()
         .find(|a| b.text(a).is_ok_and(|t| t.contains("xlsx")))
         .context("xlsx link")?;
-    b.click(&link)?;
+    b.click(&link)?; // a download: no new page
     let mut file = None;
     wait_until(Duration::from_secs(60), "the workbook downloaded", || {
         file = std::fs::read_dir(downloads)?
@@ -412,7 +425,7 @@ fn in_the_browser(
     b.resize(1280, 800)?;
 
     // Logging out ends the session.
-    b.click(&b.find("form.logout button")?)?;
+    b.click_to_load(&b.find("form.logout button")?)?;
     ensure!(b.url()?.contains("/login"), "after log-out: {}", b.url()?);
     b.goto(&format!("{url}/vms"))?;
     ensure!(b.url()?.contains("/login"), "the session outlived log-out");

@@ -10,6 +10,8 @@ const LEFT: f64 = 56.0;
 const RIGHT: f64 = 8.0;
 const TOP: f64 = 10.0;
 const BOTTOM: f64 = 24.0;
+/// Lines of at most this many points get a mark at each.
+const MARKED: usize = 60;
 
 /// One line: its legend, its CSS class (colour and dash), and `(unix seconds, value)`
 /// points in time order.
@@ -127,6 +129,17 @@ pub(super) fn svg(title: &str, unit: &str, lines: &[Line], from: i64, to: i64) -
         let mut pts = String::with_capacity(l.points.len() * 12);
         for (t, v) in &l.points {
             let _ = write!(pts, "{:.1},{:.1} ", x(*t), y(*v));
+            // Few points are marked too: a line of one point draws nothing, and sparse
+            // ones read better as marks (filled for p95, hollow for the maximum).
+            if l.points.len() <= MARKED {
+                let _ = write!(
+                    s,
+                    r#"<circle class="{}" cx="{:.1}" cy="{:.1}" r="3"/>"#,
+                    l.class,
+                    x(*t),
+                    y(*v)
+                );
+            }
         }
         let _ = write!(
             s,

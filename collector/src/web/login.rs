@@ -168,3 +168,40 @@ pub(super) async fn logout(State(st): State<AppState>, headers: HeaderMap) -> Re
     );
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_sites_paths_are_returned_to() {
+        assert_eq!(safe_next(Some("/vms?q=a")), "/vms?q=a");
+        assert_eq!(safe_next(Some("//evil.example/")), "/");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/");
+        assert_eq!(safe_next(Some("/a\nb")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn cross_site_posts_are_told_apart() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, HeaderValue::from_static(v));
+            }
+            m
+        };
+        assert!(same_origin(&h(&[])), "not a browser");
+        assert!(same_origin(&h(&[("sec-fetch-site", "same-origin")])));
+        assert!(!same_origin(&h(&[("sec-fetch-site", "cross-site")])));
+        assert!(same_origin(&h(&[
+            ("origin", "https://c:8443"),
+            ("host", "c:8443")
+        ])));
+        assert!(!same_origin(&h(&[
+            ("origin", "https://evil"),
+            ("host", "c:8443")
+        ])));
+    }
+}

@@ -208,3 +208,25 @@ fn who(p: &Principal) -> String {
         other => other.name(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_is_found_among_cookies() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; vscout_session=abc; b=2"),
+        );
+        assert_eq!(session_cookie(&h), Some("abc"));
+        let mut empty = HeaderMap::new();
+        empty.append(
+            header::COOKIE,
+            HeaderValue::from_static("vscout_session=; x=y"),
+        );
+        assert_eq!(session_cookie(&empty), None);
+        assert_eq!(session_cookie(&HeaderMap::new()), None);
+    }
+}

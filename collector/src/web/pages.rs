@@ -173,7 +173,11 @@ pub(super) async fn overview(
         power: power.into_iter().collect(),
         vm_count: f.vms.len(),
         with_figures: f.vms.iter().filter(|v| v.cpu_pct.is_some()).count(),
-        history: format!("{} of {} days", num(h.held_days, 1), h.requested_days),
+        history: format!(
+            "{} of {} days",
+            view::span_days(h.held_days),
+            h.requested_days
+        ),
         latest_window: h.held_to.map_or(DASH.to_owned(), date),
         totals: totals_view(&f.assessment),
         built: format!("{} (after {} batches)", date(f.built_at), f.batches),
@@ -313,6 +317,68 @@ pub fn vm_list_html(f: &Fleet, query: &str) -> Result<String, String> {
     vms_view(f, frame, q).render().map_err(|e| e.to_string())
 }
 
+/// The column headers: each a link sorting by it (the current one the other way round).
+fn sort_links(
+    f: &Fleet,
+    key: &str,
+    descending: bool,
+    targets: usize,
+    link: &dyn Fn(&str, &str) -> String,
+) -> Vec<SortLink> {
+    COLUMNS
+        .iter()
+        .filter(|(k, _)| {
+            !k.starts_with("cost") || k[4..].parse::<usize>().is_ok_and(|i| i < targets)
+        })
+        .map(|(k, label)| {
+            let label = match k.strip_prefix("cost").and_then(|i| i.parse::<usize>().ok()) {
+                Some(i) => format!("{} $/month", f.assessment.targets[i].target.as_str()),
+                None => (*label).to_owned(),
+            };
+            let here = *k == key;
+            let dir = if here && !descending { "desc" } else { "asc" };
+            SortLink {
+                label,
+                href: link(k, dir),
+                state: match (here, descending) {
+                    (false, _) => "none",
+                    (true, false) => "ascending",
+                    (true, true) => "descending",
+                },
+            }
+        })
+        .collect()
+}
+
+/// A VM's row of the list, its figures written out.
+fn vm_line(v: &FleetVm) -> VmLine {
+    VmLine {
+        id_q: view::query(&[("id", &v.id)]),
+        name: v.name.clone(),
+        vcenter: v.vcenter.clone(),
+        datacenter: v.datacenter.clone(),
+        cluster: view::cluster(&v.cluster),
+        power: v.power.clone(),
+        vcpus: v.vcpus,
+        memory: num(v.memory_gib, 1),
+        storage: num(v.storage_gib, 1),
+        cpu: opt(v.cpu_pct, 1, ""),
+        mem: opt(v.memory_pct, 1, ""),
+        targets: v
+            .targets
+            .iter()
+            .map(|t| {
+                (
+                    t.size.clone().unwrap_or_else(|| DASH.to_owned()),
+                    t.monthly.map_or(DASH.to_owned(), money),
+                    t.readiness,
+                )
+            })
+            .collect(),
+        stars: view::stars(v.stars),
+    }
+}
+
 /// One page of the VM list: the estate filtered, sorted and cut on the server.
 fn vms_view(f: &Fleet, frame: Frame, q: VmsQuery) -> VmsPage {
     let needle = q.q.to_lowercase();
@@ -352,58 +418,12 @@ fn vms_view(f: &Fleet, frame: Frame, q: VmsQuery) -> VmsPage {
             ])
         )
     };
-    let headers = COLUMNS
-        .iter()
-        .filter(|(k, _)| {
-            !k.starts_with("cost") || k[4..].parse::<usize>().is_ok_and(|i| i < targets.len())
-        })
-        .map(|(k, label)| {
-            let label = match k.strip_prefix("cost").and_then(|i| i.parse::<usize>().ok()) {
-                Some(i) => format!("{} $/month", f.assessment.targets[i].target.as_str()),
-                None => (*label).to_owned(),
-            };
-            let here = *k == key;
-            let dir = if here && !descending { "desc" } else { "asc" };
-            SortLink {
-                label,
-                href: link(k, dir, 1),
-                state: match (here, descending) {
-                    (false, _) => "none",
-                    (true, false) => "ascending",
-                    (true, true) => "descending",
-                },
-            }
-        })
-        .collect();
+    let headers = sort_links(f, key, descending, targets.len(), &|k, dir| link(k, dir, 1));
     let lines = matched
         .iter()
         .skip((page - 1) * PAGE_ROWS)
         .take(PAGE_ROWS)
-        .map(|v| VmLine {
-            id_q: view::query(&[("id", &v.id)]),
-            name: v.name.clone(),
-            vcenter: v.vcenter.clone(),
-            datacenter: v.datacenter.clone(),
-            cluster: view::cluster(&v.cluster),
-            power: v.power.clone(),
-            vcpus: v.vcpus,
-            memory: num(v.memory_gib, 1),
-            storage: num(v.storage_gib, 1),
-            cpu: opt(v.cpu_pct, 1, ""),
-            mem: opt(v.memory_pct, 1, ""),
-            targets: v
-                .targets
-                .iter()
-                .map(|t| {
-                    (
-                        t.size.clone().unwrap_or_else(|| DASH.to_owned()),
-                        t.monthly.map_or(DASH.to_owned(), money),
-                        t.readiness,
-                    )
-                })
-                .collect(),
-            stars: view::stars(v.stars),
-        })
+        .map(|v| vm_line(v))
         .collect();
     let mut powers: Vec<String> = f.vms.iter().map(|v| v.power.clone()).collect();
     powers.sort();

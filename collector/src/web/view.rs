@@ -42,6 +42,19 @@ pub(super) fn cluster(name: &str) -> String {
     }
 }
 
+/// A length of history in days, in the unit that reads best (a young estate's minutes
+/// are not "0.0 days").
+pub(super) fn span_days(days: f64) -> String {
+    let minutes = days * 1440.0;
+    if minutes < 90.0 {
+        format!("{minutes:.0} min")
+    } else if days < 2.0 {
+        format!("{:.1} h", days * 24.0)
+    } else {
+        format!("{days:.1} days")
+    }
+}
+
 /// A Unix time as UTC, to the minute.
 pub(super) fn date(unix_s: i64) -> String {
     let s = format_unix_millis(unix_s * 1000);
@@ -98,6 +111,9 @@ mod tests {
         assert_eq!(stars(None), DASH);
         assert_eq!(opt(Some(12.345), 1, " %"), "12.3 %");
         assert_eq!(ago(1000, 940), "1 min ago");
+        assert_eq!(span_days(3.0 / 1440.0), "3 min");
+        assert_eq!(span_days(0.5), "12.0 h");
+        assert_eq!(span_days(29.5), "29.5 days");
         assert_eq!(date(0), "1970-01-01 00:00 UTC");
         assert_eq!(query(&[("a", "x y"), ("b", "")]), "a=x+y");
     }

@@ -112,6 +112,8 @@ struct VmPage {
     snapshots: Vec<[String; 4]>,
     ranges: Vec<(u32, String, bool)>,
     days: u32,
+    /// When the VM's data starts, if within the range.
+    held_from: Option<String>,
     charts: Vec<ChartView>,
     targets: Vec<TargetView>,
     percentile: u32,
@@ -274,7 +276,11 @@ fn targets_view(a: &VmAssessment) -> Vec<TargetView> {
 }
 
 /// Facts, disks and NICs, as the page lists them.
-type InventoryRows = (Vec<(&'static str, String)>, Vec<[String; 6]>, Vec<[String; 5]>);
+type InventoryRows = (
+    Vec<(&'static str, String)>,
+    Vec<[String; 6]>,
+    Vec<[String; 5]>,
+);
 
 fn inventory(a: &VmAssessment) -> InventoryRows {
     let vm = &a.vm;
@@ -362,6 +368,15 @@ fn page_of(
     let (facts, disks, nics) = inventory(&a);
     let vm = &a.vm;
     let id_q = view::query(&[("id", id)]);
+    // A VM watched for less than the range is drawn over what is held, not squeezed
+    // into the range's right edge.
+    let held = rows
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|r| r.window_start)
+        .min();
+    let shown_from = held.map_or(from, |t| t.max(from));
     let first = a.judged.per_target.first().map(|(_, r)| r);
     let percentile = setup
         .settings(&Params::default())
@@ -405,8 +420,9 @@ fn page_of(
         charts: CHARTS
             .iter()
             .zip(&rows)
-            .map(|(spec, r)| chart_of(spec, r, from, now))
+            .map(|(spec, r)| chart_of(spec, r, shown_from, now))
             .collect(),
+        held_from: (shown_from > from).then(|| view::date(shown_from)),
         targets: targets_view(&a),
         percentile,
         coverage: opt(a.judged.usage.coverage_pct, 0, " %"),
