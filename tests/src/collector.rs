@@ -191,6 +191,30 @@ impl Collector {
         Ok(())
     }
 
+    /// An agent's settings for a test that ships here quickly: inventory every 10 s,
+    /// 20-second polls into 1-minute windows, a group commit every 100 ms.
+    pub fn quick_agent_settings(&self) -> String {
+        format!(
+            "inventory_interval_secs = 10\nhealth_interval_secs = 5\n\n[perf]\ninterval_secs = 20\nwindow_secs = 60\n\n[buffer]\ncommit_interval_ms = 100\n{}",
+            self.agent_section(None)
+        )
+    }
+
+    /// `user add NAME`, the password given through a file in `dir`: the command's output.
+    pub fn add_user(&self, dir: &Path, name: &str, password: &str) -> Result<std::process::Output> {
+        let file = dir.join(format!("{name}.password"));
+        std::fs::write(&file, format!("{password}\n"))?;
+        self.command(
+            "user",
+            &[
+                "add",
+                name,
+                "--password-file",
+                file.to_str().context("utf-8 path")?,
+            ],
+        )
+    }
+
     /// The `[collector]` section of an agent configuration that ships here (or to `url`
     /// pinned by `thumbprint`, a proxy in front), with this collector's first token.
     pub fn agent_section(&self, via: Option<(&str, &str)>) -> String {

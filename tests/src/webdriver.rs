@@ -203,6 +203,12 @@ impl Browser {
     pub fn click_to_load(&self, el: &str) -> Result<()> {
         self.script("window.__vscout_left = true; return true")?;
         self.click(el)?;
+        self.wait_for_load()
+    }
+
+    /// Waits until a document other than the one marked `window.__vscout_left` has
+    /// loaded (mark it before the action that navigates).
+    pub fn wait_for_load(&self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let done = self.script(

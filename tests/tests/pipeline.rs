@@ -40,10 +40,7 @@ fn vcsim_to_collector_through_an_outage() -> Result<()> {
     };
     let e = Estate::start(&opts)?;
     let mut col = Collector::start(&e.dir.path().join("collector"))?;
-    let extra = format!(
-        "inventory_interval_secs = 10\nhealth_interval_secs = 5\n\n[perf]\ninterval_secs = 20\nwindow_secs = 60\n\n[buffer]\ncommit_interval_ms = 100\n{}",
-        col.agent_section(None)
-    );
+    let extra = col.quick_agent_settings();
     let cfg = e.agent_config(PASSWORD, &extra)?;
     let log = e.dir.path().join("agent.log");
     let agent = Agent::spawn(&cfg, &log)?;

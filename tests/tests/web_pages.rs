@@ -160,10 +160,7 @@ fn the_pages_in_a_real_browser() -> Result<()> {
     };
     let e = Estate::start(&opts)?;
     let col = Collector::start(&e.dir.path().join("collector"))?;
-    let extra = format!(
-        "inventory_interval_secs = 10\nhealth_interval_secs = 5\n\n[perf]\ninterval_secs = 20\nwindow_secs = 60\n\n[buffer]\ncommit_interval_ms = 100\n{}",
-        col.agent_section(None)
-    );
+    let extra = col.quick_agent_settings();
     let cfg = e.agent_config(PASSWORD, &extra)?;
     let log = e.dir.path().join("agent.log");
     let agent = Agent::spawn(&cfg, &log)?;
@@ -183,29 +180,9 @@ fn the_pages_in_a_real_browser() -> Result<()> {
     assert_eq!(agent.terminate(Duration::from_secs(30))?, Some(0));
 
     let password = "correct horse battery";
-    let pw_file = e.dir.path().join("ann.password");
-    std::fs::write(&pw_file, format!("{password}\n"))?;
-    let out = col.command(
-        "user",
-        &[
-            "add",
-            "ann",
-            "--password-file",
-            pw_file.to_str().context("path")?,
-        ],
-    )?;
+    let out = col.add_user(e.dir.path(), "ann", password)?;
     ensure!(out.status.success(), "user add: {out:?}");
-    let short = e.dir.path().join("short.password");
-    std::fs::write(&short, "short\n")?;
-    let out = col.command(
-        "user",
-        &[
-            "add",
-            "bob",
-            "--password-file",
-            short.to_str().context("path")?,
-        ],
-    )?;
+    let out = col.add_user(e.dir.path(), "bob", "short")?;
     assert_eq!(out.status.code(), Some(64), "a short password is refused");
     let out = col.command("token", &["add", "screen", "--role", "viewer"])?;
     ensure!(out.status.success(), "token add: {out:?}");
@@ -272,8 +249,10 @@ fn in_the_browser(
         .text_of("#login-error")?
         .contains("Wrong user name or password"));
     b.screenshot(&dir.join("login.png"))?;
-    b.type_into(&b.find("#password")?, password)?;
-    b.click_to_load(&b.find("form.login button")?)?;
+    // By keyboard: Enter in the password field submits the form.
+    b.script("window.__vscout_left = true; return true")?;
+    b.type_into(&b.find("#password")?, &format!("{password}\u{E007}"))?;
+    b.wait_for_load()?;
     ensure!(
         b.url()?.ends_with("/vms"),
         "after log-in: {}: {}",

@@ -64,17 +64,7 @@ fn main() -> Result<()> {
     );
     // A log-in for the pages: a person, not the agent's token.
     let login: String = (0..16).map(|_| fastrand::alphanumeric()).collect();
-    let login_file = work.join("demo-user.password");
-    std::fs::write(&login_file, format!("{login}\n"))?;
-    let added = col.command(
-        "user",
-        &[
-            "add",
-            "demo",
-            "--password-file",
-            login_file.to_str().context("utf-8 path")?,
-        ],
-    )?;
+    let added = col.add_user(&work, "demo", &login)?;
     ensure!(
         added.status.success(),
         "vscout-collector user add: {added:?}"
@@ -82,7 +72,7 @@ fn main() -> Result<()> {
     println!(
         "pages: open {}/ and log in as \"demo\" with password {login} (kept in {}; accept the self-signed certificate, SHA-256 above)",
         col.url,
-        login_file.display()
+        work.join("demo.password").display()
     );
 
     // Demo pacing: 20-second polls and 1-minute windows, so rollups show within two minutes.
