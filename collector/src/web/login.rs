@@ -39,6 +39,14 @@ struct LoginPage<'a> {
     error: Option<String>,
 }
 
+/// A name as typed, for the log: quoted with its control characters escaped (`?`) and
+/// cut to 64 characters, so a crafted name cannot forge or flood log lines.
+fn logged(name: &str) -> &str {
+    name.char_indices()
+        .nth(64)
+        .map_or(name, |(i, _)| &name[..i])
+}
+
 /// Where to go after logging in: a path of this site only (never `//host`).
 fn safe_next(next: Option<&str>) -> &str {
     match next {
@@ -103,7 +111,7 @@ pub(super) async fn submit(
         resp
     };
     if let Some(wait) = web.limiter.blocked(&keys, Instant::now()) {
-        warn!(user = %f.user, client, "log-in refused: too many failed attempts");
+        warn!(user = ?logged(&f.user), client, "log-in refused: too many failed attempts");
         let secs = wait.as_secs().max(1);
         let mut resp = page(
             StatusCode::TOO_MANY_REQUESTS,
@@ -126,7 +134,7 @@ pub(super) async fn submit(
         Ok(true) => {}
         Ok(false) => {
             web.limiter.failed(&keys, Instant::now());
-            warn!(user = %f.user, client, "log-in failed: wrong user name or password");
+            warn!(user = ?logged(&f.user), client, "log-in failed: wrong user name or password");
             return page(
                 StatusCode::UNAUTHORIZED,
                 "Wrong user name or password.".into(),
@@ -142,7 +150,7 @@ pub(super) async fn submit(
         return PageError::from(e).into_response();
     }
     web.limiter.succeeded(&keys[1]);
-    info!(user = %f.user, client, "logged in");
+    info!(user = ?logged(&f.user), client, "logged in");
     let cookie =
         format!("{COOKIE}={token}; Path=/; Max-Age={ttl}; Secure; HttpOnly; SameSite=Strict");
     let mut resp = Redirect::to(&next).into_response();
@@ -172,6 +180,13 @@ pub(super) async fn logout(State(st): State<AppState>, headers: HeaderMap) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_logged_short() {
+        assert_eq!(logged("ann"), "ann");
+        assert_eq!(logged(&"x".repeat(100)).len(), 64);
+        assert_eq!(format!("{:?}", logged("a\nfake line")), "\"a\\nfake line\"");
+    }
 
     #[test]
     fn only_this_sites_paths_are_returned_to() {
