@@ -262,6 +262,31 @@ fn a_batch_is_stored_once_and_series_are_numbered_once() {
             .expect("known");
         let maxes: Vec<Option<f64>> = rows.iter().map(|r| r.max).collect();
         assert_eq!(maxes, [Some(5.0), Some(7.0), Some(1.0)], "{}", b.name());
+        // What each agent last shipped: the end of its latest window (an older window
+        // sent later does not move it back; a batch without windows leaves it).
+        store
+            .ingest("b", 2, "v", &who(), &batch(vec![inventory(&["vm-3"])]))
+            .expect("b2");
+        let ends: Vec<(String, Option<i64>)> = store
+            .agents(None)
+            .expect("agents")
+            .iter()
+            .map(|a| {
+                (
+                    a["agent_id"].as_str().unwrap_or("").to_owned(),
+                    a["last_window_end"].as_i64(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ends,
+            [
+                ("a".to_owned(), Some(T0 + 900)),
+                ("b".to_owned(), Some(T0 + 300))
+            ],
+            "{}",
+            b.name()
+        );
     });
 }
 

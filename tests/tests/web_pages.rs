@@ -324,6 +324,11 @@ fn in_the_browser(
     // The overview counts what the API counts.
     b.goto(&format!("{url}/"))?;
     assert_eq!(b.text_of("#vm-count")?, api_vms.to_string());
+    let shipped = b.text_of("td.last-window")?;
+    assert!(
+        shipped.ends_with(" UTC"),
+        "the agent's last window: {shipped:?}"
+    );
     b.page_screenshot(&dir.join("overview.png"), 1280, 800)?;
 
     // The assessment's totals are `assess`'s (the page's figures are rebuilt once the

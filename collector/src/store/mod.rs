@@ -281,6 +281,21 @@ pub const USAGE_COUNTERS: [&str; 9] = [
     "net.transmitted.average",
 ];
 
+/// The end of the latest window a batch carries (Unix seconds), if it carries any: what
+/// an agent last shipped, shown beside it.
+pub fn last_window_end(batch: &Batch) -> Option<i64> {
+    use vscout_wire::batch::Record;
+    batch
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Rollup(r) => Some(r.window_start + i64::from(r.window_secs)),
+            Record::Rollups(set) => set.rows.iter().map(|row| row.6 + i64::from(row.7)).max(),
+            _ => None,
+        })
+        .max()
+}
+
 /// Whether the store sums up this series' windows by day.
 pub fn summarised(entity_type: &str, counter: &str) -> bool {
     entity_type == "VirtualMachine" && USAGE_COUNTERS.contains(&counter)

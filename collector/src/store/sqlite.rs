@@ -446,8 +446,14 @@ impl Storage for SqliteStore {
             ],
         )?;
         tx.execute(
-            "UPDATE agents SET batches = batches + 1, rows_ignored = rows_ignored + ?2 WHERE agent_id = ?1",
-            params![agent_id, tally.ignored as i64],
+            "UPDATE agents SET batches = batches + 1, rows_ignored = rows_ignored + ?2,
+                 last_window_end = max(coalesce(last_window_end, 0), coalesce(?3, 0))
+             WHERE agent_id = ?1",
+            params![
+                agent_id,
+                tally.ignored as i64,
+                super::last_window_end(batch)
+            ],
         )?;
         prune::count_refused(&tx, tally.expired)?;
         stored::add(&tx, tally.stored as i64, tally.sketches as i64)?;
@@ -752,7 +758,7 @@ impl Storage for SqliteStore {
         let conn = self.reader();
         let mut stmt = conn.prepare(
             "SELECT agent_id, version, principal, first_seen_ms, last_seen_ms, last_seq, batches,
-                    duplicate_batches, rows_ignored, health FROM agents
+                    duplicate_batches, rows_ignored, health, nullif(last_window_end, 0) FROM agents
              WHERE ?1 IS NULL OR principal = ?1 ORDER BY agent_id",
         )?;
         let rows = stmt.query_map(params![only], |r| {
@@ -766,6 +772,7 @@ impl Storage for SqliteStore {
                 "last_seen_at": r.get::<_, i64>(4)? / 1000, "last_seq": r.get::<_, i64>(5)?,
                 "batches": r.get::<_, i64>(6)?, "duplicate_batches": r.get::<_, i64>(7)?,
                 "rows_ignored": r.get::<_, i64>(8)?,
+                "last_window_end": r.get::<_, Option<i64>>(10)?,
                 "buffer_depth": health.get("buffer_depth").cloned().unwrap_or(Value::Null),
                 "errors": health.get("errors").cloned().unwrap_or(Value::Null),
                 "last_error": health.get("last_error").cloned().unwrap_or(Value::Null),
@@ -937,6 +944,10 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         conn.execute_batch(
             "ALTER TABLE agents ADD COLUMN forgotten_seq INTEGER NOT NULL DEFAULT 0",
         )?;
+    }
+    // The end of the latest window each agent shipped (the pages show it), since issue 17.
+    if !has_column(conn, "agents", "last_window_end")? {
+        conn.execute_batch("ALTER TABLE agents ADD COLUMN last_window_end INTEGER")?;
     }
     Ok(())
 }
@@ -1184,6 +1195,7 @@ mod tests {
         let store = SqliteStore::open(&path).expect("upgrade");
         let conn = Connection::open(&path).expect("open");
         assert!(has_column(&conn, "agents", "forgotten_seq").expect("agents"));
+        assert!(has_column(&conn, "agents", "last_window_end").expect("agents"));
         let bytes: i64 = conn
             .query_row("SELECT memory_bytes FROM vms", [], |r| r.get(0))
             .expect("vms");

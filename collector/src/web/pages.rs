@@ -77,6 +77,7 @@ struct AgentView {
     id: String,
     version: String,
     last_seen: String,
+    last_window: String,
     health: &'static str,
     buffer_depth: String,
     errors: String,
@@ -129,6 +130,10 @@ fn agent_view(a: &Value, now: i64) -> AgentView {
         id: text(a, "agent_id"),
         version: text(a, "version"),
         last_seen: ago(now, seen),
+        last_window: a
+            .get("last_window_end")
+            .and_then(Value::as_i64)
+            .map_or(DASH.to_owned(), date),
         health,
         buffer_depth: text(a, "buffer_depth"),
         errors: errors.to_string(),

@@ -127,9 +127,14 @@ pub(super) fn ingest(
     let tally = store_rows(&mut tx, (&views, &days), &ids, &limits)?;
     store_records(&mut tx, agent_id, batch, now)?;
     tx.execute(
-        "UPDATE agents SET batches = batches + 1, rows_ignored = rows_ignored + $2
+        "UPDATE agents SET batches = batches + 1, rows_ignored = rows_ignored + $2,
+             last_window_end = greatest(last_window_end, $3)
          WHERE agent_id = $1",
-        &[&agent_id, &tally.ignored],
+        &[
+            &agent_id,
+            &tally.ignored,
+            &crate::store::last_window_end(batch),
+        ],
     )?;
     // Last, so that the row lock the counters take is held for the commit only.
     tx.execute(

@@ -441,7 +441,7 @@ pub(super) fn inventories(c: &mut Client) -> Result<Vec<VcenterInventory>, Store
 pub(super) fn agents(c: &mut Client, only: Option<&str>) -> Result<Vec<Value>, StoreError> {
     let rows = c.query(
         "SELECT agent_id, version, principal, first_seen_ms, last_seen_ms, last_seq, batches,
-                duplicate_batches, rows_ignored, health FROM agents
+                duplicate_batches, rows_ignored, health, last_window_end FROM agents
          WHERE $1::text IS NULL OR principal = $1 ORDER BY agent_id",
         &[&only],
     )?;
@@ -458,6 +458,7 @@ pub(super) fn agents(c: &mut Client, only: Option<&str>) -> Result<Vec<Value>, S
                 "last_seen_at": r.get::<_, i64>(4) / 1000, "last_seq": r.get::<_, i64>(5),
                 "batches": r.get::<_, i64>(6), "duplicate_batches": r.get::<_, i64>(7),
                 "rows_ignored": r.get::<_, i64>(8),
+                "last_window_end": r.get::<_, Option<i64>>(10),
                 "buffer_depth": health.get("buffer_depth").cloned().unwrap_or(Value::Null),
                 "errors": health.get("errors").cloned().unwrap_or(Value::Null),
                 "last_error": health.get("last_error").cloned().unwrap_or(Value::Null),

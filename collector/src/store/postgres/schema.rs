@@ -108,7 +108,7 @@ CREATE INDEX batches_by_time ON batches (received_ms);
 INSERT INTO meta (key, value) VALUES ('pruned_batch_keys', 0);
 ",
     // 5: people who log in to the pages, their sessions, and tokens' roles
-    // (postgres/access.rs).
+    // (postgres/access.rs); the end of the latest window each agent shipped.
     "
 ALTER TABLE tokens ADD COLUMN role text NOT NULL DEFAULT 'agent';
 CREATE TABLE users (
@@ -117,6 +117,7 @@ CREATE TABLE sessions (
     sha256 text PRIMARY KEY, username text NOT NULL REFERENCES users (name) ON DELETE CASCADE,
     expires_s bigint NOT NULL);
 CREATE INDEX sessions_by_user ON sessions (username);
+ALTER TABLE agents ADD COLUMN last_window_end bigint;
 ",
 ];
 
