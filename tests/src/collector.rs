@@ -17,6 +17,8 @@ use vscout::ship::batch::{self, AgentHealth, Batch, Record, HEALTH_SCHEMA_VERSIO
 use vscout::tls::ClientIdentity;
 
 /// An HTTPS client that pins `col`'s certificate, with a client certificate if given.
+/// It follows no redirect: a test sees the page's own answer (a log-in's cookie, the
+/// redirect to the log-in form).
 pub fn client(col: &Collector, identity: Option<&ClientPki>) -> Result<reqwest::Client> {
     let pin = parse_thumbprint(&col.thumbprint).map_err(anyhow::Error::msg)?;
     let id = identity.map(|p| ClientIdentity {
@@ -32,6 +34,7 @@ pub fn client(col: &Collector, identity: Option<&ClientPki>) -> Result<reqwest::
     Ok(reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
         .build()?)
 }
 
@@ -198,6 +201,57 @@ impl Collector {
             "inventory_interval_secs = 10\nhealth_interval_secs = 5\n\n[perf]\ninterval_secs = 20\nwindow_secs = 60\n\n[buffer]\ncommit_interval_ms = 100\n{}",
             self.agent_section(None)
         )
+    }
+
+    /// One request to this collector, on a runtime of its own: the status, the
+    /// headers and the body.
+    fn send(
+        &self,
+        req: impl FnOnce(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<(u16, reqwest::header::HeaderMap, String)> {
+        let http = client(self, None)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let r = req(&http, &self.url).send().await?;
+            let (status, headers) = (r.status().as_u16(), r.headers().clone());
+            Ok((status, headers, r.text().await?))
+        })
+    }
+
+    /// Logs in at this collector's pages: the session cookie (`name=value`), or the
+    /// status of a refusal.
+    pub fn log_in(&self, user: &str, password: &str) -> Result<std::result::Result<String, u16>> {
+        let body = form_body(&[("user", user), ("password", password), ("next", "/")]);
+        let (status, headers, _) = self.send(|http, url| {
+            http.post(format!("{url}/login"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+        })?;
+        let cookie = headers
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|c| c.split(';').next())
+            .map(str::to_owned);
+        Ok(match (status, cookie) {
+            (303, Some(c)) => Ok(c),
+            (status, _) => Err(status),
+        })
+    }
+
+    /// GET `path` with a `Cookie` header: the status and the body.
+    pub fn get_with_cookie(&self, path: &str, cookie: &str) -> Result<(u16, String)> {
+        let (status, _, body) =
+            self.send(|http, url| http.get(format!("{url}{path}")).header("cookie", cookie))?;
+        Ok((status, body))
+    }
+
+    /// POST `path` (no body) with a `Cookie` header: the status.
+    pub fn post_with_cookie(&self, path: &str, cookie: &str) -> Result<u16> {
+        Ok(self
+            .send(|http, url| http.post(format!("{url}{path}")).header("cookie", cookie))?
+            .0)
     }
 
     /// `user add NAME`, the password given through a file in `dir`: the command's output.
@@ -465,4 +519,24 @@ impl ClientPki {
         std::fs::write(&pki.key_pem, key.serialize_pem())?;
         Ok(pki)
     }
+}
+
+/// `application/x-www-form-urlencoded` of `pairs` (spaces as `+`, the rest escaped).
+fn form_body(pairs: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                    (b as char).to_string()
+                }
+                b' ' => "+".to_owned(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }

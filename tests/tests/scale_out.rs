@@ -172,5 +172,29 @@ fn two_collectors_on_one_database_store_each_batch_once() -> Result<()> {
             t["target"]
         );
     }
+    sessions_are_the_databases(&a, &b, e.dir.path())
+}
+
+/// Issue 17: people and sessions live in the database, so a person added on one
+/// collector logs in at the other, the session opens pages at both, and logging out at
+/// one ends it at both; a wrong password is refused at either.
+fn sessions_are_the_databases(a: &Collector, b: &Collector, dir: &Path) -> Result<()> {
+    let out = a.add_user(dir, "ann", "correct horse battery")?;
+    anyhow::ensure!(out.status.success(), "user add: {out:?}");
+    assert_eq!(b.log_in("ann", "wrong password!")?, Err(401));
+    let cookie = b
+        .log_in("ann", "correct horse battery")?
+        .map_err(|status| anyhow::anyhow!("log-in at the second collector: {status}"))?;
+    for col in [a, b] {
+        let (status, body) = col.get_with_cookie("/vms", &cookie)?;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains(r#"<span id="total">"#), "{body}");
+    }
+    let http_logout = a.post_with_cookie("/logout", &cookie)?;
+    assert_eq!(http_logout, 303);
+    for col in [a, b] {
+        let (status, _) = col.get_with_cookie("/vms", &cookie)?;
+        assert_eq!(status, 303, "the session ended at both collectors");
+    }
     Ok(())
 }

@@ -66,33 +66,14 @@ impl Api {
         ensure!(status == 200, "{path}: {status} {body}");
         Ok(serde_json::from_str(&body)?)
     }
-
-    fn login(&self, user: &str, password: &str) -> Result<u16> {
-        let body = format!(
-            "user={}&password={}&next=%2F",
-            user.replace(' ', "+"),
-            password.replace(' ', "+")
-        );
-        let req = self
-            .http
-            .post(format!("{}/login", self.url))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body);
-        Ok(self.send(req)?.0)
-    }
 }
 
 /// Credentials for people and viewers are separate from agents': each is refused what
 /// it may not do.
-fn refusals(api: &Api, agent_token: &str, viewer_token: &str) -> Result<()> {
-    // (The client follows the redirect: it lands on the log-in form, which returns to
-    // the page asked for.)
-    let (status, body, _) = api.get("/vms", None)?;
-    assert_eq!(status, 200, "no session: sent to log in");
-    assert!(
-        body.contains(r#"action="/login""#) && body.contains(r#"name="next" value="/vms""#),
-        "{body}"
-    );
+fn refusals(api: &Api, col: &Collector, agent_token: &str, viewer_token: &str) -> Result<()> {
+    let (status, _, h) = api.get("/vms", None)?;
+    assert_eq!(status, 303, "no session: sent to log in");
+    assert_eq!(h["location"], "/login?next=%2Fvms", "and back after it");
     assert_eq!(
         api.get("/v1/vms", None)?.0,
         401,
@@ -120,8 +101,8 @@ fn refusals(api: &Api, agent_token: &str, viewer_token: &str) -> Result<()> {
     assert_eq!(status, 403, "a viewer cannot send batches: {body}");
     assert!(body.contains("may read but not send"), "{body}");
     assert_eq!(
-        api.login("first-agent", "anything-at-all")?,
-        401,
+        col.log_in("first-agent", "anything-at-all")?,
+        Err(401),
         "an agent token is no log-in"
     );
     Ok(())
@@ -130,19 +111,19 @@ fn refusals(api: &Api, agent_token: &str, viewer_token: &str) -> Result<()> {
 /// Failed log-ins are limited: within five more failures (the browser's and the agent
 /// token's count too, from the same address) the name is locked out, whatever the
 /// password after.
-fn limits_failed_logins(api: &Api, password: &str) -> Result<()> {
+fn limits_failed_logins(col: &Collector, password: &str) -> Result<()> {
     let mut refused = 0;
     for _ in 0..5 {
-        match api.login("ann", "not-her-password")? {
-            401 => refused += 1,
-            429 => break,
-            other => anyhow::bail!("a wrong password answered {other}"),
+        match col.log_in("ann", "not-her-password")? {
+            Err(401) => refused += 1,
+            Err(429) => break,
+            other => anyhow::bail!("a wrong password answered {other:?}"),
         }
     }
     assert!(refused < 5, "never locked out");
     assert_eq!(
-        api.login("ann", password)?,
-        429,
+        col.log_in("ann", password)?,
+        Err(429),
         "locked out, even with the right password"
     );
     Ok(())
@@ -195,7 +176,7 @@ fn the_pages_in_a_real_browser() -> Result<()> {
             .enable_all()
             .build()?,
     };
-    refusals(&api, &agent_token, &viewer)?;
+    refusals(&api, &col, &agent_token, &viewer)?;
 
     // What the pages must agree with.
     let api_vms = api.json("/v1/vms?limit=100000", &agent_token)?;
@@ -218,7 +199,7 @@ fn the_pages_in_a_real_browser() -> Result<()> {
         password,
         &downloads,
     )?;
-    limits_failed_logins(&api, password)?;
+    limits_failed_logins(&col, password)?;
     Ok(())
 }
 

@@ -474,28 +474,158 @@ fn show<T: ToString>(v: Option<T>) -> String {
     v.map_or(DASH.to_owned(), |v| v.to_string())
 }
 
+/// The lists of hosts, clusters and datastores: each kind's page, its columns and a
+/// row of one entity.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Kind {
+    Hosts,
+    Clusters,
+    Datastores,
+}
+
+impl Kind {
+    fn section(self) -> &'static str {
+        match self {
+            Kind::Hosts => "hosts",
+            Kind::Clusters => "clusters",
+            Kind::Datastores => "datastores",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Kind::Hosts => "Hosts",
+            Kind::Clusters => "Clusters",
+            Kind::Datastores => "Datastores",
+        }
+    }
+
+    fn headers(self) -> Vec<&'static str> {
+        let own: &[&str] = match self {
+            Kind::Hosts => &[
+                "Cluster",
+                "Model",
+                "CPU",
+                "Cores",
+                "MHz",
+                "Memory GiB",
+                "ESXi",
+                "State",
+                "Maintenance",
+            ],
+            Kind::Clusters => &[
+                "Hosts",
+                "Effective hosts",
+                "CPU MHz",
+                "Memory GiB",
+                "HA",
+                "DRS",
+            ],
+            Kind::Datastores => &[
+                "Type",
+                "Capacity GiB",
+                "Free GiB",
+                "Free %",
+                "Uncommitted GiB",
+                "Accessible",
+            ],
+        };
+        ["Name", "vCenter", "Datacenter"]
+            .into_iter()
+            .chain(own.iter().copied())
+            .collect()
+    }
+
+    /// A row per entity of this kind in one vCenter's inventory.
+    fn rows(self, inv: &vscout_wire::inventory::VcenterInventory) -> Vec<Vec<String>> {
+        let vc = inv.name.to_string();
+        let row = |name: &str, dc: &str, own: Vec<String>| {
+            [name.to_owned(), vc.clone(), dc.to_owned()]
+                .into_iter()
+                .chain(own)
+                .collect()
+        };
+        match self {
+            Kind::Hosts => inv
+                .hosts
+                .iter()
+                .map(|h| {
+                    row(
+                        &h.name,
+                        &h.datacenter,
+                        vec![
+                            view::cluster(&h.cluster),
+                            show(h.model.as_ref()),
+                            show(h.cpu_model.as_ref()),
+                            show(h.cpu_cores),
+                            show(h.cpu_mhz),
+                            gib(h.memory_bytes),
+                            show(h.esxi_version.as_ref()),
+                            show(h.connection_state.as_ref()),
+                            yes_no(h.in_maintenance_mode),
+                        ],
+                    )
+                })
+                .collect(),
+            Kind::Clusters => inv
+                .clusters
+                .iter()
+                .map(|c| {
+                    row(
+                        &c.name,
+                        &c.datacenter,
+                        vec![
+                            show(c.num_hosts),
+                            show(c.num_effective_hosts),
+                            show(c.total_cpu_mhz),
+                            gib(c.total_memory_bytes),
+                            yes_no(c.ha_enabled),
+                            yes_no(c.drs_enabled),
+                        ],
+                    )
+                })
+                .collect(),
+            Kind::Datastores => inv
+                .datastores
+                .iter()
+                .map(|d| {
+                    let free_pct = match (d.free_bytes, d.capacity_bytes) {
+                        (Some(f), Some(c)) if c > 0 => num(f as f64 / c as f64 * 100.0, 1),
+                        _ => DASH.to_owned(),
+                    };
+                    row(
+                        &d.name,
+                        &d.datacenter,
+                        vec![
+                            show(d.kind.as_ref()),
+                            gib(d.capacity_bytes),
+                            gib(d.free_bytes),
+                            free_pct,
+                            gib(d.uncommitted_bytes),
+                            yes_no(d.accessible),
+                        ],
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A list of one entity kind from every vCenter's latest inventory.
-async fn entity_page(
-    st: AppState,
-    p: Principal,
-    section: &'static str,
-    title: &'static str,
-    headers: Vec<&'static str>,
-    rows: impl Fn(&str, &vscout_wire::inventory::VcenterInventory) -> Vec<Vec<String>> + Send + 'static,
-) -> Result<Response, PageError> {
+async fn entity_page(st: AppState, p: Principal, kind: Kind) -> Result<Response, PageError> {
     let store = st.store.clone();
     let rows = blocking(move || {
         let mut out = Vec::new();
         for inv in store.inventories()? {
-            out.extend(rows(&inv.name, &inv));
+            out.extend(kind.rows(&inv));
         }
         Ok(out)
     })
     .await?;
     Ok(html(&TablePage {
-        frame: Frame::new(&p, section),
-        title,
-        headers,
+        frame: Frame::new(&p, kind.section()),
+        title: kind.title(),
+        headers: kind.headers(),
         rows,
     }))
 }
@@ -504,116 +634,19 @@ pub(super) async fn hosts(
     State(st): State<AppState>,
     Extension(p): Extension<Principal>,
 ) -> Result<Response, PageError> {
-    let headers = vec![
-        "Name",
-        "vCenter",
-        "Datacenter",
-        "Cluster",
-        "Model",
-        "CPU",
-        "Cores",
-        "MHz",
-        "Memory GiB",
-        "ESXi",
-        "State",
-        "Maintenance",
-    ];
-    entity_page(st, p, "hosts", "Hosts", headers, |vc, inv| {
-        inv.hosts
-            .iter()
-            .map(|h| {
-                vec![
-                    h.name.to_string(),
-                    vc.to_owned(),
-                    h.datacenter.to_string(),
-                    h.cluster.to_string(),
-                    show(h.model.as_ref()),
-                    show(h.cpu_model.as_ref()),
-                    show(h.cpu_cores),
-                    show(h.cpu_mhz),
-                    gib(h.memory_bytes),
-                    show(h.esxi_version.as_ref()),
-                    show(h.connection_state.as_ref()),
-                    yes_no(h.in_maintenance_mode),
-                ]
-            })
-            .collect()
-    })
-    .await
+    entity_page(st, p, Kind::Hosts).await
 }
 
 pub(super) async fn clusters(
     State(st): State<AppState>,
     Extension(p): Extension<Principal>,
 ) -> Result<Response, PageError> {
-    let headers = vec![
-        "Name",
-        "vCenter",
-        "Datacenter",
-        "Hosts",
-        "Effective hosts",
-        "CPU MHz",
-        "Memory GiB",
-        "HA",
-        "DRS",
-    ];
-    entity_page(st, p, "clusters", "Clusters", headers, |vc, inv| {
-        inv.clusters
-            .iter()
-            .map(|c| {
-                vec![
-                    c.name.to_string(),
-                    vc.to_owned(),
-                    c.datacenter.to_string(),
-                    show(c.num_hosts),
-                    show(c.num_effective_hosts),
-                    show(c.total_cpu_mhz),
-                    gib(c.total_memory_bytes),
-                    yes_no(c.ha_enabled),
-                    yes_no(c.drs_enabled),
-                ]
-            })
-            .collect()
-    })
-    .await
+    entity_page(st, p, Kind::Clusters).await
 }
 
 pub(super) async fn datastores(
     State(st): State<AppState>,
     Extension(p): Extension<Principal>,
 ) -> Result<Response, PageError> {
-    let headers = vec![
-        "Name",
-        "vCenter",
-        "Datacenter",
-        "Type",
-        "Capacity GiB",
-        "Free GiB",
-        "Free %",
-        "Uncommitted GiB",
-        "Accessible",
-    ];
-    entity_page(st, p, "datastores", "Datastores", headers, |vc, inv| {
-        inv.datastores
-            .iter()
-            .map(|d| {
-                let free_pct = match (d.free_bytes, d.capacity_bytes) {
-                    (Some(f), Some(c)) if c > 0 => num(f as f64 / c as f64 * 100.0, 1),
-                    _ => DASH.to_owned(),
-                };
-                vec![
-                    d.name.to_string(),
-                    vc.to_owned(),
-                    d.datacenter.to_string(),
-                    show(d.kind.as_ref()),
-                    gib(d.capacity_bytes),
-                    gib(d.free_bytes),
-                    free_pct,
-                    gib(d.uncommitted_bytes),
-                    yes_no(d.accessible),
-                ]
-            })
-            .collect()
-    })
-    .await
+    entity_page(st, p, Kind::Datastores).await
 }

@@ -69,6 +69,23 @@ fn dailies(batch: &Batch) -> Vec<&DailySummary> {
         .collect()
 }
 
+/// The agent's counters for a stored batch: one more, its conflicting rows, and the end
+/// of the latest window it carried.
+fn count_batch(
+    tx: &mut Transaction<'_>,
+    agent_id: &str,
+    ignored: i64,
+    batch: &Batch,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE agents SET batches = batches + 1, rows_ignored = rows_ignored + $2,
+             last_window_end = greatest(last_window_end, $3)
+         WHERE agent_id = $1",
+        &[&agent_id, &ignored, &crate::store::last_window_end(batch)],
+    )?;
+    Ok(())
+}
+
 pub(super) fn ingest(
     w: &mut Writer,
     (agent_id, seq, agent_version): (&str, u64, &str),
@@ -126,16 +143,7 @@ pub(super) fn ingest(
     };
     let tally = store_rows(&mut tx, (&views, &days), &ids, &limits)?;
     store_records(&mut tx, agent_id, batch, now)?;
-    tx.execute(
-        "UPDATE agents SET batches = batches + 1, rows_ignored = rows_ignored + $2,
-             last_window_end = greatest(last_window_end, $3)
-         WHERE agent_id = $1",
-        &[
-            &agent_id,
-            &tally.ignored,
-            &crate::store::last_window_end(batch),
-        ],
-    )?;
+    count_batch(&mut tx, agent_id, tally.ignored, batch)?;
     // Last, so that the row lock the counters take is held for the commit only.
     tx.execute(
         "UPDATE meta SET value = value + CASE key WHEN 'stored_windows' THEN $1::int8
