@@ -8,7 +8,12 @@
 //! days), `GET /v1/agents` (the caller's own agents, or all for an operator),
 //! `GET /v1/stats`, `GET /metrics` (Prometheus text), `GET /v1/assessment` and
 //! `GET /v1/vms/{id}/assessment` (`assessment.rs`), `GET /v1/export.xlsx`,
-//! `/v1/export.csv` and `/v1/export` (`export.rs`). An unknown entity is a 404.
+//! `/v1/export.csv` and `/v1/export` (`export.rs`). An unknown entity is a 404. The
+//! pages people read (`/`, `/vms`, `/vm`, `/assessment`, `/hosts`, `/clusters`,
+//! `/datastores`, `/login`, `/logout`) are `crate::web`'s, merged into the same router.
+//! `identify` turns a request's credentials into a `Principal` for both: a client
+//! certificate, an agent's or a viewer's bearer token, or a page session's cookie; only
+//! an agent's send batches.
 //!
 //! What a hostile client can cost is bounded here: connections (a cap on accept), time
 //! (a header-read timeout that is also the idle timeout, and a per-request timeout that
