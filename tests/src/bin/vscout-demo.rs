@@ -259,6 +259,10 @@ async fn report(http: &reqwest::Client, col: &Collector, token: &str) -> Result<
         );
     }
     assessment(http, col, token).await?;
+    println!(
+        "\nthe same in a browser: {}/ (overview, VMs, each VM's charts, the assessment with its downloads; user \"demo\", password above)",
+        col.url
+    );
     Ok(true)
 }
 
