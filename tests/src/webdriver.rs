@@ -163,7 +163,7 @@ impl Browser {
     }
 
     /// The first element matching `css` inside `el`.
-    pub fn call_find_in(&self, el: &str, css: &str) -> Result<String> {
+    pub fn find_in(&self, el: &str, css: &str) -> Result<String> {
         let v = self.call(
             "POST",
             &format!("/element/{el}/element"),

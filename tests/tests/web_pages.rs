@@ -333,7 +333,7 @@ fn in_the_browser(
             let mut got = Vec::new();
             for row in b.find_all("table.totals tbody tr")? {
                 let target = b.attr(&row, "data-target")?.unwrap_or_default();
-                let total = b.text(&b.call_find_in(&row, "td.total")?)?;
+                let total = b.text(&b.find_in(&row, "td.total")?)?;
                 got.push((target, total));
             }
             Ok(got == want)

@@ -130,6 +130,9 @@ pub struct FleetCache {
     current: Mutex<Option<Arc<Fleet>>>,
     /// Held by the one build running.
     building: tokio::sync::Mutex<()>,
+    /// A background build is started or queued: requests meanwhile start none (each
+    /// would otherwise queue a build of its own behind the running one).
+    refreshing: std::sync::atomic::AtomicBool,
 }
 
 impl FleetCache {
@@ -153,12 +156,20 @@ impl FleetCache {
         match current {
             None => self.rebuild(store.clone(), setup.clone(), batches).await,
             Some(f) => {
-                if f.batches != batches && f.built.elapsed() >= f.took * 10 {
+                use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
+                if f.batches != batches
+                    && f.built.elapsed() >= f.took * 10
+                    && self
+                        .refreshing
+                        .compare_exchange(false, true, AcqRel, Acquire)
+                        .is_ok()
+                {
                     let (me, store, setup) = (self.clone(), store.clone(), setup.clone());
                     tokio::spawn(async move {
                         if let Err(e) = me.rebuild(store, setup, batches).await {
                             warn!(error = %e, "the pages' estate figures were not rebuilt");
                         }
+                        me.refreshing.store(false, Release);
                     });
                 }
                 Ok(f)
@@ -166,13 +177,15 @@ impl FleetCache {
         }
     }
 
-    /// Builds unless another build is running (then waits for it and returns its result).
+    /// Builds unless another build is running (then waits for it and returns its result:
+    /// a build finished while this one waited is as new as asked).
     async fn rebuild(
         &self,
         store: Arc<dyn Storage>,
         setup: Arc<Setup>,
         batches: u64,
     ) -> Result<Arc<Fleet>, StoreError> {
+        let asked = Instant::now();
         let _one = self.building.lock().await;
         if let Some(f) = self
             .current
@@ -180,7 +193,7 @@ impl FleetCache {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
         {
-            if f.batches == batches {
+            if f.batches == batches || f.built >= asked {
                 return Ok(f);
             }
         }

@@ -16,7 +16,7 @@ use super::pages::Frame;
 use super::view::{self, money, money_or, num, opt, DASH};
 use super::{html, PageError};
 use crate::assess::estate::{assess_vm, VmAssessment};
-use crate::assess::settings::{Params, Setup};
+use crate::assess::settings::{Params, Settings, Setup};
 use crate::server::{blocking, AppState};
 use crate::store::{EntityKind, MetricsQuery, MetricsRow, Principal, Storage, StoreError};
 
@@ -184,18 +184,16 @@ fn chart_of(spec: &ChartSpec, rows: &[Vec<MetricsRow>], from: i64, to: i64) -> C
 fn read(
     store: &dyn Storage,
     setup: &Setup,
+    settings: &Settings,
     id: &str,
     from: i64,
     to: i64,
 ) -> Result<Option<(VmAssessment, ChartRows)>, StoreError> {
-    let settings = setup
-        .settings(&Params::default())
-        .map_err(|e| StoreError::Other(e.to_string()))?;
     let (vcenter, vm) = match id.rsplit_once(':') {
         Some((vc, vm)) => (Some(vc), vm),
         None => (None, id),
     };
-    let Some(a) = assess_vm(store, &setup.catalog, &settings, to, vcenter, vm)? else {
+    let Some(a) = assess_vm(store, &setup.catalog, settings, to, vcenter, vm)? else {
         return Ok(None);
     };
     let full_id = format!("{}:{}", a.vcenter, a.vm.id);
@@ -362,7 +360,10 @@ fn page_of(
     frame: Frame,
 ) -> Result<Option<VmPage>, StoreError> {
     let from = now - i64::from(days) * 86_400;
-    let Some((a, rows)) = read(store, setup, id, from, now)? else {
+    let settings = setup
+        .settings(&Params::default())
+        .map_err(|e| StoreError::Other(e.to_string()))?;
+    let Some((a, rows)) = read(store, setup, &settings, id, from, now)? else {
         return Ok(None);
     };
     let (facts, disks, nics) = inventory(&a);
@@ -378,9 +379,7 @@ fn page_of(
         .min();
     let shown_from = held.map_or(from, |t| t.max(from));
     let first = a.judged.per_target.first().map(|(_, r)| r);
-    let percentile = setup
-        .settings(&Params::default())
-        .map_or(95, |s| s.applied().percentile);
+    let percentile = settings.applied().percentile;
     Ok(Some(VmPage {
         frame,
         id: id.to_owned(),
