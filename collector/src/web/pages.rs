@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::fleet::{Fleet, FleetVm};
-use super::view::{self, ago, date, money, num, opt, DASH};
+use super::view::{self, ago, date, gib, money, num, opt, DASH};
 use super::{html, who, PageError};
 use crate::server::{blocking, AppState};
 use crate::store::Principal;
@@ -460,10 +460,6 @@ struct TablePage {
     title: &'static str,
     headers: Vec<&'static str>,
     rows: Vec<Vec<String>>,
-}
-
-fn gib(bytes: Option<u64>) -> String {
-    bytes.map_or(DASH.to_owned(), |b| num(b as f64 / (1u64 << 30) as f64, 1))
 }
 
 fn yes_no(b: Option<bool>) -> String {

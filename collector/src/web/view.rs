@@ -13,6 +13,11 @@ pub(super) fn opt(v: Option<f64>, decimals: usize, unit: &str) -> String {
     v.map_or(DASH.to_owned(), |v| format!("{v:.decimals$}{unit}"))
 }
 
+/// Bytes as GiB to one decimal, or a dash.
+pub(super) fn gib(bytes: Option<u64>) -> String {
+    bytes.map_or(DASH.to_owned(), |b| num(b as f64 / (1u64 << 30) as f64, 1))
+}
+
 /// US dollars with thousands separated: `$1,234.56`.
 pub(super) fn money(v: f64) -> String {
     let cents = (v * 100.0).round() as i64;

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::chart::{self, Line};
 use super::pages::Frame;
-use super::view::{self, money, money_or, num, opt, DASH};
+use super::view::{self, gib, money, money_or, num, opt, DASH};
 use super::{html, PageError};
 use crate::assess::estate::{assess_vm, VmAssessment};
 use crate::assess::settings::{Params, Settings, Setup};
@@ -216,10 +216,6 @@ fn read(
         charts.push(per_counter);
     }
     Ok(Some((a, charts)))
-}
-
-fn gib(b: Option<u64>) -> String {
-    b.map_or(DASH.to_owned(), |b| num(b as f64 / (1u64 << 30) as f64, 1))
 }
 
 fn text<T: AsRef<str>>(v: Option<T>) -> String {
