@@ -226,10 +226,9 @@ pub async fn status(cfg: &AgentConfig) -> ExitCode {
     exit_status(!status.healthy)
 }
 
-/// `vscout firstboot`: OVF environment → the appliance's configuration files.
-pub fn firstboot(ovf_env: Option<&Path>, root: &Path) -> ExitCode {
-    use crate::appliance::{firstboot, ovfenv};
-    let doc = match ovf_env {
+/// The OVF environment: from a file, or from VMware Tools.
+fn read_ovf_env(ovf_env: Option<&Path>) -> Result<String, String> {
+    match ovf_env {
         Some(p) => std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display())),
         None => std::process::Command::new("vmtoolsd")
             .args(["--cmd", "info-get guestinfo.ovfEnv"])
@@ -245,8 +244,15 @@ pub fn firstboot(ovf_env: Option<&Path>, root: &Path) -> ExitCode {
                     ))
                 }
             }),
-    };
-    let settings = match doc
+    }
+}
+
+/// `vscout firstboot`: OVF environment → the appliance's configuration files, and in
+/// all-in-one mode the local collector (`collector_bin`) provisioned first so that the
+/// agent's configuration can name it.
+pub fn firstboot(ovf_env: Option<&Path>, root: &Path, collector_bin: &Path) -> ExitCode {
+    use crate::appliance::{all_in_one, firstboot, ovfenv};
+    let mut settings = match read_ovf_env(ovf_env)
         .and_then(|d| ovfenv::parse(&d).map_err(|e| e.to_string()))
         .and_then(|props| firstboot::settings(&props).map_err(|e| e.to_string()))
     {
@@ -256,6 +262,34 @@ pub fn firstboot(ovf_env: Option<&Path>, root: &Path) -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
+    if settings.mode == firstboot::Mode::AllInOne {
+        match all_in_one::provision(&settings, root, collector_bin) {
+            Ok(p) => {
+                let r = p.retention;
+                println!(
+                    "all-in-one: the collector keeps 5-minute windows {} days and summaries {} days ({} MiB free on {} at first boot, sized for {} VMs)",
+                    r.windows_days,
+                    r.summaries_days,
+                    r.free_bytes >> 20,
+                    all_in_one::DATA_DIR,
+                    all_in_one::DESIGN_VMS
+                );
+                if !p.viewer {
+                    println!("all-in-one: no viewer password was set: the pages stay closed until one is (see the console's banner)");
+                }
+                settings.collector = Some((
+                    all_in_one::LOCAL_URL.to_owned(),
+                    p.token,
+                    Some(p.thumbprint),
+                ));
+            }
+            Err(e) => {
+                // Not marked done: the next boot tries again.
+                eprintln!("vscout firstboot: all-in-one: {e}");
+                return ExitCode::from(EX_CANTCREAT);
+            }
+        }
+    }
     let files = firstboot::plan(&settings);
     if let Err(e) = firstboot::apply(&files, root) {
         eprintln!(
@@ -267,6 +301,10 @@ pub fn firstboot(ovf_env: Option<&Path>, root: &Path) -> ExitCode {
     for f in &files {
         println!("wrote {} (mode {:o})", f.path.display(), f.mode);
     }
+    print!(
+        "{}",
+        firstboot::banner(&settings).replace("\\4", "<this address>")
+    );
     if let Some(pw) = &settings.root_password {
         // chpasswd hashes it; the value goes through a pipe, never an argument or a file.
         let mut cmd = std::process::Command::new("chpasswd");

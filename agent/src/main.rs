@@ -69,6 +69,9 @@ enum Command {
         /// Directory to write under (the appliance's `/`).
         #[arg(long, default_value = "/")]
         root: PathBuf,
+        /// The collector's binary, which all-in-one mode runs to provision it.
+        #[arg(long, default_value = "/usr/bin/vscout-collector")]
+        collector_bin: PathBuf,
     },
     /// Show what the running agent is doing (it serves this on `[agent] metrics_listen`).
     /// Exit status 1 if it is unhealthy or cannot be reached.
@@ -82,8 +85,13 @@ fn main() -> ExitCode {
     };
     telemetry::init(cli.log_format);
     // First boot runs before any configuration exists: it writes it.
-    if let Command::Firstboot { ovf_env, root } = &cli.command {
-        return commands::firstboot(ovf_env.as_deref(), root);
+    if let Command::Firstboot {
+        ovf_env,
+        root,
+        collector_bin,
+    } = &cli.command
+    {
+        return commands::firstboot(ovf_env.as_deref(), root, collector_bin);
     }
     // Usage errors clap cannot see, judged before anything is read or contacted.
     if let Command::Perf { window_secs, .. } = &cli.command {

@@ -1,5 +1,5 @@
-//! The `vscout-collector` binary: `serve` (the default), `assess`, `export` or
-//! `token add|list|revoke` or `user add|remove|list`. Usage
+//! The `vscout-collector` binary: `serve` (the default), `assess`, `export`,
+//! `certificate`, `token add|list|revoke` or `user add|remove|list`. Usage
 //! errors and bad configuration exit 64; an unusable data directory, certificate or port
 //! exits 73.
 
@@ -47,6 +47,9 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Print the server certificate's SHA-256 thumbprint (for agents to pin), generating
+    /// the self-signed pair first if none is configured and none exists yet.
+    Certificate,
     /// Manage the people who log in to the pages.
     User {
         #[command(subcommand)]
@@ -127,6 +130,17 @@ fn main() -> ExitCode {
         Command::Export(args) => vscout_collector::export::cli::run(&args, &cfg),
         Command::Token { action } => with_store(&cfg, |s| token_command(s, action)),
         Command::User { action } => with_store(&cfg, |s| user_command(s, action)),
+        Command::Certificate => match vscout_collector::tls::certificate(&cfg) {
+            Ok(c) => {
+                println!("COLLECTOR_THUMBPRINT_SHA256={}", c.thumbprint);
+                println!("COLLECTOR_CERTIFICATE_FILE={}", c.cert_file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("vscout-collector: {e}");
+                ExitCode::from(EX_CANTCREAT)
+            }
+        },
         Command::Serve => {
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -42,27 +42,51 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
-/// Builds the server configuration, generating a self-signed pair if none is configured
-/// and none was generated before.
-pub fn server_tls(cfg: &CollectorConfig) -> Result<ServerTls, String> {
-    let (cert_path, key_path, generated) = match &cfg.tls_files {
-        Some((c, k)) => (c.clone(), k.clone(), None),
+/// The server's certificate: where its files are, its thumbprint, and whether this call
+/// generated it.
+#[derive(Debug)]
+pub struct Certificate {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub thumbprint: String,
+    pub generated: bool,
+}
+
+/// The configured certificate, or the self-signed pair in the data directory, generated
+/// if there is none yet. `vscout-collector certificate` calls it too, so that a script
+/// (the appliance's first boot) learns the thumbprint to pin before the collector starts.
+pub fn certificate(cfg: &CollectorConfig) -> Result<Certificate, String> {
+    let (cert_file, key_file, generated) = match &cfg.tls_files {
+        Some((c, k)) => (c.clone(), k.clone(), false),
         None => {
             let dir = cfg.data_dir.join("tls");
             let c = dir.join("cert.pem");
             let k = dir.join("key.pem");
-            if c.is_file() && k.is_file() {
-                (c, k, None)
-            } else {
+            let fresh = !(c.is_file() && k.is_file());
+            if fresh {
                 generate_self_signed(&dir, &c, &k)?;
-                (c.clone(), k, Some(c))
             }
+            (c, k, fresh)
         }
     };
-    let certs = read_certs(&cert_path)?;
-    let key = PrivateKeyDer::from_pem_file(&key_path)
+    let certs = read_certs(&cert_file)?;
+    Ok(Certificate {
+        thumbprint: thumbprint(certs[0].as_ref()),
+        cert_file,
+        key_file,
+        generated,
+    })
+}
+
+/// Builds the server configuration, generating a self-signed pair if none is configured
+/// and none was generated before.
+pub fn server_tls(cfg: &CollectorConfig) -> Result<ServerTls, String> {
+    let cert = certificate(cfg)?;
+    let certs = read_certs(&cert.cert_file)?;
+    let key_path = &cert.key_file;
+    let key = PrivateKeyDer::from_pem_file(key_path)
         .map_err(|e| format!("cannot read key {}: {e}", key_path.display()))?;
-    let thumb = thumbprint(certs[0].as_ref());
+    let cert_path = &cert.cert_file;
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
@@ -92,8 +116,8 @@ pub fn server_tls(cfg: &CollectorConfig) -> Result<ServerTls, String> {
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(ServerTls {
         config: Arc::new(config),
-        thumbprint: thumb,
-        generated,
+        generated: cert.generated.then(|| cert.cert_file.clone()),
+        thumbprint: cert.thumbprint,
     })
 }
 

@@ -30,8 +30,10 @@ pub mod keys {
     pub const NTP: &str = "vscout.ntp";
     pub const ROOT_PASSWORD: &str = "vscout.root_password";
     pub const ROOT_SSH_KEY: &str = "vscout.root_ssh_key";
+    pub const MODE: &str = "vscout.mode";
+    pub const VIEWER_PASSWORD: &str = "vscout.viewer_password";
     /// Every key (the OVF descriptor declares exactly these).
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 17] = [
         VCENTER_URL,
         VCENTER_USER,
         VCENTER_PASSWORD,
@@ -47,9 +49,16 @@ pub mod keys {
         NTP,
         ROOT_PASSWORD,
         ROOT_SSH_KEY,
+        MODE,
+        VIEWER_PASSWORD,
     ];
     /// Keys whose values are secrets.
-    pub const SECRET: [&str; 3] = [VCENTER_PASSWORD, COLLECTOR_TOKEN, ROOT_PASSWORD];
+    pub const SECRET: [&str; 4] = [
+        VCENTER_PASSWORD,
+        COLLECTOR_TOKEN,
+        ROOT_PASSWORD,
+        VIEWER_PASSWORD,
+    ];
 }
 
 /// Static addressing; `None` in `Settings::network` means DHCP.
@@ -61,6 +70,24 @@ pub struct StaticNet {
     pub dns: Vec<IpAddr>,
 }
 
+/// What the appliance is: an agent shipping to a collector elsewhere, or the agent and
+/// a collector with its pages on the appliance itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Agent,
+    AllInOne,
+}
+
+impl Mode {
+    /// As the `vscout.mode` property and `/var/lib/vscout-appliance/mode` write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Agent => "agent",
+            Mode::AllInOne => "all-in-one",
+        }
+    }
+}
+
 /// The validated deployment settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -68,7 +95,12 @@ pub struct Settings {
     pub vcenter_user: String,
     pub vcenter_password: Secret,
     pub vcenter_thumbprint: Option<String>,
+    /// The collector the agent ships to: URL, token, pinned thumbprint. In all-in-one
+    /// mode first boot fills it in once the local collector is provisioned.
     pub collector: Option<(String, Secret, Option<String>)>,
+    pub mode: Mode,
+    /// The pages' `viewer` log-in (all-in-one); without it the pages stay closed.
+    pub viewer_password: Option<Secret>,
     pub hostname: Option<String>,
     pub network: Option<StaticNet>,
     /// NTP servers (addresses or host names); empty: DHCP's, else Debian's pool.
@@ -130,6 +162,11 @@ pub fn settings(props: &BTreeMap<String, String>) -> Result<Settings, SettingsEr
             }
         },
     };
+    let mode = mode(props, collector.is_some(), &mut err);
+    let viewer_password = props
+        .get(keys::VIEWER_PASSWORD)
+        .filter(|p| !p.is_empty())
+        .map(|p| Secret::new(p.as_str()));
     let hostname = get(props, keys::HOSTNAME).and_then(|h| {
         if is_host_name(h) {
             Some(h.to_ascii_lowercase())
@@ -156,6 +193,8 @@ pub fn settings(props: &BTreeMap<String, String>) -> Result<Settings, SettingsEr
                 vcenter_password,
                 vcenter_thumbprint,
                 collector,
+                mode,
+                viewer_password,
                 hostname,
                 network,
                 ntp,
@@ -164,6 +203,35 @@ pub fn settings(props: &BTreeMap<String, String>) -> Result<Settings, SettingsEr
             })
         }
         _ => Err(SettingsError(errors)),
+    }
+}
+
+/// The mode: as given, else all-in-one without a collector URL and agent with one. An
+/// all-in-one appliance ships to its own collector, so a URL elsewhere contradicts it.
+fn mode(
+    props: &BTreeMap<String, String>,
+    has_collector: bool,
+    err: &mut dyn FnMut(&str, String),
+) -> Mode {
+    match get(props, keys::MODE) {
+        None if has_collector => Mode::Agent,
+        None => Mode::AllInOne,
+        Some("agent") => Mode::Agent,
+        Some("all-in-one") if has_collector => {
+            err(
+                keys::MODE,
+                "all-in-one serves its own collector: leave vscout.collector_url empty, or set the mode to agent".into(),
+            );
+            Mode::AllInOne
+        }
+        Some("all-in-one") => Mode::AllInOne,
+        Some(other) => {
+            err(
+                keys::MODE,
+                format!("{other:?}: must be agent or all-in-one"),
+            );
+            Mode::AllInOne
+        }
     }
 }
 
@@ -412,6 +480,16 @@ pub fn plan(s: &Settings) -> Vec<FileOut> {
             .into_bytes(),
         });
     }
+    files.push(FileOut {
+        path: MODE_FILE.into(),
+        mode: 0o644,
+        content: format!("{}\n", s.mode.as_str()).into_bytes(),
+    });
+    files.push(FileOut {
+        path: "/etc/issue.d/vscout.issue".into(),
+        mode: 0o644,
+        content: banner(s).into_bytes(),
+    });
     if let Some(h) = &s.hostname {
         files.push(FileOut {
             path: "/etc/hostname".into(),
@@ -427,6 +505,41 @@ pub fn plan(s: &Settings) -> Vec<FileOut> {
         });
     }
     files
+}
+
+/// Where first boot records the mode (the unit's post-step enables or disables the
+/// collector from it).
+pub const MODE_FILE: &str = "/var/lib/vscout-appliance/mode";
+
+/// The console's banner (agetty shows `/etc/issue.d/*.issue` above the log-in prompt;
+/// `\4` is the appliance's IPv4 address): where the pages are and the certificate's
+/// thumbprint to compare in the browser, or where the agent ships. No secret in it.
+pub fn banner(s: &Settings) -> String {
+    // agetty reads backslashes as escapes: a value's own are doubled.
+    let esc = |v: &str| v.replace('\\', "\\\\");
+    match (s.mode, &s.collector) {
+        (Mode::AllInOne, collector) => {
+            let thumb = collector
+                .as_ref()
+                .and_then(|(_, _, t)| t.as_deref())
+                .unwrap_or("(not yet made)");
+            let login = if s.viewer_password.is_some() {
+                "log in as viewer".to_owned()
+            } else {
+                format!(
+                    "closed: no viewer password was set (set {} and run first boot again, or as root:\n  runuser -u vscout-collector -- vscout-collector --config /etc/vscout/collector.toml user add viewer)",
+                    keys::VIEWER_PASSWORD
+                )
+            };
+            format!(
+                "vscout appliance (all-in-one): the pages are at https://\\4/ - {login}\n  certificate SHA-256 thumbprint (compare it in the browser):\n  {thumb}\n\n"
+            )
+        }
+        (Mode::Agent, Some((url, _, _))) => {
+            format!("vscout appliance (agent): ships to {}\n\n", esc(url))
+        }
+        (Mode::Agent, None) => "vscout appliance (agent): no collector set; the buffer keeps what is collected until one is\n\n".to_owned(),
+    }
 }
 
 /// The agent's configuration: the vCenter, and the collector if one was given; secrets

@@ -274,3 +274,123 @@ fn broken_documents_are_errors() {
     ));
     assert_eq!(toml_string("a\u{7}b"), "\"a\\u0007b\"");
 }
+
+/// The required properties alone (no collector).
+fn minimal() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (keys::VCENTER_URL, "https://vc01.example.com/sdk"),
+        (keys::VCENTER_USER, "svc"),
+        (keys::VCENTER_PASSWORD, "pw"),
+    ]
+}
+
+#[test]
+fn the_mode_follows_the_collector_url_unless_given() {
+    use firstboot::Mode;
+    let mode = |extra: &[(&'static str, &'static str)]| {
+        let mut p = minimal();
+        p.extend_from_slice(extra);
+        settings(&parsed(&p)).map(|s| s.mode)
+    };
+    assert_eq!(mode(&[]), Ok(Mode::AllInOne), "no collector: all-in-one");
+    let remote = [
+        (keys::COLLECTOR_URL, "https://c.example.com:8443"),
+        (keys::COLLECTOR_TOKEN, "t"),
+    ];
+    assert_eq!(mode(&remote), Ok(Mode::Agent), "a collector: agent");
+    assert_eq!(mode(&[(keys::MODE, "agent")]), Ok(Mode::Agent));
+    let mut both = remote.to_vec();
+    both.push((keys::MODE, "all-in-one"));
+    let err = mode(&both).expect_err("all-in-one with a collector elsewhere");
+    assert_eq!(err.0[0].0, keys::MODE, "{err}");
+    let err = mode(&[(keys::MODE, "hub")]).expect_err("unknown mode");
+    assert!(
+        err.to_string()
+            .contains("\"hub\": must be agent or all-in-one"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_mode_and_banner_are_planned_and_the_viewer_password_stays_out_of_them() {
+    let mut p = minimal();
+    p.push((keys::VIEWER_PASSWORD, "v13wer \\4 secret"));
+    let mut s = settings(&parsed(&p)).expect("valid");
+    assert!(s.viewer_password.is_some());
+    // As first boot fills it in once the local collector is provisioned.
+    s.collector = Some((
+        super::all_in_one::LOCAL_URL.into(),
+        crate::config::Secret::new("tok"),
+        Some(TP.to_uppercase()),
+    ));
+    let files = plan(&s);
+    assert_eq!(text(&files, firstboot::MODE_FILE), "all-in-one\n");
+    let banner = text(&files, "/etc/issue.d/vscout.issue");
+    assert!(
+        banner.contains("https://\\4/ - log in as viewer"),
+        "{banner}"
+    );
+    assert!(banner.contains(&TP.to_uppercase()), "{banner}");
+    for f in &files {
+        let body = String::from_utf8_lossy(&f.content);
+        assert!(
+            !body.contains("v13wer"),
+            "the viewer password in {:?}",
+            f.path
+        );
+    }
+    let toml = text(&files, "/etc/vscout/agent.toml");
+    assert!(toml.contains("url = \"https://127.0.0.1\""), "{toml}");
+
+    // Without a viewer password the banner says how to open the pages.
+    s.viewer_password = None;
+    let banner = text(&plan(&s), "/etc/issue.d/vscout.issue");
+    assert!(
+        banner.contains("closed: no viewer password") && banner.contains("user add viewer"),
+        "{banner}"
+    );
+    // Agent mode names the collector; a backslash in it is not an agetty escape.
+    s.mode = firstboot::Mode::Agent;
+    s.collector = Some((
+        "https://c.example.com/a\\4".into(),
+        crate::config::Secret::new("t"),
+        None,
+    ));
+    let files = plan(&s);
+    assert_eq!(text(&files, firstboot::MODE_FILE), "agent\n");
+    assert_eq!(
+        text(&files, "/etc/issue.d/vscout.issue"),
+        "vscout appliance (agent): ships to https://c.example.com/a\\\\4\n\n"
+    );
+}
+
+#[test]
+fn retention_grows_with_the_data_disk_and_stays_in_the_collectors_bounds() {
+    use super::all_in_one::retention;
+    const GIB: u64 = 1 << 30;
+    let r32 = retention(32 * GIB);
+    // 32 GiB for 5,000 VMs: 400 days of summaries (2 MB per VM) leave 3.5 MB per VM for
+    // windows at 65 KB a day.
+    assert_eq!((r32.windows_days, r32.summaries_days), (53, 400), "{r32:?}");
+    let r64 = retention(64 * GIB);
+    assert!(r64.windows_days > r32.windows_days, "{r64:?}");
+    assert_eq!(retention(4096 * GIB).windows_days, 90, "capped");
+    // A small disk: a week of windows, fewer days of summaries, never fewer than windows.
+    let small = retention(4 * GIB);
+    assert_eq!(small.windows_days, 7, "{small:?}");
+    assert!(
+        small.summaries_days >= 7 && small.summaries_days < 400,
+        "{small:?}"
+    );
+    let none = retention(0);
+    assert_eq!((none.windows_days, none.summaries_days), (7, 7));
+    // The configuration holds them (tests/tests/appliance.rs starts a collector on it).
+    for r in [r32, r64, small, none] {
+        let toml = super::all_in_one::collector_toml(&r);
+        assert!(
+            toml.contains(&format!("windows_days = {}\n", r.windows_days)),
+            "{toml}"
+        );
+        assert!(toml.contains("listen_addr = \"0.0.0.0:443\""), "{toml}");
+    }
+}
