@@ -247,11 +247,47 @@ fn read_ovf_env(ovf_env: Option<&Path>) -> Result<String, String> {
     }
 }
 
+/// All-in-one: the local collector provisioned, and the agent pointed at it.
+fn provision_local_collector(
+    settings: &mut crate::appliance::firstboot::Settings,
+    root: &Path,
+    collector_bin: &Path,
+) -> Result<(), ExitCode> {
+    use crate::appliance::all_in_one;
+    match all_in_one::provision(settings, root, collector_bin) {
+        Ok(p) => {
+            let r = p.retention;
+            println!(
+                "all-in-one: the collector keeps 5-minute windows {} days and summaries {} days ({} MiB free on {} at first boot, sized for {} VMs)",
+                r.windows_days,
+                r.summaries_days,
+                r.free_bytes >> 20,
+                all_in_one::DATA_DIR,
+                all_in_one::DESIGN_VMS
+            );
+            if !p.viewer {
+                println!("all-in-one: no viewer password was set: the pages stay closed until one is (see the console's banner)");
+            }
+            settings.collector = Some((
+                all_in_one::LOCAL_URL.to_owned(),
+                p.token,
+                Some(p.thumbprint),
+            ));
+            Ok(())
+        }
+        Err(e) => {
+            // Not marked done: the next boot tries again.
+            eprintln!("vscout firstboot: all-in-one: {e}");
+            Err(ExitCode::from(EX_CANTCREAT))
+        }
+    }
+}
+
 /// `vscout firstboot`: OVF environment → the appliance's configuration files, and in
 /// all-in-one mode the local collector (`collector_bin`) provisioned first so that the
 /// agent's configuration can name it.
 pub fn firstboot(ovf_env: Option<&Path>, root: &Path, collector_bin: &Path) -> ExitCode {
-    use crate::appliance::{all_in_one, firstboot, ovfenv};
+    use crate::appliance::{firstboot, ovfenv};
     let mut settings = match read_ovf_env(ovf_env)
         .and_then(|d| ovfenv::parse(&d).map_err(|e| e.to_string()))
         .and_then(|props| firstboot::settings(&props).map_err(|e| e.to_string()))
@@ -263,31 +299,8 @@ pub fn firstboot(ovf_env: Option<&Path>, root: &Path, collector_bin: &Path) -> E
         }
     };
     if settings.mode == firstboot::Mode::AllInOne {
-        match all_in_one::provision(&settings, root, collector_bin) {
-            Ok(p) => {
-                let r = p.retention;
-                println!(
-                    "all-in-one: the collector keeps 5-minute windows {} days and summaries {} days ({} MiB free on {} at first boot, sized for {} VMs)",
-                    r.windows_days,
-                    r.summaries_days,
-                    r.free_bytes >> 20,
-                    all_in_one::DATA_DIR,
-                    all_in_one::DESIGN_VMS
-                );
-                if !p.viewer {
-                    println!("all-in-one: no viewer password was set: the pages stay closed until one is (see the console's banner)");
-                }
-                settings.collector = Some((
-                    all_in_one::LOCAL_URL.to_owned(),
-                    p.token,
-                    Some(p.thumbprint),
-                ));
-            }
-            Err(e) => {
-                // Not marked done: the next boot tries again.
-                eprintln!("vscout firstboot: all-in-one: {e}");
-                return ExitCode::from(EX_CANTCREAT);
-            }
+        if let Err(code) = provision_local_collector(&mut settings, root, collector_bin) {
+            return code;
         }
     }
     let files = firstboot::plan(&settings);

@@ -1,5 +1,5 @@
 //! The OVA's structure (`packaging/appliance/pack-ova`), from a small raw disk: the
-//! descriptor first in a ustar archive, manifest hashes that match, a descriptor that
+//! descriptor first in a ustar archive (then the system and data disks), manifest hashes that match, a descriptor that
 //! parses and declares exactly the properties `vscout firstboot` reads (secrets marked as
 //! passwords), and a streamOptimized VMDK.
 
@@ -25,14 +25,19 @@ fn run(cmd: &mut Command) -> Result<String> {
 fn the_ova_is_structurally_valid() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let raw = dir.path().join("disk.raw");
-    run(Command::new("qemu-img")
-        .args(["create", "-f", "raw"])
-        .arg(&raw)
-        .arg("64M"))?;
+    let data = dir.path().join("data.raw");
+    for (disk, size) in [(&raw, "64M"), (&data, "32M")] {
+        run(Command::new("qemu-img")
+            .args(["create", "-f", "raw"])
+            .arg(disk)
+            .arg(size))?;
+    }
     let ova = run(Command::new("bash")
         .arg(workspace_root().join("packaging/appliance/pack-ova"))
         .arg("--disk")
         .arg(&raw)
+        .arg("--data-disk")
+        .arg(&data)
         .arg("--out")
         .arg(dir.path().join("out"))
         .args(["--version", "9.9.9"]))?;
@@ -45,7 +50,8 @@ fn the_ova_is_structurally_valid() -> Result<()> {
         [
             "vscout-appliance-9.9.9.ovf",
             "vscout-appliance-9.9.9.mf",
-            "vscout-appliance-9.9.9-disk1.vmdk"
+            "vscout-appliance-9.9.9-disk1.vmdk",
+            "vscout-appliance-9.9.9-disk2.vmdk"
         ]
     );
     let x = dir.path().join("x");
@@ -65,14 +71,17 @@ fn the_ova_is_structurally_valid() -> Result<()> {
         assert_eq!(hex, want, "{name}");
         hashed.insert(name.to_owned());
     }
-    assert_eq!(hashed.len(), 2);
+    assert_eq!(hashed.len(), 3);
 
     // Descriptor: well-formed, sizes right, exactly firstboot's keys.
     let ovf = std::fs::read_to_string(x.join(members[0]))?;
-    let vmdk_size = std::fs::metadata(x.join(members[2]))?.len();
+    let vmdk_sizes: Vec<String> = members[2..]
+        .iter()
+        .map(|m| Ok(std::fs::metadata(x.join(m))?.len().to_string()))
+        .collect::<Result<_>>()?;
     let mut reader = quick_xml::Reader::from_str(&ovf);
     let (mut props, mut secrets) = (BTreeSet::new(), BTreeSet::new());
-    let (mut file_size, mut capacity) = (None, None);
+    let (mut file_sizes, mut capacities) = (Vec::new(), Vec::new());
     loop {
         match reader.read_event()? {
             Event::Start(e) | Event::Empty(e) => {
@@ -90,8 +99,8 @@ fn the_ova_is_structurally_valid() -> Result<()> {
                         }
                         props.insert(k);
                     }
-                    b"File" => file_size = attr("ovf:size"),
-                    b"Disk" => capacity = attr("ovf:capacity"),
+                    b"File" => file_sizes.extend(attr("ovf:size")),
+                    b"Disk" => capacities.extend(attr("ovf:capacity")),
                     _ => {}
                 }
             }
@@ -113,14 +122,16 @@ fn the_ova_is_structurally_valid() -> Result<()> {
             .map(|k| k.to_string())
             .collect::<BTreeSet<_>>()
     );
-    assert_eq!(file_size, Some(vmdk_size.to_string()));
-    assert_eq!(capacity.as_deref(), Some("67108864"));
+    assert_eq!(file_sizes, vmdk_sizes);
+    assert_eq!(capacities, ["67108864", "33554432"]);
     assert!(
         ovf.contains("<Version>9.9.9</Version>") && !ovf.contains('@'),
         "placeholders left"
     );
 
-    let info = run(Command::new("qemu-img").arg("info").arg(x.join(members[2])))?;
-    assert!(info.contains("create type: streamOptimized"), "{info}");
+    for vmdk in &members[2..] {
+        let info = run(Command::new("qemu-img").arg("info").arg(x.join(vmdk)))?;
+        assert!(info.contains("create type: streamOptimized"), "{info}");
+    }
     Ok(())
 }

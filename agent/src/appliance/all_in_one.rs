@@ -163,8 +163,12 @@ fn run_collector(
     stdin: Option<&str>,
 ) -> Result<String, String> {
     let mut cmd = if as_user {
-        let mut c = Command::new("runuser");
-        c.args(["-u", SERVICE_USER, "--"]).arg(bin);
+        // setpriv, not runuser: no PAM session this early in the boot.
+        let mut c = Command::new("setpriv");
+        c.arg(format!("--reuid={SERVICE_USER}"))
+            .arg(format!("--regid={SERVICE_USER}"))
+            .arg("--init-groups")
+            .arg(bin);
         c
     } else {
         Command::new(bin)

@@ -114,6 +114,14 @@ pub struct Settings {
 #[error("invalid OVF properties: {}", .0.iter().map(|(k, r)| format!("{k}: {r}")).collect::<Vec<_>>().join("; "))]
 pub struct SettingsError(pub Vec<(String, String)>);
 
+/// A secret property, if set: taken as it is (spaces are part of a password).
+fn secret(props: &BTreeMap<String, String>, key: &str) -> Option<Secret> {
+    props
+        .get(key)
+        .filter(|p| !p.is_empty())
+        .map(|p| Secret::new(p.as_str()))
+}
+
 fn get<'a>(props: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
     props.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
 }
@@ -137,10 +145,7 @@ pub fn settings(props: &BTreeMap<String, String>) -> Result<Settings, SettingsEr
     if vcenter_user.is_none() {
         err(keys::VCENTER_USER, "required".into());
     }
-    let vcenter_password = props
-        .get(keys::VCENTER_PASSWORD)
-        .filter(|p| !p.is_empty())
-        .map(|p| Secret::new(p.as_str()));
+    let vcenter_password = secret(props, keys::VCENTER_PASSWORD);
     if vcenter_password.is_none() {
         err(keys::VCENTER_PASSWORD, "required".into());
     }
@@ -163,10 +168,7 @@ pub fn settings(props: &BTreeMap<String, String>) -> Result<Settings, SettingsEr
         },
     };
     let mode = mode(props, collector.is_some(), &mut err);
-    let viewer_password = props
-        .get(keys::VIEWER_PASSWORD)
-        .filter(|p| !p.is_empty())
-        .map(|p| Secret::new(p.as_str()));
+    let viewer_password = secret(props, keys::VIEWER_PASSWORD);
     let hostname = get(props, keys::HOSTNAME).and_then(|h| {
         if is_host_name(h) {
             Some(h.to_ascii_lowercase())
@@ -180,10 +182,7 @@ pub fn settings(props: &BTreeMap<String, String>) -> Result<Settings, SettingsEr
     });
     let network = static_net(props, &mut err);
     let ntp = ntp_servers(props, &mut err);
-    let root_password = props
-        .get(keys::ROOT_PASSWORD)
-        .filter(|p| !p.is_empty())
-        .map(|p| Secret::new(p.as_str()));
+    let root_password = secret(props, keys::ROOT_PASSWORD);
     let root_ssh_key = ssh_key(props, &mut err);
     match (vcenter_url, vcenter_user, vcenter_password) {
         (Some(vcenter_url), Some(vcenter_user), Some(vcenter_password)) if errors.is_empty() => {
@@ -206,7 +205,7 @@ pub fn settings(props: &BTreeMap<String, String>) -> Result<Settings, SettingsEr
     }
 }
 
-/// The mode: as given, else all-in-one without a collector URL and agent with one. An
+/// The mode: as given, else (empty or `auto`, the descriptor's default) all-in-one without a collector URL and agent with one. An
 /// all-in-one appliance ships to its own collector, so a URL elsewhere contradicts it.
 fn mode(
     props: &BTreeMap<String, String>,
@@ -214,8 +213,8 @@ fn mode(
     err: &mut dyn FnMut(&str, String),
 ) -> Mode {
     match get(props, keys::MODE) {
-        None if has_collector => Mode::Agent,
-        None => Mode::AllInOne,
+        None | Some("auto") if has_collector => Mode::Agent,
+        None | Some("auto") => Mode::AllInOne,
         Some("agent") => Mode::Agent,
         Some("all-in-one") if has_collector => {
             err(
@@ -228,7 +227,7 @@ fn mode(
         Some(other) => {
             err(
                 keys::MODE,
-                format!("{other:?}: must be agent or all-in-one"),
+                format!("{other:?}: must be auto, agent or all-in-one"),
             );
             Mode::AllInOne
         }

@@ -299,6 +299,7 @@ fn the_mode_follows_the_collector_url_unless_given() {
     ];
     assert_eq!(mode(&remote), Ok(Mode::Agent), "a collector: agent");
     assert_eq!(mode(&[(keys::MODE, "agent")]), Ok(Mode::Agent));
+    assert_eq!(mode(&[(keys::MODE, "auto")]), Ok(Mode::AllInOne));
     let mut both = remote.to_vec();
     both.push((keys::MODE, "all-in-one"));
     let err = mode(&both).expect_err("all-in-one with a collector elsewhere");
@@ -306,7 +307,7 @@ fn the_mode_follows_the_collector_url_unless_given() {
     let err = mode(&[(keys::MODE, "hub")]).expect_err("unknown mode");
     assert!(
         err.to_string()
-            .contains("\"hub\": must be agent or all-in-one"),
+            .contains("\"hub\": must be auto, agent or all-in-one"),
         "{err}"
     );
 }
