@@ -8,7 +8,8 @@
 //!    into batches, append with group commit (fsync per batch), read back and POST to the
 //!    real collector (release binary, SQLite) until everything is acknowledged — this
 //!    process's CPU for that is the buffer + shipper cost;
-//! 3. the collector's CPU for ingesting them (from /proc), as rollups per CPU-second.
+//! 3. the collector's CPU for ingesting them (from /proc), as rollups per CPU-second;
+//! 4. an all-in-one appliance's memory: the agent's and the collector's peak RSS.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -48,7 +49,7 @@ fn main() -> anyhow::Result<()> {
     );
     let cfg = e.agent_config(PASSWORD, "")?;
     let rollups_file = e.dir.path().join("rollups.jsonl");
-    let run = |args: &[&str]| -> anyhow::Result<u64> {
+    let run = |args: &[&str]| -> anyhow::Result<(u64, u64)> {
         let out = Command::new(&bin)
             .args(["--config", &cfg])
             .args(args)
@@ -59,11 +60,11 @@ fn main() -> anyhow::Result<()> {
             .output()?;
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         anyhow::ensure!(out.status.success(), "vscout {args:?} failed: {err}");
-        Ok(vscout_e2e::reported_resources(&err).0)
+        Ok(vscout_e2e::reported_resources(&err))
     };
     let inv_dir = e.path("inv");
-    let inventory_cpu = run(&["inventory", "--output", &inv_dir])?;
-    let once_cpu = run(&[
+    let inventory_cpu = run(&["inventory", "--output", &inv_dir])?.0;
+    let (once_cpu, once_rss_kib) = run(&[
         "perf",
         "--once",
         "--window-secs",
@@ -82,6 +83,7 @@ fn main() -> anyhow::Result<()> {
         "--output",
         minute_file.to_str().unwrap_or_default(),
     ])?
+    .0
     .saturating_sub(inventory_cpu);
     let run_collect_cpu = 5.0 * minute_cpu as f64 + inventory_cpu as f64 / 12.0;
     let collect_cpu = poll_cpu as f64 + inventory_cpu as f64 / 12.0;
@@ -205,6 +207,42 @@ fn main() -> anyhow::Result<()> {
     println!(
         "collector: {stored} rollups stored with {col_cpu} ms CPU: {:.0} rollups per CPU-second (target >= 200,000)",
         n as f64 / (col_cpu.max(1) as f64 / 1e3)
+    );
+    all_in_one_memory(&col, &col_pid, once_rss_kib)
+}
+
+/// An all-in-one appliance's memory: the agent's peak polling the estate (`perf --once`)
+/// beside the collector's after it ingested that window and assessed the estate (the
+/// pages' heaviest request), both peaks (VmHWM).
+fn all_in_one_memory(col: &Collector, col_pid: &str, agent_rss_kib: u64) -> anyhow::Result<()> {
+    let token = std::fs::read_to_string(&col.token_file)?;
+    let http = vscout_e2e::collector::client(col, None)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let status = rt.block_on(async {
+        let r = http
+            .get(format!("{}/v1/assessment", col.url))
+            .bearer_auth(token.trim())
+            .send()
+            .await?;
+        let status = r.status();
+        r.bytes().await?;
+        anyhow::Ok(status)
+    })?;
+    anyhow::ensure!(status.is_success(), "GET /v1/assessment: {status}");
+    let status_file = std::fs::read_to_string(format!("/proc/{col_pid}/status"))?;
+    let col_kib: u64 = status_file
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    println!(
+        "all-in-one memory: agent peak {} MiB (perf --once) + collector peak {} MiB (ingest, then the assessment) = {} MiB",
+        agent_rss_kib / 1024,
+        col_kib / 1024,
+        (agent_rss_kib + col_kib) / 1024
     );
     Ok(())
 }
