@@ -71,13 +71,16 @@ fn example_config_is_valid() {
     assert_eq!(cfg.buffer.max_bytes, 1 << 30);
 }
 
-/// An OVF environment with the three required properties; `password` is XML-escaped.
+/// An OVF environment with the three required properties, in agent mode (all-in-one,
+/// the default without a collector URL, needs the collector's binary:
+/// tests/tests/appliance_all_in_one.rs); `password` is XML-escaped.
 fn ovf_env(password: &str) -> String {
     format!(
         r#"<?xml version="1.0"?><Environment xmlns="http://schemas.dmtf.org/ovf/environment/1" xmlns:oe="http://schemas.dmtf.org/ovf/environment/1"><PropertySection>
 <Property oe:key="vscout.vcenter_url" oe:value="https://vc.example.com/sdk"/>
 <Property oe:key="vscout.vcenter_user" oe:value="svc@vsphere.local"/>
 <Property oe:key="vscout.vcenter_password" oe:value="{password}"/>
+<Property oe:key="vscout.mode" oe:value="agent"/>
 </PropertySection></Environment>"#
     )
 }
