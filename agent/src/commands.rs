@@ -265,7 +265,7 @@ fn provision_local_collector(
                 all_in_one::DATA_DIR,
                 all_in_one::DESIGN_VMS
             );
-            if !p.viewer {
+            if settings.viewer_password.is_none() {
                 println!("all-in-one: no viewer password was set: the pages stay closed until one is (see the console's banner)");
             }
             settings.collector = Some((

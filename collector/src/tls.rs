@@ -42,10 +42,11 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
-/// The server's certificate: where its files are, its thumbprint, and whether this call
-/// generated it.
+/// The server's certificate: its chain as read, where its files are, its thumbprint, and
+/// whether this call generated it.
 #[derive(Debug)]
 pub struct Certificate {
+    pub chain: Vec<CertificateDer<'static>>,
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
     pub thumbprint: String,
@@ -69,9 +70,10 @@ pub fn certificate(cfg: &CollectorConfig) -> Result<Certificate, String> {
             (c, k, fresh)
         }
     };
-    let certs = read_certs(&cert_file)?;
+    let chain = read_certs(&cert_file)?;
     Ok(Certificate {
-        thumbprint: thumbprint(certs[0].as_ref()),
+        thumbprint: thumbprint(chain[0].as_ref()),
+        chain,
         cert_file,
         key_file,
         generated,
@@ -82,7 +84,6 @@ pub fn certificate(cfg: &CollectorConfig) -> Result<Certificate, String> {
 /// and none was generated before.
 pub fn server_tls(cfg: &CollectorConfig) -> Result<ServerTls, String> {
     let cert = certificate(cfg)?;
-    let certs = read_certs(&cert.cert_file)?;
     let key_path = &cert.key_file;
     let key = PrivateKeyDer::from_pem_file(key_path)
         .map_err(|e| format!("cannot read key {}: {e}", key_path.display()))?;
@@ -109,7 +110,7 @@ pub fn server_tls(cfg: &CollectorConfig) -> Result<ServerTls, String> {
         }
     };
     let mut config = builder
-        .with_single_cert(certs, key)
+        .with_single_cert(cert.chain, key)
         .map_err(|e| format!("certificate {}: {e}", cert_path.display()))?;
     // HTTP/1.1 only: agents speak it, and hyper's header-read timeout (the defence
     // against slow and idle connections) is an HTTP/1 setting.

@@ -63,8 +63,8 @@ pub fn retention(free_bytes: u64) -> Retention {
     }
 }
 
-/// The collector's configuration: every port's pages and API on 443, the data disk,
-/// and the retention sized at first boot.
+/// The collector's configuration: the pages and the API on port 443, the data disk, and
+/// the retention sized at first boot.
 pub fn collector_toml(r: &Retention) -> String {
     format!(
         "# Written by vscout-firstboot (all-in-one): the collector on this appliance. Edit it,\n\
@@ -88,8 +88,6 @@ pub struct Provisioned {
     pub token: Secret,
     pub thumbprint: String,
     pub retention: Retention,
-    /// Whether the viewer's log-in was made (a viewer password was given).
-    pub viewer: bool,
 }
 
 /// Sets up the local collector under `root` (`/` on the appliance): its configuration,
@@ -142,7 +140,6 @@ pub fn provision(s: &Settings, root: &Path, collector_bin: &Path) -> Result<Prov
         token: Secret::new(token.as_str()),
         thumbprint,
         retention,
-        viewer: s.viewer_password.is_some(),
     })
 }
 

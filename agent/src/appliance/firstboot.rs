@@ -205,8 +205,9 @@ pub fn settings(props: &BTreeMap<String, String>) -> Result<Settings, SettingsEr
     }
 }
 
-/// The mode: as given, else (empty or `auto`, the descriptor's default) all-in-one without a collector URL and agent with one. An
-/// all-in-one appliance ships to its own collector, so a URL elsewhere contradicts it.
+/// The mode: as given, else (empty or `auto`, the descriptor's default) all-in-one
+/// without a collector URL and agent with one. An all-in-one appliance ships to its own
+/// collector, so a URL elsewhere contradicts it.
 fn mode(
     props: &BTreeMap<String, String>,
     has_collector: bool,
