@@ -159,6 +159,67 @@ impl PgStore {
         }
         Ok(w)
     }
+
+    /// Runs `f` on the reader's connection (see `heal`).
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut c = self.reader()?;
+        let r = f(&mut c);
+        heal(&mut c, &self.target, "reader", r)
+    }
+
+    /// Runs `f` on the writer (see `heal`).
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Writer) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut w = self.writer()?;
+        let r = f(&mut w);
+        heal(&mut w.client, &self.target, "writer", r)
+    }
+
+    /// Runs `f` on retention's connection (see `heal`).
+    fn prune<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut c = self.retention()?;
+        let r = f(&mut c);
+        heal(&mut c, &self.target, "retention", r)
+    }
+}
+
+/// After a request on `client` failed because the connection is gone, the connection
+/// is made again at once. A server that ends a connection (a restart, an administrator)
+/// says so in a last error that can arrive before the socket closes, while `is_closed`
+/// does not know yet: without this the next request would fail on the dead connection
+/// too. If the server cannot be reached now, the next request tries again.
+fn heal<T>(
+    client: &mut Client,
+    target: &PgTarget,
+    role: &str,
+    r: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    if let Err(StoreError::Postgres(e)) = &r {
+        if connection_lost(e) {
+            if let Ok(fresh) = target.connect(role) {
+                *client = fresh;
+            }
+        }
+    }
+    r
+}
+
+/// Whether `e` means the connection is gone: closed, an I/O error, or the server's
+/// "operator intervention" (57P: shut down, terminated) or "connection exception" (08).
+fn connection_lost(e: &postgres::Error) -> bool {
+    let sqlstate = e.code().map(postgres::error::SqlState::code).unwrap_or("");
+    e.is_closed()
+        || sqlstate.starts_with("57P")
+        || sqlstate.starts_with("08")
+        || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
 }
 
 /// `m`'s connection, made again first if it was lost (the server restarted, or the
@@ -185,20 +246,19 @@ impl Storage for PgStore {
         principal: &Principal,
         batch: &Batch,
     ) -> Result<IngestOutcome, StoreError> {
-        let mut w = self.writer()?;
-        ingest::ingest(&mut w, (agent_id, seq, agent_version), principal, batch)
+        self.write(|w| ingest::ingest(w, (agent_id, seq, agent_version), principal, batch))
     }
 
     fn vcenters(&self) -> Result<Vec<Value>, StoreError> {
-        read::vcenters(&mut *self.reader()?)
+        self.read(read::vcenters)
     }
 
     fn vms(&self, filter: &VmFilter) -> Result<Vec<Value>, StoreError> {
-        read::vms(&mut *self.reader()?, filter)
+        self.read(|c| read::vms(c, filter))
     }
 
     fn entities(&self, kind: EntityKind, filter: &EntityFilter) -> Result<Vec<Value>, StoreError> {
-        read::entities(&mut *self.reader()?, kind, filter)
+        self.read(|c| read::entities(c, kind, filter))
     }
 
     fn metrics(
@@ -207,7 +267,7 @@ impl Storage for PgStore {
         id: &str,
         q: &MetricsQuery,
     ) -> Result<Option<Vec<MetricsRow>>, StoreError> {
-        read::metrics(&mut *self.reader()?, kind, id, q)
+        self.read(|c| read::metrics(c, kind, id, q))
     }
 
     fn daily(
@@ -216,7 +276,7 @@ impl Storage for PgStore {
         id: &str,
         q: &DailyQuery,
     ) -> Result<Option<Vec<Value>>, StoreError> {
-        read::daily(&mut *self.reader()?, kind, id, q)
+        self.read(|c| read::daily(c, kind, id, q))
     }
 
     fn vm_usage(
@@ -224,17 +284,18 @@ impl Storage for PgStore {
         q: &UsageQuery<'_>,
         each: &mut dyn FnMut(SeriesUsage),
     ) -> Result<(), StoreError> {
-        let mut c = self.reader()?;
-        // One snapshot: a pass summing up a day between the reads of summaries and
-        // windows would have it counted twice or not at all.
-        let mut tx = c
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
-        usage::vm_usage(&mut tx, q, each)?;
-        tx.commit()?;
-        Ok(())
+        self.read(|c| {
+            // One snapshot: a pass summing up a day between the reads of summaries and
+            // windows would have it counted twice or not at all.
+            let mut tx = c
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            usage::vm_usage(&mut tx, q, each)?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     fn vm_records(
@@ -242,43 +303,44 @@ impl Storage for PgStore {
         only: Option<(Option<&str>, &str)>,
         each: &mut dyn FnMut(&str, Vm),
     ) -> Result<(), StoreError> {
-        read::vm_records(&mut *self.reader()?, only, each)
+        self.read(|c| read::vm_records(c, only, each))
     }
 
     fn inventories(&self) -> Result<Vec<VcenterInventory>, StoreError> {
-        read::inventories(&mut *self.reader()?)
+        self.read(read::inventories)
     }
 
     fn agents(&self, only: Option<&str>) -> Result<Vec<Value>, StoreError> {
-        read::agents(&mut *self.reader()?, only)
+        self.read(|c| read::agents(c, only))
     }
 
     fn counts(&self) -> Result<Counts, StoreError> {
-        let mut c = self.reader()?;
-        let row = c.query_one(
-            "SELECT (SELECT count(*) FROM agents), (SELECT coalesce(sum(batches), 0)::int8 FROM agents),
-                    (SELECT count(*) FROM vcenters), (SELECT count(*) FROM vms),
-                    (SELECT count(*) FROM series),
-                    (SELECT sum(CASE key WHEN 'stored_windows' THEN value ELSE -value END)::int8
-                     FROM meta WHERE key IN ('stored_windows', 'removed_windows')),
-                    (SELECT sum(CASE key WHEN 'stored_sketches' THEN value ELSE -value END)::int8
-                     FROM meta WHERE key IN ('stored_sketches', 'removed_sketches')),
-                    (SELECT coalesce(sum(duplicate_batches), 0)::int8 FROM agents),
-                    (SELECT coalesce(sum(rows_ignored), 0)::int8 FROM agents)",
-            &[],
-        )?;
-        let n = |i: usize| row.get::<_, i64>(i).max(0) as u64;
-        Ok(Counts {
-            agents: n(0),
-            batches: n(1),
-            vcenters: n(2),
-            vms: n(3),
-            series: n(4),
-            rollups: n(5),
-            daily: n(6),
-            duplicate_batches: n(7),
-            rows_ignored: n(8),
-            pruned: prune::counted(&mut c)?,
+        self.read(|c| {
+            let row = c.query_one(
+                "SELECT (SELECT count(*) FROM agents), (SELECT coalesce(sum(batches), 0)::int8 FROM agents),
+                        (SELECT count(*) FROM vcenters), (SELECT count(*) FROM vms),
+                        (SELECT count(*) FROM series),
+                        (SELECT sum(CASE key WHEN 'stored_windows' THEN value ELSE -value END)::int8
+                         FROM meta WHERE key IN ('stored_windows', 'removed_windows')),
+                        (SELECT sum(CASE key WHEN 'stored_sketches' THEN value ELSE -value END)::int8
+                         FROM meta WHERE key IN ('stored_sketches', 'removed_sketches')),
+                        (SELECT coalesce(sum(duplicate_batches), 0)::int8 FROM agents),
+                        (SELECT coalesce(sum(rows_ignored), 0)::int8 FROM agents)",
+                &[],
+            )?;
+            let n = |i: usize| row.get::<_, i64>(i).max(0) as u64;
+            Ok(Counts {
+                agents: n(0),
+                batches: n(1),
+                vcenters: n(2),
+                vms: n(3),
+                series: n(4),
+                rollups: n(5),
+                daily: n(6),
+                duplicate_batches: n(7),
+                rows_ignored: n(8),
+                pruned: prune::counted(c)?,
+            })
         })
     }
 
@@ -289,56 +351,57 @@ impl Storage for PgStore {
         after: i64,
         series: usize,
     ) -> Result<PruneStep, StoreError> {
-        let mut c = self.retention()?;
-        if series > 0 {
-            partitions::prepare_pass(&mut c, now_s)?;
-        }
-        let mut tx = c.transaction()?;
-        let step = if series == 0 {
-            // Only the horizons, before the first request.
-            prune::raise_horizons(&mut tx, now_s, r, false)?;
-            PruneStep::default()
-        } else {
-            prune::step(&mut tx, now_s, r, after, series)?
-        };
-        tx.commit()?;
-        Ok(step)
+        self.prune(|c| {
+            if series > 0 {
+                partitions::prepare_pass(c, now_s)?;
+            }
+            let mut tx = c.transaction()?;
+            let step = if series == 0 {
+                // Only the horizons, before the first request.
+                prune::raise_horizons(&mut tx, now_s, r, false)?;
+                PruneStep::default()
+            } else {
+                prune::step(&mut tx, now_s, r, after, series)?
+            };
+            tx.commit()?;
+            Ok(step)
+        })
     }
 
     fn add_token(&self, name: &str, sha256_hex: &str, role: Role) -> Result<(), StoreError> {
-        access::add_token(&mut self.writer()?.client, name, sha256_hex, role)
+        self.write(|w| access::add_token(&mut w.client, name, sha256_hex, role))
     }
 
     fn token(&self, sha256_hex: &str) -> Result<Option<(String, Role)>, StoreError> {
-        access::token(&mut *self.reader()?, sha256_hex)
+        self.read(|c| access::token(c, sha256_hex))
     }
 
     fn add_user(&self, name: &str, phc: &str) -> Result<(), StoreError> {
-        access::add_user(&mut self.writer()?.client, name, phc)
+        self.write(|w| access::add_user(&mut w.client, name, phc))
     }
 
     fn user_hash(&self, name: &str) -> Result<Option<String>, StoreError> {
-        access::user_hash(&mut *self.reader()?, name)
+        self.read(|c| access::user_hash(c, name))
     }
 
     fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
-        access::remove_user(&mut self.writer()?.client, name)
+        self.write(|w| access::remove_user(&mut w.client, name))
     }
 
     fn users(&self) -> Result<Vec<UserInfo>, StoreError> {
-        access::users(&mut *self.reader()?)
+        self.read(access::users)
     }
 
     fn add_session(&self, sha256_hex: &str, user: &str, expires_s: i64) -> Result<(), StoreError> {
-        access::add_session(&mut self.writer()?.client, sha256_hex, user, expires_s)
+        self.write(|w| access::add_session(&mut w.client, sha256_hex, user, expires_s))
     }
 
     fn session_user(&self, sha256_hex: &str, now_s: i64) -> Result<Option<String>, StoreError> {
-        access::session_user(&mut *self.reader()?, sha256_hex, now_s)
+        self.read(|c| access::session_user(c, sha256_hex, now_s))
     }
 
     fn end_session(&self, sha256_hex: &str) -> Result<(), StoreError> {
-        access::end_session(&mut self.writer()?.client, sha256_hex)
+        self.write(|w| access::end_session(&mut w.client, sha256_hex))
     }
 
     fn token_count(&self) -> Result<u64, StoreError> {
@@ -350,24 +413,25 @@ impl Storage for PgStore {
     }
 
     fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
-        access::tokens(&mut *self.reader()?)
+        self.read(access::tokens)
     }
 
     fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
-        let mut w = self.writer()?;
-        Ok(w.client
-            .execute("DELETE FROM tokens WHERE name = $1", &[&name])?
-            == 1)
+        self.write(|w| {
+            Ok(w.client
+                .execute("DELETE FROM tokens WHERE name = $1", &[&name])?
+                == 1)
+        })
     }
 
     fn first_token_needed(&self) -> Result<bool, StoreError> {
-        Ok(self
-            .reader()?
-            .query_one(
+        self.read(|c| {
+            Ok(c.query_one(
                 "SELECT NOT EXISTS (SELECT 1 FROM tokens)
                     AND NOT EXISTS (SELECT 1 FROM meta WHERE key = 'tokens_made')",
                 &[],
             )?
             .get(0))
+        })
     }
 }
