@@ -142,14 +142,6 @@ impl PgStore {
         })
     }
 
-    fn reader(&self) -> Result<MutexGuard<'_, Client>, StoreError> {
-        live(&self.reader, &self.target, "reader")
-    }
-
-    fn retention(&self) -> Result<MutexGuard<'_, Client>, StoreError> {
-        live(&self.retention, &self.target, "retention")
-    }
-
     /// The writer, its connection made again if it was lost (its caches hold: series
     /// ids and partitions are the database's, not the connection's).
     fn writer(&self) -> Result<MutexGuard<'_, Writer>, StoreError> {
@@ -165,9 +157,7 @@ impl PgStore {
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut c = self.reader()?;
-        let r = f(&mut c);
-        heal(&mut c, &self.target, "reader", r)
+        on(&self.reader, &self.target, "reader", f)
     }
 
     /// Runs `f` on the writer (see `heal`).
@@ -185,10 +175,21 @@ impl PgStore {
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut c = self.retention()?;
-        let r = f(&mut c);
-        heal(&mut c, &self.target, "retention", r)
+        on(&self.retention, &self.target, "retention", f)
     }
+}
+
+/// Runs `f` on `m`'s connection, made again first if it was lost (`live`) and at once
+/// after a failure that shows it gone (`heal`).
+fn on<T>(
+    m: &Mutex<Client>,
+    target: &PgTarget,
+    role: &str,
+    f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut c = live(m, target, role)?;
+    let r = f(&mut c);
+    heal(&mut c, target, role, r)
 }
 
 /// After a request on `client` failed because the connection is gone, the connection
@@ -405,10 +406,7 @@ impl Storage for PgStore {
     }
 
     fn token_count(&self) -> Result<u64, StoreError> {
-        let n: i64 = self
-            .reader()?
-            .query_one("SELECT count(*) FROM tokens", &[])?
-            .get(0);
+        let n: i64 = self.read(|c| Ok(c.query_one("SELECT count(*) FROM tokens", &[])?.get(0)))?;
         Ok(n as u64)
     }
 
